@@ -1,0 +1,1 @@
+"""csdformer.quantize: the PyTorch side (model, LSQ, training, conversion)."""

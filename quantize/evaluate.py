@@ -1,0 +1,51 @@
+"""Accuracy of every stage of the reference path on one data split.
+
+``float`` (quantizers as continuous clips, the weights as trained), ``qann`` (LSQ activations,
+float weights: what was trained), ``int_qann`` (the artifact in the count domain: integer
+weights and thresholds), and ``snn`` for each delay ``D = 0..T-1`` (the artifact, time-stepped).
+The gap ``qann − int_qann`` is the cost of integer weights and thresholds; it is reported, not
+hidden.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..artifact import Artifact
+from ..datasets import load as load_dataset
+from ..sim import runner
+from .config import Config
+from .model import CSDformer
+from .train import accuracy
+
+
+def torch_accuracies(model: CSDformer, cfg: Config, split: str = "test") -> dict[str, float]:
+    x, y = load_dataset(cfg.data.name, split, cfg.data.root)
+    x, y = torch.tensor(x), torch.tensor(y)
+    from ..datasets import info
+
+    mv = info(cfg.data.name).max_value
+    model.eval()
+    try:
+        model.set_quantized(False)
+        f = accuracy(model, x, y, mv)
+    finally:
+        model.set_quantized(True)
+    return {"float": f, "qann": accuracy(model, x, y, mv)}
+
+
+def golden_accuracies(art: Artifact, images: np.ndarray, labels: np.ndarray, *, delays=None,
+                      progress: bool = False) -> dict[str, Any]:
+    """int-QANN and per-delay SNN accuracies, and how often SNN(D=T-1) matches the int-QANN."""
+    q = runner.evaluate(art, images, labels, mode="qann", progress=progress)
+    out: dict[str, Any] = {"int_qann": q["accuracy"], "snn": {}}
+    delays = range(art.T) if delays is None else delays
+    for d in delays:
+        s = runner.evaluate(art, images, labels, mode="snn", delay=d, progress=progress)
+        out["snn"][str(d)] = s["accuracy"]
+        if d == art.T - 1:
+            out["snn_equals_int_qann"] = float(np.mean(s["predictions"] == q["predictions"]))
+    return out

@@ -1,0 +1,1 @@
+"""csdformer.sim: the integer golden model (numpy, no torch) and cocotb benches."""

@@ -1,0 +1,176 @@
+"""Golden ops: the integer semantics of SPEC §5, in numpy. These define every bit the hardware
+computes. Time is always axis 0 (``T`` frames, the window domain); other axes are free.
+
+Each op comes in two forms: the time-stepped one (frames in, frames out) and its count-domain
+twin (``*_counts``: totals in, totals out), which is what the integer QANN computes. With delay
+``D = T - 1`` the two agree exactly.
+
+Integer products are computed in float64 where that is faster (BLAS): every value stays far
+below 2**53, so the result is exact, and it is converted back to int64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "dif",
+    "dif_counts",
+    "tdec_matmul",
+    "tdec_matmul_counts",
+    "tdec_maxpool",
+    "maxpool_counts",
+    "int_matmul",
+    "conv2d",
+]
+
+_EXACT64 = 2**53
+_EXACT32 = 2**24
+
+
+def int_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact integer ``a @ b`` (broadcast over leading axes), via float BLAS when safe.
+
+    Every partial sum is bounded by ``max|a| · max|b| · K``; below 2**24 float32 is exact, below
+    2**53 float64 is, and above that it falls back to int64 arithmetic.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    k = a.shape[-1]
+    # Bounds in Python ints: np.abs wraps at the dtype minimum (np.abs(int32(-2**31)) < 0).
+    amax = max(int(a.max(initial=0)), -int(a.min(initial=0)))
+    bmax = max(int(b.max(initial=0)), -int(b.min(initial=0)))
+    bound = amax * bmax * max(k, 1)
+    dt = np.float32 if bound < _EXACT32 else np.float64 if bound < _EXACT64 else np.int64
+    if b.ndim == 2 and a.ndim > 2:
+        # One large GEMM instead of a stack of small ones.
+        out = np.matmul(a.reshape(-1, k).astype(dt), b.astype(dt))
+        return out.astype(np.int64).reshape(a.shape[:-1] + (b.shape[1],))
+    return np.matmul(a.astype(dt), b.astype(dt)).astype(np.int64)
+
+
+def conv2d(x, weight, stride: int = 1, padding: int = 0) -> np.ndarray:
+    """Exact integer 2-D convolution (cross-correlation, as PyTorch) over the last three axes.
+
+    ``x (..., C, H, W)`` integer, ``weight (M, C, k, k)`` integer → int64 ``(..., M, H', W')``;
+    zero padding.
+    """
+    x = np.asarray(x)
+    lead = x.shape[:-3]
+    c, h, w = x.shape[-3:]
+    m, c2, kh, kw = weight.shape
+    if c2 != c:
+        raise ValueError(f"weight: expects {c2} input channels, got {c}")
+    x = x.reshape((-1, c, h, w))
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
+    ho, wo = win.shape[2], win.shape[3]
+    cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(-1, ho * wo, c * kh * kw)
+    out = int_matmul(cols, np.asarray(weight).reshape(m, -1).T)  # (B, Ho*Wo, M)
+    return out.transpose(0, 2, 1).reshape(lead + (m, ho, wo))
+
+
+def dif(currents, threshold, delay: int, v0=None) -> np.ndarray:
+    """Delayed integrate-and-fire neurons (paper Algorithm 1), reset by subtraction.
+
+    Parameters
+    ----------
+    currents : int array ``(T, *shape)``
+        Input current frames.
+    threshold : int scalar or array broadcastable to ``shape``
+        Firing threshold ``θ > 0``.
+    delay : int
+        ``D`` in ``0 .. T-1``: the neuron may fire only from local step ``D + 1`` on, and runs
+        ``D`` extra fire-only steps so that it still emits ``T`` output frames.
+    v0 : int scalar or array, optional
+        Initial membrane potential; default ``threshold // 2``.
+
+    Returns
+    -------
+    uint8 array ``(T, *shape)``: output spike frames (frame ``t - D`` of local step ``t``).
+    """
+    currents = np.asarray(currents)
+    if currents.ndim < 1 or not np.issubdtype(currents.dtype, np.integer):
+        raise ValueError("currents: expected an integer array (T, ...)")
+    T = currents.shape[0]
+    if not 0 <= delay <= T - 1:
+        raise ValueError(f"delay: must be in 0..{T - 1}, got {delay}")
+    theta = np.asarray(threshold, dtype=np.int64)
+    if np.any(theta <= 0):
+        raise ValueError("threshold: must be > 0")
+    v = np.broadcast_to(theta // 2 if v0 is None else np.asarray(v0, dtype=np.int64), currents.shape[1:]).astype(np.int64)
+    theta = np.broadcast_to(theta, currents.shape[1:])
+    out = np.zeros(currents.shape, dtype=np.uint8)
+    for t in range(T + delay):
+        if t < T:
+            v += currents[t]  # charge
+        if t >= delay:
+            fire = v >= theta  # fire
+            v -= np.where(fire, theta, 0)  # reset by subtraction
+            out[t - delay] = fire
+    return out
+
+
+def dif_counts(total, threshold, T: int, v0=None) -> np.ndarray:
+    """Spike count of a DIF neuron with ``D = T - 1``: ``clip(floor((ΣI + v0) / θ), 0, T)``."""
+    theta = np.asarray(threshold, dtype=np.int64)
+    v = theta // 2 if v0 is None else np.asarray(v0, dtype=np.int64)
+    return np.clip(np.floor_divide(np.asarray(total, dtype=np.int64) + v, theta), 0, T)
+
+
+def tdec_matmul(a, b) -> np.ndarray:
+    """Temporally decomposed product of two spike sequences (paper §3.3.2, App. B.2).
+
+    ``P(t) = a(t) · Bcum(t) + Acum(t-1) · b(t)`` with ``Acum(t) = Σ_{τ≤t} a(τ)``, so that
+    ``Σ_t P(t) = Acum(T) · Bcum(T)``. ``a (T, ..., N, K)``, ``b (T, ..., K, M)`` → int64
+    ``(T, ..., N, M)``.
+    """
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"a and b must have the same number of frames, got {a.shape[0]} and {b.shape[0]}")
+    acum = np.cumsum(a, axis=0, dtype=np.int64)
+    bcum = np.cumsum(b, axis=0, dtype=np.int64)
+    aprev = np.concatenate([np.zeros_like(acum[:1]), acum[:-1]], axis=0)
+    return int_matmul(a, bcum) + int_matmul(aprev, b)
+
+
+def tdec_matmul_counts(a_counts, b_counts) -> np.ndarray:
+    """Count-domain twin of :func:`tdec_matmul`: the product of the spike counts."""
+    return int_matmul(np.asarray(a_counts), np.asarray(b_counts))
+
+
+def _maxpool2d(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
+    """Max-pool over the last two axes of a non-negative integer array (padding reads as 0)."""
+    h, w = x.shape[-2:]
+    if padding:
+        pad = [(0, 0)] * (x.ndim - 2) + [(padding, padding), (padding, padding)]
+        x = np.pad(x, pad)
+    ho = (h + 2 * padding - kernel) // stride + 1
+    wo = (w + 2 * padding - kernel) // stride + 1
+    out = None
+    for i in range(kernel):
+        for j in range(kernel):
+            win = x[..., i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride]
+            out = win.copy() if out is None else np.maximum(out, win)
+    return out
+
+
+def maxpool_counts(counts, kernel: int, stride: int | None = None, padding: int = 0) -> np.ndarray:
+    """Max-pool of spike counts over the last two axes (the count-domain twin of tdec_maxpool)."""
+    return _maxpool2d(np.asarray(counts), kernel, kernel if stride is None else stride, padding)
+
+
+def tdec_maxpool(spikes, kernel: int, stride: int | None = None, padding: int = 0) -> np.ndarray:
+    """Temporally decomposed max-pool: ``out(t) = MP(C(t)) - MP(C(t-1))``, ``C`` cumulative counts.
+
+    ``spikes (T, ..., H, W)`` binary → uint8 binary ``(T, ..., H', W')`` whose sum over time is
+    the max-pool of the spike counts. Padding contributes zero counts.
+    """
+    spikes = np.asarray(spikes)
+    stride = kernel if stride is None else stride
+    if 2 * padding > kernel:
+        raise ValueError("padding: must be at most kernel/2")
+    mp = _maxpool2d(np.cumsum(spikes, axis=0, dtype=np.int64), kernel, stride, padding)
+    prev = np.concatenate([np.zeros_like(mp[:1]), mp[:-1]], axis=0)
+    return (mp - prev).astype(np.uint8)

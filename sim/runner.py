@@ -1,0 +1,196 @@
+"""Whole-network golden runner over an artifact, vectorized over a batch of images.
+
+Two modes:
+
+- ``snn``: the time-stepped spiking network in the window domain (SPEC §5), any delay
+  ``0 <= D <= T-1``. Tensors are ``(T, B, *shape)`` frames.
+- ``qann``: the count-domain integer QANN. Tensors are ``(B, *shape)`` totals (spike counts for
+  spike tensors, window sums for currents).
+
+Both return integer logits and every spike tensor's per-neuron spike counts; with ``D = T-1``
+they are equal (SPEC §5, exactness).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..artifact import Artifact, Layer
+from . import golden
+
+MODES = ("snn", "qann")
+
+
+@dataclass
+class Result:
+    """What a run computes for a batch."""
+
+    logits: np.ndarray  # int64 (B, classes)
+    counts: dict[str, np.ndarray]  # spike-tensor layer name → int64 (B, *shape) spike counts
+    mode: str
+    delay: int | None
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return predict(self.logits)
+
+
+def predict(logits: np.ndarray) -> np.ndarray:
+    """argmax over classes, lowest index on ties (SPEC §5)."""
+    return np.argmax(logits, axis=-1)
+
+
+def _to_grid(x: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    # (..., N, C) → (..., C, H, W)
+    return np.swapaxes(x, -1, -2).reshape(x.shape[:-2] + (x.shape[-1],) + tuple(grid))
+
+
+def _to_tokens(x: np.ndarray) -> np.ndarray:
+    # (..., C, H, W) → (..., H*W, C)
+    return np.swapaxes(x.reshape(x.shape[:-2] + (-1,)), -1, -2)
+
+
+def _split_heads(x: np.ndarray, heads: int) -> np.ndarray:
+    # (..., N, C) → (..., heads, N, C/heads)
+    n, c = x.shape[-2:]
+    return np.swapaxes(x.reshape(x.shape[:-1] + (heads, c // heads)), -2, -3)
+
+
+def _merge_heads(x: np.ndarray) -> np.ndarray:
+    # (..., heads, N, d) → (..., N, heads*d)
+    x = np.swapaxes(x, -2, -3)
+    return x.reshape(x.shape[:-2] + (-1,))
+
+
+def _synapse(layer: Layer, x: np.ndarray) -> np.ndarray:
+    """The weight part of a synaptic layer (no bias), on any leading axes."""
+    w = layer.arrays["weight"]
+    k = layer.kind
+    if k in ("encode_conv", "conv"):
+        tokens = layer.attrs.get("layout") == "tokens"
+        if tokens:
+            x = _to_grid(x, layer.attrs["grid"])
+        y = golden.conv2d(x, w, layer.attrs["stride"], layer.attrs["padding"])
+        return _to_tokens(y) if tokens else y
+    if k == "linear":
+        return golden.int_matmul(x, w.T)
+    if k == "head":
+        return golden.int_matmul(x.sum(axis=-2, dtype=np.int64), w.T)
+    raise AssertionError(k)
+
+
+def _bias_shape(layer: Layer) -> tuple[int, ...]:
+    if layer.kind == "encode_conv" or (layer.kind == "conv" and layer.attrs.get("layout") != "tokens"):
+        return (-1, 1, 1)
+    return (-1,)
+
+
+def _tdec(layer: Layer, a: np.ndarray, b: np.ndarray, frames: bool) -> np.ndarray:
+    heads = layer.attrs["heads"]
+    if layer.attrs["operands"] == "q_kT":
+        a, b = _split_heads(a, heads), np.swapaxes(_split_heads(b, heads), -1, -2)
+    else:
+        b = _split_heads(b, heads)
+    p = golden.tdec_matmul(a, b) if frames else golden.tdec_matmul_counts(a, b)
+    if layer.attrs["operands"] == "attn_v":
+        p = _merge_heads(p)
+    return p << layer.attrs["shift"]
+
+
+def run(artifact: Artifact, images: np.ndarray, *, mode: str = "snn", delay: int | None = None,
+        keep: Callable[[Layer], bool] | None = None) -> Result:
+    """Run a batch of images ``(B, C, H, W)`` (unsigned integer pixels) through the artifact.
+
+    ``delay`` defaults to the artifact's; it is ignored in ``qann`` mode. ``keep`` chooses the
+    spike layers whose counts are returned (default: every ``dif`` and ``maxpool`` layer).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
+    a = artifact
+    T = a.T
+    D = a.delay if delay is None else delay
+    if mode == "snn" and not 0 <= D <= T - 1:
+        raise ValueError(f"delay: must be in 0..T-1 = 0..{T - 1}, got {D}")
+    images = np.asarray(images)
+    if images.ndim != 4 or tuple(images.shape[1:]) != a.input.shape:
+        raise ValueError(f"images: expected shape (B, {', '.join(map(str, a.input.shape))}), got {images.shape}")
+    if images.size and (images.min() < 0 or images.max() > a.input.max_value):
+        raise ValueError(f"images: pixel values must be in 0..{a.input.max_value}")
+    frames = mode == "snn"
+    keep = keep or (lambda layer: layer.kind in ("dif", "maxpool"))
+    env: dict[str, np.ndarray] = {"image": images.astype(np.int64)}
+    counts: dict[str, np.ndarray] = {}
+    uses = _last_use(a)
+    for i, layer in enumerate(a.layers):
+        x = [env[s] for s in layer.inputs]
+        k = layer.kind
+        if k in ("encode_conv", "conv", "linear", "head"):
+            y = _synapse(layer, x[0])
+            bias = layer.arrays["bias"].astype(np.int64).reshape(_bias_shape(layer))
+            if k == "encode_conv" and frames:
+                # The encoding layer's whole current, bias included, arrives at frame 1.
+                out = np.zeros((T,) + y.shape, dtype=np.int64)
+                out[0] = y + bias
+                y = out
+            elif frames:
+                y[0] += bias  # the bias enters at frame 1 only
+            else:
+                y = y + bias
+        elif k == "dif":
+            th, v0 = layer.arrays["threshold"], layer.arrays["v0"]
+            y = golden.dif(x[0], th, D, v0) if frames else golden.dif_counts(x[0], th, T, v0)
+        elif k == "maxpool":
+            op = golden.tdec_maxpool if frames else golden.maxpool_counts
+            y = op(x[0], layer.attrs["kernel"], layer.attrs["stride"], layer.attrs["padding"])
+        elif k == "flatten":
+            y = _to_tokens(x[0])
+        elif k == "add":
+            y = x[0] + x[1]
+        elif k == "tdec_matmul":
+            y = _tdec(layer, x[0], x[1], frames)
+        else:  # validation makes this unreachable
+            raise AssertionError(k)
+        env[layer.name] = y
+        if keep(layer):
+            counts[layer.name] = y.sum(axis=0, dtype=np.int64) if frames else y.astype(np.int64)
+        for s in layer.inputs:  # free what no later layer reads
+            if uses[s] == i:
+                del env[s]
+    out = env[a.output]
+    logits = out.sum(axis=0) if frames else out
+    return Result(logits=logits.astype(np.int64), counts=counts, mode=mode, delay=D if frames else None)
+
+
+def _last_use(a: Artifact) -> dict[str, int]:
+    last = {}
+    for i, layer in enumerate(a.layers):
+        for s in layer.inputs:
+            last[s] = i
+    last[a.output] = len(a.layers)
+    return last
+
+
+def run_batches(artifact: Artifact, images: np.ndarray, *, batch_size: int = 128, progress: bool = False,
+                **kw) -> Iterator[Result]:
+    """:func:`run` over a large set in batches (optionally with a progress bar)."""
+    starts = range(0, len(images), batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc=f"golden {kw.get('mode', 'snn')}", unit="batch", leave=False)
+    for s in starts:
+        yield run(artifact, images[s : s + batch_size], **kw)
+
+
+def evaluate(artifact: Artifact, images: np.ndarray, labels: np.ndarray | None = None, *,
+             batch_size: int = 128, progress: bool = False, **kw) -> dict:
+    """Predictions (and accuracy when labels are given) over a whole set."""
+    preds = np.concatenate([r.predictions for r in run_batches(artifact, images, batch_size=batch_size,
+                                                                progress=progress, **kw)] or [np.zeros(0, int)])
+    out = {"n": int(len(preds)), "predictions": preds}
+    if labels is not None:
+        out["accuracy"] = float(np.mean(preds == np.asarray(labels))) if len(preds) else float("nan")
+    return out
