@@ -11,6 +11,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,7 +171,11 @@ def train(cfg: Config, *, out: str | Path | None = None, resume: bool = False, p
         start_epoch, history = ck["epoch"], ck.get("history", [])
     ddp = model
     if dist.world > 1:
-        ddp = nn.parallel.DistributedDataParallel(model, device_ids=[dist.local_rank] if dev.type == "cuda" else None)
+        # A (16, 1, 3, 3) conv weight's gradient may carry a different (meaningless) stride on its
+        # size-1 axis than DDP's bucket view; DDP warns though the copy is correct.
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+        ddp = nn.parallel.DistributedDataParallel(model, device_ids=[dist.local_rank] if dev.type == "cuda" else None,
+                                                  gradient_as_bucket_view=True)
     gen = torch.Generator(device=dev)
     pad = max(1, cfg.model.image_size // 8)
     flip = cfg.data.name in ("cifar10", "cifar100", "fashion_mnist")

