@@ -1,0 +1,1 @@
+"""cocotb benches, one per hardware unit (run through csdformer.sim.benchlib.runner)."""

