@@ -32,6 +32,7 @@ class Result:
     counts: dict[str, np.ndarray]  # spike-tensor layer name → int64 (B, *shape) spike counts
     mode: str
     delay: int | None
+    frames: dict[str, np.ndarray] | None = None  # traced layers' whole tensors (see ``trace``)
 
     @property
     def predictions(self) -> np.ndarray:
@@ -101,11 +102,13 @@ def _tdec(layer: Layer, a: np.ndarray, b: np.ndarray, frames: bool) -> np.ndarra
 
 
 def run(artifact: Artifact, images: np.ndarray, *, mode: str = "snn", delay: int | None = None,
-        keep: Callable[[Layer], bool] | None = None) -> Result:
+        keep: Callable[[Layer], bool] | None = None, trace: tuple[str, ...] = ()) -> Result:
     """Run a batch of images ``(B, C, H, W)`` (unsigned integer pixels) through the artifact.
 
     ``delay`` defaults to the artifact's; it is ignored in ``qann`` mode. ``keep`` chooses the
     spike layers whose counts are returned (default: every ``dif`` and ``maxpool`` layer).
+    ``trace`` names layers whose whole output tensors are returned in ``frames``: ``(T, B, ...)``
+    frames in ``snn`` mode, ``(B, ...)`` totals in ``qann`` mode (what a unit bench replays).
     """
     if mode not in MODES:
         raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
@@ -123,6 +126,10 @@ def run(artifact: Artifact, images: np.ndarray, *, mode: str = "snn", delay: int
     keep = keep or (lambda layer: layer.kind in ("dif", "maxpool"))
     env: dict[str, np.ndarray] = {"image": images.astype(np.int64)}
     counts: dict[str, np.ndarray] = {}
+    traced: dict[str, np.ndarray] = {}
+    unknown = set(trace) - {layer.name for layer in a.layers}
+    if unknown:
+        raise ValueError(f"trace: unknown layer(s) {sorted(unknown)}")
     uses = _last_use(a)
     for i, layer in enumerate(a.layers):
         x = [env[s] for s in layer.inputs]
@@ -154,6 +161,8 @@ def run(artifact: Artifact, images: np.ndarray, *, mode: str = "snn", delay: int
         else:  # validation makes this unreachable
             raise AssertionError(k)
         env[layer.name] = y
+        if layer.name in trace:
+            traced[layer.name] = y.copy()
         if keep(layer):
             counts[layer.name] = y.sum(axis=0, dtype=np.int64) if frames else y.astype(np.int64)
         for s in layer.inputs:  # free what no later layer reads
@@ -161,7 +170,8 @@ def run(artifact: Artifact, images: np.ndarray, *, mode: str = "snn", delay: int
                 del env[s]
     out = env[a.output]
     logits = out.sum(axis=0) if frames else out
-    return Result(logits=logits.astype(np.int64), counts=counts, mode=mode, delay=D if frames else None)
+    return Result(logits=logits.astype(np.int64), counts=counts, mode=mode, delay=D if frames else None,
+                  frames=traced)
 
 
 def _last_use(a: Artifact) -> dict[str, int]:
