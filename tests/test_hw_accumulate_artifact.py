@@ -19,7 +19,7 @@ from csdformer.sim import golden
 from csdformer.sim.benchlib import unpack_lanes
 from csdformer.sim.synaptic import conv_frames, encode_frames, linear_frames
 from test_hw_accumulate_amaranth import run_frames as run_spike_frames
-from test_hw_accumulate_amaranth import run_streams
+from csdformer.sim.benchlib.amaranth_sim import run_streams
 
 MODELS = Path(__import__("csdformer").__file__).resolve().parent / "models"
 SHIPPED = sorted(p for p in MODELS.glob("*") if (p / "manifest.json").exists())

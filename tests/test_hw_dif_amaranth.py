@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 from amaranth.hdl import Fragment
-from amaranth.sim import Simulator
 
 from csdformer.hw import HwParamError
 from csdformer.hw.dif import DIF, cycles, reference
 from csdformer.sim.benchlib import pack_lanes, unpack_lanes
+from csdformer.sim.benchlib.amaranth_sim import run_streams
 
 
 def _run(unit: DIF, currents, *, stall_every=0):
@@ -18,30 +18,7 @@ def _run(unit: DIF, currents, *, stall_every=0):
     pad[..., :N] = currents
     words = [pack_lanes(pad[w, t, g * P:(g + 1) * P], unit.in_width)
              for w in range(W) for t in range(T) for g in range(G)]
-    out = []
-
-    async def source(ctx):
-        for word in words:
-            ctx.set(unit.i_stream.payload, word)
-            ctx.set(unit.i_stream.valid, 1)
-            await ctx.tick().until(unit.i_stream.ready)
-        ctx.set(unit.i_stream.valid, 0)
-
-    async def sink(ctx):
-        n = 0
-        while len(out) < len(words):
-            n += 1
-            ready = not (stall_every and n % stall_every == 0)
-            ctx.set(unit.o_stream.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(unit.o_stream.valid, unit.o_stream.payload)
-            if ready and valid:
-                out.append(payload)
-
-    sim = Simulator(unit)
-    sim.add_clock(1e-6)
-    sim.add_testbench(source)
-    sim.add_testbench(sink)
-    sim.run()
+    out, _ = run_streams(unit, {"i_stream": words}, len(words), stall_every=stall_every)
     bits = np.array([unpack_lanes(w, 1, P) for w in out]).reshape(W, T, G * P)
     return bits[..., :N]
 

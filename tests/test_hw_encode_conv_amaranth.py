@@ -11,7 +11,7 @@ from csdformer.hw.accumulate import pixel_events
 from csdformer.hw.encode_conv import EncodeConv, cycles
 from csdformer.sim.benchlib import unpack_lanes
 from csdformer.sim.synaptic import encode_frames
-from test_hw_accumulate_amaranth import run_streams
+from csdformer.sim.benchlib.amaranth_sim import run_streams
 
 
 def run_images(unit: EncodeConv, images, **kw):

@@ -3,57 +3,21 @@
 import numpy as np
 import pytest
 from amaranth.hdl import Fragment
-from amaranth.sim import Simulator
 
 from csdformer.hw import HwParamError
 from csdformer.hw.residual_add import ResidualAdd, reference
 from csdformer.sim.benchlib import pack_lanes, unpack_lanes
+from csdformer.sim.benchlib.amaranth_sim import run_streams
 
 
 def _run(unit: ResidualAdd, a, b, *, stall_every=0):
     P = unit.lanes
     wa = [pack_lanes(r, unit.a_width) for r in a.reshape(-1, P)]
     wb = [pack_lanes(r, unit.b_width) for r in b.reshape(-1, P)]
-    out, cyc = [], {}
-
-    def source(port, words, delay):
-        async def run(ctx):
-            n = 0
-            for i, word in enumerate(words):
-                if delay and i % delay == 0:
-                    ctx.set(port.valid, 0)
-                    await ctx.tick()
-                    n += 1
-                ctx.set(port.payload, word)
-                ctx.set(port.valid, 1)
-                while True:
-                    n += 1
-                    _, _, ready = await ctx.tick().sample(port.ready)
-                    if ready:
-                        cyc.setdefault("first", n)
-                        break
-            ctx.set(port.valid, 0)
-        return run
-
-    async def sink(ctx):
-        n = 0
-        while len(out) < len(wa):
-            n += 1
-            ready = not (stall_every and n % stall_every == 0)
-            ctx.set(unit.o_stream.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(unit.o_stream.valid, unit.o_stream.payload)
-            if ready and valid:
-                out.append(payload)
-                cyc["last"] = n
-
-    sim = Simulator(unit)
-    sim.add_clock(1e-6)
-    sim.add_testbench(source(unit.a_stream, wa, 0))
-    sim.add_testbench(source(unit.b_stream, wb, 3 if stall_every else 0))
-    sim.add_testbench(sink)
-    sim.run()
+    out, cycles = run_streams(unit, {"a_stream": wa, "b_stream": wb}, len(wa),
+                              idle_every=3 if stall_every else 0, stall_every=stall_every)
     got = np.array([unpack_lanes(w, unit.width, P, signed=True) for w in out]).reshape(a.shape)
-    return got, cyc["last"] - cyc["first"] + 1
+    return got, cycles
 
 
 @pytest.mark.parametrize("P,abounds,bbounds", [(4, (-8, 7), (-100, 3)), (1, (0, 255), (0, 255)), (3, (-5, 0), (-5, 0))])

@@ -10,7 +10,7 @@ from csdformer.hw import HwParamError
 from csdformer.hw.tdec_matmul import TdecMatmul, cycles, merge_output, operand_views
 from csdformer.sim import golden
 from csdformer.sim.benchlib import unpack_lanes
-from test_hw_accumulate_amaranth import run_streams
+from csdformer.sim.benchlib.amaranth_sim import run_streams
 
 
 def run_frames(unit: TdecMatmul, av, bv, **kw):

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 from amaranth.hdl import Fragment
-from amaranth.sim import Simulator
 
 from csdformer.hw import HwParamError
 from csdformer.hw.tdec_maxpool import TDECMaxPool, reference
 from csdformer.sim.benchlib import pack_lanes, unpack_lanes
+from csdformer.sim.benchlib.amaranth_sim import run_streams
 
 
 def _run(unit: TDECMaxPool, spikes, *, stall_every=0):
@@ -19,41 +19,10 @@ def _run(unit: TDECMaxPool, spikes, *, stall_every=0):
     pad[:, :, :C] = spikes
     beats = pad.reshape(Wn, T, G, P, H, W).transpose(0, 1, 4, 5, 2, 3).reshape(-1, P)
     words = [pack_lanes(b, 1) for b in beats]
-    n_out = Wn * T * Ho * Wo * G
-    out, cyc = [], {}
-
-    async def source(ctx):
-        n = 0
-        for word in words:
-            ctx.set(unit.i_stream.payload, word)
-            ctx.set(unit.i_stream.valid, 1)
-            while True:
-                n += 1
-                _, _, ready = await ctx.tick().sample(unit.i_stream.ready)
-                if ready:
-                    cyc.setdefault("first", n)
-                    break
-        ctx.set(unit.i_stream.valid, 0)
-
-    async def sink(ctx):
-        n = 0
-        while len(out) < n_out:
-            n += 1
-            ready = not (stall_every and n % stall_every == 0)
-            ctx.set(unit.o_stream.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(unit.o_stream.valid, unit.o_stream.payload)
-            if ready and valid:
-                out.append(payload)
-                cyc["last"] = n
-
-    sim = Simulator(unit)
-    sim.add_clock(1e-6)
-    sim.add_testbench(source)
-    sim.add_testbench(sink)
-    sim.run()
+    out, cycles = run_streams(unit, {"i_stream": words}, Wn * T * Ho * Wo * G, stall_every=stall_every)
     bits = np.array([unpack_lanes(w, 1, P) for w in out], dtype=np.uint8)
     got = bits.reshape(Wn, T, Ho, Wo, G * P).transpose(0, 1, 4, 2, 3)[:, :, :C]
-    return got, cyc["last"] - cyc["first"] + 1
+    return got, cycles
 
 
 @pytest.mark.parametrize("C,H,W,P,T,k,s,p", [
