@@ -11,7 +11,6 @@ from csdformer.sim.benches.frames_cases import ENCODE_IMAGES as IMAGES
 from csdformer.sim.benches.frames_cases import ENCODE_PARAMS as PARAMS
 from csdformer.sim.benches.frames_cases import encode_conv_case as case
 from csdformer.sim.benchlib import runner
-from test_hw_accumulate_cocotb import run_corrupted
 
 
 @pytest.mark.parametrize("label", list(PARAMS))
@@ -25,6 +24,7 @@ def test_encode_conv_bench(label):
 
 def test_encode_conv_bench_catches_flipped_bit():
     unit, data, meta = case(PARAMS["enc-s1p1-l4-T2-max3"], seed=3, images=40)
-    passed, result = run_corrupted(unit, "encode_conv", data, meta, {"bit": unit.width - 1, "beat": 20})
-    assert not passed
-    assert result.get("mismatches", 0) > 0, result
+    res = runner.run_bench(unit, "encode_conv", "csdformer.sim.benches.encode_conv", data=data, meta=meta,
+                           corrupt={"bit": unit.width - 1, "beat": 20}, tag="corrupt")
+    assert not res.passed
+    assert res.result.get("mismatches", 0) > 0, res.result

@@ -11,7 +11,6 @@ from csdformer.sim.benches.frames_cases import MATMUL_FRAMES as FRAMES
 from csdformer.sim.benches.frames_cases import MATMUL_PARAMS as PARAMS
 from csdformer.sim.benches.frames_cases import tdec_matmul_case as case
 from csdformer.sim.benchlib import runner
-from test_hw_accumulate_cocotb import run_corrupted
 
 
 @pytest.mark.parametrize("label", list(PARAMS))
@@ -25,6 +24,7 @@ def test_tdec_matmul_bench(label):
 
 def test_tdec_matmul_bench_catches_flipped_bit():
     unit, data, meta = case(PARAMS["q_kT-h1-n3-c5-l8-T3-s2"], seed=3, frames=30)
-    passed, result = run_corrupted(unit, "tdec_matmul", data, meta, {"bit": 2, "beat": 11})
-    assert not passed
-    assert result.get("mismatches", 0) > 0, result
+    res = runner.run_bench(unit, "tdec_matmul", "csdformer.sim.benches.tdec_matmul", data=data, meta=meta,
+                           corrupt={"bit": 2, "beat": 11}, tag="corrupt")
+    assert not res.passed
+    assert res.result.get("mismatches", 0) > 0, res.result

@@ -72,6 +72,17 @@ async def start(dut, *, reset_cycles: int = 2) -> None:
     dut.rst.value = 0
 
 
+def _bind(port, dut, prefix: str, seed: int) -> None:
+    """Attach a driver/monitor to the ``<prefix>__valid/__payload/__ready`` handles of ``dut``."""
+    port.dut = dut
+    port.clk = dut.clk
+    port.valid = getattr(dut, f"{prefix}__valid")
+    port.payload = getattr(dut, f"{prefix}__payload")
+    port.ready = getattr(dut, f"{prefix}__ready")
+    port.rng = random.Random(seed)
+    port.cycles = []
+
+
 class StreamDriver:
     """Drives ``<prefix>__valid``/``__payload`` of an input stream, honouring ``__ready``.
 
@@ -92,14 +103,8 @@ class StreamDriver:
     """
 
     def __init__(self, dut, prefix: str = "i_stream", *, idle: float = 0.0, seed: int = 0):
-        self.dut = dut
-        self.clk = dut.clk
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.ready = getattr(dut, f"{prefix}__ready")
+        _bind(self, dut, prefix, seed)
         self.idle = float(idle)
-        self.rng = random.Random(seed)
-        self.cycles: list[int] = []
         self.valid.value = 0
 
     async def send(self, words) -> None:
@@ -142,15 +147,9 @@ class StreamMonitor:
     """
 
     def __init__(self, dut, prefix: str = "o_stream", *, stall: float = 0.0, seed: int = 0):
-        self.dut = dut
-        self.clk = dut.clk
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.ready = getattr(dut, f"{prefix}__ready")
+        _bind(self, dut, prefix, seed)
         self.stall = float(stall)
-        self.rng = random.Random(seed)
         self.beats: list[int] = []
-        self.cycles: list[int] = []
         self._task = None
         self.ready.value = 0
 
