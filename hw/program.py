@@ -1,0 +1,586 @@
+"""The layer program: an artifact compiled for the whole-network accelerator.
+
+The accelerator (:mod:`csdformer.hw.accelerator`) runs a fixed list of *ops*, each over the
+window's frames, on shared memories. This module decides everything that does not depend on an
+image: which layers fuse into one op, where each tensor lives, the address-generator constants of
+each op, the ROM contents (weights, biases, thresholds) and every width. The RTL only reads a
+:class:`Program`; the cycle model (:mod:`csdformer.hw.netmodel`) reads the same one.
+
+Layouts (``P`` = lanes). Every tensor is ``rows × cols`` with the columns padded to whole groups
+of ``P`` (``G = ceil(cols / P)`` words a row, row-major): grids ``(C, H, W)`` as rows ``y·W + x``
+and columns ``C`` (so a grid and its flattened tokens are the same words), tokens ``(N, C)`` as
+they are, attention scores ``(heads, N, N)`` as rows ``h·N + i``. Spike tensors keep all ``T``
+frames (one bit a neuron) in SPK; currents that must be kept (the residual stream) keep all ``T``
+frames in CUR; a synaptic layer feeding one DIF never stores its current (it is fused: one frame
+of current in ACC, integrated at once). The ``k`` operand of ``q·kᵀ`` gets a transposed copy
+(rows = channels) so that a lane word holds one channel over ``P`` tokens.
+
+Ops (``Op.src`` / ``Op.sink``):
+
+- ``syn``: event-driven scatter of a spike frame through a conv / linear / head: every spike adds
+  its weight row (``K·K`` taps × ``G_out`` words) into ACC.
+- ``img``: the encoding conv: every set bit ``b`` of a pixel is an event adding ``w << b``.
+- ``tdec``: TDEC matmul row scatter: every element of ``a`` with ``Acum(t) > 0`` adds
+  ``a(t)·Bcum(t)[k,:] + Acum(t−1)·b(t)[k,:]`` to its output row.
+- ``cur``: no scatter; the sink reads a stored current.
+- ``maxpool`` / ``transpose``: spike-to-spike ops with their own passes.
+
+Sinks: ``dif`` (integrate ACC << shift and/or a stored current, fire, reset; ``T + D`` steps),
+``store`` (CUR ← ACC [+ stored current]: a residual add), ``logits`` (ACC sums all frames).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..artifact import Artifact, Layer
+from ..artifact.schema import bounds as artifact_bounds
+from ..artifact.schema import signed_bits
+from .common import HwParamError, unsigned_bits
+
+__all__ = ["Program", "Op", "Tensor", "compile_program", "TARGETS"]
+
+SYNAPTIC = ("encode_conv", "conv", "linear", "head")
+
+# On-chip memory a target offers, in bits (block RAM + SPRAM), for the "too large" check.
+TARGETS: dict[str, int] = {
+    "ice40up5k": 30 * 4096 + 4 * 256 * 1024,
+    "ecp5-25f": 56 * 18432,
+    "ecp5-85f": 208 * 18432,
+    "unlimited": 1 << 62,
+}
+
+
+@dataclass
+class Tensor:
+    """Where one tensor lives: memory (``spk`` or ``cur``), base word, geometry."""
+
+    name: str
+    memory: str  # "spk" | "cur"
+    rows: int
+    cols: int
+    lanes: int
+    shape: tuple[int, ...]
+    base: int = 0
+    transposed_of: str | None = None
+    grid: bool = False  # shape (C, H, W) stored as rows y·W + x, columns C
+
+    @property
+    def groups(self) -> int:
+        return -(-self.cols // self.lanes)
+
+    @property
+    def words(self) -> int:
+        """Words of one frame."""
+        return self.rows * self.groups
+
+    def to_words(self, x: np.ndarray) -> np.ndarray:
+        """``(..., *shape)`` natural values → ``(..., rows, groups·P)`` in this layout (zero pad)."""
+        lead = x.shape[: x.ndim - len(self.shape)]
+        if self.grid:
+            m = np.moveaxis(x.reshape(lead + (self.shape[0], -1)), -2, -1)  # grid (C,H,W) → (HW, C)
+        else:
+            m = x.reshape(lead + (self.rows, self.cols))
+        out = np.zeros(lead + (self.rows, self.groups * self.lanes), dtype=x.dtype)
+        out[..., : self.cols] = m
+        return out
+
+    def from_words(self, m: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`to_words`."""
+        lead = m.shape[:-2]
+        m = m[..., : self.cols]
+        if self.grid:
+            return np.moveaxis(m, -1, -2).reshape(lead + self.shape)
+        return m.reshape(lead + self.shape)
+
+
+@dataclass
+class Op:
+    """One op of the program; the RTL loads these fields when the op starts."""
+
+    name: str  # the artifact layer whose output it makes
+    src: str  # syn | img | tdec | cur | maxpool | transpose | none
+    sink: str  # dif | store | logits | none
+    layers: tuple[str, ...]  # the artifact layers it covers
+    f: dict = field(default_factory=dict)  # integer fields (address constants, sizes, flags)
+    bmul: list[int] = field(default_factory=list)  # lane index b → address offset of its row
+
+
+@dataclass
+class Program:
+    """A compiled artifact: ops, tensors, ROMs, widths, memory depths."""
+
+    artifact: Artifact
+    lanes: int
+    T: int
+    ops: list[Op]
+    tensors: dict[str, Tensor]
+    spike_layers: list[str]  # artifact spike layers, verified through the debug port
+    weights: np.ndarray  # (words, P) int
+    biases: np.ndarray  # (words, P) int
+    thresholds: np.ndarray  # (words, P) int
+    v0: np.ndarray  # (words, P) int
+    widths: dict[str, int]
+    depths: dict[str, int]
+    input_shape: tuple[int, int, int]
+    pixel_bits: int
+    num_classes: int
+
+    @property
+    def n_pixels(self) -> int:
+        c, h, w = self.input_shape
+        return c * h * w
+
+    def memory_bits(self) -> dict[str, int]:
+        """Bits of each on-chip memory (RAM and ROM)."""
+        P, w, d = self.lanes, self.widths, self.depths
+        return {
+            "spk": d["spk"] * P,
+            "cur": d["cur"] * P * w["cur"],
+            "acc": d["acc"] * P * w["acc"],
+            "mem": d["mem"] * P * w["mem"],
+            "cnt": d["cnt"] * P * w["cnt"],
+            "img": d["img"] * w["pixel"],
+            "weight": d["weight"] * P * w["weight"],
+            "bias": d["bias"] * P * w["bias"],
+            "param": d["param"] * P * (w["threshold"] + w["v0"]),
+        }
+
+    def describe(self) -> dict:
+        """A JSON-able description (ports, memories, parameters, tensor map, ops)."""
+        return {
+            "lanes": self.lanes,
+            "T": self.T,
+            "input_shape": list(self.input_shape),
+            "pixel_bits": self.pixel_bits,
+            "num_classes": self.num_classes,
+            "widths": dict(self.widths),
+            "depths": dict(self.depths),
+            "memory_bits": self.memory_bits(),
+            "tensors": {n: {"memory": t.memory, "base": t.base, "rows": t.rows, "cols": t.cols,
+                            "groups": t.groups, "words_per_frame": t.words, "shape": list(t.shape),
+                            "transposed_of": t.transposed_of} for n, t in self.tensors.items()},
+            "ops": [{"name": o.name, "src": o.src, "sink": o.sink, "layers": list(o.layers)} for o in self.ops],
+        }
+
+
+class _Compiler:
+    def __init__(self, a: Artifact, lanes: int):
+        self.a, self.P, self.T = a, lanes, a.T
+        self.b = artifact_bounds(a)
+        self.by_name = {layer.name: layer for layer in a.layers}
+        self.consumers: dict[str, list[Layer]] = {}
+        for layer in a.layers:
+            for s in layer.inputs:
+                self.consumers.setdefault(s, []).append(layer)
+        self.tensors: dict[str, Tensor] = {}
+        self.ops: list[Op] = []
+        self.spk_top = 0
+        self.cur_top = 0
+        self.w_rows: list[np.ndarray] = []
+        self.bias_rows: list[np.ndarray] = []
+        self.th_rows: list[np.ndarray] = []
+        self.v0_rows: list[np.ndarray] = []
+        self.alias: dict[str, str] = {}  # flatten → its input
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def err(self, layer: Layer, msg: str) -> HwParamError:
+        return HwParamError(f"layer {layer.name!r} ({layer.kind}): {msg}")
+
+    def layout(self, name: str) -> tuple[int, int, bool]:
+        """(rows, cols, grid) of a layer's output tensor."""
+        layer = self.by_name[name]
+        shape = tuple(layer.shape)
+        scores = layer.kind == "tdec_matmul" and layer.attrs["operands"] == "q_kT" or (
+            layer.kind == "dif" and self.by_name[layer.inputs[0]].kind == "tdec_matmul"
+            and self.by_name[layer.inputs[0]].attrs["operands"] == "q_kT")
+        if scores:
+            return shape[0] * shape[1], shape[2], False
+        if len(shape) == 3:
+            return shape[1] * shape[2], shape[0], True
+        if len(shape) == 2:
+            return shape[0], shape[1], False
+        return 1, shape[0], False
+
+    def spike_tensor(self, name: str) -> Tensor:
+        rows, cols, grid = self.layout(name)
+        t = Tensor(name, "spk", rows, cols, self.P, tuple(self.by_name[name].shape), base=self.spk_top, grid=grid)
+        self.spk_top += t.words * self.T
+        self.tensors[name] = t
+        return t
+
+    def cur_tensor(self, name: str) -> Tensor:
+        rows, cols, grid = self.layout(name)
+        t = Tensor(name, "cur", rows, cols, self.P, tuple(self.by_name[name].shape), base=self.cur_top, grid=grid)
+        self.cur_top += t.words * self.T
+        self.tensors[name] = t
+        return t
+
+    def resolve(self, name: str) -> str:
+        while name in self.alias:
+            name = self.alias[name]
+        return name
+
+    def users(self, name: str) -> list[Layer]:
+        out = []
+        for c in self.consumers.get(name, []):
+            out.extend(self.users(c.name) if c.kind == "flatten" else [c])
+        return out
+
+    def lane_rows(self, arr: np.ndarray, groups: int) -> np.ndarray:
+        """A per-column vector → ``groups`` words of ``P`` lanes (zero pad)."""
+        out = np.zeros(groups * self.P, dtype=np.int64)
+        out[: arr.size] = arr.reshape(-1)
+        return out.reshape(groups, self.P)
+
+    # ---- compile ----------------------------------------------------------------------------
+    def run(self) -> None:
+        a = self.a
+        for layer in a.layers:
+            if layer.kind not in SYNAPTIC + ("dif", "maxpool", "flatten", "add", "tdec_matmul"):
+                raise self.err(layer, "unknown layer kind for the accelerator")
+        # Which current layers are fused into the op of their single consumer.
+        self.fused_into: dict[str, str] = {}
+        for layer in a.layers:
+            if layer.kind in SYNAPTIC[:-1] + ("tdec_matmul",):
+                users = self.users(layer.name)
+                direct = self.consumers.get(layer.name, [])
+                if len(direct) == 1 and direct[0].kind in ("dif", "add") and len(users) == 1:
+                    self.fused_into[layer.name] = direct[0].name
+        for layer in a.layers:
+            if layer.kind == "add":
+                prods = [s for s in layer.inputs if self.fused_into.get(s) == layer.name]
+                if len(prods) != 1:
+                    raise self.err(layer, "the accelerator adds a synaptic layer's current to a stored one; "
+                                          "this add has " + ("two stored inputs" if not prods else "two fused inputs"))
+        # Spike tensors first, so every op knows every address.
+        self.spike_layers = [layer.name for layer in a.layers if layer.kind in ("dif", "maxpool")]
+        for name in self.spike_layers:
+            self.spike_tensor(name)
+        for layer in a.layers:
+            if layer.kind == "tdec_matmul" and layer.attrs["operands"] == "q_kT":
+                k = self.tensors[layer.inputs[1]]
+                t = Tensor(k.name + ".T", "spk", k.cols, k.rows, self.P, k.shape, base=self.spk_top,
+                           transposed_of=k.name)
+                self.spk_top += t.words * self.T
+                self.tensors[t.name] = t
+        for layer in a.layers:
+            if layer.kind == "flatten":
+                self.alias[layer.name] = layer.inputs[0]
+            elif layer.kind in SYNAPTIC + ("tdec_matmul",) and layer.name not in self.fused_into \
+                    and layer.kind != "head":
+                self.cur_tensor(layer.name)
+            elif layer.kind == "add":
+                self.cur_tensor(layer.name)
+        for layer in a.layers:
+            self.emit(layer)
+
+    def emit(self, layer: Layer) -> None:
+        k = layer.kind
+        if k in SYNAPTIC + ("tdec_matmul",):
+            if layer.name in self.fused_into:
+                return  # emitted with its consumer
+            self.emit_producer(layer, sink="logits" if k == "head" else "store", out=layer.name, cur_a=None)
+        elif k == "dif":
+            src = layer.inputs[0]
+            if self.fused_into.get(src) == layer.name:
+                self.emit_producer(self.by_name[src], sink="dif", out=layer.name, cur_a=None, dif=layer)
+            else:
+                op = Op(layer.name, "cur", "dif", (layer.name,))
+                self.sink_fields(op, self.tensors[layer.name], dif=layer, cur_a=self.resolve(src), use_acc=False)
+                self.ops.append(op)
+            for user in self.consumers.get(layer.name, []):
+                if user.kind == "tdec_matmul" and user.attrs["operands"] == "q_kT" and user.inputs[1] == layer.name:
+                    self.emit_transpose(layer.name)
+                    break
+        elif k == "add":
+            prod = next(s for s in layer.inputs if self.fused_into.get(s) == layer.name)
+            other = self.resolve(next(s for s in layer.inputs if s != prod) if layer.inputs[0] != layer.inputs[1] else prod)
+            self.emit_producer(self.by_name[prod], sink="store", out=layer.name, cur_a=other)
+        elif k == "maxpool":
+            self.emit_maxpool(layer)
+
+    # ---- producers (scatter sources) -------------------------------------------------------
+    def emit_producer(self, layer: Layer, *, sink: str, out: str, cur_a: str | None, dif: Layer | None = None) -> None:
+        P = self.P
+        op = Op(out, {"encode_conv": "img", "tdec_matmul": "tdec"}.get(layer.kind, "syn"), sink,
+                tuple([layer.name] + ([out] if out != layer.name else [])))
+        f = op.f
+        if layer.kind == "tdec_matmul":
+            out_t = self.tdec_fields(op, layer)
+            acc_rows, acc_cols = out_t
+        else:
+            acc_rows, acc_cols = self.syn_fields(op, layer)
+        g_out = -(-acc_cols // P)
+        f["acc_words"] = acc_rows * g_out
+        f["acc_groups"] = g_out
+        if sink == "logits":
+            f["num_classes"] = acc_cols
+        if sink == "dif":
+            self.sink_fields(op, self.tensors[out], dif=dif, cur_a=None, use_acc=True,
+                             shift=layer.attrs.get("shift", 0) if layer.kind == "tdec_matmul" else 0)
+        elif sink == "store":
+            self.sink_fields(op, self.tensors[out], dif=None, cur_a=cur_a, use_acc=True)
+        self.ops.append(op)
+
+    def syn_fields(self, op: Op, layer: Layer) -> tuple[int, int]:
+        P, f = self.P, op.f
+        w = layer.arrays["weight"].astype(np.int64)
+        bias = layer.arrays["bias"].astype(np.int64)
+        cout = w.shape[0]
+        if layer.kind == "head":
+            src = self.tensors[self.resolve(layer.inputs[0])]
+            cin, K, pad, hin, win = w.shape[1], 1, 0, src.rows, 1
+            w4 = w.reshape(cout, cin, 1, 1)
+            hout = wout = 1
+            acc_rows = 1
+        elif layer.kind == "linear":
+            src = self.tensors[self.resolve(layer.inputs[0])]
+            cin, K, pad, hin, win = w.shape[1], 1, 0, src.rows, 1
+            w4 = w.reshape(cout, cin, 1, 1)
+            hout, wout = hin, 1
+            acc_rows = hin
+        else:
+            if layer.attrs.get("stride", 1) != 1:
+                raise self.err(layer, f"stride {layer.attrs['stride']} is not supported (stride 1 only; "
+                                      "down-sampling is done by max-pool layers)")
+            if w.shape[2] != w.shape[3]:
+                raise self.err(layer, "non-square kernels are not supported")
+            cin, K, pad = w.shape[1], w.shape[2], layer.attrs.get("padding", 0)
+            w4 = w
+            if layer.kind == "encode_conv":
+                _, hin, win = self.a.input.shape
+            elif layer.attrs.get("layout") == "tokens":
+                hin, win = layer.attrs["grid"]
+            else:
+                hin, win = self.by_name[layer.inputs[0]].shape[1:]
+            hout, wout = hin + 2 * pad - K + 1, win + 2 * pad - K + 1
+            acc_rows = hout * wout
+        g_out = -(-cout // P)
+        # Weight ROM rows: [ci][ky][kx][go] → P lanes of output channels.
+        wpad = np.zeros((cin, K, K, g_out * P), dtype=np.int64)
+        wpad[..., :cout] = np.transpose(w4, (1, 2, 3, 0))
+        f["w_base"] = sum(len(r) for r in self.w_rows)
+        self.w_rows.append(wpad.reshape(-1, P))
+        f["bias_base"] = sum(len(r) for r in self.bias_rows)
+        self.bias_rows.append(self.lane_rows(bias, g_out))
+        f["has_bias"] = 1
+        kkg = K * K * g_out
+        if layer.kind == "encode_conv":
+            f["src_base"], f["src_wpf"] = 0, 0
+            n2, n1, n0 = hin, win, cin
+            grp_step = kkg  # one pixel word per channel
+            f["src_frames"] = 1
+        else:
+            src = self.tensors[self.resolve(layer.inputs[0])]
+            if src.memory != "spk":
+                raise self.err(layer, "a synaptic layer's input must be a spike tensor")
+            if src.cols != cin or src.rows != hin * win:
+                raise self.err(layer, f"input {src.name} has {src.rows}x{src.cols} words, expected {hin * win}x{cin}")
+            f["src_base"], f["src_wpf"] = src.base, src.words
+            n2, n1, n0 = hin, win, src.groups
+            grp_step = P * kkg
+            f["src_frames"] = self.T
+        op.bmul = [b * kkg for b in range(P)]
+        f.update(n2=n2, n1=n1, n0=n0, words=n2 * n1 * n0)
+        # Event base E: the ACC word of output position (y + pad, x + pad), group 0.
+        if layer.kind == "head":
+            e_s = (0, 0, 0)
+            e_base = 0
+        else:
+            e_s = (wout * g_out, g_out, 0)
+            e_base = (pad * wout + pad) * g_out
+        self.affine(f, "e", e_base, e_s, (n2, n1, n0))
+        self.affine(f, "b", f["w_base"], (0, 0, grp_step), (n2, n1, n0))
+        # Fan-out (ky, kx, go): ACC offset −(ky·Wout + kx)·G + go, weight offset (ky·K + kx)·G + go.
+        fo = (K, K, g_out)
+        acc_s = (0, 0, 1) if layer.kind == "head" else (-wout * g_out, -g_out, 1)
+        self.affine(f, "fa", 0, acc_s, fo)
+        self.affine(f, "fw", 0, (K * g_out, g_out, 1), fo)
+        f.update(f2=K, f1=K, f0=g_out, fanout=K * K * g_out, pad=pad, hout=hout, wout=wout,
+                 check=int(layer.kind != "head"), last_lanes=cout - (g_out - 1) * P, real_cols=cout)
+        return acc_rows, cout
+
+    def tdec_fields(self, op: Op, layer: Layer) -> tuple[int, int]:
+        P, f = self.P, op.f
+        heads = layer.attrs["heads"]
+        a_t = self.tensors[layer.inputs[0]]
+        if layer.attrs["operands"] == "q_kT":
+            b_t = self.tensors[layer.inputs[1] + ".T"]
+            n, c = a_t.rows, a_t.cols
+            d = c // heads
+            if d % P:
+                raise self.err(layer, f"head dimension {d} must be a multiple of lanes {P}")
+            dg, gn = d // P, b_t.groups
+            n2, n1, n0 = n, heads, dg
+            e = (0, (gn, n * gn, 0))
+            bb = (0, (0, dg * P * gn, P * gn))
+            op.bmul = [b * gn for b in range(P)]
+            f0 = gn
+            acc_rows, acc_cols = heads * n, n
+            real = n
+        else:
+            b_t = self.tensors[layer.inputs[1]]
+            n, c = b_t.rows, b_t.cols
+            d = c // heads
+            if d % P:
+                raise self.err(layer, f"head dimension {d} must be a multiple of lanes {P}")
+            dg, gc, gn = d // P, b_t.groups, a_t.groups
+            n2, n1, n0 = heads, n, gn
+            e = (0, (dg, gc, 0))
+            bb = (0, (dg, 0, P * gc))
+            op.bmul = [b * gc for b in range(P)]
+            f0 = dg
+            acc_rows, acc_cols = n, c
+            real = d
+        f.update(n2=n2, n1=n1, n0=n0, words=a_t.words, src_base=a_t.base, src_wpf=a_t.words, src_frames=self.T,
+                 has_bias=0, b_spk=b_t.base, b_wpf=b_t.words, acum=0, bcum=a_t.words)
+        self.affine(f, "e", e[0], e[1], (n2, n1, n0))
+        self.affine(f, "b", bb[0], bb[1], (n2, n1, n0))
+        self.affine(f, "fa", 0, (0, 0, 1), (1, 1, f0))
+        self.affine(f, "fw", 0, (0, 0, 1), (1, 1, f0))
+        f.update(f2=1, f1=1, f0=f0, fanout=f0, pad=0, hout=1, wout=1, check=0,
+                 last_lanes=real - (f0 - 1) * P, real_cols=real, cnt_words=a_t.words + b_t.words)
+        return acc_rows, acc_cols
+
+    @staticmethod
+    def affine(f: dict, key: str, base: int, strides: tuple[int, int, int], sizes: tuple[int, int, int]) -> None:
+        """Base and the increments applied when counter level 0, 1 or 2 steps (inner ones wrap)."""
+        s2, s1, s0 = strides
+        n2, n1, n0 = sizes
+        f[key + "_base"] = base
+        f[key + "_j0"] = s0
+        f[key + "_j1"] = s1 - (n0 - 1) * s0
+        f[key + "_j2"] = s2 - (n1 - 1) * s1 - (n0 - 1) * s0
+
+    # ---- sinks -------------------------------------------------------------------------------
+    def sink_fields(self, op: Op, out: Tensor, *, dif: Layer | None, cur_a: str | None, use_acc: bool,
+                    shift: int = 0) -> None:
+        f = op.f
+        f["use_acc"] = int(use_acc)
+        f["shift"] = shift
+        if cur_a is not None:
+            ct = self.tensors[cur_a]
+            if ct.memory != "cur" or ct.words != out.words:
+                raise HwParamError(f"layer {op.name!r}: stored input {cur_a!r} does not match its output layout")
+            f["use_cur"], f["cur_base"], f["cur_wpf"] = 1, ct.base, ct.words
+        else:
+            f["use_cur"], f["cur_base"], f["cur_wpf"] = 0, 0, 0
+        f["out_base"], f["out_wpf"] = out.base, out.words
+        f["sink_words"] = out.words
+        f["sink_groups"] = out.groups
+        f.setdefault("acc_words", out.words)
+        if dif is not None:
+            th, v0 = dif.arrays["threshold"].astype(np.int64), dif.arrays["v0"].astype(np.int64)
+            f["prm_base"] = sum(len(r) for r in self.th_rows)
+            if th.size == 1:
+                f["prm_scalar"] = 1
+                self.th_rows.append(np.full((1, self.P), int(th.reshape(-1)[0])))
+                self.v0_rows.append(np.full((1, self.P), int(v0.reshape(-1)[0])))
+            else:
+                if th.size != out.cols:
+                    raise self.err(dif, f"threshold has {th.size} values; the accelerator takes one per channel "
+                                        f"({out.cols}) or one for all")
+                f["prm_scalar"] = 0
+                # Padded lanes: threshold 1, v0 0, no current: they never fire.
+                t_rows = self.lane_rows(th, out.groups)
+                t_rows.reshape(-1)[th.size:] = 1
+                self.th_rows.append(t_rows)
+                self.v0_rows.append(self.lane_rows(v0, out.groups))
+
+    def emit_transpose(self, name: str) -> None:
+        src, dst = self.tensors[name], self.tensors[name + ".T"]
+        op = Op(dst.name, "transpose", "none", (name,))
+        # Blocks of P rows × P columns: read P words (rows rg·P + r, column group g), write P words
+        # (rows g·P + l of the copy, column group rg).
+        op.f.update(src_base=src.base, src_wpf=src.words, rows=src.rows, groups=src.groups,
+                    row_groups=dst.groups, out_base=dst.base, out_wpf=dst.words,
+                    tr_in_step=self.P * src.groups, tr_out_step=self.P * dst.groups)
+        self.ops.append(op)
+
+    def emit_maxpool(self, layer: Layer) -> None:
+        src, dst = self.tensors[layer.inputs[0]], self.tensors[layer.name]
+        K, s, pad = layer.attrs["kernel"], layer.attrs["stride"], layer.attrs["padding"]
+        if pad:
+            raise self.err(layer, f"padding {pad} is not supported (max-pool padding 0 only)")
+        _, hin, win = self.by_name[layer.inputs[0]].shape
+        _, hout, wout = layer.shape
+        g = src.groups
+        op = Op(layer.name, "maxpool", "none", (layer.name,))
+        f = op.f
+        if (hin - K) % s or (win - K) % s:
+            raise self.err(layer, "the pooling windows must tile the input exactly")
+        f.update(src_base=src.base, src_wpf=src.words, in_words=src.words, out_base=dst.base, out_wpf=dst.words,
+                 K=K, n2=hout, n1=wout, n0=g, sink_words=dst.words, cum=0, prev=src.words,
+                 cnt_words=src.words + dst.words)
+        # Output word (oy, ox, g) → its first tap's input word (oy·s·Win + ox·s)·G + g; taps (ky, kx)
+        # add (ky·Win + kx)·G.
+        self.affine(f, "e", 0, (s * win * g, s * g, 1), (hout, wout, g))
+        self.affine(f, "fa", 0, (0, win * g, g), (1, K, K))
+        self.ops.append(op)
+
+
+def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimited",
+                    delay_max: int | None = None) -> Program:
+    """Compile ``artifact`` for ``lanes`` lanes; raise :class:`HwParamError` before any RTL exists
+    if the generator cannot build it (unknown kind, unsupported geometry, widths, memory)."""
+    if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1 or lanes > 64 or lanes & (lanes - 1):
+        raise HwParamError(f"lanes: must be a power of two in 1..64, got {lanes!r}")
+    if target not in TARGETS:
+        raise HwParamError(f"target: unknown {target!r}; known: {', '.join(TARGETS)}")
+    c = _Compiler(artifact, lanes)
+    c.run()
+    P, T = lanes, artifact.T
+    b = c.b
+    rows = lambda lst, w=None: np.concatenate(lst) if lst else np.zeros((1, P), dtype=np.int64)  # noqa: E731
+    weights, biases = rows(c.w_rows), rows(c.bias_rows)
+    th, v0 = rows(c.th_rows), rows(c.v0_rows)
+    acc_bits = 2
+    for op in c.ops:
+        if op.src in ("syn", "img", "tdec"):
+            layer = c.by_name[op.layers[0]]
+            lb = b[layer.name]
+            if layer.kind == "head":
+                acc_bits = max(acc_bits, lb["total_bits"])
+            elif layer.kind == "tdec_matmul":
+                sh = layer.attrs["shift"]
+                acc_bits = max(acc_bits, signed_bits(lb["frame"][0] >> sh, lb["frame"][1] >> sh))
+            else:
+                acc_bits = max(acc_bits, lb["frame_bits"])
+    cur_bits = max([b[n]["frame_bits"] for n, t in c.tensors.items() if t.memory == "cur"] or [2])
+    mem_bits = max([b[n]["potential_bits"] for n in c.spike_layers if c.by_name[n].kind == "dif"] or [2])
+    widths = {
+        "acc": acc_bits, "cur": cur_bits, "mem": mem_bits, "cnt": unsigned_bits(T),
+        "weight": signed_bits(int(weights.min()), int(weights.max())),
+        "bias": signed_bits(int(biases.min()), int(biases.max())),
+        "threshold": unsigned_bits(int(th.max())) + 1, "v0": signed_bits(int(v0.min()), int(v0.max())),
+        "pixel": unsigned_bits(artifact.input.max_value),
+    }
+    widths["sum"] = max(widths["mem"], widths["cur"], acc_bits + max((op.f.get("shift", 0) for op in c.ops), default=0)) + 2
+    if widths["pixel"] > 8:
+        raise HwParamError(f"input.max_value: {artifact.input.max_value} needs {widths['pixel']} bits; "
+                           "the accelerator takes pixels of at most 8 bits")
+    if widths["mem"] > 32 or widths["acc"] > 32 or widths["cur"] > 32:
+        worst = max(("mem", "acc", "cur"), key=lambda k: widths[k])
+        raise HwParamError(f"bounds: the {worst} width would be {widths[worst]} bits; the accelerator's limit is 32")
+    c_in, h, w = artifact.input.shape
+    depths = {
+        "spk": max(c.spk_top, 1), "cur": max(c.cur_top, 1),
+        "acc": max([op.f.get("acc_words", 1) for op in c.ops] + [1]),
+        "mem": max([op.f.get("sink_words", 1) for op in c.ops if op.sink == "dif"] + [1]),
+        "cnt": max([op.f.get("cnt_words", 1) for op in c.ops] + [1]),
+        "img": c_in * h * w, "weight": len(weights), "bias": len(biases), "param": len(th),
+    }
+    prog = Program(artifact=artifact, lanes=P, T=T, ops=c.ops, tensors=c.tensors, spike_layers=c.spike_layers,
+                   weights=weights, biases=biases, thresholds=th, v0=v0, widths=widths, depths=depths,
+                   input_shape=(c_in, h, w), pixel_bits=widths["pixel"], num_classes=artifact.num_classes)
+    total = sum(prog.memory_bits().values())
+    if total > TARGETS[target]:
+        parts = ", ".join(f"{k} {v / 1024:.0f} kbit" for k, v in prog.memory_bits().items())
+        raise HwParamError(f"memory: {total / 1024:.0f} kbit needed, target {target} has "
+                           f"{TARGETS[target] / 1024:.0f} kbit ({parts})")
+    return prog
