@@ -153,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int, help="first N images only")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(fn=_cmd_eval)
+
+    from .cli_hw import add_parsers as add_hw_parsers
+
+    add_hw_parsers(sub)
     return p
 
 

@@ -149,3 +149,39 @@ def image_model(program: Program, frames: dict[str, np.ndarray], image: np.ndarr
         sops_op[op.name] = s
         total += c
     return ImageModel(cycles=total, sops=sum(sops_op.values()), spikes=spikes, per_op=per_op, sops_per_op=sops_op)
+
+
+def op_costs(program: Program, delay: int) -> list[dict]:
+    """The cycle model as formulas, per op, for a given delay (what ``csdformer rtl`` documents).
+
+    ``cycles = fixed + per_event · events + per_live_word · live_words`` where ``events`` are the
+    op's input events over its frames (spikes of its input; set pixel bits for the encoding
+    layer; elements with ``Acum(t) > 0`` for TDEC) and ``live_words`` (TDEC only) the input words
+    holding at least one such element, but the last word of each frame.
+    """
+    P, T = program.lanes, program.T
+    out = []
+    for op in program.ops:
+        f = op.f
+        last_t = T + delay if op.sink == "dif" else T
+        fixed = 2 + last_t * 2 + 1
+        if op.src in ("syn", "img", "tdec"):
+            frames = 1 if op.src == "img" else T
+            fixed += f["acc_words"] + 1 + frames * (1 + f["words"] + 1)
+            if op.src == "tdec":
+                layer = program.artifact.layer(op.layers[0])
+                bname = layer.inputs[1] + (".T" if layer.attrs["operands"] == "q_kT" else "")
+                fixed += T * (program.tensors[bname].words + 1)
+        if op.src == "maxpool":
+            fixed += T * (f["in_words"] + 1 + f["sink_words"] * (f["K"] ** 2 + 1) + 1)
+        if op.src == "transpose":
+            fixed += T * (f["row_groups"] * f["groups"] * (2 * P + 1) + 1)
+        if op.sink in ("dif", "store"):
+            fixed += last_t * (f["sink_words"] + 1)
+        if op.sink == "logits":
+            fixed += sum(1 + min(P, program.num_classes - i) for i in range(0, program.num_classes, P))
+        else:
+            fixed += 1
+        out.append({"op": op.name, "src": op.src, "sink": op.sink, "fixed": fixed,
+                    "per_event": f.get("fanout", 0), "per_live_word": int(op.src == "tdec")})
+    return out

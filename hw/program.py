@@ -240,9 +240,6 @@ class _Compiler:
     # ---- compile ----------------------------------------------------------------------------
     def run(self) -> None:
         a = self.a
-        for layer in a.layers:
-            if layer.kind not in SYNAPTIC + ("dif", "maxpool", "flatten", "add", "tdec_matmul"):
-                raise self.err(layer, "unknown layer kind for the accelerator")
         # Which current layers are fused into the op of their single consumer.
         self.fused_into: dict[str, str] = {}
         for layer in a.layers:
@@ -532,6 +529,9 @@ def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimi
         raise HwParamError(f"lanes: must be a power of two in 1..64, got {lanes!r}")
     if target not in TARGETS:
         raise HwParamError(f"target: unknown {target!r}; known: {', '.join(TARGETS)}")
+    for layer in artifact.layers:
+        if layer.kind not in SYNAPTIC + ("dif", "maxpool", "flatten", "add", "tdec_matmul"):
+            raise HwParamError(f"layer {layer.name!r} ({layer.kind}): unknown layer kind for the accelerator")
     c = _Compiler(artifact, lanes)
     c.run()
     P, T = lanes, artifact.T

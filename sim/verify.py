@@ -45,6 +45,12 @@ class VerifyReport:
     lanes: int
     build_s: float = 0.0
     sim_s: float = 0.0
+    golden: dict | None = None  # what the checks were judged against (golden_reference)
+    hw: dict | None = None  # what the hardware recorded (see sim/benches/accelerator.py)
+
+    def utilization(self) -> float:
+        """Ideal SOP cycles (SOPs / lanes) over the cycles the hardware spent, all images."""
+        return sum(c.sops for c in self.checks) / self.lanes / max(1, sum(c.cycles for c in self.checks))
 
     @property
     def passed(self) -> int:
@@ -161,4 +167,4 @@ def verify(program, indices, images: np.ndarray, *, delay: int, sim: str | None 
     with np.load(res.result["hw_npz"]) as z:
         hw = {k: z[k] for k in z.files}
     checks = compare(program, golden, hw, indices)
-    return VerifyReport(checks, delay, program.lanes, build_s=res.built.build_s, sim_s=res.wall_s)
+    return VerifyReport(checks, delay, program.lanes, build_s=res.built.build_s, sim_s=res.wall_s, golden=golden, hw=hw)

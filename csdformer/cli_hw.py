@@ -1,0 +1,83 @@
+"""``csdformer rtl`` and ``csdformer verify``: the whole-network accelerator from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from . import CsdformerError
+
+
+def _program(args):
+    from .artifact import load
+    from .cli import resolve_artifact
+    from .hw.program import compile_program
+
+    art = load(resolve_artifact(args.artifact))
+    return art, compile_program(art, args.lanes, target=args.target)
+
+
+def _cmd_rtl(args: argparse.Namespace) -> int:
+    from .hw.rtl import write_rtl
+
+    art, prog = _program(args)
+    delay = art.delay if args.delay is None else args.delay
+    if not 0 <= delay <= art.T - 1:
+        raise CsdformerError(f"--delay: must be in 0..T-1 = 0..{art.T - 1}, got {delay}")
+    t0 = time.time()
+    out = write_rtl(prog, args.out, force=args.force, delay=delay)
+    desc = json.loads((out / "accelerator.json").read_text())
+    bits = sum(desc["memories"]["bits"].values())
+    print(f"{art.name}: {len(prog.ops)} ops, {prog.lanes} lanes, {bits / 1024:.0f} kbit of memory, "
+          f"at least {desc['cycle_model']['min_cycles']} cycles an image (D={delay}); wrote {out} "
+          f"in {time.time() - t0:.1f} s")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .sim.verify import select_images, verify
+
+    art, prog = _program(args)
+    delay = art.delay if args.delay is None else args.delay
+    idx, images = select_images(art, args.images, args.seed, args.root)
+    print(f"verify {art.name}: {len(idx)} test images (seed {args.seed}), D={delay}, {prog.lanes} lanes, "
+          f"{args.sim}: building and simulating...", file=sys.stderr)
+    rep = verify(prog, idx, images, delay=delay, sim=args.sim, waves=args.waves)
+    for c in rep.checks:
+        if not c.ok:
+            print(c.line())
+    n = len(rep.checks)
+    cyc = sum(c.cycles for c in rep.checks) / n
+    util = rep.utilization()
+    print(f"mean {cyc:.0f} cycles an image ({1e8 / cyc:.0f} images/s at 100 MHz), lane utilization "
+          f"{util * 100:.1f} %; build {rep.build_s:.0f} s, simulation {rep.sim_s:.0f} s", file=sys.stderr)
+    print(rep.summary())
+    return 0 if rep.failed == 0 else 1
+
+
+def add_parsers(sub) -> None:
+    from .cli import shipped_models
+
+    def common(p):
+        p.add_argument("artifact", help="artifact folder, or a shipped model name (" + ", ".join(shipped_models()) + ")")
+        p.add_argument("--lanes", type=int, default=8, help="parallel lanes (power of two; default 8)")
+        p.add_argument("--target", default="unlimited",
+                       help="check on-chip memory against a device: ice40up5k, ecp5-25f, ecp5-85f (default: no check)")
+        p.add_argument("--delay", type=int, help="DIF delay D (default: the artifact's)")
+
+    r = sub.add_parser("rtl", help="generate the accelerator's Verilog, memory images and JSON description")
+    common(r)
+    r.add_argument("-o", "--out", required=True, help="output folder")
+    r.add_argument("--force", action="store_true", help="replace the output folder if it exists")
+    r.set_defaults(fn=_cmd_rtl)
+
+    v = sub.add_parser("verify", help="simulate the accelerator's RTL on test images against the golden model")
+    common(v)
+    v.add_argument("--images", type=int, default=20, help="how many test images (default 20)")
+    v.add_argument("--seed", type=int, default=0, help="which images (default 0)")
+    v.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    v.add_argument("--waves", action="store_true", help="dump waveforms (FST) into the simulation folder")
+    v.add_argument("--root", help="data folder (Fashion-MNIST, CIFAR)")
+    v.set_defaults(fn=_cmd_verify)

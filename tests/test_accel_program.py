@@ -1,0 +1,114 @@
+"""The accelerator's generator: layer program, errors before any Verilog, determinism, cycle formulas."""
+
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from csdformer import artifact as A
+from csdformer.cli import main, resolve_artifact
+from csdformer.hw import HwParamError
+from csdformer.hw.netmodel import image_model, op_costs
+from csdformer.hw.program import compile_program
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return A.load(resolve_artifact("digits"))
+
+
+def test_program_covers_every_layer_once(digits):
+    prog = compile_program(digits, 8)
+    covered = [name for op in prog.ops for name in op.layers if op.src != "transpose"]
+    flat = [layer.name for layer in digits.layers if layer.kind != "flatten"]
+    assert sorted(covered) == sorted(flat)
+    assert [op.src for op in prog.ops].count("transpose") == 1  # the k operand of q·kᵀ
+    assert prog.ops[-1].sink == "logits"
+
+
+def test_layouts_round_trip(digits):
+    prog = compile_program(digits, 8)
+    rng = np.random.default_rng(0)
+    for name in prog.spike_layers:
+        t = prog.tensors[name]
+        x = rng.integers(0, 2, size=(4,) + t.shape)
+        words = t.to_words(x)
+        assert words.shape == (4, t.rows, t.groups * 8)
+        np.testing.assert_array_equal(t.from_words(words), x)
+
+
+def test_cycle_formulas_are_the_model_without_spikes(digits):
+    """With no events the whole-network model is the sum of the ops' fixed costs."""
+    prog = compile_program(digits, 8)
+    for delay in (0, 3):
+        zeros = {n: np.zeros((prog.T,) + tuple(digits.layer(n).shape), dtype=np.int64) for n in prog.spike_layers}
+        model = image_model(prog, zeros, np.zeros(digits.input.shape, dtype=np.int64), delay)
+        assert model.cycles == prog.n_pixels + sum(c["fixed"] for c in op_costs(prog, delay))
+        assert model.sops == 0 and model.spikes == 0
+
+
+def _broken(art, fn):
+    a = copy.deepcopy(art)
+    fn(a)
+    return a
+
+
+@pytest.mark.parametrize("case, match", [
+    ("kind", "unknown layer kind for the accelerator"),
+    ("lanes", "head dimension 16 must be a multiple of lanes 32"),
+    ("bounds", "the mem width would be .* bits; the accelerator's limit is 32"),
+    ("memory", "memory: .* kbit needed, target ecp5-25f has"),
+    ("stride", "stride 2 is not supported"),
+])
+def test_unbuildable_artifacts_fail_before_any_verilog(digits, tmp_path, case, match):
+    lanes, target, art = 8, "unlimited", digits
+    if case == "kind":
+        art = _broken(digits, lambda a: setattr(a.layers[3], "kind", "softmax"))
+    elif case == "lanes":
+        lanes = 32
+    elif case == "bounds":
+        def huge(a):
+            a.layers[0].arrays["bias"] = a.layers[0].arrays["bias"].astype(np.int64) * (1 << 30)
+        art = _broken(digits, huge)
+    elif case == "memory":
+        art = A.load(resolve_artifact("fashion_mnist"))
+        target = "ecp5-25f"
+    elif case == "stride":
+        art = _broken(digits, lambda a: a.layers[2].attrs.update(stride=2))
+    with pytest.raises(HwParamError, match=match):
+        compile_program(art, lanes, target=target)
+
+
+def test_cli_rtl_errors_leave_nothing(tmp_path, capsys):
+    out = tmp_path / "rtl"
+    assert main(["rtl", "digits", "-o", str(out), "--lanes", "32"]) == 2
+    assert "head dimension 16 must be a multiple of lanes 32" in capsys.readouterr().err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert main(["rtl", "digits", "-o", str(out), "--lanes", "6"]) == 2
+    assert "lanes: must be a power of two" in capsys.readouterr().err
+
+
+def test_rtl_is_byte_identical_across_runs(tmp_path):
+    """Two separate processes (different hash seeds) write the same files."""
+    outs = []
+    for i, seed in enumerate(("1", "2")):
+        out = tmp_path / f"run{i}"
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        subprocess.run([sys.executable, "-m", "csdformer", "rtl", "digits", "-o", str(out)], check=True, env=env,
+                       capture_output=True)
+        outs.append(out)
+    files = sorted(p.relative_to(outs[0]) for p in outs[0].rglob("*") if p.is_file())
+    assert [str(f) for f in files] == ["accelerator.json", "csdformer_accel.v", "mem/biases.hex", "mem/thresholds.hex",
+                                       "mem/v0.hex", "mem/weights.hex"]
+    for f in files:
+        assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
+    desc = json.loads((outs[0] / "accelerator.json").read_text())
+    assert desc["parameters"]["lanes"] == 8 and desc["top"] == "csdformer_accel"
+    assert {p["name"]: p["direction"] for p in desc["ports"]}["image__payload"] == "in"
+    w = desc["parameters"]["widths"]["weight"] * 8
+    first = (outs[0] / "mem" / "weights.hex").read_text().split()[0]
+    assert len(first) == w // 4
