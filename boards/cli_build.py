@@ -1,0 +1,79 @@
+"""``csdformer build ARTIFACT --board NAME``: build the accelerator bitstream for a board.
+
+``add_build_parser(subparsers)`` adds the sub-command to the ``csdformer`` CLI and
+``build_command(args)`` runs it (exit 0 when the design fits and meets timing, 1 when not, and a
+:class:`~csdformer.CsdformerError` for bad arguments).
+
+The core seam
+-------------
+The core (UART link + whole-network accelerator) is made by the function named in
+:data:`CORE_PROVIDER`, ``csdformer.boards.soc:accelerator_core`` (contract in its docstring):
+``provider(artifact, lanes, divisor) -> wiring.Component``. The environment variable
+``CSDFORMER_CORE_PROVIDER=module:function`` overrides it, and tests may set
+:data:`CORE_PROVIDER` to a callable; this is how a stand-in core is built today.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+
+from .. import CsdformerError
+from ..hw.common import check_int
+from .build import build
+from .soc import DEFAULT_BAUD, BoardTop, uart_divisor
+from .targets import BOARDS, get_board
+
+__all__ = ["add_build_parser", "build_command", "core_provider", "CORE_PROVIDER", "CORE_PROVIDER_ENV"]
+
+CORE_PROVIDER = "csdformer.boards.soc:accelerator_core"
+CORE_PROVIDER_ENV = "CSDFORMER_CORE_PROVIDER"
+
+
+def core_provider():
+    """The core factory: ``$CSDFORMER_CORE_PROVIDER``, else :data:`CORE_PROVIDER` (``module:function`` or a callable)."""
+    spec = os.environ.get(CORE_PROVIDER_ENV) or CORE_PROVIDER
+    if callable(spec):
+        return spec
+    module, _, attr = spec.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise CsdformerError(f"core provider {spec!r} cannot be loaded ({e})") from None
+    if not callable(fn):
+        raise CsdformerError(f"core provider {spec!r} is not a function")
+    return fn
+
+
+def add_build_parser(subparsers):
+    """Add ``build`` to an ``argparse`` sub-parser set; the handler is ``fn=build_command``."""
+    boards = "; ".join(f"{b.name}: {b.device}, {b.freq_mhz:g} MHz, {b.lanes} lanes" for b in BOARDS.values())
+    b = subparsers.add_parser("build", help="build the accelerator bitstream of an artifact for a board",
+                              description=f"Boards: {boards}.")
+    b.add_argument("artifact", help="artifact folder or shipped model name")
+    b.add_argument("--board", required=True, choices=sorted(BOARDS))
+    b.add_argument("-o", "--out", dest="out_dir", help="build folder (default: build/<board>-<artifact>)")
+    b.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    b.add_argument("--lanes", type=int, help="parallel lanes (default: the board's)")
+    b.add_argument("--freq", type=float, metavar="MHZ", help="sync clock (default: the board's)")
+    b.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART baud rate (default {DEFAULT_BAUD})")
+    b.set_defaults(fn=build_command)
+    return b
+
+
+def build_command(args) -> int:
+    from ..artifact import load
+    from ..cli import resolve_artifact  # lazy: the CLI module imports this one
+
+    board = get_board(args.board)
+    lanes = board.lanes if args.lanes is None else check_int("lanes", args.lanes, lo=1)
+    path = resolve_artifact(args.artifact)
+    artifact = load(path)
+    provider = core_provider()
+    top = BoardTop(lambda hz: provider(artifact, lanes, uart_divisor(hz, args.baud)), board, freq_mhz=args.freq)
+    out = Path(args.out_dir) if args.out_dir else Path("build") / f"{board.name}-{Path(path).name}"
+    report = build(top, board, out)
+    print(json.dumps(report.to_dict()) if args.json else report.to_markdown(), end="\n" if args.json else "")
+    return 0 if report.ok else 1

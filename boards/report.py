@@ -1,0 +1,239 @@
+"""The build report: what a board build used, how fast it runs, and whether it is usable.
+
+Parsed from nextpnr's ``--report`` JSON (``utilization``: used/available per cell type;
+``fmax``: achieved vs constrained MHz per clock), from nextpnr's log when it stopped before
+writing that report (a design that does not fit), and from the synthesized netlist (LUT4 and
+flip-flop counts on iCE40, where nextpnr only counts packed logic cells, and multiplier cells).
+
+:class:`BuildReport` renders ``report.md``, ``report.json`` and ``resources.png``; ``ok`` is
+false, and the Markdown says why in its first lines, when the design does not fit, misses
+timing, or a tool failed.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+__all__ = ["ResourceUse", "ClockTiming", "BuildReport", "parse_utilization", "parse_log_utilization",
+           "netlist_cells", "resource_rows", "clock_rows", "MULTIPLIER_CELLS"]
+
+MULTIPLIER_CELLS = {"ice40": ("SB_MAC16",), "ecp5": ("MULT18X18D", "ALU54B")}
+
+# Report row -> nextpnr utilization key, per family; None = counted from the netlist instead.
+_ROWS = {
+    "ice40": [("LUT", None), ("FF", None), ("BRAM", "ICESTORM_RAM"), ("SPRAM", "ICESTORM_SPRAM"),
+              ("DSP", "ICESTORM_DSP"), ("LC", "ICESTORM_LC"), ("IO", "SB_IO"), ("PLL", "ICESTORM_PLL")],
+    "ecp5": [("LUT", "TRELLIS_COMB"), ("FF", "TRELLIS_FF"), ("BRAM", "DP16KD"), ("DSP", "MULT18X18D"),
+             ("ALU54", "ALU54B"), ("LUTRAM", "TRELLIS_RAMW"), ("IO", "TRELLIS_IO"), ("PLL", "EHXPLLL")],
+}
+_ICE40_FF = re.compile(r"^SB_DFF\w*$")
+
+
+@dataclass
+class ResourceUse:
+    """One resource row: ``used`` of ``available`` (``None`` when unknown)."""
+
+    name: str
+    used: int | None
+    available: int | None
+
+    @property
+    def fits(self) -> bool:
+        return self.used is None or self.available is None or self.used <= self.available
+
+    @property
+    def percent(self) -> float | None:
+        if self.used is None or not self.available:
+            return None
+        return 100.0 * self.used / self.available
+
+
+@dataclass
+class ClockTiming:
+    """One clock: nextpnr's achieved Fmax against its constraint, in MHz."""
+
+    name: str
+    target_mhz: float
+    achieved_mhz: float
+
+    @property
+    def met(self) -> bool:
+        return self.achieved_mhz >= self.target_mhz
+
+
+def parse_utilization(report: dict) -> dict[str, tuple[int, int]]:
+    """``{cell type: (used, available)}`` from a nextpnr ``--report`` dict."""
+    return {k: (int(v["used"]), int(v["available"])) for k, v in report.get("utilization", {}).items()}
+
+
+_LOG_UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.MULTILINE)
+
+
+def parse_log_utilization(text: str) -> dict[str, tuple[int, int]]:
+    """``{cell type: (used, available)}`` from the last "Device utilisation" block of a nextpnr log."""
+    blocks = text.split("Device utilisation:")
+    if len(blocks) < 2:
+        return {}
+    return {k: (int(u), int(a)) for k, u, a in _LOG_UTIL.findall(blocks[-1].split("\n\n")[0])}
+
+
+def netlist_cells(netlist: dict, top: str = "top") -> collections.Counter:
+    """Cell type counts of module ``top`` in a Yosys ``write_json`` netlist."""
+    cells = netlist.get("modules", {}).get(top, {}).get("cells", {})
+    return collections.Counter(c["type"] for c in cells.values())
+
+
+def resource_rows(family: str, util: dict, cells: collections.Counter) -> list[ResourceUse]:
+    """The report's resource rows for ``family`` from utilization and netlist cell counts."""
+    rows = []
+    for name, key in _ROWS[family]:
+        if key is not None:
+            used, avail = util.get(key, (None, None))
+        else:  # iCE40 LUT4 / FF: from the netlist, against the logic-cell count
+            avail = util.get("ICESTORM_LC", (None, None))[1]
+            if not cells:
+                used = None
+            elif name == "LUT":
+                used = cells["SB_LUT4"]
+            else:
+                used = sum(n for t, n in cells.items() if _ICE40_FF.match(t))
+        rows.append(ResourceUse(name, used, avail))
+    return rows
+
+
+def clock_rows(report: dict) -> list[ClockTiming]:
+    """Per-clock timing from a nextpnr ``--report`` dict."""
+    return [ClockTiming(name.removeprefix("$glbnet$"), float(v["constraint"]), float(v["achieved"]))
+            for name, v in sorted(report.get("fmax", {}).items())]
+
+
+@dataclass
+class BuildReport:
+    """Result of one board build (see :func:`csdformer.boards.build.build`)."""
+
+    board: str
+    device: str
+    family: str
+    target_mhz: float | None = None
+    sync_mhz: float | None = None
+    goal_mhz: float | None = None
+    pll: str = ""
+    resources: list[ResourceUse] = field(default_factory=list)
+    multipliers: dict[str, int] = field(default_factory=dict)
+    clocks: list[ClockTiming] = field(default_factory=list)
+    fit: bool | None = None
+    seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)
+    bitstream: str | None = None
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def timing_met(self) -> bool | None:
+        """All clocks meet their constraints; ``None`` when there is no timing result."""
+        return all(c.met for c in self.clocks) if self.clocks else None
+
+    @property
+    def fmax_mhz(self) -> float | None:
+        """The lowest achieved Fmax over the clocks."""
+        return min((c.achieved_mhz for c in self.clocks), default=None)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.fit and self.timing_met and self.bitstream and not self.errors)
+
+    def verdict(self) -> str:
+        """One plain line: usable, or the reasons it is not."""
+        if self.ok:
+            return f"OK: fits and meets timing ({self.fmax_mhz:.1f} MHz achieved)"
+        why = []
+        if self.fit is False:
+            over = [f"{r.name} {r.used}/{r.available}" for r in self.resources if not r.fits]
+            why.append("does NOT fit the device (" + (", ".join(over) or "see the errors") + ")")
+        why += self.errors
+        if self.timing_met is False:
+            why += [f"misses timing on {c.name}: {c.achieved_mhz:.2f} MHz < {c.target_mhz:.2f} MHz"
+                    for c in self.clocks if not c.met]
+        if not why and not self.bitstream:
+            why.append("no bitstream was written")
+        if not why:
+            why.append("no timing result")
+        return "FAILED: " + "; ".join(why)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(ok=self.ok, timing_met=self.timing_met, fmax_mhz=self.fmax_mhz, verdict=self.verdict())
+        for r, rd in zip(self.resources, d["resources"]):
+            rd["percent"] = r.percent
+        for c, cd in zip(self.clocks, d["clocks"]):
+            cd["met"] = c.met
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BuildReport":
+        keep = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        keep["resources"] = [ResourceUse(r["name"], r["used"], r["available"]) for r in d.get("resources", [])]
+        keep["clocks"] = [ClockTiming(c["name"], c["target_mhz"], c["achieved_mhz"]) for c in d.get("clocks", [])]
+        return cls(**keep)
+
+    def to_markdown(self) -> str:
+        def n(v):
+            return "?" if v is None else str(v)
+
+        lines = [f"# Build report: {self.board} ({self.device})", "", f"**{self.verdict()}**", ""]
+        if self.pll:
+            lines += [f"- Clock: requested {self.target_mhz:g} MHz, PLL gives {self.sync_mhz:.4f} MHz ({self.pll})"]
+        if self.goal_mhz:
+            fmax = self.fmax_mhz
+            hit = ("no Fmax known" if fmax is None else
+                   f"Fmax {fmax:.1f} MHz {'reaches' if fmax >= self.goal_mhz else 'does not reach'} it")
+            lines.append(f"- Goal clock {self.goal_mhz:g} MHz: {hit}")
+        stages = ", ".join(f"{k} {v:.1f} s" for k, v in self.stages.items())
+        lines += [f"- Build time: {self.seconds:.1f} s ({stages})", f"- Bitstream: {self.bitstream or 'none'}", ""]
+        lines += ["| resource | used | available | % |", "|---|---:|---:|---:|"]
+        for r in self.resources:
+            pct = "" if r.percent is None else f"{r.percent:.1f}"
+            flag = " **over**" if not r.fits else ""
+            lines.append(f"| {r.name} | {n(r.used)}{flag} | {n(r.available)} | {pct} |")
+        lines += ["", "| clock | target MHz | Fmax MHz | met |", "|---|---:|---:|---|"]
+        for c in self.clocks:
+            lines.append(f"| {c.name} | {c.target_mhz:.2f} | {c.achieved_mhz:.1f} | {'yes' if c.met else '**NO**'} |")
+        mult = ", ".join(f"{k} {v}" for k, v in self.multipliers.items()) or "none"
+        lines += ["", f"Multiplier cells: {mult}"]
+        lines += [f"- note: {x}" for x in self.notes]
+        return "\n".join(lines) + "\n"
+
+    def plot(self, path) -> Path:
+        """A bar chart of resource use in percent of the device (matplotlib, Agg)."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        rows = [r for r in self.resources if r.percent is not None]
+        fig = Figure(figsize=(6, 0.45 * len(rows) + 1.2))
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        ax.barh([r.name for r in rows], [r.percent for r in rows],
+                color=["tab:red" if not r.fits else "tab:blue" for r in rows])
+        for i, r in enumerate(rows):
+            ax.text(min(r.percent, 100) + 1, i, f"{r.used}/{r.available}", va="center", fontsize=8)
+        ax.set_xlim(0, 115)
+        ax.invert_yaxis()
+        ax.set_xlabel("% of device")
+        ax.set_title(f"{self.board} ({self.device}): {'OK' if self.ok else 'FAILED'}")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        return Path(path)
+
+    def write(self, out_dir) -> dict[str, Path]:
+        """Write ``report.md``, ``report.json`` and ``resources.png`` into ``out_dir``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"md": out / "report.md", "json": out / "report.json", "png": out / "resources.png"}
+        paths["md"].write_text(self.to_markdown())
+        paths["json"].write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        self.plot(paths["png"])
+        return paths

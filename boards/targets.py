@@ -1,0 +1,169 @@
+"""The boards the accelerator is built for, and what each one offers.
+
+One :class:`Board` per supported board, registered by name in :data:`BOARDS`: its Amaranth
+platform (from ``amaranth-boards``), the device's resources (for sizing before a build; the build
+report takes the real numbers from nextpnr), the default and goal ``sync`` clocks, the default
+lane count, and the pins the board top uses for the UART link, LEDs and reset.
+
+OrangeCrab r0.2 has no UART resource: :data:`ORANGECRAB_UART` puts one on the Feather header,
+``rx`` on pin "0" (N17) and ``tx`` on pin "1" (M18): the standard Feather serial pins, the same as
+LiteX's ``feather_serial``. Wire a 3.3 V USB-serial adapter's TX to pin 0, its RX to pin 1, GND to
+GND.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from amaranth.build import Attrs
+from amaranth_boards.resources import UARTResource
+
+from ..hw.common import HwParamError
+from .clocking import DEFAULT_TOLERANCE, Ecp5ClockGen, Ice40ClockGen, ecp5_pll, ice40_pll
+
+__all__ = ["Resources", "Board", "BOARDS", "get_board", "ORANGECRAB_UART"]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Counts of one device's resources (as nextpnr counts them)."""
+
+    lut: int
+    ff: int
+    bram: int
+    spram: int
+    dsp: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"LUT": self.lut, "FF": self.ff, "BRAM": self.bram, "SPRAM": self.spram, "DSP": self.dsp}
+
+
+ORANGECRAB_UART = UARTResource(0, rx="0", tx="1", conn=("io", 0),
+                               attrs=Attrs(IO_TYPE="LVCMOS33", PULLMODE="UP"))
+
+
+@dataclass(frozen=True)
+class Board:
+    """One supported board.
+
+    Attributes
+    ----------
+    name : str
+        Registry key (``csdformer build --board NAME``).
+    platform_path : str
+        ``module:Class`` of the amaranth-boards platform (imported on use).
+    family : str
+        ``"ice40"`` or ``"ecp5"``: picks the PLL and the report's resource names.
+    device : str
+        FPGA part, for the report.
+    resources : Resources
+        Device resources (LUT4s, flip-flops, block RAMs, SPRAMs, multipliers).
+    freq_mhz, goal_mhz : float
+        Default ``sync`` clock (the floor a build must meet) and the clock aimed for.
+    lanes : int
+        Default number of parallel lanes of the accelerator.
+    leds : dict
+        Status role (``heartbeat``, ``busy``, ``error``) -> ``(resource, number)`` or
+        ``(resource, number, subsignal)``; a missing role has no LED.
+    reset : (str, int) or None
+        Reset button resource (pressed = 1 after inversion).
+    extra_resources : tuple
+        Resources added to the platform (OrangeCrab's UART).
+    synth_opts : str
+        Extra ``synth_*`` options (``-dsp`` maps multipliers to iCE40 SB_MAC16).
+    notes : str
+        Pins and quirks, for the report and ``--help``.
+    """
+
+    name: str
+    platform_path: str
+    family: str
+    device: str
+    resources: Resources
+    freq_mhz: float
+    goal_mhz: float
+    lanes: int
+    leds: dict = field(default_factory=dict)
+    reset: tuple | None = None
+    uart: tuple = ("uart", 0)
+    extra_resources: tuple = ()
+    synth_opts: str = ""
+    notes: str = ""
+
+    @property
+    def platform_class(self):
+        import importlib
+
+        module, cls = self.platform_path.split(":")
+        return getattr(importlib.import_module(module), cls)
+
+    def platform(self):
+        """A fresh platform instance with :attr:`extra_resources` added."""
+        plat = self.platform_class()
+        if self.extra_resources:
+            plat.add_resources(list(self.extra_resources))
+        return plat
+
+    @property
+    def clk_resource(self) -> str:
+        return self.platform_class.default_clk
+
+    @property
+    def clk_mhz(self) -> float:
+        """The board oscillator's frequency in MHz (from the platform's clock resource)."""
+        return self.platform_class().default_clk_frequency / 1e6
+
+    def pll(self, freq_mhz=None, *, tolerance=DEFAULT_TOLERANCE):
+        """The PLL setting making ``freq_mhz`` (default :attr:`freq_mhz`) from the oscillator."""
+        search = {"ice40": ice40_pll, "ecp5": ecp5_pll}[self.family]
+        return search(self.clk_mhz, self.freq_mhz if freq_mhz is None else freq_mhz, tolerance=tolerance)
+
+    def clock_gen(self, setting):
+        """The clock generator component for a setting from :meth:`pll`."""
+        cls = {"ice40": Ice40ClockGen, "ecp5": Ecp5ClockGen}[self.family]
+        return cls(setting, self.clk_resource, self.reset)
+
+
+BOARDS: dict[str, Board] = {b.name: b for b in (
+    Board(
+        name="icebreaker", platform_path="amaranth_boards.icebreaker:ICEBreakerPlatform",
+        family="ice40", device="iCE40UP5K-SG48",
+        resources=Resources(lut=5280, ff=5280, bram=30, spram=4, dsp=8),
+        freq_mhz=30.0, goal_mhz=50.0, lanes=4,
+        leds={"heartbeat": ("led", 1), "error": ("led", 0)},  # green, red; busy speeds the heartbeat
+        reset=("button", 0), synth_opts="-dsp",
+        notes="UART on the FTDI second channel (rx pin 6, tx pin 9); user button resets; "
+              "green LED heartbeat (fast while busy), red LED error.",
+    ),
+    Board(
+        name="ulx3s-85f", platform_path="amaranth_boards.ulx3s:ULX3S_85F_Platform",
+        family="ecp5", device="LFE5U-85F-6BG381",
+        resources=Resources(lut=83640, ff=83640, bram=208, spram=0, dsp=156),
+        freq_mhz=100.0, goal_mhz=125.0, lanes=16,
+        leds={"heartbeat": ("led", 0), "busy": ("led", 1), "error": ("led", 2)},
+        reset=("button_pwr", 0),
+        notes="UART on the FTDI USB port (rx M1, tx L4); PWR button resets; "
+              "LED0 heartbeat, LED1 busy, LED2 error.",
+    ),
+    Board(
+        name="orangecrab-25f", platform_path="amaranth_boards.orangecrab_r0_2:OrangeCrabR0_2_25FPlatform",
+        family="ecp5", device="LFE5U-25F-8MG285",
+        resources=Resources(lut=24288, ff=24288, bram=56, spram=0, dsp=28),
+        freq_mhz=100.0, goal_mhz=125.0, lanes=8,
+        leds={"heartbeat": ("rgb_led", 0, "g"), "busy": ("rgb_led", 0, "b"), "error": ("rgb_led", 0, "r")},
+        reset=("button", 0), extra_resources=(ORANGECRAB_UART,),
+        notes="No UART on the board: rx on Feather pin 0 (N17), tx on pin 1 (M18), 3.3 V; "
+              "the button resets (hold it while plugging in for the DFU bootloader); "
+              "RGB LED green heartbeat, blue busy, red error.",
+    ),
+)}
+
+
+def get_board(name) -> Board:
+    """The :class:`Board` called ``name`` (a :class:`Board` is returned unchanged)."""
+    if isinstance(name, Board):
+        return name
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise HwParamError(f"board: unknown board {name!r}; known: {', '.join(BOARDS)}") from None

