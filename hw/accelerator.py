@@ -42,7 +42,7 @@ FIELDS = (
     "pad", "hout", "wout", "check", "last_lanes", "has_bias", "bias_base", "acc_words", "acc_groups",
     "b_spk", "b_wpf", "acum", "bcum", "use_acc", "use_cur", "cur_base", "cur_wpf", "out_base", "out_wpf",
     "sink_words", "sink_groups", "shift", "prm_base", "prm_scalar",
-    "in_words", "K", "cum", "prev", "rows", "groups", "row_groups", "tr_in_step", "tr_out_step",
+    "in_words", "K", "taps", "cum", "prev", "rows", "groups", "row_groups", "tr_in_step", "tr_out_step",
 )
 
 
@@ -372,7 +372,7 @@ class Accelerator(wiring.Component):
             with m.State("MP2"):
                 # Per output word: K·K tap reads of Ccum, then one read of the previous max.
                 with m.If(wi < f["sink_words"]):
-                    with m.If(k0 < f["K"] * f["K"]):
+                    with m.If(k0 < f["taps"]):
                         m.d.comb += cnt_r.addr.eq(f["cum"] + E + FA)
                         m.d.sync += [mp_kind.eq(Mux(k0 == 0, 1, 2)), k0.eq(k0 + 1)]
                         with m.If(k1 == f["K"] - 1):

@@ -108,6 +108,7 @@ class Op:
     layers: tuple[str, ...]  # the artifact layers it covers
     f: dict = field(default_factory=dict)  # integer fields (address constants, sizes, flags)
     bmul: list[int] = field(default_factory=list)  # lane index b → address offset of its row
+    refs: dict = field(default_factory=dict)  # field → tensor whose base it holds (set by allocation)
 
 
 @dataclass
@@ -379,6 +380,7 @@ class _Compiler:
             if src.cols != cin or src.rows != hin * win:
                 raise self.err(layer, f"input {src.name} has {src.rows}x{src.cols} words, expected {hin * win}x{cin}")
             f["src_base"], f["src_wpf"] = src.base, src.words
+            op.refs["src_base"] = src.name
             n2, n1, n0 = hin, win, src.groups
             grp_step = P * kkg
             f["src_frames"] = self.T
@@ -436,6 +438,7 @@ class _Compiler:
             real = d
         f.update(n2=n2, n1=n1, n0=n0, words=a_t.words, src_base=a_t.base, src_wpf=a_t.words, src_frames=self.T,
                  has_bias=0, b_spk=b_t.base, b_wpf=b_t.words, acum=0, bcum=a_t.words)
+        op.refs.update(src_base=a_t.name, b_spk=b_t.name)
         self.affine(f, "e", e[0], e[1], (n2, n1, n0))
         self.affine(f, "b", bb[0], bb[1], (n2, n1, n0))
         self.affine(f, "fa", 0, (0, 0, 1), (1, 1, f0))
@@ -465,9 +468,11 @@ class _Compiler:
             if ct.memory != "cur" or ct.words != out.words:
                 raise HwParamError(f"layer {op.name!r}: stored input {cur_a!r} does not match its output layout")
             f["use_cur"], f["cur_base"], f["cur_wpf"] = 1, ct.base, ct.words
+            op.refs["cur_base"] = ct.name
         else:
             f["use_cur"], f["cur_base"], f["cur_wpf"] = 0, 0, 0
         f["out_base"], f["out_wpf"] = out.base, out.words
+        op.refs["out_base"] = out.name
         f["sink_words"] = out.words
         f["sink_groups"] = out.groups
         f.setdefault("acc_words", out.words)
@@ -497,6 +502,7 @@ class _Compiler:
         op.f.update(src_base=src.base, src_wpf=src.words, rows=src.rows, groups=src.groups,
                     row_groups=dst.groups, out_base=dst.base, out_wpf=dst.words,
                     tr_in_step=self.P * src.groups, tr_out_step=self.P * dst.groups)
+        op.refs.update(src_base=src.name, out_base=dst.name)
         self.ops.append(op)
 
     def emit_maxpool(self, layer: Layer) -> None:
@@ -512,8 +518,9 @@ class _Compiler:
         if (hin - K) % s or (win - K) % s:
             raise self.err(layer, "the pooling windows must tile the input exactly")
         f.update(src_base=src.base, src_wpf=src.words, in_words=src.words, out_base=dst.base, out_wpf=dst.words,
-                 K=K, n2=hout, n1=wout, n0=g, sink_words=dst.words, cum=0, prev=src.words,
+                 K=K, taps=K * K, n2=hout, n1=wout, n0=g, sink_words=dst.words, cum=0, prev=src.words,
                  cnt_words=src.words + dst.words)
+        op.refs.update(src_base=src.name, out_base=dst.name)
         # Output word (oy, ox, g) → its first tap's input word (oy·s·Win + ox·s)·G + g; taps (ky, kx)
         # add (ky·Win + kx)·G.
         self.affine(f, "e", 0, (s * win * g, s * g, 1), (hout, wout, g))
@@ -521,10 +528,50 @@ class _Compiler:
         self.ops.append(op)
 
 
+def _allocate(c: "_Compiler", keep_spikes: bool) -> None:
+    """Place tensors in SPK and CUR by liveness: a tensor lives from the op that writes it to the
+    last op that reads it, and its words are reused after that. ``keep_spikes`` keeps every spike
+    tensor (the debug port can then read any layer after an image: what verification needs)."""
+    ops = c.ops
+    made, last = {}, {}
+    for i, op in enumerate(ops):
+        for key, name in op.refs.items():
+            if key == "out_base":
+                made.setdefault(name, i)
+            else:
+                last[name] = i
+    top = {"spk": 0, "cur": 0}
+    free: dict[str, list[tuple[int, int]]] = {"spk": [], "cur": []}
+    for i, op in enumerate(ops):
+        for name in [n for n, j in made.items() if j == i]:
+            t = c.tensors[name]
+            size = t.words * c.T
+            pool = free[t.memory]
+            fit = next((k for k, (b, n) in enumerate(pool) if n >= size), None)
+            if fit is None:
+                t.base, top[t.memory] = top[t.memory], top[t.memory] + size
+            else:
+                b, n = pool.pop(fit)
+                t.base = b
+                if n > size:
+                    pool.append((b + size, n - size))
+        for name, j in last.items():
+            t = c.tensors[name]
+            if j == i and not (keep_spikes and t.memory == "spk"):
+                free[t.memory].append((t.base, t.words * c.T))
+    for op in ops:
+        for key, name in op.refs.items():
+            op.f[key] = c.tensors[name].base
+    c.spk_top, c.cur_top = top["spk"], top["cur"]
+
+
 def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimited",
-                    delay_max: int | None = None) -> Program:
+                    keep_spikes: bool = True) -> Program:
     """Compile ``artifact`` for ``lanes`` lanes; raise :class:`HwParamError` before any RTL exists
-    if the generator cannot build it (unknown kind, unsupported geometry, widths, memory)."""
+    if the generator cannot build it (unknown kind, unsupported geometry, widths, memory).
+
+    ``keep_spikes=False`` lets spike tensors share SPK words by liveness (smaller; for boards):
+    the debug port then no longer holds every layer after an image."""
     if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1 or lanes > 64 or lanes & (lanes - 1):
         raise HwParamError(f"lanes: must be a power of two in 1..64, got {lanes!r}")
     if target not in TARGETS:
@@ -534,6 +581,7 @@ def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimi
             raise HwParamError(f"layer {layer.name!r} ({layer.kind}): unknown layer kind for the accelerator")
     c = _Compiler(artifact, lanes)
     c.run()
+    _allocate(c, keep_spikes)
     P, T = lanes, artifact.T
     b = c.b
     rows = lambda lst, w=None: np.concatenate(lst) if lst else np.zeros((1, P), dtype=np.int64)  # noqa: E731

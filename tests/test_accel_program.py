@@ -112,3 +112,17 @@ def test_rtl_is_byte_identical_across_runs(tmp_path):
     w = desc["parameters"]["widths"]["weight"] * 8
     first = (outs[0] / "mem" / "weights.hex").read_text().split()[0]
     assert len(first) == w // 4
+
+
+def test_no_multiplier_anywhere_in_the_accelerator():
+    """SPEC §6: additions, comparisons, subtractions and shifts only (the encoding layer uses
+    bit-plane additions), for a model with every op kind (Fashion-MNIST has max-pools)."""
+    from amaranth.back import rtlil
+
+    from csdformer.hw.accelerator import Accelerator
+
+    for name, lanes in (("digits", 8), ("fashion_mnist", 16)):
+        acc = Accelerator.from_artifact(A.load(resolve_artifact(name)), lanes)
+        text = rtlil.convert(acc, name="accel", emit_src=False)
+        cells = {line.split()[1] for line in text.splitlines() if line.lstrip().startswith("cell ")}
+        assert not {c for c in cells if c in ("$mul", "$div", "$mod", "$divfloor", "$modfloor")}, cells

@@ -62,6 +62,8 @@ async def accelerator(dut):
         dut.prediction__ready.value = 1
         await FallingEdge(dut.clk)
         dut.prediction__ready.value = 0
+        if (i + 1) % 10 == 0 or i + 1 == n:
+            dut._log.info(f"image {i + 1}/{n}: class {pred[i]}, {counters['cycles'][i]} cycles")
         # Idle now: read the spike frames back, one word a cycle.
         if addrs:
             dut.dbg_addr.value = addrs[0]
