@@ -33,6 +33,9 @@ __all__ = ["BoardTop", "check_core", "uart_divisor", "accelerator_core", "DEFAUL
 DEFAULT_BAUD = 115_200
 
 
+LINK_TIMEOUT_BYTES = 4  # a partial frame silent for this many byte times is dropped
+
+
 def uart_divisor(sync_hz: float, baud: int = DEFAULT_BAUD) -> int:
     """Clock cycles per UART bit, ``round(sync_hz / baud)``; refused beyond 1 % baud error."""
     if baud <= 0:
@@ -44,16 +47,17 @@ def uart_divisor(sync_hz: float, baud: int = DEFAULT_BAUD) -> int:
 
 
 def accelerator_core(artifact, lanes: int, divisor: int) -> wiring.Component:
-    """The real core: UART link + whole-network accelerator (to be supplied; the seam).
-
-    Contract: ``artifact`` is a loaded :class:`csdformer.artifact` model, ``lanes`` the number of
-    parallel lanes, ``divisor`` the UART clock cycles per bit (:func:`uart_divisor`). Returns a
-    component satisfying :func:`check_core`. ``csdformer build`` finds this function through
-    :data:`csdformer.boards.cli_build.CORE_PROVIDER`, which tests and hand builds point at a
-    stand-in.
+    """The real core: UART link (:class:`csdformer.hw.link.LinkSoC`) around the whole-network
+    accelerator of ``artifact`` with ``lanes`` lanes; ``divisor`` is the UART's clock cycles per bit
+    (:func:`uart_divisor`). Spike tensors share memory by liveness (no debug read-back on boards).
+    ``csdformer build`` finds this function through :data:`csdformer.boards.cli_build.CORE_PROVIDER`.
     """
-    raise CsdformerError("csdformer.boards.soc.accelerator_core is not written yet (UART link + "
-                         "accelerator); set CSDFORMER_CORE_PROVIDER=module:function to build a stand-in core")
+    from ..hw.accelerator import Accelerator
+    from ..hw.link import LinkSoC
+    from ..hw.program import compile_program
+
+    core = Accelerator(compile_program(artifact, lanes, keep_spikes=False))
+    return LinkSoC(core, divisor=divisor, timeout=LINK_TIMEOUT_BYTES * 10 * divisor)
 
 
 def check_core(core) -> wiring.Component:

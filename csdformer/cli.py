@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .boards.cli_build import add_build_parser
 
     add_build_parser(sub)
+    from .firmware.cli_run import add_run_parser
+
+    add_run_parser(sub)
     return p
 
 

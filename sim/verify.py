@@ -90,6 +90,18 @@ def golden_reference(program, images: np.ndarray, delay: int) -> dict:
             "models": models}
 
 
+def reference_result(program, pixels: bytes, delay: int):
+    """What the device must answer to an INFER of ``pixels`` (``(y, x, c)`` bytes): the golden
+    class and logits and the cycle model's cycles (a :class:`csdformer.firmware.protocol.Result`)."""
+    from ..firmware.protocol import Result
+
+    c, h, w = program.input_shape
+    image = np.frombuffer(bytes(pixels), dtype=np.uint8).astype(np.int64)
+    image = (image & ((1 << program.pixel_bits) - 1)).reshape(h, w, c).transpose(2, 0, 1)[None]
+    g = golden_reference(program, image, delay)
+    return Result(int(g["prediction"][0]), int(g["models"][0].cycles), tuple(int(v) for v in g["logits"][0]))
+
+
 def hw_frames(program, spk: np.ndarray) -> dict[str, np.ndarray]:
     """Debug-port words of each image ``(N, words)`` → each spike layer's frames ``(T, N, *shape)``."""
     P, T = program.lanes, program.T

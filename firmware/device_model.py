@@ -1,0 +1,147 @@
+"""Python model of the device side of the link protocol, and a loopback "serial port" around it.
+
+:class:`DeviceModel` parses bytes exactly as the RTL link (:mod:`csdformer.hw.link`) does — no
+backtracking, inter-byte timeout, lengths above ``1 + n_pixels`` dropped at the header, answers
+only for frames whose CRC is good — and answers at once (the RTL answers after the core ran).
+It is the reference the link's cocotb bench compares with, and, wrapped in
+:class:`LoopbackSerial`, the device the host runtime's tests talk to.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from .protocol import ErrorCode, Info, MsgType, Result, SYNC, crc16, encode, infer_size
+
+__all__ = ["DeviceModel", "LoopbackSerial"]
+
+Compute = Callable[[bytes, int], Result]
+
+
+class DeviceModel:
+    """The link's protocol state machine in Python.
+
+    Parameters
+    ----------
+    info : Info
+        What INFO answers; ``info.n_pixels``, ``info.T`` also check INFER requests.
+    compute : callable ``(pixels: bytes, delay: int) -> Result``
+        The accelerator core: pixels in (y, x, channel) order.
+    timeout : float, optional
+        Inter-byte timeout of a partial frame (same unit as ``now``); ``None``: never.
+    """
+
+    def __init__(self, info: Info, compute: Compute, *, timeout: float | None = None):
+        self.info = info
+        self.compute = compute
+        self.timeout = timeout
+        self.max_length = infer_size(info.n_pixels)
+        self.reset()
+
+    def reset(self) -> None:
+        """The domain reset: forget any partial frame."""
+        self._state = "hunt"
+        self._last = None
+        self.dropped = 0  # frames dropped: bad CRC, oversized, timeout
+
+    def feed(self, data: bytes, now: float | None = None) -> list[bytes]:
+        """Bytes received at time ``now``; returns the encoded answer frames, in order."""
+        now = time.monotonic() if now is None else now
+        out = []
+        for b in bytes(data):
+            if self._state != "hunt" and self.timeout is not None and now - self._last > self.timeout:
+                self._state = "hunt"
+                self.dropped += 1
+            self._last = now
+            answer = self._byte(b)
+            if answer is not None:
+                out.append(answer)
+        return out
+
+    def _byte(self, b: int) -> bytes | None:
+        st = self._state
+        if st == "hunt":
+            if b == SYNC:
+                self._state, self._body = "type", bytearray()
+            return None
+        if st in ("type", "len0", "len1", "payload"):
+            self._body.append(b)
+        if st == "type":
+            self._state = "len0"
+        elif st == "len0":
+            self._state = "len1"
+        elif st == "len1":
+            self._length = self._body[1] | self._body[2] << 8
+            if self._length > self.max_length:
+                self._state = "hunt"
+                self.dropped += 1
+            else:
+                self._state = "payload" if self._length else "crc0"
+        elif st == "payload":
+            if len(self._body) == 3 + self._length:
+                self._state = "crc0"
+        elif st == "crc0":
+            self._crc_lo, self._state = b, "crc1"
+        else:  # crc1
+            self._state = "hunt"
+            if crc16(self._body) != (self._crc_lo | b << 8):
+                self.dropped += 1
+                return None
+            return self._answer(self._body[0], bytes(self._body[3:]))
+        return None
+
+    def _answer(self, mtype: int, payload: bytes) -> bytes:
+        """The answer to a frame whose CRC was good (checks in this order: type, length, delay)."""
+        if mtype not in (MsgType.INFER, MsgType.INFO):
+            return encode(MsgType.ERROR, bytes([ErrorCode.UNKNOWN_TYPE]))
+        if mtype == MsgType.INFO:
+            if payload:
+                return encode(MsgType.ERROR, bytes([ErrorCode.BAD_LENGTH]))
+            return encode(MsgType.INFO_REPLY, self.info.pack())
+        if len(payload) != self.max_length:
+            return encode(MsgType.ERROR, bytes([ErrorCode.BAD_LENGTH]))
+        if payload[0] >= self.info.T:
+            return encode(MsgType.ERROR, bytes([ErrorCode.BAD_DELAY]))
+        return encode(MsgType.RESULT, self.compute(payload[1:], payload[0]).pack())
+
+
+class LoopbackSerial:
+    """A pyserial-like object whose far end is a :class:`DeviceModel` (for tests and demos).
+
+    ``write`` feeds the model; its answers wait in a buffer that ``read`` returns (never
+    blocks). ``tamper`` (optional) maps each answer frame to the bytes actually "sent", so a
+    test can corrupt or silence the device.
+    """
+
+    def __init__(self, model: DeviceModel, *, tamper: Callable[[bytes], bytes] | None = None):
+        self.model = model
+        self.tamper = tamper
+        self.timeout = 0.0
+        self._rx = bytearray()
+        self.written = bytearray()
+        self.closed = False
+
+    @property
+    def in_waiting(self) -> int:
+        return len(self._rx)
+
+    def write(self, data: bytes) -> int:
+        self.written += data
+        for frame in self.model.feed(bytes(data)):
+            self._rx += self.tamper(frame) if self.tamper else frame
+        return len(data)
+
+    def read(self, size: int = 1) -> bytes:
+        out = bytes(self._rx[:size])
+        del self._rx[:size]
+        return out
+
+    def reset_input_buffer(self) -> None:
+        self._rx.clear()
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
