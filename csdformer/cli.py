@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .firmware.cli_run import add_run_parser
 
     add_run_parser(sub)
+    from .flow import add_flow_parser; add_flow_parser(sub)  # noqa: E702
     return p
 
 

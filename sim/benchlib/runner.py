@@ -169,6 +169,16 @@ def _save_runtime(build_dir: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def run_bench(component, name: str, test_module: str, *, data: dict[str, np.ndarray], meta: dict,
               sim: str | None = None, corrupt: dict | None = None, tag: str = "run",
               seed: int = 1, waves: bool = False) -> BenchResult:
@@ -181,7 +191,10 @@ def run_bench(component, name: str, test_module: str, *, data: dict[str, np.ndar
     from cocotb_tools.runner import get_results, get_runner
 
     built = build(component, name, sim=sim, corrupt=corrupt, waves=waves)
-    for stale in built.build_dir.glob(f"test-{tag}-*"):  # keep only this run's directory
+    for stale in built.build_dir.glob(f"test-{tag}-*"):  # keep only this run's directory...
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # ...and those of runs still going in other processes
         shutil.rmtree(stale, ignore_errors=True)
     test_dir = built.build_dir / f"test-{tag}-{os.getpid()}"
     test_dir.mkdir(parents=True)
