@@ -221,12 +221,20 @@ def _parse(argv):
     return p.parse_args(argv)
 
 
-def test_build_command_needs_the_real_core(monkeypatch):
+def test_build_command_uses_the_real_core(monkeypatch):
+    """The default provider is the UART link around the whole-network accelerator of the artifact."""
+    from csdformer import artifact as A
+    from csdformer.cli import resolve_artifact
+    from csdformer.hw.accelerator import Accelerator
+    from csdformer.hw.link import LinkSoC
+
     monkeypatch.delenv(cli_build.CORE_PROVIDER_ENV, raising=False)
     args = _parse(["build", "digits", "--board", "icebreaker", "--lanes", "2", "--freq", "40"])
     assert (args.board, args.lanes, args.freq, args.fn) == ("icebreaker", 2, 40.0, cli_build.build_command)
-    with pytest.raises(CsdformerError, match="accelerator_core is not written yet"):
-        args.fn(args)
+    made = cli_build.core_provider()(A.load(resolve_artifact("digits")), 2, 347)
+    assert isinstance(made, LinkSoC) and isinstance(made._core, Accelerator)
+    assert made._core.lanes == 2 and made._core.n_pixels == 64
+    made._MustUse__silence = True
     monkeypatch.setenv(cli_build.CORE_PROVIDER_ENV, "csdformer.boards.soc:no_such_function")
     with pytest.raises(CsdformerError, match="cannot be loaded"):
         cli_build.core_provider()
