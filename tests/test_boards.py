@@ -234,7 +234,7 @@ def test_build_command_uses_the_real_core(monkeypatch):
     made = cli_build.core_provider()(A.load(resolve_artifact("digits")), 2, 347)
     assert isinstance(made, LinkSoC) and isinstance(made._core, Accelerator)
     assert made._core.lanes == 2 and made._core.n_pixels == 64
-    made._MustUse__silence = True
+    made._MustUse__silence = made._core._MustUse__silence = True  # built to inspect, not elaborated
     monkeypatch.setenv(cli_build.CORE_PROVIDER_ENV, "csdformer.boards.soc:no_such_function")
     with pytest.raises(CsdformerError, match="cannot be loaded"):
         cli_build.core_provider()
