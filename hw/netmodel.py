@@ -54,19 +54,17 @@ def _bits(program: Program, name: str, frames: np.ndarray) -> np.ndarray:
 
 
 def _scatter(program: Program, op: Op, frames: dict[str, np.ndarray], image: np.ndarray, T: int):
-    """(cycles, sops) of an op's scatter phases over all its frames."""
+    """(events, live_words, sops) of an op's scatter over all its frames (see :func:`op_costs`)."""
     P, f = program.lanes, op.f
     layer = program.artifact.layer(op.layers[0])
-    cycles = sops = 0
-    fan = f["fanout"]
+    events = live_words = sops = 0
     if op.src == "img":
         c, h, w = program.input_shape
         px = image.reshape(c, h, w).transpose(1, 2, 0).reshape(-1)  # (y, x, c) order
         ev = np.array([bin(int(v)).count("1") for v in px])
         taps = _valid_taps(f, h, w)[:, :, None].repeat(c, axis=2).reshape(-1)
-        cycles += 1 + len(px) + int(ev.sum()) * fan + 1
         sops += int((ev * taps).sum()) * f["real_cols"]
-        return cycles, sops
+        return int(ev.sum()), 0, sops
     if op.src == "syn":
         src = program.tensors[_resolve(program, layer.inputs[0])].name
         bits = _bits(program, src, frames[src])  # (T, words, P)
@@ -77,21 +75,19 @@ def _scatter(program: Program, op: Op, frames: dict[str, np.ndarray], image: np.
             taps = np.ones(n2 * n1 * n0, dtype=np.int64)
         for t in range(T):
             ev = bits[t].sum(axis=1)
-            cycles += 1 + f["words"] + int(ev.sum()) * fan + 1
+            events += int(ev.sum())
             sops += int((ev * taps).sum()) * f["real_cols"]
-        return cycles, sops
+        return events, 0, sops
     # TDEC: events are elements with Acum(t) > 0.
     a = _bits(program, layer.inputs[0], frames[layer.inputs[0]])
     acum = np.cumsum(a, axis=0)
-    bt = program.tensors[layer.inputs[1] + ".T"] if layer.attrs["operands"] == "q_kT" else program.tensors[layer.inputs[1]]
     for t in range(T):
         live = acum[t] > 0
-        nonempty = live.any(axis=1)
         ev = int(live.sum())
-        cycles += bt.words + 1  # BUPD
-        cycles += 1 + f["words"] + ev * fan + int(nonempty[:-1].sum()) + 1
+        events += ev
+        live_words += int(live.any(axis=1)[:-1].sum())
         sops += ev * f["real_cols"]
-    return cycles, sops
+    return events, live_words, sops
 
 
 def _valid_taps(f: dict, h: int, w: int) -> np.ndarray:
@@ -117,32 +113,16 @@ def image_model(program: Program, frames: dict[str, np.ndarray], image: np.ndarr
     ``frames``: golden ``snn`` frames ``(T, *shape)`` of every spike layer of this image (see
     :func:`trace_layers`), at the same ``delay``; ``image``: its pixels ``(C, H, W)``.
     """
-    P, T = program.lanes, program.T
+    T = program.T
     total = program.n_pixels
     per_op: dict[str, int] = {}
     sops_op: dict[str, int] = {}
     spikes = 0
-    for op in program.ops:
-        f = op.f
-        c = 2
-        s = 0
-        last_t = T + delay if op.sink == "dif" else T
+    for op, cost in zip(program.ops, op_costs(program, delay)):
+        c, s = cost["fixed"], 0
         if op.src in ("syn", "img", "tdec"):
-            c += f["acc_words"] + 1
-            sc, s = _scatter(program, op, frames, image, T)
-            c += sc
-        if op.src == "maxpool":
-            c += T * (f["in_words"] + 1 + f["sink_words"] * (f["K"] ** 2 + 1) + 1)
-        if op.src == "transpose":
-            c += T * (f["row_groups"] * f["groups"] * (2 * P + 1) + 1)
-        if op.sink in ("dif", "store"):
-            c += last_t * (f["sink_words"] + 1)
-        c += last_t * 2 + 1  # dispatch + next per step, the final dispatch
-        if op.sink == "logits":
-            n = program.num_classes
-            c += sum(1 + min(P, n - i) for i in range(0, n, P))
-        else:
-            c += 1  # OP_END
+            events, live_words, s = _scatter(program, op, frames, image, T)
+            c += cost["per_event"] * events + cost["per_live_word"] * live_words
         if op.sink == "dif":
             spikes += int(frames[op.name].sum())
         per_op[op.name] = c
