@@ -123,9 +123,23 @@ class Accelerator(wiring.Component):
         trom = ram("trom", P * W["threshold"], D["param"], _pack(p.thresholds, W["threshold"]))
         vrom = ram("vrom", P * W["v0"], D["param"], _pack(p.v0, W["v0"]))
         spk_w, cur_w, mem_w, cnt_w, img_w, acc_w = (x.write_port() for x in (spk, cur, mem, cnt, img, acc))
-        spk_r, cur_r, mem_r, cnt_r, img_r = (x.read_port() for x in (spk, cur, mem, cnt, img))
-        acc_r = acc.read_port(transparent_for=(acc_w,))  # back-to-back read-modify-write of one word
+        spk_r, cur_r, mem_r, img_r = (x.read_port() for x in (spk, cur, mem, img))
+        acc_r = acc.read_port(transparent_for=(acc_w,))  # a read sees the write of the same cycle
+        cnt_r = cnt.read_port(transparent_for=(cnt_w,))
         w_r, b_r, t_r, v_r = (x.read_port() for x in (wrom, brom, trom, vrom))
+
+        # Every read is registered once more before any logic sees it: block-RAM outputs are slow,
+        # so a read issued in cycle c is used in cycle c + 2 (from these registers).
+        def registered(port, name):
+            r = Signal(len(port.data), name=name)
+            m.d.sync += r.eq(port.data)
+            return r
+
+        spk_q, cur_q, mem_q, img_q = (registered(x, n) for x, n in
+                                      ((spk_r, "spk_q"), (cur_r, "cur_q"), (mem_r, "mem_q"), (img_r, "img_q")))
+        cnt_q, w_q, b_q, t_q, v_q = (registered(x, n) for x, n in
+                                     ((cnt_r, "cnt_q"), (w_r, "w_q"), (b_r, "b_q"), (t_r, "t_q"), (v_r, "v_q")))
+        acc_q = Signal(len(acc_r.data))  # with forwarding of the scatter's previous sum (below)
 
         # ---- op descriptor registers -------------------------------------------------------------
         ops = p.ops
@@ -151,24 +165,33 @@ class Accelerator(wiring.Component):
         pix = Signal(range(self.n_pixels + 1))
         cyc, spikes, sops = Signal(32), Signal(32), Signal(32)
         src_fb, b_fb, cur_fb, out_fb = (Signal(A, name=n) for n in ("src_fb", "b_fb", "cur_fb", "out_fb"))
-        wi, g = Signal(A), Signal(A)  # word index and group counter of a pass
+        wi, g, ri = Signal(A), Signal(A), Signal(A)  # word index, group counter, next word to read
         c0, c1, c2 = (Signal(A, name=n) for n in ("c0", "c1", "c2"))
         k0, k1, k2 = (Signal(A, name=n) for n in ("k0", "k1", "k2"))
-        E, B, FA, FW = (Signal(A, name=n) for n in ("E", "B", "FA", "FW"))
+        E, B, FA, RO = (Signal(A, name=n) for n in ("E", "B", "FA", "RO"))
         mwidth = max(P, W["pixel"])
         mask = Signal(mwidth)
+        evb = Signal(range(mwidth))  # the event being fanned out: the lowest set bit of mask
         abits = Signal(P)
         aprev = Signal(P * CW)
         fsm_idle = Signal()
 
-        # The lowest set bit of mask is the event being fanned out.
-        ev_b = Signal(range(mwidth))
-        for b in reversed(range(mwidth)):
-            with m.If(mask[b]):
-                m.d.comb += ev_b.eq(b)
-        ev_lane = ev_b[:pb] if P > 1 else Const(0, 1)
-        ev_boff = Signal(A)
-        m.d.comb += ev_boff.eq(Mux(src == SRC["img"], 0, Array(bmul)[ev_lane]))
+        def lowest(x):
+            """Index of the lowest set bit of ``x`` (0 when none)."""
+            idx = Signal(range(mwidth), name="lowest")
+            for b in reversed(range(mwidth)):
+                with m.If(x[b]):
+                    m.d.comb += idx.eq(b)
+            return idx
+
+        def lane_of(bit):
+            return bit[:pb] if P > 1 else Const(0, 1)
+
+        def start_event(x):
+            """Make the lowest set bit of ``x`` the current event: its bit and weight-row offset."""
+            b = lowest(x)
+            m.d.sync += [mask.eq(x), evb.eq(b), RO.eq(B + Mux(src == SRC["img"], 0, Array(bmul)[lane_of(b)]))]
+
         last_word = wi == f["words"] - 1
 
         def advance(with_b=True):
@@ -182,19 +205,31 @@ class Accelerator(wiring.Component):
                 m.d.sync += [c0.eq(0), c1.eq(0), c2.eq(c2 + 1), E.eq(E + f["e_j2"])] + (
                     [B.eq(B + f["b_j2"])] if with_b else [])
 
-        # Stage-2 registers: scatter read-modify-write, linear passes, max-pool.
-        s2_valid = Signal()
-        s2_addr = Signal(range(D["acc"]))
-        s2_shift = Signal(range(max(mwidth, 2)))
-        s2_a = Signal()
-        s2_prev = Signal(CW)
-        s2_lanes = Signal(range(P + 1))
-        q_kind = Signal(3)  # 1 INIT, 2 BUPD, 3 SINK, 4 MP1
-        q_w = Signal(A)
-        q_g = Signal(A)
-        mp_kind = Signal(2)  # 1 first tap, 2 further tap, 3 previous max
-        mp_ow = Signal(A)
-        m.d.sync += [s2_valid.eq(0), q_kind.eq(0), mp_kind.eq(0)]
+        # Scatter pipeline: issue (FANOUT) → s1 (RAMs read) → s2 (ACC[addr] += lanes, written).
+        s1_valid, s2_valid = Signal(), Signal()
+        s1_addr, s2_addr = Signal(range(D["acc"])), Signal(range(D["acc"]))
+        s1_shift, s2_shift = Signal(range(max(mwidth, 2))), Signal(range(max(mwidth, 2)))
+        s1_a, s2_a = Signal(), Signal()
+        s1_prev, s2_prev = Signal(CW), Signal(CW)
+        s1_lanes, s2_lanes = Signal(range(P + 1)), Signal(range(P + 1))
+        m.d.sync += [s1_valid.eq(0), s2_valid.eq(s1_valid), s2_addr.eq(s1_addr), s2_shift.eq(s1_shift),
+                     s2_a.eq(s1_a), s2_prev.eq(s1_prev), s2_lanes.eq(s1_lanes)]
+
+        # Linear-pass pipeline (INIT, CUM, SINK, max-pool): issue → q1 → q2 (→ q3 for the sink).
+        KIND = {"init": 1, "cum": 2, "sink": 3, "mp_first": 4, "mp_tap": 5, "mp_out": 6}
+        q1_kind, q2_kind = Signal(3), Signal(3)
+        q1_w, q2_w = Signal(A), Signal(A)  # word index (ACC / MEM address)
+        q1_a, q2_a = Signal(A), Signal(A)  # absolute address of the word written (SPK / CUR / CNT)
+        q1_a2, q2_a2 = Signal(A), Signal(A)  # second written address (max-pool's previous max)
+        q1_first, q2_first = Signal(), Signal()  # t == 1
+        q1_fire, q2_fire = Signal(), Signal()  # t > D: the DIF may fire
+        q1_int, q2_int = Signal(), Signal()  # t <= T: a current arrives
+        m.d.sync += [q1_kind.eq(0), q2_kind.eq(q1_kind), q2_w.eq(q1_w), q2_a.eq(q1_a), q2_a2.eq(q1_a2),
+                     q2_first.eq(q1_first), q2_fire.eq(q1_fire), q2_int.eq(q1_int)]
+
+        def issue(kind, w, a=0, a2=0):
+            m.d.sync += [q1_kind.eq(KIND[kind]), q1_w.eq(w), q1_a.eq(a), q1_a2.eq(a2), q1_first.eq(t == 1),
+                         q1_fire.eq(t > dly), q1_int.eq(t <= T)]
 
         # Transposer block (P rows of P bits).
         tr_block = [Signal(P, name=f"tr_row{r}") for r in range(P)]
@@ -236,18 +271,18 @@ class Accelerator(wiring.Component):
                     m.next = "INIT"
                 with m.Else():
                     m.next = "FRAME"
-            # ---- INIT: ACC ← bias, one word a cycle (stage 2 writes) ---------------------------
+            # ---- INIT: ACC ← bias, one word a cycle --------------------------------------------
             with m.State("INIT"):
                 m.d.comb += b_r.addr.eq(f["bias_base"] + g)
                 with m.If(wi < f["acc_words"]):
-                    m.d.sync += [q_kind.eq(1), q_w.eq(wi), wi.eq(wi + 1),
-                                 g.eq(Mux(g == f["acc_groups"] - 1, 0, g + 1))]
+                    issue("init", wi)
+                    m.d.sync += [wi.eq(wi + 1), g.eq(Mux(g == f["acc_groups"] - 1, 0, g + 1))]
                 with m.Else():
                     m.next = "FRAME"
             # ---- FRAME: reset the pass counters, dispatch this step's phases --------------------
             with m.State("FRAME"):
                 m.d.sync += [wi.eq(0), g.eq(0), c0.eq(0), c1.eq(0), c2.eq(0), k0.eq(0), k1.eq(0), k2.eq(0),
-                             E.eq(f["e_base"]), B.eq(f["b_base"]), FA.eq(0), FW.eq(0)]
+                             E.eq(f["e_base"]), B.eq(f["b_base"]), FA.eq(0)]
                 with m.If(t > last_t):
                     with m.If(sink == SINK["logits"]):
                         m.next = "OUT_RD"
@@ -280,92 +315,96 @@ class Accelerator(wiring.Component):
             with m.State("BUPD"):
                 m.d.comb += [spk_r.addr.eq(b_fb + wi), cnt_r.addr.eq(f["bcum"] + wi)]
                 with m.If(wi < f["b_wpf"]):
-                    m.d.sync += [q_kind.eq(2), q_w.eq(wi), wi.eq(wi + 1)]
+                    issue("cum", wi, a=f["bcum"] + wi)
+                    m.d.sync += wi.eq(wi + 1)
                 with m.Else():
                     m.d.sync += wi.eq(0)
                     m.next = "SCAN_RD"
             # ---- SCAN / FANOUT: the event-driven scatter ---------------------------------------
+            # Words stream in one a cycle, two in flight: SCAN_RD and SCAN_WAIT issue the first two
+            # reads, SCAN_LATCH looks at word wi while issuing word wi + 2.
             with m.State("SCAN_RD"):
                 m.d.comb += [spk_r.addr.eq(src_fb + wi), img_r.addr.eq(wi), cnt_r.addr.eq(f["acum"] + wi)]
+                m.d.sync += ri.eq(wi + 1)
+                m.next = "SCAN_WAIT"
+            with m.State("SCAN_WAIT"):
+                m.d.comb += [spk_r.addr.eq(src_fb + ri), img_r.addr.eq(ri), cnt_r.addr.eq(f["acum"] + ri)]
+                m.d.sync += ri.eq(ri + 1)
                 m.next = "SCAN_LATCH"
             with m.State("SCAN_LATCH"):
+                m.d.comb += [spk_r.addr.eq(src_fb + ri), img_r.addr.eq(ri), cnt_r.addr.eq(f["acum"] + ri)]
+                m.d.sync += ri.eq(ri + 1)
                 word_mask = Signal(mwidth)
                 a_prev = Signal(P * CW)
-                m.d.comb += a_prev.eq(Mux(t == 1, 0, cnt_r.data))
-                a_new = [(a_prev[i * CW:(i + 1) * CW] + spk_r.data[i])[:CW] for i in range(P)]
+                m.d.comb += a_prev.eq(Mux(t == 1, 0, cnt_q))
+                a_new = [(a_prev[i * CW:(i + 1) * CW] + spk_q[i])[:CW] for i in range(P)]
                 with m.Switch(src):
                     with m.Case(SRC["img"]):
-                        m.d.comb += word_mask.eq(img_r.data)
+                        m.d.comb += word_mask.eq(img_q)
                     with m.Case(SRC["tdec"]):
                         # Events: elements with Acum(t) > 0; Acum(t) is written back now.
                         m.d.comb += [word_mask.eq(Cat(*[v != 0 for v in a_new])),
                                      cnt_w.addr.eq(f["acum"] + wi), cnt_w.data.eq(Cat(*a_new)), cnt_w.en.eq(1)]
-                        m.d.sync += [abits.eq(spk_r.data), aprev.eq(a_prev)]
+                        m.d.sync += [abits.eq(spk_q), aprev.eq(a_prev)]
                     with m.Default():
-                        m.d.comb += word_mask.eq(spk_r.data)
+                        m.d.comb += word_mask.eq(spk_q)
                 with m.If(word_mask == 0):
                     advance()
                     with m.If(last_word):
                         m.next = "DRAIN"
-                    with m.Else():
-                        m.d.comb += [spk_r.addr.eq(src_fb + wi + 1), img_r.addr.eq(wi + 1),
-                                     cnt_r.addr.eq(f["acum"] + wi + 1)]
                 with m.Else():
-                    m.d.sync += mask.eq(word_mask)
+                    start_event(word_mask)
                     m.next = "FANOUT"
             with m.State("FANOUT"):
-                acc_addr, rd_off = Signal(A), Signal(A)
                 oy, ox = Signal(A), Signal(A)
-                m.d.comb += [acc_addr.eq(E + FA), rd_off.eq(B + ev_boff + FW),
-                             oy.eq(c2 + f["pad"] - k2), ox.eq(c1 + f["pad"] - k1)]
+                m.d.comb += [oy.eq(c2 + f["pad"] - k2), ox.eq(c1 + f["pad"] - k1)]
                 inside = (f["check"] == 0) | ((oy >= 0) & (oy < f["hout"]) & (ox >= 0) & (ox < f["wout"]))
-                m.d.comb += [acc_r.addr.eq(acc_addr), w_r.addr.eq(rd_off),
-                             spk_r.addr.eq(b_fb + rd_off), cnt_r.addr.eq(f["bcum"] + rd_off)]
-                m.d.sync += [s2_valid.eq(inside), s2_addr.eq(acc_addr), s2_shift.eq(ev_b),
-                             s2_a.eq(Array(abits[i] for i in range(P))[ev_lane]),
-                             s2_prev.eq(Array(aprev[i * CW:(i + 1) * CW] for i in range(P))[ev_lane]),
-                             s2_lanes.eq(Mux(k0 == f["f0"] - 1, f["last_lanes"], P))]
+                m.d.comb += [acc_r.addr.eq(E + FA), w_r.addr.eq(RO),
+                             spk_r.addr.eq(b_fb + RO), cnt_r.addr.eq(f["bcum"] + RO)]
+                m.d.sync += [s1_valid.eq(inside), s1_addr.eq(E + FA), s1_shift.eq(evb),
+                             s1_a.eq(Array(abits[i] for i in range(P))[lane_of(evb)]),
+                             s1_prev.eq(Array(aprev[i * CW:(i + 1) * CW] for i in range(P))[lane_of(evb)]),
+                             s1_lanes.eq(Mux(k0 == f["f0"] - 1, f["last_lanes"], P))]
                 with m.If(k0 != f["f0"] - 1):
-                    m.d.sync += [k0.eq(k0 + 1), FA.eq(FA + f["fa_j0"]), FW.eq(FW + f["fw_j0"])]
+                    m.d.sync += [k0.eq(k0 + 1), FA.eq(FA + f["fa_j0"]), RO.eq(RO + f["fw_j0"])]
                 with m.Elif(k1 != f["f1"] - 1):
-                    m.d.sync += [k0.eq(0), k1.eq(k1 + 1), FA.eq(FA + f["fa_j1"]), FW.eq(FW + f["fw_j1"])]
+                    m.d.sync += [k0.eq(0), k1.eq(k1 + 1), FA.eq(FA + f["fa_j1"]), RO.eq(RO + f["fw_j1"])]
                 with m.Elif(k2 != f["f2"] - 1):
-                    m.d.sync += [k0.eq(0), k1.eq(0), k2.eq(k2 + 1), FA.eq(FA + f["fa_j2"]), FW.eq(FW + f["fw_j2"])]
+                    m.d.sync += [k0.eq(0), k1.eq(0), k2.eq(k2 + 1), FA.eq(FA + f["fa_j2"]), RO.eq(RO + f["fw_j2"])]
                 with m.Else():
                     # This event is done: the next one in the word, or the next word.
                     rest = Signal(mwidth)
                     m.d.comb += rest.eq(mask & (mask - 1))
-                    m.d.sync += [mask.eq(rest), k0.eq(0), k1.eq(0), k2.eq(0), FA.eq(0), FW.eq(0)]
+                    m.d.sync += [k0.eq(0), k1.eq(0), k2.eq(0), FA.eq(0)]
+                    start_event(rest)
                     with m.If(rest == 0):
                         advance()
                         with m.If(last_word):
                             m.next = "DRAIN"
-                        with m.Elif(src == SRC["tdec"]):
-                            m.next = "SCAN_RD"  # the SPK/CNT ports carried b(t) and Bcum this cycle
                         with m.Else():
-                            m.d.comb += [spk_r.addr.eq(src_fb + wi + 1), img_r.addr.eq(wi + 1)]
-                            m.next = "SCAN_LATCH"
-            with m.State("DRAIN"):  # the last read-modify-write lands
+                            m.next = "SCAN_RD"
+            with m.State("DRAIN"):  # the scatter's last sums land (ACC reads are transparent)
                 m.d.sync += [wi.eq(0), g.eq(0)]
                 with m.If(sink == SINK["logits"]):
                     m.next = "NEXT"
                 with m.Else():
                     m.next = "SINK"
-            # ---- SINK: DIF or store, one word a cycle (stage 2 writes) --------------------------
+            # ---- SINK: DIF or store, one word a cycle --------------------------------------------
             with m.State("SINK"):
                 prm = f["prm_base"] + Mux(f["prm_scalar"] != 0, 0, g)
                 m.d.comb += [acc_r.addr.eq(wi), cur_r.addr.eq(cur_fb + wi), mem_r.addr.eq(wi),
                              t_r.addr.eq(prm), v_r.addr.eq(prm)]
                 with m.If(wi < f["sink_words"]):
-                    m.d.sync += [q_kind.eq(3), q_w.eq(wi), wi.eq(wi + 1),
-                                 g.eq(Mux(g == f["sink_groups"] - 1, 0, g + 1))]
+                    issue("sink", wi, a=out_fb + wi)
+                    m.d.sync += [wi.eq(wi + 1), g.eq(Mux(g == f["sink_groups"] - 1, 0, g + 1))]
                 with m.Else():
                     m.next = "NEXT"
             # ---- MP1 / MP2: TDEC max-pool ------------------------------------------------------
             with m.State("MP1"):
                 m.d.comb += [spk_r.addr.eq(src_fb + wi), cnt_r.addr.eq(f["cum"] + wi)]
                 with m.If(wi < f["in_words"]):
-                    m.d.sync += [q_kind.eq(4), q_w.eq(wi), wi.eq(wi + 1)]
+                    issue("cum", wi, a=f["cum"] + wi)
+                    m.d.sync += wi.eq(wi + 1)
                 with m.Else():
                     m.d.sync += [wi.eq(0), k0.eq(0), k1.eq(0), FA.eq(0)]
                     m.next = "MP2"
@@ -374,21 +413,27 @@ class Accelerator(wiring.Component):
                 with m.If(wi < f["sink_words"]):
                     with m.If(k0 < f["taps"]):
                         m.d.comb += cnt_r.addr.eq(f["cum"] + E + FA)
-                        m.d.sync += [mp_kind.eq(Mux(k0 == 0, 1, 2)), k0.eq(k0 + 1)]
+                        with m.If(k0 == 0):
+                            issue("mp_first", wi)
+                        with m.Else():
+                            issue("mp_tap", wi)
+                        m.d.sync += k0.eq(k0 + 1)
                         with m.If(k1 == f["K"] - 1):
                             m.d.sync += [k1.eq(0), FA.eq(FA + f["fa_j1"])]
                         with m.Else():
                             m.d.sync += [k1.eq(k1 + 1), FA.eq(FA + f["fa_j0"])]
                     with m.Else():
                         m.d.comb += cnt_r.addr.eq(f["prev"] + wi)
-                        m.d.sync += [mp_kind.eq(3), mp_ow.eq(wi), k0.eq(0), k1.eq(0), FA.eq(0)]
+                        issue("mp_out", wi, a=out_fb + wi, a2=f["prev"] + wi)
+                        m.d.sync += [k0.eq(0), k1.eq(0), FA.eq(0)]
                         advance(with_b=False)
                 with m.Else():
                     m.next = "NEXT"
             # ---- TR: block transpose of one frame ----------------------------------------------
             with m.State("TR"):
                 # Block (row group c0, column group c1): steps 0..P−1 read rows, step P waits for
-                # the last read, steps P+1..2P write the P columns as rows of the copy.
+                # the last read, steps P+1..2P write the P columns as rows of the copy. Rows go
+                # straight from the RAM into the block registers (no logic in between).
                 with m.If(c1 < f["groups"]):
                     m.d.sync += tr_r.eq(tr_r + 1)
                     with m.If(tr_r < P):
@@ -422,10 +467,13 @@ class Accelerator(wiring.Component):
             with m.State("OUT_RD"):
                 m.d.comb += acc_r.addr.eq(wi)
                 m.d.sync += lane_i.eq(0)
+                m.next = "OUT_WAIT"
+            with m.State("OUT_WAIT"):
+                m.d.comb += acc_r.addr.eq(wi)
                 m.next = "OUT_SEND"
             with m.State("OUT_SEND"):
                 m.d.comb += acc_r.addr.eq(wi)
-                val = Array(_lanes(acc_r.data, W["acc"], P, sign=True))[lane_i[:pb] if P > 1 else 0]
+                val = Array(_lanes(acc_q, W["acc"], P, sign=True))[lane_i[:pb] if P > 1 else 0]
                 m.d.comb += [self.logits.valid.eq(1), self.logits.payload.eq(val)]
                 with m.If(self.logits.ready):
                     with m.If((cls == 0) | (val > best)):  # lowest index wins ties
@@ -448,89 +496,102 @@ class Accelerator(wiring.Component):
             m.d.sync += cyc.eq(cyc + 1)
         m.d.comb += self.dbg_data.eq(spk_r.data)
 
-        # ==== stage 2: scatter ACC[s2_addr] += lanes =================================================
-        acc_l = _lanes(acc_r.data, W["acc"], P, sign=True)
-        w_l = _lanes(w_r.data, W["weight"], P, sign=True)
-        bc_l = _lanes(cnt_r.data, CW, P, sign=False)
+        # ==== scatter s2: ACC[s2_addr] += lanes ======================================================
+        acc_l = _lanes(acc_q, W["acc"], P, sign=True)
+        w_l = _lanes(w_q, W["weight"], P, sign=True)
+        bc_l = _lanes(cnt_q, CW, P, sign=False)
         sums = []
         for ln in range(P):
-            tdec_add = Mux(s2_a, bc_l[ln], 0) + Mux(spk_r.data[ln], s2_prev, 0)
+            tdec_add = Mux(s2_a, bc_l[ln], 0) + Mux(spk_q[ln], s2_prev, 0)
             syn_add = Mux(src == SRC["img"], w_l[ln] << s2_shift, w_l[ln])
             s = Signal(signed(W["acc"]), name=f"sum{ln}")
             m.d.comb += s.eq(acc_l[ln] + Mux(src == SRC["tdec"], tdec_add, syn_add))
             sums.append(s)
+        # The event one cycle ahead read ACC before this sum was written: forward it.
+        forward = s1_valid & s2_valid & (s1_addr == s2_addr)
+        m.d.sync += acc_q.eq(Mux(forward, Cat(*sums), acc_r.data))
         with m.If(s2_valid):
             m.d.comb += [acc_w.addr.eq(s2_addr), acc_w.data.eq(Cat(*sums)), acc_w.en.eq(1)]
             m.d.sync += sops.eq(sops + s2_lanes)
 
-        # ==== stage 2: linear passes =================================================================
-        with m.Switch(q_kind):
-            with m.Case(1):  # INIT
+        # ==== linear passes ==========================================================================
+        with m.If(q1_kind == KIND["sink"]):  # ACC is cleared behind the sink
+            m.d.comb += [acc_w.addr.eq(q1_w), acc_w.data.eq(0), acc_w.en.eq(f["use_acc"] != 0)]
+        with m.Switch(q2_kind):
+            with m.Case(KIND["init"]):
                 bias = []
-                for i, v in enumerate(_lanes(b_r.data, W["bias"], P, sign=True)):
+                for i, v in enumerate(_lanes(b_q, W["bias"], P, sign=True)):
                     s = Signal(signed(W["acc"]), name=f"bias{i}")
                     m.d.comb += s.eq(Mux(f["has_bias"] != 0, v, 0))
                     bias.append(s)
-                m.d.comb += [acc_w.addr.eq(q_w), acc_w.data.eq(Cat(*bias)), acc_w.en.eq(1)]
-            with m.Case(2):  # BUPD
-                prev = Mux(t == 1, 0, cnt_r.data)
-                new = [(prev[i * CW:(i + 1) * CW] + spk_r.data[i])[:CW] for i in range(P)]
-                m.d.comb += [cnt_w.addr.eq(f["bcum"] + q_w), cnt_w.data.eq(Cat(*new)), cnt_w.en.eq(1)]
-            with m.Case(4):  # MP1: Ccum(t) = Ccum(t−1) + in(t)
-                prev = Mux(t == 1, 0, cnt_r.data)
-                new = [(prev[i * CW:(i + 1) * CW] + spk_r.data[i])[:CW] for i in range(P)]
-                m.d.comb += [cnt_w.addr.eq(f["cum"] + q_w), cnt_w.data.eq(Cat(*new)), cnt_w.en.eq(1)]
-            with m.Case(3):  # SINK
-                self._sink(m, f, sink, t, dly, T, q_w, acc_r, acc_w, cur_r, cur_w, mem_r, mem_w, t_r, v_r,
-                           spk_w, out_fb, spikes)
+                m.d.comb += [acc_w.addr.eq(q2_w), acc_w.data.eq(Cat(*bias)), acc_w.en.eq(1)]
+            with m.Case(KIND["cum"]):  # Bcum(t) = Bcum(t−1) + b(t); Ccum likewise
+                prev = Mux(q2_first, 0, cnt_q)
+                new = [(prev[i * CW:(i + 1) * CW] + spk_q[i])[:CW] for i in range(P)]
+                m.d.comb += [cnt_w.addr.eq(q2_a), cnt_w.data.eq(Cat(*new)), cnt_w.en.eq(1)]
+        self._sink(m, f, sink, q2_kind == KIND["sink"], q2_w, q2_a, q2_first, q2_fire, q2_int,
+                   acc_q, cur_q, mem_q, t_q, v_q, mem_w, cur_w, spk_w, spikes)
 
-        # ==== stage 2: max-pool ======================================================================
+        # ==== max-pool ===============================================================================
         mp_max = Signal(P * CW)
         mp_now = [Signal(CW, name=f"mp_now{i}") for i in range(P)]
-        cnt_l = _lanes(cnt_r.data, CW, P, sign=False)
+        cnt_l = _lanes(cnt_q, CW, P, sign=False)
         max_l = _lanes(mp_max, CW, P, sign=False)
         for i in range(P):
-            m.d.comb += mp_now[i].eq(Mux(mp_kind == 1, cnt_l[i], Mux(cnt_l[i] > max_l[i], cnt_l[i], max_l[i])))
-        with m.If((mp_kind == 1) | (mp_kind == 2)):
+            m.d.comb += mp_now[i].eq(Mux(q2_kind == KIND["mp_first"], cnt_l[i],
+                                         Mux(cnt_l[i] > max_l[i], cnt_l[i], max_l[i])))
+        with m.If((q2_kind == KIND["mp_first"]) | (q2_kind == KIND["mp_tap"])):
             m.d.sync += mp_max.eq(Cat(*mp_now))
-        with m.If(mp_kind == 3):
-            prevmax = [Mux(t == 1, 0, v) for v in cnt_l]
+        with m.If(q2_kind == KIND["mp_out"]):
+            prevmax = [Mux(q2_first, 0, v) for v in cnt_l]
             bits = Cat(*[max_l[i] > prevmax[i] for i in range(P)])
-            m.d.comb += [spk_w.addr.eq(out_fb + mp_ow), spk_w.data.eq(bits), spk_w.en.eq(1),
-                         cnt_w.addr.eq(f["prev"] + mp_ow), cnt_w.data.eq(mp_max), cnt_w.en.eq(1)]
+            m.d.comb += [spk_w.addr.eq(q2_a), spk_w.data.eq(bits), spk_w.en.eq(1),
+                         cnt_w.addr.eq(q2_a2), cnt_w.data.eq(mp_max), cnt_w.en.eq(1)]
         return m
 
-    def _sink(self, m, f, sink, t, dly, T, q_w, acc_r, acc_w, cur_r, cur_w, mem_r, mem_w, t_r, v_r, spk_w,
-              out_fb, spikes):
-        """DIF (integrate, fire, reset by subtraction) or store, for one word of P lanes."""
-        p, P, W = self.program, self.lanes, self.program.widths
-        SW = W["sum"]
-        acc_l = _lanes(acc_r.data, W["acc"], P, sign=True)
-        cur_l = _lanes(cur_r.data, W["cur"], P, sign=True)
-        mem_l = _lanes(mem_r.data, W["mem"], P, sign=True)
-        th_l = _lanes(t_r.data, W["threshold"], P, sign=True)
-        v0_l = _lanes(v_r.data, W["v0"], P, sign=True)
+    def _sink(self, m, f, sink, go, w, a, first, fire_ok, integrate, acc_q, cur_q, mem_q, t_q, v_q,
+              mem_w, cur_w, spk_w, spikes):
+        """DIF (integrate, fire, reset by subtraction) or store of one word of P lanes, two stages.
+
+        Stage q2 (``go``): the input current ``I`` (ACC << shift and/or a stored current), the
+        potential before it ``v`` and ``v − θ``. Stage q3: ``v + I`` and ``v − θ + I`` side by
+        side; fire where the latter is ≥ 0 (and ``t > D``), keep it as the new potential, else
+        the former. Every frame-dependent flag travels with the word.
+        """
+        P, W = self.lanes, self.program.widths
+        SW = W["sum"] + 1
+        acc_l = _lanes(acc_q, W["acc"], P, sign=True)
+        cur_l = _lanes(cur_q, W["cur"], P, sign=True)
+        mem_l = _lanes(mem_q, W["mem"], P, sign=True)
+        th_l = _lanes(t_q, W["threshold"], P, sign=True)
+        v0_l = _lanes(v_q, W["v0"], P, sign=True)
+        q3_go, q3_w, q3_a, q3_fire = Signal(), Signal.like(w), Signal.like(a), Signal()
+        m.d.sync += [q3_go.eq(go), q3_w.eq(w), q3_a.eq(a), q3_fire.eq(fire_ok)]
         fire, vnew, stored = [], [], []
         for i in range(P):
-            cur_in = Signal(signed(SW), name=f"in{i}")
-            m.d.comb += cur_in.eq(Mux(t <= T, Mux(f["use_acc"] != 0, acc_l[i] << f["shift"][:5], 0)
-                                      + Mux(f["use_cur"] != 0, cur_l[i], 0), 0))
-            v = Signal(signed(SW), name=f"v{i}")
-            m.d.comb += v.eq(Mux(t == 1, v0_l[i], mem_l[i]) + cur_in)
+            cur_in, v, vth = (Signal(signed(SW), name=f"{n}{i}") for n in ("in", "vb", "vth"))
+            base = Mux(first, v0_l[i], mem_l[i])
+            m.d.sync += [cur_in.eq(Mux(integrate, Mux(f["use_acc"] != 0, acc_l[i] << f["shift"][:5], 0)
+                                       + Mux(f["use_cur"] != 0, cur_l[i], 0), 0)),
+                         v.eq(base), vth.eq(base - th_l[i])]
+            d = Signal(signed(SW), name=f"d{i}")
+            m.d.comb += d.eq(vth + cur_in)
             fi = Signal(name=f"fire{i}")
-            m.d.comb += fi.eq((t > dly) & (v >= th_l[i]))
+            m.d.comb += fi.eq(q3_fire & (d >= 0))
             vn = Signal(signed(W["mem"]), name=f"vnew{i}")
-            m.d.comb += vn.eq(Mux(fi, v - th_l[i], v))
-            st = Signal(signed(W["cur"]), name=f"store{i}")
-            m.d.comb += st.eq(cur_in)
+            m.d.comb += vn.eq(Mux(fi, d, v + cur_in))
             fire.append(fi)
             vnew.append(vn)
-            stored.append(st)
-        m.d.comb += [acc_w.addr.eq(q_w), acc_w.data.eq(0), acc_w.en.eq(f["use_acc"] != 0)]
-        with m.If(sink == SINK["dif"]):
-            m.d.comb += [mem_w.addr.eq(q_w), mem_w.data.eq(Cat(*vnew)), mem_w.en.eq(1)]
-            with m.If(t > dly):
-                m.d.comb += [spk_w.addr.eq(out_fb + q_w), spk_w.data.eq(Cat(*fire)), spk_w.en.eq(1)]
-                m.d.sync += spikes.eq(spikes + sum(fire[i] for i in range(P)))
-        with m.Else():
-            m.d.comb += [cur_w.addr.eq(out_fb + q_w), cur_w.data.eq(Cat(*stored)), cur_w.en.eq(1)]
+            stored.append(cur_in[:W["cur"]])
+        fired = Signal(P)
+        m.d.sync += fired.eq(0)
+        with m.If(fired != 0):  # counted a cycle later (off the sink's critical path)
+            m.d.sync += spikes.eq(spikes + sum(fired[i] for i in range(P)))
+        with m.If(q3_go):
+            with m.If(sink == SINK["dif"]):
+                m.d.comb += [mem_w.addr.eq(q3_w), mem_w.data.eq(Cat(*vnew)), mem_w.en.eq(1)]
+                with m.If(q3_fire):
+                    m.d.comb += [spk_w.addr.eq(q3_a), spk_w.data.eq(Cat(*fire)), spk_w.en.eq(1)]
+                    m.d.sync += fired.eq(Cat(*fire))
+            with m.Else():
+                m.d.comb += [cur_w.addr.eq(q3_a), cur_w.data.eq(Cat(*stored)), cur_w.en.eq(1)]

@@ -64,7 +64,7 @@ def _scatter(program: Program, op: Op, frames: dict[str, np.ndarray], image: np.
         ev = np.array([bin(int(v)).count("1") for v in px])
         taps = _valid_taps(f, h, w)[:, :, None].repeat(c, axis=2).reshape(-1)
         sops += int((ev * taps).sum()) * f["real_cols"]
-        return int(ev.sum()), 0, sops
+        return int(ev.sum()), int((px[:-1] != 0).sum()), sops
     if op.src == "syn":
         src = program.tensors[_resolve(program, layer.inputs[0])].name
         bits = _bits(program, src, frames[src])  # (T, words, P)
@@ -76,8 +76,9 @@ def _scatter(program: Program, op: Op, frames: dict[str, np.ndarray], image: np.
         for t in range(T):
             ev = bits[t].sum(axis=1)
             events += int(ev.sum())
+            live_words += int((ev[:-1] != 0).sum())
             sops += int((ev * taps).sum()) * f["real_cols"]
-        return events, 0, sops
+        return events, live_words, sops
     # TDEC: events are elements with Acum(t) > 0.
     a = _bits(program, layer.inputs[0], frames[layer.inputs[0]])
     acum = np.cumsum(a, axis=0)
@@ -147,7 +148,7 @@ def op_costs(program: Program, delay: int) -> list[dict]:
         fixed = 2 + last_t * 2 + 1
         if op.src in ("syn", "img", "tdec"):
             frames = 1 if op.src == "img" else T
-            fixed += f["acc_words"] + 1 + frames * (1 + f["words"] + 1)
+            fixed += f["acc_words"] + 1 + frames * (2 + f["words"] + 1)
             if op.src == "tdec":
                 layer = program.artifact.layer(op.layers[0])
                 bname = layer.inputs[1] + (".T" if layer.attrs["operands"] == "q_kT" else "")
@@ -159,9 +160,9 @@ def op_costs(program: Program, delay: int) -> list[dict]:
         if op.sink in ("dif", "store"):
             fixed += last_t * (f["sink_words"] + 1)
         if op.sink == "logits":
-            fixed += sum(1 + min(P, program.num_classes - i) for i in range(0, program.num_classes, P))
+            fixed += sum(2 + min(P, program.num_classes - i) for i in range(0, program.num_classes, P))
         else:
             fixed += 1
         out.append({"op": op.name, "src": op.src, "sink": op.sink, "fixed": fixed,
-                    "per_event": f.get("fanout", 0), "per_live_word": int(op.src == "tdec")})
+                    "per_event": f.get("fanout", 0), "per_live_word": 2 if op.src in ("syn", "img", "tdec") else 0})
     return out

