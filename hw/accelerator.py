@@ -45,6 +45,8 @@ FIELDS = (
     "in_words", "K", "taps", "cum", "prev", "rows", "groups", "row_groups", "tr_in_step", "tr_out_step",
 )
 
+FIELDS_M1 = ("words", "n0", "n1", "acc_groups", "sink_groups", "f0", "f1", "f2", "K", "row_groups")
+
 
 def _lanes(word, width: int, n: int, *, sign: bool) -> list:
     out = [word[i * width:(i + 1) * width] for i in range(n)]
@@ -148,12 +150,25 @@ class Accelerator(wiring.Component):
         src = Signal(3)
         sink = Signal(2)
         bmul = [Signal(A, name=f"bmul{b}") for b in range(P)]
+        # Counters compare against field − 1: those come decremented (no subtractor on the path).
+        # The nested counters (groups, taps, positions) are narrow: their compares are short.
+        nb = unsigned_bits(max([1] + [int(o.f.get(n, 0)) for o in ops
+                                          for n in FIELDS_M1 + ("taps", "groups") if n != "words"]))
+        m1 = {name: Signal(A if name == "words" else unsigned(nb), name=f"m1_{name}") for name in FIELDS_M1}
+
+        src_is = {k: Signal(name=f"src_is_{k}") for k in SRC}  # one-hot copies: no decode on paths
+        sink_is = {k: Signal(name=f"sink_is_{k}") for k in SINK}
 
         def load_op():
             stmts = [src.eq(Array(Const(SRC[o.src], 3) for o in ops)[op]),
                      sink.eq(Array(Const(SINK[o.sink], 2) for o in ops)[op])]
+            stmts += [v.eq(Array(Const(int(o.src == k), 1) for o in ops)[op]) for k, v in src_is.items()]
+            stmts += [v.eq(Array(Const(int(o.sink == k), 1) for o in ops)[op]) for k, v in sink_is.items()]
             for name in FIELDS:
                 stmts.append(f[name].eq(Array(Const(int(o.f.get(name, 0)), A) for o in ops)[op]))
+            for name in FIELDS_M1:
+                stmts.append(m1[name].eq(Array(Const(max(int(o.f.get(name, 0)) - 1, 0), m1[name].shape())
+                                               for o in ops)[op]))
             for b in range(P):
                 stmts.append(bmul[b].eq(Array(Const(int(o.bmul[b]) if o.bmul else 0, A) for o in ops)[op]))
             return stmts
@@ -165,9 +180,25 @@ class Accelerator(wiring.Component):
         pix = Signal(range(self.n_pixels + 1))
         cyc, spikes, sops = Signal(32), Signal(32), Signal(32)
         src_fb, b_fb, cur_fb, out_fb = (Signal(A, name=n) for n in ("src_fb", "b_fb", "cur_fb", "out_fb"))
-        wi, g, ri = Signal(A), Signal(A), Signal(A)  # word index, group counter, next word to read
-        c0, c1, c2 = (Signal(A, name=n) for n in ("c0", "c1", "c2"))
-        k0, k1, k2 = (Signal(A, name=n) for n in ("k0", "k1", "k2"))
+        wi, ri = Signal(A), Signal(A)  # word index, next word to read
+        g = Signal(unsigned(nb))  # group counter of a pass
+        ra = Signal(A)  # ROM address of the pass (bias, thresholds): a register, no adder before the ROM
+        c0, c1 = (Signal(unsigned(nb), name=n) for n in ("c0", "c1"))
+        c2 = Signal(A)
+        k0, k1, k2 = (Signal(unsigned(nb), name=n) for n in ("k0", "k1", "k2"))
+        # "At its last value" flags of the scatter's counters, kept in registers beside them so
+        # that the fan-out's and the word walk's next-state choices need no comparator.
+        last = {n: Signal(name=f"last_{n}") for n in ("k0", "k1", "k2", "c0", "c1")}
+        limit = {"k0": "f0", "k1": "f1", "k2": "f2", "c0": "n0", "c1": "n1"}
+        ctr = {"k0": k0, "k1": k1, "k2": k2, "c0": c0, "c1": c1}
+
+        def restart(*names):
+            """Counters back to 0 (with their flags)."""
+            return [s for n in names for s in (ctr[n].eq(0), last[n].eq(m1[limit[n]] == 0))]
+
+        def step(n):
+            """Counter ``n`` one up (with its flag)."""
+            return [ctr[n].eq(ctr[n] + 1), last[n].eq(ctr[n] + 1 == m1[limit[n]])]
         E, B, FA, RO = (Signal(A, name=n) for n in ("E", "B", "FA", "RO"))
         mwidth = max(P, W["pixel"])
         mask = Signal(mwidth)
@@ -187,33 +218,45 @@ class Accelerator(wiring.Component):
         def lane_of(bit):
             return bit[:pb] if P > 1 else Const(0, 1)
 
+        # Bb[b] = B + bmul[b]: the weight-row offset of lane b's event, kept by its own accumulator
+        # so that starting an event is a mux, not an addition.
+        Bb = [Signal(A, name=f"Bb{b}") for b in range(P)]
+
+        def set_b(value_of):
+            return [B.eq(value_of(B, 0))] + [Bb[b].eq(value_of(Bb[b], bmul[b])) for b in range(P)]
+
         def start_event(x):
             """Make the lowest set bit of ``x`` the current event: its bit and weight-row offset."""
             b = lowest(x)
-            m.d.sync += [mask.eq(x), evb.eq(b), RO.eq(B + Mux(src == SRC["img"], 0, Array(bmul)[lane_of(b)]))]
+            m.d.sync += [mask.eq(x), evb.eq(b), RO.eq(Mux(src_is["img"], B, Array(Bb)[lane_of(b)]))]
 
-        last_word = wi == f["words"] - 1
+        last_word = wi == m1["words"]
 
         def advance(with_b=True):
             """Step the word counters (c2, c1, c0) and the address accumulators E (and B)."""
             m.d.sync += wi.eq(wi + 1)
-            with m.If(c0 != f["n0"] - 1):
-                m.d.sync += [c0.eq(c0 + 1), E.eq(E + f["e_j0"])] + ([B.eq(B + f["b_j0"])] if with_b else [])
-            with m.Elif(c1 != f["n1"] - 1):
-                m.d.sync += [c0.eq(0), c1.eq(c1 + 1), E.eq(E + f["e_j1"])] + ([B.eq(B + f["b_j1"])] if with_b else [])
+            def step_b(j):
+                return set_b(lambda acc, _: acc + f[j]) if with_b else []
+
+            with m.If(~last["c0"]):
+                m.d.sync += step("c0") + [E.eq(E + f["e_j0"])] + step_b("b_j0")
+            with m.Elif(~last["c1"]):
+                m.d.sync += restart("c0") + step("c1") + [E.eq(E + f["e_j1"])] + step_b("b_j1")
             with m.Else():
-                m.d.sync += [c0.eq(0), c1.eq(0), c2.eq(c2 + 1), E.eq(E + f["e_j2"])] + (
-                    [B.eq(B + f["b_j2"])] if with_b else [])
+                m.d.sync += restart("c0", "c1") + [c2.eq(c2 + 1), E.eq(E + f["e_j2"])] + step_b("b_j2")
 
         # Scatter pipeline: issue (FANOUT) → s1 (RAMs read) → s2 (ACC[addr] += lanes, written).
-        s1_valid, s2_valid = Signal(), Signal()
-        s1_addr, s2_addr = Signal(range(D["acc"])), Signal(range(D["acc"]))
+        # Scatter pipeline: issue (FANOUT: weight / b / Bcum reads) → s1 (ACC read) → s2 (the addend
+        # of each lane) → s3 (ACC[addr] += addend, written).
+        s1_valid, s2_valid, s3_valid = Signal(), Signal(), Signal()
+        s1_addr, s2_addr, s3_addr = (Signal(range(D["acc"]), name=f"s{i}_addr") for i in (1, 2, 3))
         s1_shift, s2_shift = Signal(range(max(mwidth, 2))), Signal(range(max(mwidth, 2)))
         s1_a, s2_a = Signal(), Signal()
         s1_prev, s2_prev = Signal(CW), Signal(CW)
-        s1_lanes, s2_lanes = Signal(range(P + 1)), Signal(range(P + 1))
+        s1_lanes, s2_lanes, s3_lanes = (Signal(range(P + 1), name=f"s{i}_lanes") for i in (1, 2, 3))
         m.d.sync += [s1_valid.eq(0), s2_valid.eq(s1_valid), s2_addr.eq(s1_addr), s2_shift.eq(s1_shift),
-                     s2_a.eq(s1_a), s2_prev.eq(s1_prev), s2_lanes.eq(s1_lanes)]
+                     s2_a.eq(s1_a), s2_prev.eq(s1_prev), s2_lanes.eq(s1_lanes),
+                     s3_valid.eq(s2_valid), s3_addr.eq(s2_addr), s3_lanes.eq(s2_lanes)]
 
         # Linear-pass pipeline (INIT, CUM, SINK, max-pool): issue → q1 → q2 (→ q3 for the sink).
         KIND = {"init": 1, "cum": 2, "sink": 3, "mp_first": 4, "mp_tap": 5, "mp_out": 6}
@@ -233,11 +276,11 @@ class Accelerator(wiring.Component):
 
         # Transposer block (P rows of P bits).
         tr_block = [Signal(P, name=f"tr_row{r}") for r in range(P)]
-        tr_r = Signal(range(2 * P + 2))
+        tr_r = Signal(range(2 * P + 3))
         tr_rd, tr_wr, tr_row = Signal(A), Signal(A), Signal(A)
         tr_in0, tr_out0, tr_row0 = Signal(A), Signal(A), Signal(A)
-        tr_valid = Signal()
-        tr_idx = Signal(range(P + 1))
+        tr_valid, tr_valid2 = Signal(), Signal()
+        tr_idx, tr_idx2 = Signal(range(2 * P + 2)), Signal(range(2 * P + 2))
 
         best = Signal(signed(self.logit_width))
         best_i = Signal(range(max(self.num_classes, 2)))
@@ -266,46 +309,50 @@ class Accelerator(wiring.Component):
                 m.next = "OP_SETUP"
             with m.State("OP_SETUP"):
                 m.d.sync += [src_fb.eq(f["src_base"]), b_fb.eq(f["b_spk"]), cur_fb.eq(f["cur_base"]),
-                             out_fb.eq(f["out_base"]), last_t.eq(Mux(sink == SINK["dif"], T + dly, T))]
-                with m.If((src == SRC["syn"]) | (src == SRC["img"]) | (src == SRC["tdec"])):
+                             out_fb.eq(f["out_base"]), last_t.eq(Mux(sink_is["dif"], T + dly, T)),
+                             ra.eq(f["bias_base"])]
+                with m.If((src_is["syn"]) | (src_is["img"]) | (src_is["tdec"])):
                     m.next = "INIT"
                 with m.Else():
                     m.next = "FRAME"
             # ---- INIT: ACC ← bias, one word a cycle --------------------------------------------
             with m.State("INIT"):
-                m.d.comb += b_r.addr.eq(f["bias_base"] + g)
+                m.d.comb += b_r.addr.eq(ra)
                 with m.If(wi < f["acc_words"]):
                     issue("init", wi)
-                    m.d.sync += [wi.eq(wi + 1), g.eq(Mux(g == f["acc_groups"] - 1, 0, g + 1))]
+                    m.d.sync += [wi.eq(wi + 1), g.eq(Mux(g == m1["acc_groups"], 0, g + 1)),
+                                 ra.eq(Mux(g == m1["acc_groups"], f["bias_base"], ra + 1))]
                 with m.Else():
                     m.next = "FRAME"
             # ---- FRAME: reset the pass counters, dispatch this step's phases --------------------
             with m.State("FRAME"):
-                m.d.sync += [wi.eq(0), g.eq(0), c0.eq(0), c1.eq(0), c2.eq(0), k0.eq(0), k1.eq(0), k2.eq(0),
-                             E.eq(f["e_base"]), B.eq(f["b_base"]), FA.eq(0)]
+                m.d.sync += restart("c0", "c1", "k0", "k1", "k2")
+                m.d.sync += [wi.eq(0), g.eq(0), c2.eq(0),
+                             E.eq(f["e_base"]), FA.eq(0), ra.eq(f["prm_base"])]
+                m.d.sync += set_b(lambda _, off: f["b_base"] + off)
                 with m.If(t > last_t):
-                    with m.If(sink == SINK["logits"]):
+                    with m.If(sink_is["logits"]):
                         m.next = "OUT_RD"
                     with m.Else():
                         m.next = "OP_END"
-                with m.Elif((src == SRC["tdec"]) & (t <= T)):
+                with m.Elif((src_is["tdec"]) & (t <= T)):
                     m.next = "BUPD"
-                with m.Elif((src == SRC["syn"]) & (t <= T) | (src == SRC["img"]) & (t == 1)):
+                with m.Elif((src_is["syn"]) & (t <= T) | (src_is["img"]) & (t == 1)):
                     m.next = "SCAN_RD"
-                with m.Elif(src == SRC["maxpool"]):
+                with m.Elif(src_is["maxpool"]):
                     m.next = "MP1"
-                with m.Elif(src == SRC["transpose"]):
+                with m.Elif(src_is["transpose"]):
                     m.d.sync += [tr_r.eq(0), tr_in0.eq(0), tr_out0.eq(0), tr_row0.eq(0),
                                  tr_rd.eq(0), tr_wr.eq(0), tr_row.eq(0)]
                     m.next = "TR"
-                with m.Elif(sink == SINK["logits"]):
+                with m.Elif(sink_is["logits"]):
                     m.next = "NEXT"
                 with m.Else():
                     m.next = "SINK"
             with m.State("NEXT"):
                 m.d.sync += [t.eq(t + 1), src_fb.eq(src_fb + f["src_wpf"]), b_fb.eq(b_fb + f["b_wpf"]),
                              cur_fb.eq(cur_fb + f["cur_wpf"])]
-                with m.If((sink != SINK["dif"]) | (t > dly)):
+                with m.If((~sink_is["dif"]) | (t > dly)):
                     m.d.sync += out_fb.eq(out_fb + f["out_wpf"])
                 m.next = "FRAME"
             with m.State("OP_END"):
@@ -338,16 +385,15 @@ class Accelerator(wiring.Component):
                 a_prev = Signal(P * CW)
                 m.d.comb += a_prev.eq(Mux(t == 1, 0, cnt_q))
                 a_new = [(a_prev[i * CW:(i + 1) * CW] + spk_q[i])[:CW] for i in range(P)]
-                with m.Switch(src):
-                    with m.Case(SRC["img"]):
-                        m.d.comb += word_mask.eq(img_q)
-                    with m.Case(SRC["tdec"]):
-                        # Events: elements with Acum(t) > 0; Acum(t) is written back now.
-                        m.d.comb += [word_mask.eq(Cat(*[v != 0 for v in a_new])),
-                                     cnt_w.addr.eq(f["acum"] + wi), cnt_w.data.eq(Cat(*a_new)), cnt_w.en.eq(1)]
-                        m.d.sync += [abits.eq(spk_q), aprev.eq(a_prev)]
-                    with m.Default():
-                        m.d.comb += word_mask.eq(spk_q)
+                with m.If(src_is["img"]):
+                    m.d.comb += word_mask.eq(img_q)
+                with m.Elif(src_is["tdec"]):
+                    # Events: elements with Acum(t) > 0; Acum(t) is written back now.
+                    m.d.comb += [word_mask.eq(Cat(*[v != 0 for v in a_new])),
+                                 cnt_w.addr.eq(f["acum"] + wi), cnt_w.data.eq(Cat(*a_new)), cnt_w.en.eq(1)]
+                    m.d.sync += [abits.eq(spk_q), aprev.eq(a_prev)]
+                with m.Else():
+                    m.d.comb += word_mask.eq(spk_q)
                 with m.If(word_mask == 0):
                     advance()
                     with m.If(last_word):
@@ -359,23 +405,23 @@ class Accelerator(wiring.Component):
                 oy, ox = Signal(A), Signal(A)
                 m.d.comb += [oy.eq(c2 + f["pad"] - k2), ox.eq(c1 + f["pad"] - k1)]
                 inside = (f["check"] == 0) | ((oy >= 0) & (oy < f["hout"]) & (ox >= 0) & (ox < f["wout"]))
-                m.d.comb += [acc_r.addr.eq(E + FA), w_r.addr.eq(RO),
+                m.d.comb += [w_r.addr.eq(RO),
                              spk_r.addr.eq(b_fb + RO), cnt_r.addr.eq(f["bcum"] + RO)]
                 m.d.sync += [s1_valid.eq(inside), s1_addr.eq(E + FA), s1_shift.eq(evb),
                              s1_a.eq(Array(abits[i] for i in range(P))[lane_of(evb)]),
                              s1_prev.eq(Array(aprev[i * CW:(i + 1) * CW] for i in range(P))[lane_of(evb)]),
-                             s1_lanes.eq(Mux(k0 == f["f0"] - 1, f["last_lanes"], P))]
-                with m.If(k0 != f["f0"] - 1):
-                    m.d.sync += [k0.eq(k0 + 1), FA.eq(FA + f["fa_j0"]), RO.eq(RO + f["fw_j0"])]
-                with m.Elif(k1 != f["f1"] - 1):
-                    m.d.sync += [k0.eq(0), k1.eq(k1 + 1), FA.eq(FA + f["fa_j1"]), RO.eq(RO + f["fw_j1"])]
-                with m.Elif(k2 != f["f2"] - 1):
-                    m.d.sync += [k0.eq(0), k1.eq(0), k2.eq(k2 + 1), FA.eq(FA + f["fa_j2"]), RO.eq(RO + f["fw_j2"])]
+                             s1_lanes.eq(Mux(last["k0"], f["last_lanes"], P))]
+                with m.If(~last["k0"]):
+                    m.d.sync += step("k0") + [FA.eq(FA + f["fa_j0"]), RO.eq(RO + f["fw_j0"])]
+                with m.Elif(~last["k1"]):
+                    m.d.sync += restart("k0") + step("k1") + [FA.eq(FA + f["fa_j1"]), RO.eq(RO + f["fw_j1"])]
+                with m.Elif(~last["k2"]):
+                    m.d.sync += restart("k0", "k1") + step("k2") + [FA.eq(FA + f["fa_j2"]), RO.eq(RO + f["fw_j2"])]
                 with m.Else():
                     # This event is done: the next one in the word, or the next word.
-                    rest = Signal(mwidth)
-                    m.d.comb += rest.eq(mask & (mask - 1))
-                    m.d.sync += [k0.eq(0), k1.eq(0), k2.eq(0), FA.eq(0)]
+                    rest = Signal(mwidth)  # mask without the current event's bit
+                    m.d.comb += rest.eq(mask & ~Cat(*[evb == b for b in range(mwidth)]))
+                    m.d.sync += restart("k0", "k1", "k2") + [FA.eq(0)]
                     start_event(rest)
                     with m.If(rest == 0):
                         advance()
@@ -384,19 +430,21 @@ class Accelerator(wiring.Component):
                         with m.Else():
                             m.next = "SCAN_RD"
             with m.State("DRAIN"):  # the scatter's last sums land (ACC reads are transparent)
-                m.d.sync += [wi.eq(0), g.eq(0)]
-                with m.If(sink == SINK["logits"]):
+                m.next = "DRAIN2"
+            with m.State("DRAIN2"):
+                m.d.sync += [wi.eq(0), g.eq(0), ra.eq(f["prm_base"])]
+                with m.If(sink_is["logits"]):
                     m.next = "NEXT"
                 with m.Else():
                     m.next = "SINK"
             # ---- SINK: DIF or store, one word a cycle --------------------------------------------
             with m.State("SINK"):
-                prm = f["prm_base"] + Mux(f["prm_scalar"] != 0, 0, g)
                 m.d.comb += [acc_r.addr.eq(wi), cur_r.addr.eq(cur_fb + wi), mem_r.addr.eq(wi),
-                             t_r.addr.eq(prm), v_r.addr.eq(prm)]
+                             t_r.addr.eq(ra), v_r.addr.eq(ra)]
                 with m.If(wi < f["sink_words"]):
                     issue("sink", wi, a=out_fb + wi)
-                    m.d.sync += [wi.eq(wi + 1), g.eq(Mux(g == f["sink_groups"] - 1, 0, g + 1))]
+                    m.d.sync += [wi.eq(wi + 1), g.eq(Mux(g == m1["sink_groups"], 0, g + 1)),
+                                 ra.eq(Mux((g == m1["sink_groups"]) | (f["prm_scalar"] != 0), f["prm_base"], ra + 1))]
                 with m.Else():
                     m.next = "NEXT"
             # ---- MP1 / MP2: TDEC max-pool ------------------------------------------------------
@@ -418,7 +466,7 @@ class Accelerator(wiring.Component):
                         with m.Else():
                             issue("mp_tap", wi)
                         m.d.sync += k0.eq(k0 + 1)
-                        with m.If(k1 == f["K"] - 1):
+                        with m.If(k1 == m1["K"]):
                             m.d.sync += [k1.eq(0), FA.eq(FA + f["fa_j1"])]
                         with m.Else():
                             m.d.sync += [k1.eq(k1 + 1), FA.eq(FA + f["fa_j0"])]
@@ -431,27 +479,28 @@ class Accelerator(wiring.Component):
                     m.next = "NEXT"
             # ---- TR: block transpose of one frame ----------------------------------------------
             with m.State("TR"):
-                # Block (row group c0, column group c1): steps 0..P−1 read rows, step P waits for
-                # the last read, steps P+1..2P write the P columns as rows of the copy. Rows go
-                # straight from the RAM into the block registers (no logic in between).
+                # Block (row group c0, column group c1): steps 0..P−1 read rows, which land in the
+                # block registers at steps 2..P+1 (from the registered read), steps P+2..2P+1 write
+                # the P columns as rows of the copy.
                 with m.If(c1 < f["groups"]):
                     m.d.sync += tr_r.eq(tr_r + 1)
                     with m.If(tr_r < P):
                         m.d.comb += spk_r.addr.eq(src_fb + tr_rd)
                         m.d.sync += [tr_rd.eq(tr_rd + f["groups"]), tr_row.eq(tr_row + 1)]
-                    m.d.sync += [tr_valid.eq((tr_r < P) & (tr_row < f["rows"])), tr_idx.eq(tr_r)]
-                    with m.If((tr_r >= 1) & (tr_r <= P)):
+                    m.d.sync += [tr_valid.eq((tr_r < P) & (tr_row < f["rows"])), tr_idx.eq(tr_r),
+                                 tr_valid2.eq(tr_valid), tr_idx2.eq(tr_idx)]
+                    with m.If((tr_r >= 2) & (tr_r <= P + 1)):
                         for r in range(P):
-                            with m.If(tr_idx == r):
-                                m.d.sync += tr_block[r].eq(Mux(tr_valid, spk_r.data, 0))
-                    with m.If(tr_r > P):
-                        lane = (tr_r - P - 1)[:pb] if P > 1 else Const(0, 1)
+                            with m.If(tr_idx2 == r):
+                                m.d.sync += tr_block[r].eq(Mux(tr_valid2, spk_q, 0))
+                    with m.If(tr_r > P + 1):
+                        lane = (tr_r - P - 2)[:pb] if P > 1 else Const(0, 1)
                         col = Array(Cat(*[tr_block[r][i] for r in range(P)]) for i in range(P))[lane]
                         m.d.comb += [spk_w.addr.eq(out_fb + tr_wr), spk_w.data.eq(col), spk_w.en.eq(1)]
                         m.d.sync += tr_wr.eq(tr_wr + f["row_groups"])
-                    with m.If(tr_r == 2 * P):
+                    with m.If(tr_r == 2 * P + 1):
                         m.d.sync += tr_r.eq(0)
-                        with m.If(c0 == f["row_groups"] - 1):
+                        with m.If(c0 == m1["row_groups"]):
                             m.d.sync += [c0.eq(0), c1.eq(c1 + 1), tr_rd.eq(c1 + 1), tr_in0.eq(c1 + 1),
                                          tr_row.eq(0), tr_row0.eq(0),
                                          tr_wr.eq(tr_out0 - c0 + f["tr_out_step"]),
@@ -496,23 +545,29 @@ class Accelerator(wiring.Component):
             m.d.sync += cyc.eq(cyc + 1)
         m.d.comb += self.dbg_data.eq(spk_r.data)
 
-        # ==== scatter s2: ACC[s2_addr] += lanes ======================================================
+        # ==== scatter s1..s3: ACC[addr] += addend ====================================================
+        with m.If(s1_valid):
+            m.d.comb += acc_r.addr.eq(s1_addr)
         acc_l = _lanes(acc_q, W["acc"], P, sign=True)
         w_l = _lanes(w_q, W["weight"], P, sign=True)
         bc_l = _lanes(cnt_q, CW, P, sign=False)
-        sums = []
+        addends, sums = [], []
         for ln in range(P):
             tdec_add = Mux(s2_a, bc_l[ln], 0) + Mux(spk_q[ln], s2_prev, 0)
-            syn_add = Mux(src == SRC["img"], w_l[ln] << s2_shift, w_l[ln])
+            syn_add = Mux(src_is["img"], w_l[ln] << s2_shift, w_l[ln])
+            ad = Signal(signed(W["acc"]), name=f"addend{ln}")
+            m.d.sync += ad.eq(Mux(src_is["tdec"], tdec_add, syn_add))
             s = Signal(signed(W["acc"]), name=f"sum{ln}")
-            m.d.comb += s.eq(acc_l[ln] + Mux(src == SRC["tdec"], tdec_add, syn_add))
+            m.d.comb += s.eq(acc_l[ln] + ad)
+            addends.append(ad)
             sums.append(s)
-        # The event one cycle ahead read ACC before this sum was written: forward it.
-        forward = s1_valid & s2_valid & (s1_addr == s2_addr)
+        # The event one cycle ahead read ACC before this sum was written: forward it. (Two cycles
+        # ahead is covered by the read port's transparency.)
+        forward = s2_valid & s3_valid & (s2_addr == s3_addr)
         m.d.sync += acc_q.eq(Mux(forward, Cat(*sums), acc_r.data))
-        with m.If(s2_valid):
-            m.d.comb += [acc_w.addr.eq(s2_addr), acc_w.data.eq(Cat(*sums)), acc_w.en.eq(1)]
-            m.d.sync += sops.eq(sops + s2_lanes)
+        with m.If(s3_valid):
+            m.d.comb += [acc_w.addr.eq(s3_addr), acc_w.data.eq(Cat(*sums)), acc_w.en.eq(1)]
+            m.d.sync += sops.eq(sops + s3_lanes)
 
         # ==== linear passes ==========================================================================
         with m.If(q1_kind == KIND["sink"]):  # ACC is cleared behind the sink
@@ -529,7 +584,7 @@ class Accelerator(wiring.Component):
                 prev = Mux(q2_first, 0, cnt_q)
                 new = [(prev[i * CW:(i + 1) * CW] + spk_q[i])[:CW] for i in range(P)]
                 m.d.comb += [cnt_w.addr.eq(q2_a), cnt_w.data.eq(Cat(*new)), cnt_w.en.eq(1)]
-        self._sink(m, f, sink, q2_kind == KIND["sink"], q2_w, q2_a, q2_first, q2_fire, q2_int,
+        self._sink(m, f, sink_is, q2_kind == KIND["sink"], q2_w, q2_a, q2_first, q2_fire, q2_int,
                    acc_q, cur_q, mem_q, t_q, v_q, mem_w, cur_w, spk_w, spikes)
 
         # ==== max-pool ===============================================================================
@@ -549,7 +604,7 @@ class Accelerator(wiring.Component):
                          cnt_w.addr.eq(q2_a2), cnt_w.data.eq(mp_max), cnt_w.en.eq(1)]
         return m
 
-    def _sink(self, m, f, sink, go, w, a, first, fire_ok, integrate, acc_q, cur_q, mem_q, t_q, v_q,
+    def _sink(self, m, f, sink_is, go, w, a, first, fire_ok, integrate, acc_q, cur_q, mem_q, t_q, v_q,
               mem_w, cur_w, spk_w, spikes):
         """DIF (integrate, fire, reset by subtraction) or store of one word of P lanes, two stages.
 
@@ -588,7 +643,7 @@ class Accelerator(wiring.Component):
         with m.If(fired != 0):  # counted a cycle later (off the sink's critical path)
             m.d.sync += spikes.eq(spikes + sum(fired[i] for i in range(P)))
         with m.If(q3_go):
-            with m.If(sink == SINK["dif"]):
+            with m.If(sink_is["dif"]):
                 m.d.comb += [mem_w.addr.eq(q3_w), mem_w.data.eq(Cat(*vnew)), mem_w.en.eq(1)]
                 with m.If(q3_fire):
                     m.d.comb += [spk_w.addr.eq(q3_a), spk_w.data.eq(Cat(*fire)), spk_w.en.eq(1)]

@@ -7,11 +7,11 @@ its DIF layers fire. The costs, state by state (``P`` lanes):
 
 - image load: one cycle a pixel; each op: 2 (load its fields) + ``INIT`` (``acc_words + 1``) for
   scatter ops, then per step ``t``: 1 (dispatch) + phases + 1 (next), and 1 to finish.
-- scatter (``SCAN``): ``1 + words + Σ_events fanout + 1``, plus one cycle per non-empty word but the
-  last in TDEC (its port carries ``b(t)`` during fan-out). ``fanout = K·K·G_out`` (conv),
+- scatter (``SCAN``): ``2 + words + Σ_events fanout + 2``, plus two cycles per non-empty word but the
+  last of a frame (the word stream restarts after a fan-out). ``fanout = K·K·G_out`` (conv),
   ``G_out`` (linear, head), the output row's groups (TDEC).
 - ``BUPD``: ``words(b) + 1``; ``SINK``: ``words + 1``; max-pool ``in_words + 1 + out_words·(K² + 1) + 1``;
-  transpose ``blocks·(2P + 1) + 1``; logits: ``1 + lanes`` per ACC word.
+  transpose ``blocks·(2P + 2) + 1``; logits: ``2 + lanes`` per ACC word.
 
 The accelerator's own counters (``cycles``, ``sops``, ``spikes``) are held to this model exactly
 by the verification bench.
@@ -137,8 +137,8 @@ def op_costs(program: Program, delay: int) -> list[dict]:
 
     ``cycles = fixed + per_event · events + per_live_word · live_words`` where ``events`` are the
     op's input events over its frames (spikes of its input; set pixel bits for the encoding
-    layer; elements with ``Acum(t) > 0`` for TDEC) and ``live_words`` (TDEC only) the input words
-    holding at least one such element, but the last word of each frame.
+    layer; elements with ``Acum(t) > 0`` for TDEC) and ``live_words`` the input words holding at
+    least one event, but the last word of each frame.
     """
     P, T = program.lanes, program.T
     out = []
@@ -148,7 +148,7 @@ def op_costs(program: Program, delay: int) -> list[dict]:
         fixed = 2 + last_t * 2 + 1
         if op.src in ("syn", "img", "tdec"):
             frames = 1 if op.src == "img" else T
-            fixed += f["acc_words"] + 1 + frames * (2 + f["words"] + 1)
+            fixed += f["acc_words"] + 1 + frames * (2 + f["words"] + 2)
             if op.src == "tdec":
                 layer = program.artifact.layer(op.layers[0])
                 bname = layer.inputs[1] + (".T" if layer.attrs["operands"] == "q_kT" else "")
@@ -156,7 +156,7 @@ def op_costs(program: Program, delay: int) -> list[dict]:
         if op.src == "maxpool":
             fixed += T * (f["in_words"] + 1 + f["sink_words"] * (f["K"] ** 2 + 1) + 1)
         if op.src == "transpose":
-            fixed += T * (f["row_groups"] * f["groups"] * (2 * P + 1) + 1)
+            fixed += T * (f["row_groups"] * f["groups"] * (2 * P + 2) + 1)
         if op.sink in ("dif", "store"):
             fixed += last_t * (f["sink_words"] + 1)
         if op.sink == "logits":
