@@ -48,6 +48,17 @@ FIELDS = (
 FIELDS_M1 = ("words", "n0", "n1", "acc_groups", "sink_groups", "f0", "f1", "f2", "K", "row_groups")
 
 
+class _RegisteredWrite:
+    """A write port's ``addr`` / ``data`` / ``en``, applied to the port one cycle later."""
+
+    def __init__(self, m, port, name):
+        self.port = port
+        self.addr = Signal.like(port.addr, name=f"{name}_addr")
+        self.data = Signal.like(port.data, name=f"{name}_data")
+        self.en = Signal(name=f"{name}_en")
+        m.d.sync += [port.addr.eq(self.addr), port.data.eq(self.data), port.en.eq(self.en)]
+
+
 def _lanes(word, width: int, n: int, *, sign: bool) -> list:
     out = [word[i * width:(i + 1) * width] for i in range(n)]
     return [v.as_signed() if sign else v for v in out]
@@ -124,8 +135,14 @@ class Accelerator(wiring.Component):
         brom = ram("brom", P * W["bias"], D["bias"], _pack(p.biases, W["bias"]))
         trom = ram("trom", P * W["threshold"], D["param"], _pack(p.thresholds, W["threshold"]))
         vrom = ram("vrom", P * W["v0"], D["param"], _pack(p.v0, W["v0"]))
-        spk_w, cur_w, mem_w, cnt_w, img_w, acc_w = (x.write_port() for x in (spk, cur, mem, cnt, img, acc))
-        spk_r, cur_r, mem_r, img_r = (x.read_port() for x in (spk, cur, mem, img))
+        cur_w, cnt_w, img_w, acc_w = (x.write_port() for x in (cur, cnt, img, acc))
+        # Spike and potential writes go through a register stage (their data comes out of adders
+        # and compares): nothing reads a spike word for many cycles after it is written, and MEM's
+        # read port is transparent for the next frame of a one-word layer.
+        spk_w = _RegisteredWrite(m, spk.write_port(), "spk_w")
+        mem_w = _RegisteredWrite(m, mem.write_port(), "mem_w")
+        spk_r, cur_r, img_r = (x.read_port() for x in (spk, cur, img))
+        mem_r = mem.read_port(transparent_for=(mem_w.port,))
         acc_r = acc.read_port(transparent_for=(acc_w,))  # a read sees the write of the same cycle
         cnt_r = cnt.read_port(transparent_for=(cnt_w,))
         w_r, b_r, t_r, v_r = (x.read_port() for x in (wrom, brom, trom, vrom))
@@ -286,6 +303,11 @@ class Accelerator(wiring.Component):
         best_i = Signal(range(max(self.num_classes, 2)))
         cls = Signal(range(self.num_classes + 1))
         lane_i = Signal(range(P + 1))
+        out_sh = Signal(P * W["acc"])
+
+        # The small ROMs (LUT logic) are addressed by ra alone, in every state: no state decode
+        # in front of them. INIT reads biases, SINK thresholds and initial potentials.
+        m.d.comb += [b_r.addr.eq(ra), t_r.addr.eq(ra), v_r.addr.eq(ra)]
 
         # ==== control FSM ==========================================================================
         with m.FSM(name="ctl") as fsm:
@@ -317,7 +339,6 @@ class Accelerator(wiring.Component):
                     m.next = "FRAME"
             # ---- INIT: ACC ← bias, one word a cycle --------------------------------------------
             with m.State("INIT"):
-                m.d.comb += b_r.addr.eq(ra)
                 with m.If(wi < f["acc_words"]):
                     issue("init", wi)
                     m.d.sync += [wi.eq(wi + 1), g.eq(Mux(g == m1["acc_groups"], 0, g + 1)),
@@ -439,8 +460,7 @@ class Accelerator(wiring.Component):
                     m.next = "SINK"
             # ---- SINK: DIF or store, one word a cycle --------------------------------------------
             with m.State("SINK"):
-                m.d.comb += [acc_r.addr.eq(wi), cur_r.addr.eq(cur_fb + wi), mem_r.addr.eq(wi),
-                             t_r.addr.eq(ra), v_r.addr.eq(ra)]
+                m.d.comb += [acc_r.addr.eq(wi), cur_r.addr.eq(cur_fb + wi), mem_r.addr.eq(wi)]
                 with m.If(wi < f["sink_words"]):
                     issue("sink", wi, a=out_fb + wi)
                     m.d.sync += [wi.eq(wi + 1), g.eq(Mux(g == m1["sink_groups"], 0, g + 1)),
@@ -518,16 +538,16 @@ class Accelerator(wiring.Component):
                 m.d.sync += lane_i.eq(0)
                 m.next = "OUT_WAIT"
             with m.State("OUT_WAIT"):
-                m.d.comb += acc_r.addr.eq(wi)
+                m.d.sync += out_sh.eq(acc_r.data)
                 m.next = "OUT_SEND"
             with m.State("OUT_SEND"):
-                m.d.comb += acc_r.addr.eq(wi)
-                val = Array(_lanes(acc_q, W["acc"], P, sign=True))[lane_i[:pb] if P > 1 else 0]
+                # The word's logits leave lane by lane from a shift register (no lane mux).
+                val = out_sh[:W["acc"]].as_signed()
                 m.d.comb += [self.logits.valid.eq(1), self.logits.payload.eq(val)]
                 with m.If(self.logits.ready):
                     with m.If((cls == 0) | (val > best)):  # lowest index wins ties
                         m.d.sync += [best.eq(val), best_i.eq(cls)]
-                    m.d.sync += [cls.eq(cls + 1), lane_i.eq(lane_i + 1)]
+                    m.d.sync += [cls.eq(cls + 1), lane_i.eq(lane_i + 1), out_sh.eq(out_sh >> W["acc"])]
                     with m.If(cls == self.num_classes - 1):
                         m.d.sync += [cls.eq(0), self.cycles.eq(cyc + 1), self.spikes.eq(spikes),
                                      self.sops.eq(sops)]
