@@ -29,7 +29,9 @@ from amaranth.lib.wiring import In, Out
 from .common import unsigned_bits
 from .program import Program
 
-__all__ = ["Accelerator", "SRC", "SINK", "FIELDS"]
+__all__ = ["Accelerator", "SRC", "SINK", "FIELDS", "DBG_LATENCY"]
+
+DBG_LATENCY = 2  # cycles from dbg_addr to dbg_data (address register, then the RAM)
 
 SRC = {"none": 0, "syn": 1, "img": 2, "tdec": 3, "cur": 4, "maxpool": 5, "transpose": 6}
 SINK = {"none": 0, "dif": 1, "store": 2, "logits": 3}
@@ -46,6 +48,19 @@ FIELDS = (
 )
 
 FIELDS_M1 = ("words", "n0", "n1", "acc_groups", "sink_groups", "f0", "f1", "f2", "K", "row_groups")
+
+
+class _Read:
+    """A read port behind an address register: set ``addr`` in cycle c, the RAM sees it in c + 1,
+    ``data`` (the RAM's output) is valid in c + 2 and ``q`` (registered) in c + 3."""
+
+    def __init__(self, m, port, name, data=True):
+        self.port, self.data = port, port.data
+        self.addr = Signal.like(port.addr, name=f"{name}_raddr")
+        m.d.sync += port.addr.eq(self.addr)
+        if data:
+            self.q = Signal(len(port.data), name=f"{name}_q")
+            m.d.sync += self.q.eq(port.data)
 
 
 class _RegisteredWrite:
@@ -76,7 +91,7 @@ class Accelerator(wiring.Component):
     ``prediction`` (one beat, after the logits), ``delay`` (sampled with the first pixel), the
     performance counters ``cycles`` / ``spikes`` / ``sops`` of the last image (valid with
     ``prediction``), ``busy``, and the debug read port ``dbg_addr`` → ``dbg_data`` (one SPK word,
-    one cycle later, while idle): every spike layer's frames can be read back.
+    :data:`DBG_LATENCY` cycles later, while idle): every spike layer's frames can be read back.
     """
 
     def __init__(self, program: Program):
@@ -141,23 +156,17 @@ class Accelerator(wiring.Component):
         # read port is transparent for the next frame of a one-word layer.
         spk_w = _RegisteredWrite(m, spk.write_port(), "spk_w")
         mem_w = _RegisteredWrite(m, mem.write_port(), "mem_w")
-        spk_r, cur_r, img_r = (x.read_port() for x in (spk, cur, img))
-        mem_r = mem.read_port(transparent_for=(mem_w.port,))
-        acc_r = acc.read_port(transparent_for=(acc_w,))  # a read sees the write of the same cycle
-        cnt_r = cnt.read_port(transparent_for=(cnt_w,))
-        w_r, b_r, t_r, v_r = (x.read_port() for x in (wrom, brom, trom, vrom))
-
-        # Every read is registered once more before any logic sees it: block-RAM outputs are slow,
-        # so a read issued in cycle c is used in cycle c + 2 (from these registers).
-        def registered(port, name):
-            r = Signal(len(port.data), name=name)
-            m.d.sync += r.eq(port.data)
-            return r
-
-        spk_q, cur_q, mem_q, img_q = (registered(x, n) for x, n in
-                                      ((spk_r, "spk_q"), (cur_r, "cur_q"), (mem_r, "mem_q"), (img_r, "img_q")))
-        cnt_q, w_q, b_q, t_q, v_q = (registered(x, n) for x, n in
-                                     ((cnt_r, "cnt_q"), (w_r, "w_q"), (b_r, "b_q"), (t_r, "t_q"), (v_r, "v_q")))
+        # Every read is registered on both sides of the RAM: the address (so no address logic or
+        # collision check meets the RAM's setup) and the data (block-RAM outputs are slow). A read
+        # issued in cycle c (its ``addr`` set) is used in cycle c + 3, from ``q``.
+        spk_r, cur_r, img_r = (_Read(m, x.read_port(), n) for x, n in ((spk, "spk"), (cur, "cur"), (img, "img")))
+        mem_r = _Read(m, mem.read_port(transparent_for=(mem_w.port,)), "mem")
+        acc_r = _Read(m, acc.read_port(transparent_for=(acc_w,)), "acc", data=False)  # forwarding below
+        cnt_r = _Read(m, cnt.read_port(transparent_for=(cnt_w,)), "cnt")
+        w_r, b_r, t_r, v_r = (_Read(m, x.read_port(), n) for x, n in
+                              ((wrom, "w"), (brom, "b"), (trom, "t"), (vrom, "v")))
+        spk_q, cur_q, mem_q, img_q, cnt_q = spk_r.q, cur_r.q, mem_r.q, img_r.q, cnt_r.q
+        w_q, b_q, t_q, v_q = w_r.q, b_r.q, t_r.q, v_r.q
         acc_q = Signal(len(acc_r.data))  # with forwarding of the scatter's previous sum (below)
 
         # ---- op descriptor registers -------------------------------------------------------------
@@ -265,27 +274,35 @@ class Accelerator(wiring.Component):
         # Scatter pipeline: issue (FANOUT) → s1 (RAMs read) → s2 (ACC[addr] += lanes, written).
         # Scatter pipeline: issue (FANOUT: weight / b / Bcum reads) → s1 (ACC read) → s2 (the addend
         # of each lane) → s3 (ACC[addr] += addend, written).
-        s1_valid, s2_valid, s3_valid = Signal(), Signal(), Signal()
-        s1_addr, s2_addr, s3_addr = (Signal(range(D["acc"]), name=f"s{i}_addr") for i in (1, 2, 3))
-        s1_shift, s2_shift = Signal(range(max(mwidth, 2))), Signal(range(max(mwidth, 2)))
-        s1_a, s2_a = Signal(), Signal()
-        s1_prev, s2_prev = Signal(CW), Signal(CW)
-        s1_lanes, s2_lanes, s3_lanes = (Signal(range(P + 1), name=f"s{i}_lanes") for i in (1, 2, 3))
-        m.d.sync += [s1_valid.eq(0), s2_valid.eq(s1_valid), s2_addr.eq(s1_addr), s2_shift.eq(s1_shift),
-                     s2_a.eq(s1_a), s2_prev.eq(s1_prev), s2_lanes.eq(s1_lanes),
-                     s3_valid.eq(s2_valid), s3_addr.eq(s2_addr), s3_lanes.eq(s2_lanes)]
+        # Scatter pipeline: issue (FANOUT: weight / b / Bcum reads) → s1 (ACC read issued) → s2 → s3
+        # (the addend of each lane, from the reads) → s4 (ACC[addr] += addend, written).
+        sv = [None] + [Signal(name=f"s{i}_valid") for i in (1, 2, 3, 4)]
+        sa = [None] + [Signal(range(D["acc"]), name=f"s{i}_addr") for i in (1, 2, 3, 4)]
+        sl = [None] + [Signal(range(P + 1), name=f"s{i}_lanes") for i in (1, 2, 3, 4)]
+        sh = [None] + [Signal(range(max(mwidth, 2)), name=f"s{i}_shift") for i in (1, 2, 3)]
+        sg = [None] + [Signal(name=f"s{i}_a") for i in (1, 2, 3)]
+        sp = [None] + [Signal(CW, name=f"s{i}_prev") for i in (1, 2, 3)]
+        m.d.sync += sv[1].eq(0)
+        for i in (2, 3, 4):
+            m.d.sync += [sv[i].eq(sv[i - 1]), sa[i].eq(sa[i - 1]), sl[i].eq(sl[i - 1])]
+        for i in (2, 3):
+            m.d.sync += [sh[i].eq(sh[i - 1]), sg[i].eq(sg[i - 1]), sp[i].eq(sp[i - 1])]
+        s1_valid, s1_addr, s1_shift, s1_a, s1_prev, s1_lanes = sv[1], sa[1], sh[1], sg[1], sp[1], sl[1]
 
         # Linear-pass pipeline (INIT, CUM, SINK, max-pool): issue → q1 → q2 (→ q3 for the sink).
         KIND = {"init": 1, "cum": 2, "sink": 3, "mp_first": 4, "mp_tap": 5, "mp_out": 6}
-        q1_kind, q2_kind = Signal(3), Signal(3)
-        q1_w, q2_w = Signal(A), Signal(A)  # word index (ACC / MEM address)
-        q1_a, q2_a = Signal(A), Signal(A)  # absolute address of the word written (SPK / CUR / CNT)
-        q1_a2, q2_a2 = Signal(A), Signal(A)  # second written address (max-pool's previous max)
-        q1_first, q2_first = Signal(), Signal()  # t == 1
-        q1_fire, q2_fire = Signal(), Signal()  # t > D: the DIF may fire
-        q1_int, q2_int = Signal(), Signal()  # t <= T: a current arrives
+        # The data of a word issued in cycle c is there at q3 (c + 3).
+        q1_kind, q2_kind, q3_kind = Signal(3), Signal(3), Signal(3)
+        q1_w, q2_w, q3_w = Signal(A), Signal(A), Signal(A)  # word index (ACC / MEM address)
+        q1_a, q2_a, q3_a = Signal(A), Signal(A), Signal(A)  # address of the word written (SPK / CUR / CNT)
+        q1_a2, q2_a2, q3_a2 = Signal(A), Signal(A), Signal(A)  # second written address (previous max)
+        q1_first, q2_first, q3_first = Signal(), Signal(), Signal()  # t == 1
+        q1_fire, q2_fire, q3_fire = Signal(), Signal(), Signal()  # t > D: the DIF may fire
+        q1_int, q2_int, q3_int = Signal(), Signal(), Signal()  # t <= T: a current arrives
         m.d.sync += [q1_kind.eq(0), q2_kind.eq(q1_kind), q2_w.eq(q1_w), q2_a.eq(q1_a), q2_a2.eq(q1_a2),
-                     q2_first.eq(q1_first), q2_fire.eq(q1_fire), q2_int.eq(q1_int)]
+                     q2_first.eq(q1_first), q2_fire.eq(q1_fire), q2_int.eq(q1_int),
+                     q3_kind.eq(q2_kind), q3_w.eq(q2_w), q3_a.eq(q2_a), q3_a2.eq(q2_a2),
+                     q3_first.eq(q2_first), q3_fire.eq(q2_fire), q3_int.eq(q2_int)]
 
         def issue(kind, w, a=0, a2=0):
             m.d.sync += [q1_kind.eq(KIND[kind]), q1_w.eq(w), q1_a.eq(a), q1_a2.eq(a2), q1_first.eq(t == 1),
@@ -293,11 +310,11 @@ class Accelerator(wiring.Component):
 
         # Transposer block (P rows of P bits).
         tr_block = [Signal(P, name=f"tr_row{r}") for r in range(P)]
-        tr_r = Signal(range(2 * P + 3))
+        tr_r = Signal(range(2 * P + 4))
         tr_rd, tr_wr, tr_row = Signal(A), Signal(A), Signal(A)
         tr_in0, tr_out0, tr_row0 = Signal(A), Signal(A), Signal(A)
-        tr_valid, tr_valid2 = Signal(), Signal()
-        tr_idx, tr_idx2 = Signal(range(2 * P + 2)), Signal(range(2 * P + 2))
+        tr_valid, tr_valid2, tr_valid3 = Signal(), Signal(), Signal()
+        tr_idx, tr_idx2, tr_idx3 = (Signal(range(2 * P + 3), name=f"tr_idx{i}") for i in (1, 2, 3))
 
         best = Signal(signed(self.logit_width))
         best_i = Signal(range(max(self.num_classes, 2)))
@@ -389,13 +406,17 @@ class Accelerator(wiring.Component):
                     m.d.sync += wi.eq(0)
                     m.next = "SCAN_RD"
             # ---- SCAN / FANOUT: the event-driven scatter ---------------------------------------
-            # Words stream in one a cycle, two in flight: SCAN_RD and SCAN_WAIT issue the first two
-            # reads, SCAN_LATCH looks at word wi while issuing word wi + 2.
+            # Words stream in one a cycle, three in flight: SCAN_RD and SCAN_WAIT* issue the first
+            # three reads, SCAN_LATCH looks at word wi while issuing word wi + 3.
             with m.State("SCAN_RD"):
                 m.d.comb += [spk_r.addr.eq(src_fb + wi), img_r.addr.eq(wi), cnt_r.addr.eq(f["acum"] + wi)]
                 m.d.sync += ri.eq(wi + 1)
                 m.next = "SCAN_WAIT"
             with m.State("SCAN_WAIT"):
+                m.d.comb += [spk_r.addr.eq(src_fb + ri), img_r.addr.eq(ri), cnt_r.addr.eq(f["acum"] + ri)]
+                m.d.sync += ri.eq(ri + 1)
+                m.next = "SCAN_WAIT2"
+            with m.State("SCAN_WAIT2"):
                 m.d.comb += [spk_r.addr.eq(src_fb + ri), img_r.addr.eq(ri), cnt_r.addr.eq(f["acum"] + ri)]
                 m.d.sync += ri.eq(ri + 1)
                 m.next = "SCAN_LATCH"
@@ -500,7 +521,7 @@ class Accelerator(wiring.Component):
             # ---- TR: block transpose of one frame ----------------------------------------------
             with m.State("TR"):
                 # Block (row group c0, column group c1): steps 0..P−1 read rows, which land in the
-                # block registers at steps 2..P+1 (from the registered read), steps P+2..2P+1 write
+                # block registers at steps 3..P+2 (from the registered read), steps P+3..2P+2 write
                 # the P columns as rows of the copy.
                 with m.If(c1 < f["groups"]):
                     m.d.sync += tr_r.eq(tr_r + 1)
@@ -508,17 +529,18 @@ class Accelerator(wiring.Component):
                         m.d.comb += spk_r.addr.eq(src_fb + tr_rd)
                         m.d.sync += [tr_rd.eq(tr_rd + f["groups"]), tr_row.eq(tr_row + 1)]
                     m.d.sync += [tr_valid.eq((tr_r < P) & (tr_row < f["rows"])), tr_idx.eq(tr_r),
-                                 tr_valid2.eq(tr_valid), tr_idx2.eq(tr_idx)]
-                    with m.If((tr_r >= 2) & (tr_r <= P + 1)):
+                                 tr_valid2.eq(tr_valid), tr_idx2.eq(tr_idx), tr_valid3.eq(tr_valid2),
+                                 tr_idx3.eq(tr_idx2)]
+                    with m.If((tr_r >= 3) & (tr_r <= P + 2)):
                         for r in range(P):
-                            with m.If(tr_idx2 == r):
-                                m.d.sync += tr_block[r].eq(Mux(tr_valid2, spk_q, 0))
-                    with m.If(tr_r > P + 1):
-                        lane = (tr_r - P - 2)[:pb] if P > 1 else Const(0, 1)
+                            with m.If(tr_idx3 == r):
+                                m.d.sync += tr_block[r].eq(Mux(tr_valid3, spk_q, 0))
+                    with m.If(tr_r > P + 2):
+                        lane = (tr_r - P - 3)[:pb] if P > 1 else Const(0, 1)
                         col = Array(Cat(*[tr_block[r][i] for r in range(P)]) for i in range(P))[lane]
                         m.d.comb += [spk_w.addr.eq(out_fb + tr_wr), spk_w.data.eq(col), spk_w.en.eq(1)]
                         m.d.sync += tr_wr.eq(tr_wr + f["row_groups"])
-                    with m.If(tr_r == 2 * P + 1):
+                    with m.If(tr_r == 2 * P + 2):
                         m.d.sync += tr_r.eq(0)
                         with m.If(c0 == m1["row_groups"]):
                             m.d.sync += [c0.eq(0), c1.eq(c1 + 1), tr_rd.eq(c1 + 1), tr_in0.eq(c1 + 1),
@@ -538,6 +560,8 @@ class Accelerator(wiring.Component):
                 m.d.sync += lane_i.eq(0)
                 m.next = "OUT_WAIT"
             with m.State("OUT_WAIT"):
+                m.next = "OUT_WAIT2"
+            with m.State("OUT_WAIT2"):
                 m.d.sync += out_sh.eq(acc_r.data)
                 m.next = "OUT_SEND"
             with m.State("OUT_SEND"):
@@ -566,15 +590,15 @@ class Accelerator(wiring.Component):
         m.d.comb += self.dbg_data.eq(spk_r.data)
 
         # ==== scatter s1..s3: ACC[addr] += addend ====================================================
-        with m.If(s1_valid):
-            m.d.comb += acc_r.addr.eq(s1_addr)
+        with m.If(sv[1]):
+            m.d.comb += acc_r.addr.eq(sa[1])
         acc_l = _lanes(acc_q, W["acc"], P, sign=True)
         w_l = _lanes(w_q, W["weight"], P, sign=True)
         bc_l = _lanes(cnt_q, CW, P, sign=False)
         addends, sums = [], []
         for ln in range(P):
-            tdec_add = Mux(s2_a, bc_l[ln], 0) + Mux(spk_q[ln], s2_prev, 0)
-            syn_add = Mux(src_is["img"], w_l[ln] << s2_shift, w_l[ln])
+            tdec_add = Mux(sg[3], bc_l[ln], 0) + Mux(spk_q[ln], sp[3], 0)
+            syn_add = Mux(src_is["img"], w_l[ln] << sh[3], w_l[ln])
             ad = Signal(signed(W["acc"]), name=f"addend{ln}")
             m.d.sync += ad.eq(Mux(src_is["tdec"], tdec_add, syn_add))
             s = Signal(signed(W["acc"]), name=f"sum{ln}")
@@ -583,28 +607,28 @@ class Accelerator(wiring.Component):
             sums.append(s)
         # The event one cycle ahead read ACC before this sum was written: forward it. (Two cycles
         # ahead is covered by the read port's transparency.)
-        forward = s2_valid & s3_valid & (s2_addr == s3_addr)
+        forward = sv[3] & sv[4] & (sa[3] == sa[4])
         m.d.sync += acc_q.eq(Mux(forward, Cat(*sums), acc_r.data))
-        with m.If(s3_valid):
-            m.d.comb += [acc_w.addr.eq(s3_addr), acc_w.data.eq(Cat(*sums)), acc_w.en.eq(1)]
-            m.d.sync += sops.eq(sops + s3_lanes)
+        with m.If(sv[4]):
+            m.d.comb += [acc_w.addr.eq(sa[4]), acc_w.data.eq(Cat(*sums)), acc_w.en.eq(1)]
+            m.d.sync += sops.eq(sops + sl[4])
 
         # ==== linear passes ==========================================================================
-        with m.If(q1_kind == KIND["sink"]):  # ACC is cleared behind the sink
-            m.d.comb += [acc_w.addr.eq(q1_w), acc_w.data.eq(0), acc_w.en.eq(f["use_acc"] != 0)]
-        with m.Switch(q2_kind):
+        with m.If(q2_kind == KIND["sink"]):  # ACC is cleared behind the sink (after its read)
+            m.d.comb += [acc_w.addr.eq(q2_w), acc_w.data.eq(0), acc_w.en.eq(f["use_acc"] != 0)]
+        with m.Switch(q3_kind):
             with m.Case(KIND["init"]):
                 bias = []
                 for i, v in enumerate(_lanes(b_q, W["bias"], P, sign=True)):
                     s = Signal(signed(W["acc"]), name=f"bias{i}")
                     m.d.comb += s.eq(Mux(f["has_bias"] != 0, v, 0))
                     bias.append(s)
-                m.d.comb += [acc_w.addr.eq(q2_w), acc_w.data.eq(Cat(*bias)), acc_w.en.eq(1)]
+                m.d.comb += [acc_w.addr.eq(q3_w), acc_w.data.eq(Cat(*bias)), acc_w.en.eq(1)]
             with m.Case(KIND["cum"]):  # Bcum(t) = Bcum(t−1) + b(t); Ccum likewise
-                prev = Mux(q2_first, 0, cnt_q)
+                prev = Mux(q3_first, 0, cnt_q)
                 new = [(prev[i * CW:(i + 1) * CW] + spk_q[i])[:CW] for i in range(P)]
-                m.d.comb += [cnt_w.addr.eq(q2_a), cnt_w.data.eq(Cat(*new)), cnt_w.en.eq(1)]
-        self._sink(m, f, sink_is, q2_kind == KIND["sink"], q2_w, q2_a, q2_first, q2_fire, q2_int,
+                m.d.comb += [cnt_w.addr.eq(q3_a), cnt_w.data.eq(Cat(*new)), cnt_w.en.eq(1)]
+        self._sink(m, f, sink_is, q3_kind == KIND["sink"], q3_w, q3_a, q3_first, q3_fire, q3_int,
                    acc_q, cur_q, mem_q, t_q, v_q, mem_w, cur_w, spk_w, spikes)
 
         # ==== max-pool ===============================================================================
@@ -613,15 +637,15 @@ class Accelerator(wiring.Component):
         cnt_l = _lanes(cnt_q, CW, P, sign=False)
         max_l = _lanes(mp_max, CW, P, sign=False)
         for i in range(P):
-            m.d.comb += mp_now[i].eq(Mux(q2_kind == KIND["mp_first"], cnt_l[i],
+            m.d.comb += mp_now[i].eq(Mux(q3_kind == KIND["mp_first"], cnt_l[i],
                                          Mux(cnt_l[i] > max_l[i], cnt_l[i], max_l[i])))
-        with m.If((q2_kind == KIND["mp_first"]) | (q2_kind == KIND["mp_tap"])):
+        with m.If((q3_kind == KIND["mp_first"]) | (q3_kind == KIND["mp_tap"])):
             m.d.sync += mp_max.eq(Cat(*mp_now))
-        with m.If(q2_kind == KIND["mp_out"]):
-            prevmax = [Mux(q2_first, 0, v) for v in cnt_l]
+        with m.If(q3_kind == KIND["mp_out"]):
+            prevmax = [Mux(q3_first, 0, v) for v in cnt_l]
             bits = Cat(*[max_l[i] > prevmax[i] for i in range(P)])
-            m.d.comb += [spk_w.addr.eq(q2_a), spk_w.data.eq(bits), spk_w.en.eq(1),
-                         cnt_w.addr.eq(q2_a2), cnt_w.data.eq(mp_max), cnt_w.en.eq(1)]
+            m.d.comb += [spk_w.addr.eq(q3_a), spk_w.data.eq(bits), spk_w.en.eq(1),
+                         cnt_w.addr.eq(q3_a2), cnt_w.data.eq(mp_max), cnt_w.en.eq(1)]
         return m
 
     def _sink(self, m, f, sink_is, go, w, a, first, fire_ok, integrate, acc_q, cur_q, mem_q, t_q, v_q,
@@ -640,8 +664,8 @@ class Accelerator(wiring.Component):
         mem_l = _lanes(mem_q, W["mem"], P, sign=True)
         th_l = _lanes(t_q, W["threshold"], P, sign=True)
         v0_l = _lanes(v_q, W["v0"], P, sign=True)
-        q3_go, q3_w, q3_a, q3_fire = Signal(), Signal.like(w), Signal.like(a), Signal()
-        m.d.sync += [q3_go.eq(go), q3_w.eq(w), q3_a.eq(a), q3_fire.eq(fire_ok)]
+        q4_go, q4_w, q4_a, q4_fire = Signal(), Signal.like(w), Signal.like(a), Signal()
+        m.d.sync += [q4_go.eq(go), q4_w.eq(w), q4_a.eq(a), q4_fire.eq(fire_ok)]
         fire, vnew, stored = [], [], []
         for i in range(P):
             cur_in, v, vth = (Signal(signed(SW), name=f"{n}{i}") for n in ("in", "vb", "vth"))
@@ -652,7 +676,7 @@ class Accelerator(wiring.Component):
             d = Signal(signed(SW), name=f"d{i}")
             m.d.comb += d.eq(vth + cur_in)
             fi = Signal(name=f"fire{i}")
-            m.d.comb += fi.eq(q3_fire & (d >= 0))
+            m.d.comb += fi.eq(q4_fire & (d >= 0))
             vn = Signal(signed(W["mem"]), name=f"vnew{i}")
             m.d.comb += vn.eq(Mux(fi, d, v + cur_in))
             fire.append(fi)
@@ -662,11 +686,11 @@ class Accelerator(wiring.Component):
         m.d.sync += fired.eq(0)
         with m.If(fired != 0):  # counted a cycle later (off the sink's critical path)
             m.d.sync += spikes.eq(spikes + sum(fired[i] for i in range(P)))
-        with m.If(q3_go):
+        with m.If(q4_go):
             with m.If(sink_is["dif"]):
-                m.d.comb += [mem_w.addr.eq(q3_w), mem_w.data.eq(Cat(*vnew)), mem_w.en.eq(1)]
-                with m.If(q3_fire):
-                    m.d.comb += [spk_w.addr.eq(q3_a), spk_w.data.eq(Cat(*fire)), spk_w.en.eq(1)]
+                m.d.comb += [mem_w.addr.eq(q4_w), mem_w.data.eq(Cat(*vnew)), mem_w.en.eq(1)]
+                with m.If(q4_fire):
+                    m.d.comb += [spk_w.addr.eq(q4_a), spk_w.data.eq(Cat(*fire)), spk_w.en.eq(1)]
                     m.d.sync += fired.eq(Cat(*fire))
             with m.Else():
-                m.d.comb += [cur_w.addr.eq(q3_a), cur_w.data.eq(Cat(*stored)), cur_w.en.eq(1)]
+                m.d.comb += [cur_w.addr.eq(q4_a), cur_w.data.eq(Cat(*stored)), cur_w.en.eq(1)]

@@ -16,6 +16,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import FallingEdge, RisingEdge
 
+from csdformer.hw.accelerator import DBG_LATENCY
 from csdformer.sim.benchlib.stream import _to_int, bench_data, finish, start
 
 
@@ -64,14 +65,13 @@ async def accelerator(dut):
         dut.prediction__ready.value = 0
         if (i + 1) % 10 == 0 or i + 1 == n:
             dut._log.info(f"image {i + 1}/{n}: class {pred[i]}, {counters['cycles'][i]} cycles")
-        # Idle now: read the spike frames back, one word a cycle.
-        if addrs:
-            dut.dbg_addr.value = addrs[0]
-            for j in range(len(addrs)):
-                await FallingEdge(dut.clk)
-                spk[i, j] = _to_int(dut.dbg_data.value)
-                if j + 1 < len(addrs):
-                    dut.dbg_addr.value = addrs[j + 1]
+        # Idle now: read the spike frames back, one word a cycle, DBG_LATENCY cycles behind.
+        for j in range(len(addrs) + DBG_LATENCY - 1):
+            if j < len(addrs):
+                dut.dbg_addr.value = addrs[j]
+            await FallingEdge(dut.clk)
+            if j >= DBG_LATENCY - 1:
+                spk[i, j - DBG_LATENCY + 1] = _to_int(dut.dbg_data.value)
     out = os.path.join(os.path.dirname(os.environ["CSDFORMER_BENCH_RESULT"]), "hw.npz")
     np.savez(out, logits=logits, prediction=pred, spk=spk, **counters)
     finish(mismatches=0, compared=n, hw_npz=out)
