@@ -258,6 +258,23 @@ class Accelerator(wiring.Component):
 
         last_word = wi == m1["words"]
 
+        # Scan stage: a word's events, found from its registered read (c + 3) and registered
+        # again, so SCAN_LATCH (c + 4) decides from flip-flops alone.
+        sc_mask, sc_zero, sc_low = Signal(mwidth), Signal(), Signal(range(mwidth))
+        sc_anew, sc_aprev, sc_abits = Signal(P * CW), Signal(P * CW), Signal(P)
+        word_mask = Signal(mwidth)
+        a_prev = Signal(P * CW)
+        m.d.comb += a_prev.eq(Mux(t == 1, 0, cnt_q))
+        a_new = [(a_prev[i * CW:(i + 1) * CW] + spk_q[i])[:CW] for i in range(P)]
+        with m.If(src_is["img"]):
+            m.d.comb += word_mask.eq(img_q)
+        with m.Elif(src_is["tdec"]):
+            m.d.comb += word_mask.eq(Cat(*[v != 0 for v in a_new]))
+        with m.Else():
+            m.d.comb += word_mask.eq(spk_q)
+        m.d.sync += [sc_mask.eq(word_mask), sc_zero.eq(word_mask == 0), sc_low.eq(lowest(word_mask)),
+                     sc_anew.eq(Cat(*a_new)), sc_aprev.eq(a_prev), sc_abits.eq(spk_q)]
+
         def advance(with_b=True):
             """Step the word counters (c2, c1, c0) and the address accumulators E (and B)."""
             m.d.sync += wi.eq(wi + 1)
@@ -406,8 +423,9 @@ class Accelerator(wiring.Component):
                     m.d.sync += wi.eq(0)
                     m.next = "SCAN_RD"
             # ---- SCAN / FANOUT: the event-driven scatter ---------------------------------------
-            # Words stream in one a cycle, three in flight: SCAN_RD and SCAN_WAIT* issue the first
-            # three reads, SCAN_LATCH looks at word wi while issuing word wi + 3.
+            # Words stream in one a cycle, four in flight: SCAN_RD and SCAN_WAIT* issue the first
+            # four reads, SCAN_LATCH looks at word wi (its events found a cycle earlier, in the
+            # scan stage below) while issuing word wi + 4.
             with m.State("SCAN_RD"):
                 m.d.comb += [spk_r.addr.eq(src_fb + wi), img_r.addr.eq(wi), cnt_r.addr.eq(f["acum"] + wi)]
                 m.d.sync += ri.eq(wi + 1)
@@ -419,29 +437,25 @@ class Accelerator(wiring.Component):
             with m.State("SCAN_WAIT2"):
                 m.d.comb += [spk_r.addr.eq(src_fb + ri), img_r.addr.eq(ri), cnt_r.addr.eq(f["acum"] + ri)]
                 m.d.sync += ri.eq(ri + 1)
+                m.next = "SCAN_WAIT3"
+            with m.State("SCAN_WAIT3"):
+                m.d.comb += [spk_r.addr.eq(src_fb + ri), img_r.addr.eq(ri), cnt_r.addr.eq(f["acum"] + ri)]
+                m.d.sync += ri.eq(ri + 1)
                 m.next = "SCAN_LATCH"
             with m.State("SCAN_LATCH"):
                 m.d.comb += [spk_r.addr.eq(src_fb + ri), img_r.addr.eq(ri), cnt_r.addr.eq(f["acum"] + ri)]
                 m.d.sync += ri.eq(ri + 1)
-                word_mask = Signal(mwidth)
-                a_prev = Signal(P * CW)
-                m.d.comb += a_prev.eq(Mux(t == 1, 0, cnt_q))
-                a_new = [(a_prev[i * CW:(i + 1) * CW] + spk_q[i])[:CW] for i in range(P)]
-                with m.If(src_is["img"]):
-                    m.d.comb += word_mask.eq(img_q)
-                with m.Elif(src_is["tdec"]):
+                with m.If(src_is["tdec"]):
                     # Events: elements with Acum(t) > 0; Acum(t) is written back now.
-                    m.d.comb += [word_mask.eq(Cat(*[v != 0 for v in a_new])),
-                                 cnt_w.addr.eq(f["acum"] + wi), cnt_w.data.eq(Cat(*a_new)), cnt_w.en.eq(1)]
-                    m.d.sync += [abits.eq(spk_q), aprev.eq(a_prev)]
-                with m.Else():
-                    m.d.comb += word_mask.eq(spk_q)
-                with m.If(word_mask == 0):
+                    m.d.comb += [cnt_w.addr.eq(f["acum"] + wi), cnt_w.data.eq(sc_anew), cnt_w.en.eq(1)]
+                    m.d.sync += [abits.eq(sc_abits), aprev.eq(sc_aprev)]
+                with m.If(sc_zero):
                     advance()
                     with m.If(last_word):
                         m.next = "DRAIN"
                 with m.Else():
-                    start_event(word_mask)
+                    m.d.sync += [mask.eq(sc_mask), evb.eq(sc_low),
+                                 RO.eq(Mux(src_is["img"], B, Array(Bb)[lane_of(sc_low)]))]
                     m.next = "FANOUT"
             with m.State("FANOUT"):
                 oy, ox = Signal(A), Signal(A)
