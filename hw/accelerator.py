@@ -26,6 +26,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .accel_mem import BankedMemory
 from .common import unsigned_bits
 from .program import Program
 
@@ -61,17 +62,6 @@ class _Read:
         if data:
             self.q = Signal(len(port.data), name=f"{name}_q")
             m.d.sync += self.q.eq(port.data)
-
-
-class _RegisteredWrite:
-    """A write port's ``addr`` / ``data`` / ``en``, applied to the port one cycle later."""
-
-    def __init__(self, m, port, name):
-        self.port = port
-        self.addr = Signal.like(port.addr, name=f"{name}_addr")
-        self.data = Signal.like(port.data, name=f"{name}_data")
-        self.en = Signal(name=f"{name}_en")
-        m.d.sync += [port.addr.eq(self.addr), port.data.eq(self.data), port.en.eq(self.en)]
 
 
 def _lanes(word, width: int, n: int, *, sign: bool) -> list:
@@ -140,31 +130,27 @@ class Accelerator(wiring.Component):
             m.submodules[name] = mem
             return mem
 
-        spk = ram("spk", P, D["spk"])
-        cur = ram("cur", P * W["cur"], D["cur"])
+        # Spike, potential and count writes go through a register stage (their data comes out of
+        # adders and compares): nothing reads a spike word for many cycles after it is written,
+        # MEM's read port is transparent for the next frame of a one-word layer, CNT's for MP2
+        # right after MP1. A read issued in cycle
+        # c (its ``addr`` set) is used in cycle c + 3, from ``q`` (see accel_mem).
+        spk = BankedMemory(m, "spk", P, D["spk"], registered_write=True)
+        cur = BankedMemory(m, "cur", P * W["cur"], D["cur"])
+        mem = BankedMemory(m, "mem", P * W["mem"], D["mem"], transparent=True, registered_write=True)
+        cnt = BankedMemory(m, "cnt", P * CW, D["cnt"], transparent=True, registered_write=True)
+        img = BankedMemory(m, "img", W["pixel"], D["img"])
+        wrom = BankedMemory(m, "wrom", P * W["weight"], D["weight"], init=_pack(p.weights, W["weight"]), rom=True)
+        spk_r, cur_r, mem_r, cnt_r, img_r, w_r = spk, cur, mem, cnt, img, wrom
+        spk_w, cur_w, mem_w, cnt_w, img_w = spk.w, cur.w, mem.w, cnt.w, img.w
+        # ACC (the scatter forwards into its read) and the small ROMs (LUT logic) are single banks.
         acc = ram("acc", P * W["acc"], D["acc"])
-        mem = ram("mem", P * W["mem"], D["mem"])
-        cnt = ram("cnt", P * CW, D["cnt"])
-        img = ram("img", W["pixel"], D["img"])
-        wrom = ram("wrom", P * W["weight"], D["weight"], _pack(p.weights, W["weight"]))
         brom = ram("brom", P * W["bias"], D["bias"], _pack(p.biases, W["bias"]))
         trom = ram("trom", P * W["threshold"], D["param"], _pack(p.thresholds, W["threshold"]))
         vrom = ram("vrom", P * W["v0"], D["param"], _pack(p.v0, W["v0"]))
-        cur_w, cnt_w, img_w, acc_w = (x.write_port() for x in (cur, cnt, img, acc))
-        # Spike and potential writes go through a register stage (their data comes out of adders
-        # and compares): nothing reads a spike word for many cycles after it is written, and MEM's
-        # read port is transparent for the next frame of a one-word layer.
-        spk_w = _RegisteredWrite(m, spk.write_port(), "spk_w")
-        mem_w = _RegisteredWrite(m, mem.write_port(), "mem_w")
-        # Every read is registered on both sides of the RAM: the address (so no address logic or
-        # collision check meets the RAM's setup) and the data (block-RAM outputs are slow). A read
-        # issued in cycle c (its ``addr`` set) is used in cycle c + 3, from ``q``.
-        spk_r, cur_r, img_r = (_Read(m, x.read_port(), n) for x, n in ((spk, "spk"), (cur, "cur"), (img, "img")))
-        mem_r = _Read(m, mem.read_port(transparent_for=(mem_w.port,)), "mem")
+        acc_w = acc.write_port()
         acc_r = _Read(m, acc.read_port(transparent_for=(acc_w,)), "acc", data=False)  # forwarding below
-        cnt_r = _Read(m, cnt.read_port(transparent_for=(cnt_w,)), "cnt")
-        w_r, b_r, t_r, v_r = (_Read(m, x.read_port(), n) for x, n in
-                              ((wrom, "w"), (brom, "b"), (trom, "t"), (vrom, "v")))
+        b_r, t_r, v_r = (_Read(m, x.read_port(), n) for x, n in ((brom, "b"), (trom, "t"), (vrom, "v")))
         spk_q, cur_q, mem_q, img_q, cnt_q = spk_r.q, cur_r.q, mem_r.q, img_r.q, cnt_r.q
         w_q, b_q, t_q, v_q = w_r.q, b_r.q, t_r.q, v_r.q
         acc_q = Signal(len(acc_r.data))  # with forwarding of the scatter's previous sum (below)
@@ -510,7 +496,9 @@ class Accelerator(wiring.Component):
                     m.d.sync += wi.eq(wi + 1)
                 with m.Else():
                     m.d.sync += [wi.eq(0), k0.eq(0), k1.eq(0), FA.eq(0)]
-                    m.next = "MP2"
+                    m.next = "MP1_WAIT"
+            with m.State("MP1_WAIT"):  # the last Ccum write lands before MP2 reads it
+                m.next = "MP2"
             with m.State("MP2"):
                 # Per output word: K·K tap reads of Ccum, then one read of the previous max.
                 with m.If(wi < f["sink_words"]):

@@ -10,7 +10,7 @@ its DIF layers fire. The costs, state by state (``P`` lanes):
 - scatter (``SCAN``): ``4 + words + Σ_events fanout + 2``, plus four cycles per non-empty word but the
   last of a frame (the word stream restarts after a fan-out). ``fanout = K·K·G_out`` (conv),
   ``G_out`` (linear, head), the output row's groups (TDEC).
-- ``BUPD``: ``words(b) + 1``; ``SINK``: ``words + 1``; max-pool ``in_words + 1 + out_words·(K² + 1) + 1``;
+- ``BUPD``: ``words(b) + 1``; ``SINK``: ``words + 1``; max-pool ``in_words + 2 + out_words·(K² + 1) + 1``;
   transpose ``blocks·(2P + 3) + 1``; logits: ``3 + lanes`` per ACC word.
 
 The accelerator's own counters (``cycles``, ``sops``, ``spikes``) are held to this model exactly
@@ -154,7 +154,7 @@ def op_costs(program: Program, delay: int) -> list[dict]:
                 bname = layer.inputs[1] + (".T" if layer.attrs["operands"] == "q_kT" else "")
                 fixed += T * (program.tensors[bname].words + 1)
         if op.src == "maxpool":
-            fixed += T * (f["in_words"] + 1 + f["sink_words"] * (f["K"] ** 2 + 1) + 1)
+            fixed += T * (f["in_words"] + 2 + f["sink_words"] * (f["K"] ** 2 + 1) + 1)
         if op.src == "transpose":
             fixed += T * (f["row_groups"] * f["groups"] * (2 * P + 3) + 1)
         if op.sink in ("dif", "store"):
