@@ -244,8 +244,9 @@ class Accelerator(wiring.Component):
 
         last_word = wi == m1["words"]
 
-        # Scan stage: a word's events, found from its registered read (c + 3) and registered
-        # again, so SCAN_LATCH (c + 4) decides from flip-flops alone.
+        # Scan stages: a word's events, found from its registered read (c + 3) and registered
+        # (c + 4), then whether there are any and the first one (c + 5): SCAN_LATCH decides from
+        # flip-flops alone.
         sc_mask, sc_zero, sc_low = Signal(mwidth), Signal(), Signal(range(mwidth))
         sc_anew, sc_aprev, sc_abits = Signal(P * CW), Signal(P * CW), Signal(P)
         word_mask = Signal(mwidth)
@@ -258,8 +259,10 @@ class Accelerator(wiring.Component):
             m.d.comb += word_mask.eq(Cat(*[v != 0 for v in a_new]))
         with m.Else():
             m.d.comb += word_mask.eq(spk_q)
-        m.d.sync += [sc_mask.eq(word_mask), sc_zero.eq(word_mask == 0), sc_low.eq(lowest(word_mask)),
-                     sc_anew.eq(Cat(*a_new)), sc_aprev.eq(a_prev), sc_abits.eq(spk_q)]
+        wm, wm_anew, wm_aprev, wm_abits = Signal(mwidth), Signal(P * CW), Signal(P * CW), Signal(P)
+        m.d.sync += [wm.eq(word_mask), wm_anew.eq(Cat(*a_new)), wm_aprev.eq(a_prev), wm_abits.eq(spk_q)]
+        m.d.sync += [sc_mask.eq(wm), sc_zero.eq(wm == 0), sc_low.eq(lowest(wm)),
+                     sc_anew.eq(wm_anew), sc_aprev.eq(wm_aprev), sc_abits.eq(wm_abits)]
 
         def advance(with_b=True):
             """Step the word counters (c2, c1, c0) and the address accumulators E (and B)."""
@@ -277,18 +280,19 @@ class Accelerator(wiring.Component):
         # Scatter pipeline: issue (FANOUT) → s1 (RAMs read) → s2 (ACC[addr] += lanes, written).
         # Scatter pipeline: issue (FANOUT: weight / b / Bcum reads) → s1 (ACC read) → s2 (the addend
         # of each lane) → s3 (ACC[addr] += addend, written).
-        # Scatter pipeline: issue (FANOUT: weight / b / Bcum reads) → s1 (ACC read issued) → s2 → s3
-        # (the addend of each lane, from the reads) → s4 (ACC[addr] += addend, written).
-        sv = [None] + [Signal(name=f"s{i}_valid") for i in (1, 2, 3, 4)]
-        sa = [None] + [Signal(range(D["acc"]), name=f"s{i}_addr") for i in (1, 2, 3, 4)]
-        sl = [None] + [Signal(range(P + 1), name=f"s{i}_lanes") for i in (1, 2, 3, 4)]
-        sh = [None] + [Signal(range(max(mwidth, 2)), name=f"s{i}_shift") for i in (1, 2, 3)]
-        sg = [None] + [Signal(name=f"s{i}_a") for i in (1, 2, 3)]
-        sp = [None] + [Signal(CW, name=f"s{i}_prev") for i in (1, 2, 3)]
+        # Scatter pipeline: issue (FANOUT: weight / b / Bcum reads) → s2 (ACC read issued) → s4 (the
+        # addend of each lane, from the reads, registered once more) → s5 (ACC[addr] += addend,
+        # written).
+        sv = [None] + [Signal(name=f"s{i}_valid") for i in (1, 2, 3, 4, 5)]
+        sa = [None] + [Signal(range(D["acc"]), name=f"s{i}_addr") for i in (1, 2, 3, 4, 5)]
+        sl = [None] + [Signal(range(P + 1), name=f"s{i}_lanes") for i in (1, 2, 3, 4, 5)]
+        sh = [None] + [Signal(range(max(mwidth, 2)), name=f"s{i}_shift") for i in (1, 2, 3, 4)]
+        sg = [None] + [Signal(name=f"s{i}_a") for i in (1, 2, 3, 4)]
+        sp = [None] + [Signal(CW, name=f"s{i}_prev") for i in (1, 2, 3, 4)]
         m.d.sync += sv[1].eq(0)
-        for i in (2, 3, 4):
+        for i in (2, 3, 4, 5):
             m.d.sync += [sv[i].eq(sv[i - 1]), sa[i].eq(sa[i - 1]), sl[i].eq(sl[i - 1])]
-        for i in (2, 3):
+        for i in (2, 3, 4):
             m.d.sync += [sh[i].eq(sh[i - 1]), sg[i].eq(sg[i - 1]), sp[i].eq(sp[i - 1])]
         s1_valid, s1_addr, s1_shift, s1_a, s1_prev, s1_lanes = sv[1], sa[1], sh[1], sg[1], sp[1], sl[1]
 
@@ -409,9 +413,9 @@ class Accelerator(wiring.Component):
                     m.d.sync += wi.eq(0)
                     m.next = "SCAN_RD"
             # ---- SCAN / FANOUT: the event-driven scatter ---------------------------------------
-            # Words stream in one a cycle, four in flight: SCAN_RD and SCAN_WAIT* issue the first
-            # four reads, SCAN_LATCH looks at word wi (its events found a cycle earlier, in the
-            # scan stage below) while issuing word wi + 4.
+            # Words stream in one a cycle, five in flight: SCAN_RD and SCAN_WAIT* issue the first
+            # five reads, SCAN_LATCH looks at word wi (its events found in the scan stages
+            # below) while issuing word wi + 5.
             with m.State("SCAN_RD"):
                 m.d.comb += [spk_r.addr.eq(src_fb + wi), img_r.addr.eq(wi), cnt_r.addr.eq(f["acum"] + wi)]
                 m.d.sync += ri.eq(wi + 1)
@@ -425,6 +429,10 @@ class Accelerator(wiring.Component):
                 m.d.sync += ri.eq(ri + 1)
                 m.next = "SCAN_WAIT3"
             with m.State("SCAN_WAIT3"):
+                m.d.comb += [spk_r.addr.eq(src_fb + ri), img_r.addr.eq(ri), cnt_r.addr.eq(f["acum"] + ri)]
+                m.d.sync += ri.eq(ri + 1)
+                m.next = "SCAN_WAIT4"
+            with m.State("SCAN_WAIT4"):
                 m.d.comb += [spk_r.addr.eq(src_fb + ri), img_r.addr.eq(ri), cnt_r.addr.eq(f["acum"] + ri)]
                 m.d.sync += ri.eq(ri + 1)
                 m.next = "SCAN_LATCH"
@@ -472,6 +480,8 @@ class Accelerator(wiring.Component):
                         with m.Else():
                             m.next = "SCAN_RD"
             with m.State("DRAIN"):  # the scatter's last sums land (ACC reads are transparent)
+                m.next = "DRAIN1"
+            with m.State("DRAIN1"):
                 m.next = "DRAIN2"
             with m.State("DRAIN2"):
                 m.d.sync += [wi.eq(0), g.eq(0), ra.eq(f["prm_base"])]
@@ -592,15 +602,18 @@ class Accelerator(wiring.Component):
         m.d.comb += self.dbg_data.eq(spk_r.data)
 
         # ==== scatter s1..s3: ACC[addr] += addend ====================================================
-        with m.If(sv[1]):
-            m.d.comb += acc_r.addr.eq(sa[1])
+        with m.If(sv[2]):
+            m.d.comb += acc_r.addr.eq(sa[2])
+        # The weight ROM is seven banks deep: its bank select gets a cycle of its own (s4).
+        w_qq, cnt_qq, spk_qq = Signal.like(w_q), Signal.like(cnt_q), Signal.like(spk_q)
+        m.d.sync += [w_qq.eq(w_q), cnt_qq.eq(cnt_q), spk_qq.eq(spk_q)]
         acc_l = _lanes(acc_q, W["acc"], P, sign=True)
-        w_l = _lanes(w_q, W["weight"], P, sign=True)
-        bc_l = _lanes(cnt_q, CW, P, sign=False)
+        w_l = _lanes(w_qq, W["weight"], P, sign=True)
+        bc_l = _lanes(cnt_qq, CW, P, sign=False)
         addends, sums = [], []
         for ln in range(P):
-            tdec_add = Mux(sg[3], bc_l[ln], 0) + Mux(spk_q[ln], sp[3], 0)
-            syn_add = Mux(src_is["img"], w_l[ln] << sh[3], w_l[ln])
+            tdec_add = Mux(sg[4], bc_l[ln], 0) + Mux(spk_qq[ln], sp[4], 0)
+            syn_add = Mux(src_is["img"], w_l[ln] << sh[4], w_l[ln])
             ad = Signal(signed(W["acc"]), name=f"addend{ln}")
             m.d.sync += ad.eq(Mux(src_is["tdec"], tdec_add, syn_add))
             s = Signal(signed(W["acc"]), name=f"sum{ln}")
@@ -609,11 +622,11 @@ class Accelerator(wiring.Component):
             sums.append(s)
         # The event one cycle ahead read ACC before this sum was written: forward it. (Two cycles
         # ahead is covered by the read port's transparency.)
-        forward = sv[3] & sv[4] & (sa[3] == sa[4])
+        forward = sv[4] & sv[5] & (sa[4] == sa[5])
         m.d.sync += acc_q.eq(Mux(forward, Cat(*sums), acc_r.data))
-        with m.If(sv[4]):
-            m.d.comb += [acc_w.addr.eq(sa[4]), acc_w.data.eq(Cat(*sums)), acc_w.en.eq(1)]
-            m.d.sync += sops.eq(sops + sl[4])
+        with m.If(sv[5]):
+            m.d.comb += [acc_w.addr.eq(sa[5]), acc_w.data.eq(Cat(*sums)), acc_w.en.eq(1)]
+            m.d.sync += sops.eq(sops + sl[5])
 
         # ==== linear passes ==========================================================================
         with m.If(q2_kind == KIND["sink"]):  # ACC is cleared behind the sink (after its read)

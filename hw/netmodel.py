@@ -7,7 +7,7 @@ its DIF layers fire. The costs, state by state (``P`` lanes):
 
 - image load: one cycle a pixel; each op: 2 (load its fields) + ``INIT`` (``acc_words + 1``) for
   scatter ops, then per step ``t``: 1 (dispatch) + phases + 1 (next), and 1 to finish.
-- scatter (``SCAN``): ``4 + words + Σ_events fanout + 2``, plus four cycles per non-empty word but the
+- scatter (``SCAN``): ``5 + words + Σ_events fanout + 3``, plus five cycles per non-empty word but the
   last of a frame (the word stream restarts after a fan-out). ``fanout = K·K·G_out`` (conv),
   ``G_out`` (linear, head), the output row's groups (TDEC).
 - ``BUPD``: ``words(b) + 1``; ``SINK``: ``words + 1``; max-pool ``in_words + 2 + out_words·(K² + 1) + 1``;
@@ -148,7 +148,7 @@ def op_costs(program: Program, delay: int) -> list[dict]:
         fixed = 2 + last_t * 2 + 1
         if op.src in ("syn", "img", "tdec"):
             frames = 1 if op.src == "img" else T
-            fixed += f["acc_words"] + 1 + frames * (4 + f["words"] + 2)
+            fixed += f["acc_words"] + 1 + frames * (5 + f["words"] + 3)
             if op.src == "tdec":
                 layer = program.artifact.layer(op.layers[0])
                 bname = layer.inputs[1] + (".T" if layer.attrs["operands"] == "q_kT" else "")
@@ -164,5 +164,5 @@ def op_costs(program: Program, delay: int) -> list[dict]:
         else:
             fixed += 1
         out.append({"op": op.name, "src": op.src, "sink": op.sink, "fixed": fixed,
-                    "per_event": f.get("fanout", 0), "per_live_word": 4 if op.src in ("syn", "img", "tdec") else 0})
+                    "per_event": f.get("fanout", 0), "per_live_word": 5 if op.src in ("syn", "img", "tdec") else 0})
     return out
