@@ -6,10 +6,14 @@ MEM membrane potentials, CNT cumulative counts, IMG the image; ROMs for weights,
 thresholds and initial potentials). Per op and frame:
 
 ``INIT`` (once per op: ACC ← bias) → ``BUPD`` (TDEC: ``Bcum += b(t)``) → ``SCAN_*``/``FANOUT``
-(event-driven scatter into ACC: one lane word a cycle, read-modify-write pipelined through a
-transparent ACC read port) → ``SINK`` (DIF integrate/fire/reset or store, one word a cycle, ACC
-cleared behind it); or ``MP1``/``MP2`` (TDEC max-pool) and ``TR`` (block transpose). After the
-head's frames, ``OUT`` streams the logits and ``PRED`` the predicted class.
+(event-driven scatter into ACC: one lane word a cycle, read-modify-write in five stages with the
+previous event's sum forwarded) → ``SINK`` (DIF integrate/fire/reset or store, one word a cycle,
+ACC cleared behind it); or ``MP1``/``MP2`` (TDEC max-pool) and ``TR`` (block transpose). After
+the head's frames, ``OUT`` streams the logits and ``PRED`` the predicted class.
+
+Built for a 100 MHz ECP5 clock: every RAM read is registered on both sides (a read issued in cycle
+c is used in c + 3, :mod:`csdformer.hw.accel_mem`), and no adder or comparator sits between a
+RAM and a decision or another RAM (see docs/accelerator.md).
 
 The datapath only adds, compares, subtracts and shifts: the encoding layer adds ``w << b`` for
 each set pixel bit ``b``; TDEC gates small counts by spikes. Op fields are constants, muxed by the
