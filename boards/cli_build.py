@@ -26,7 +26,8 @@ from .build import build
 from .soc import DEFAULT_BAUD, BoardTop, uart_divisor
 from .targets import BOARDS, get_board
 
-__all__ = ["add_build_parser", "build_command", "core_provider", "CORE_PROVIDER", "CORE_PROVIDER_ENV"]
+__all__ = ["add_build_parser", "build_command", "core_provider", "memory_check", "CORE_PROVIDER",
+           "CORE_PROVIDER_ENV"]
 
 CORE_PROVIDER = "csdformer.boards.soc:accelerator_core"
 CORE_PROVIDER_ENV = "CSDFORMER_CORE_PROVIDER"
@@ -45,6 +46,29 @@ def core_provider():
     if not callable(fn):
         raise CsdformerError(f"core provider {spec!r} is not a function")
     return fn
+
+
+def memory_check(artifact, lanes: int, board, out_dir, freq_mhz=None):
+    """Compile the artifact's layer program for the board's memory budget (seconds, no synthesis).
+
+    Returns ``None`` when its memories can fit, else a failed :class:`BuildReport` (written to
+    ``out_dir``) whose error says how much memory each part needs against what the device has.
+    """
+    from ..hw.common import HwParamError
+    from ..hw.program import compile_program
+    from .report import BuildReport
+
+    try:
+        compile_program(artifact, lanes, keep_spikes=False, target=board.memory_target)
+        return None
+    except HwParamError as e:
+        if not str(e).startswith("memory:"):
+            raise
+        report = BuildReport(board=board.name, device=board.device, family=board.family,
+                             target_mhz=freq_mhz or board.freq_mhz, goal_mhz=board.goal_mhz, fit=False,
+                             errors=[f"the accelerator's on-chip {e} (checked before synthesis; nothing built)"])
+        report.write(out_dir)
+        return report
 
 
 def add_build_parser(subparsers):
@@ -72,8 +96,10 @@ def build_command(args) -> int:
     path = resolve_artifact(args.artifact)
     artifact = load(path)
     provider = core_provider()
-    top = BoardTop(lambda hz: provider(artifact, lanes, uart_divisor(hz, args.baud)), board, freq_mhz=args.freq)
     out = Path(args.out_dir) if args.out_dir else Path("build") / f"{board.name}-{Path(path).name}"
-    report = build(top, board, out)
+    report = memory_check(artifact, lanes, board, out, args.freq)
+    if report is None:
+        top = BoardTop(lambda hz: provider(artifact, lanes, uart_divisor(hz, args.baud)), board, freq_mhz=args.freq)
+        report = build(top, board, out)
     print(json.dumps(report.to_dict()) if args.json else report.to_markdown(), end="\n" if args.json else "")
     return 0 if report.ok else 1

@@ -73,6 +73,9 @@ class Board:
         Extra ``synth_*`` options (``-dsp`` maps multipliers to iCE40 SB_MAC16).
     notes : str
         Pins and quirks, for the report and ``--help``.
+    memory_target : str
+        The device's on-chip memory budget in :data:`csdformer.hw.program.TARGETS` (checked before
+        synthesis: a model whose memories cannot fit is reported at once).
     """
 
     name: str
@@ -89,6 +92,7 @@ class Board:
     extra_resources: tuple = ()
     synth_opts: str = ""
     notes: str = ""
+    memory_target: str = "unlimited"
 
     @property
     def platform_class(self):
@@ -131,7 +135,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         resources=Resources(lut=5280, ff=5280, bram=30, spram=4, dsp=8),
         freq_mhz=30.0, goal_mhz=50.0, lanes=4,
         leds={"heartbeat": ("led", 1), "error": ("led", 0)},  # green, red; busy speeds the heartbeat
-        reset=("button", 0), synth_opts="-dsp",
+        reset=("button", 0), synth_opts="-dsp", memory_target="ice40up5k",
         notes="UART on the FTDI second channel (rx pin 6, tx pin 9); user button resets; "
               "green LED heartbeat (fast while busy), red LED error.",
     ),
@@ -141,7 +145,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         resources=Resources(lut=83640, ff=83640, bram=208, spram=0, dsp=156),
         freq_mhz=100.0, goal_mhz=125.0, lanes=16,
         leds={"heartbeat": ("led", 0), "busy": ("led", 1), "error": ("led", 2)},
-        reset=("button_pwr", 0),
+        reset=("button_pwr", 0), memory_target="ecp5-85f",
         notes="UART on the FTDI USB port (rx M1, tx L4); PWR button resets; "
               "LED0 heartbeat, LED1 busy, LED2 error.",
     ),
@@ -151,7 +155,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         resources=Resources(lut=24288, ff=24288, bram=56, spram=0, dsp=28),
         freq_mhz=100.0, goal_mhz=125.0, lanes=8,
         leds={"heartbeat": ("rgb_led", 0, "g"), "busy": ("rgb_led", 0, "b"), "error": ("rgb_led", 0, "r")},
-        reset=("button", 0), extra_resources=(ORANGECRAB_UART,),
+        reset=("button", 0), extra_resources=(ORANGECRAB_UART,), memory_target="ecp5-25f",
         notes="No UART on the board: rx on Feather pin 0 (N17), tx on pin 1 (M18), 3.3 V; "
               "the button resets (hold it while plugging in for the DFU bootloader); "
               "RGB LED green heartbeat, blue busy, red error.",
