@@ -219,6 +219,8 @@ class Accelerator(wiring.Component):
         mwidth = max(P, W["pixel"])
         mask = Signal(mwidth)
         evb = Signal(range(mwidth))  # the event being fanned out: the lowest set bit of mask
+        nxt = Signal(range(mwidth))  # the event after it
+        single = Signal()  # evb is the mask's last event
         abits = Signal(P)
         aprev = Signal(P * CW)
         fsm_idle = Signal()
@@ -241,10 +243,14 @@ class Accelerator(wiring.Component):
         def set_b(value_of):
             return [B.eq(value_of(B, 0))] + [Bb[b].eq(value_of(Bb[b], bmul[b])) for b in range(P)]
 
-        def start_event(x):
-            """Make the lowest set bit of ``x`` the current event: its bit and weight-row offset."""
-            b = lowest(x)
-            m.d.sync += [mask.eq(x), evb.eq(b), RO.eq(Mux(src_is["img"], B, Array(Bb)[lane_of(b)]))]
+        def without(x, bit):
+            return x & ~Cat(*[bit == b for b in range(mwidth)])
+
+        def start_event(x, bit, following, is_last):
+            """Make ``bit`` of word mask ``x`` the current event; ``following`` is the one after it
+            (``is_last``: none), so the event after next is found while this one fans out."""
+            m.d.sync += [mask.eq(x), evb.eq(bit), nxt.eq(following), single.eq(is_last),
+                         RO.eq(Mux(src_is["img"], B, Array(Bb)[lane_of(bit)]))]
 
         last_word = wi == m1["words"]
 
@@ -252,6 +258,7 @@ class Accelerator(wiring.Component):
         # (c + 4), then whether there are any and the first one (c + 5): SCAN_LATCH decides from
         # flip-flops alone.
         sc_mask, sc_zero, sc_low = Signal(mwidth), Signal(), Signal(range(mwidth))
+        sc_low2, sc_single = Signal(range(mwidth)), Signal()
         sc_anew, sc_aprev, sc_abits = Signal(P * CW), Signal(P * CW), Signal(P)
         word_mask = Signal(mwidth)
         a_prev = Signal(P * CW)
@@ -265,6 +272,9 @@ class Accelerator(wiring.Component):
             m.d.comb += word_mask.eq(spk_q)
         wm, wm_anew, wm_aprev, wm_abits = Signal(mwidth), Signal(P * CW), Signal(P * CW), Signal(P)
         m.d.sync += [wm.eq(word_mask), wm_anew.eq(Cat(*a_new)), wm_aprev.eq(a_prev), wm_abits.eq(spk_q)]
+        wm_rest = Signal(mwidth)
+        m.d.comb += wm_rest.eq(wm & (wm - 1))
+        m.d.sync += [sc_low2.eq(lowest(wm_rest)), sc_single.eq(wm_rest == 0)]
         m.d.sync += [sc_mask.eq(wm), sc_zero.eq(wm == 0), sc_low.eq(lowest(wm)),
                      sc_anew.eq(wm_anew), sc_aprev.eq(wm_aprev), sc_abits.eq(wm_abits)]
 
@@ -452,8 +462,7 @@ class Accelerator(wiring.Component):
                     with m.If(last_word):
                         m.next = "DRAIN"
                 with m.Else():
-                    m.d.sync += [mask.eq(sc_mask), evb.eq(sc_low),
-                                 RO.eq(Mux(src_is["img"], B, Array(Bb)[lane_of(sc_low)]))]
+                    start_event(sc_mask, sc_low, sc_low2, sc_single)
                     m.next = "FANOUT"
             with m.State("FANOUT"):
                 oy, ox = Signal(A), Signal(A)
@@ -473,16 +482,18 @@ class Accelerator(wiring.Component):
                     m.d.sync += restart("k0", "k1") + step("k2") + [FA.eq(FA + f["fa_j2"]), RO.eq(RO + f["fw_j2"])]
                 with m.Else():
                     # This event is done: the next one in the word, or the next word.
-                    rest = Signal(mwidth)  # mask without the current event's bit
-                    m.d.comb += rest.eq(mask & ~Cat(*[evb == b for b in range(mwidth)]))
                     m.d.sync += restart("k0", "k1", "k2") + [FA.eq(0)]
-                    start_event(rest)
-                    with m.If(rest == 0):
+                    with m.If(single):
                         advance()
                         with m.If(last_word):
                             m.next = "DRAIN"
                         with m.Else():
                             m.next = "SCAN_RD"
+                    with m.Else():
+                        rest = Signal(mwidth)  # the mask without this event
+                        rest2 = Signal(mwidth)  # … and without the next
+                        m.d.comb += [rest.eq(without(mask, evb)), rest2.eq(without(rest, nxt))]
+                        start_event(rest, nxt, lowest(rest2), rest2 == 0)
             with m.State("DRAIN"):  # the scatter's last sums land (ACC reads are transparent)
                 m.next = "DRAIN1"
             with m.State("DRAIN1"):
