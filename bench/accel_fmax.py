@@ -67,11 +67,18 @@ def main(argv=None) -> int:
                                                               "TRELLIS_DPR16X4", "MULT18X18D") if cells[k]))
     for clk, f in fmax.items():
         print(f"Fmax {clk}: {f:.1f} MHz (target {args.freq:g})")
-    text = log.read_text()
-    crit = re.findall(r"Critical path report for clock.*?(?=\n\S|\Z)", text, flags=re.S)
-    for block in crit[:1]:
-        lines = block.splitlines()
-        print("\n".join(lines[:3] + ["  ..."] + lines[-40:]) if len(lines) > 45 else block)
+    # The critical path, compact: each step's kind, delay and source cell (nextpnr's own report).
+    lines = log.read_text().splitlines()
+    heads = [i for i, line in enumerate(lines) if "Critical path report for clock" in line]
+    if heads:
+        print(lines[heads[-1]].removeprefix("Info: "))
+        for line in lines[heads[-1] + 1:]:
+            body = line.removeprefix("Info: ").strip()
+            if re.match(r"(clk-to-q|logic|routing|setup)\s", body) and "Source" in body:
+                print("  " + body[:140])
+            if "ns logic" in body and "ns routing" in body:
+                print("  " + body)
+                break
     return 0
 
 
