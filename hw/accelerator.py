@@ -27,7 +27,6 @@ import zlib
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .accel_mem import BankedMemory
@@ -37,6 +36,9 @@ from .program import Program
 __all__ = ["Accelerator", "SRC", "SINK", "FIELDS", "DBG_LATENCY"]
 
 DBG_LATENCY = 2  # cycles from dbg_addr to dbg_data (address register, then the RAM)
+# Scatter pipeline depths (the cycle model, :mod:`csdformer.hw.netmodel`, counts them per frame):
+SCAN_FILL = 5  # input words in flight: read issue to SCAN_LATCH (address, RAM, bank register, two scan stages)
+SCAN_DRAIN = 3  # cycles after the last fan-out until the sink may read ACC (issue to write back: five stages)
 
 SRC = {"none": 0, "syn": 1, "img": 2, "tdec": 3, "cur": 4, "maxpool": 5, "transpose": 6}
 SINK = {"none": 0, "dif": 1, "store": 2, "logits": 3}
@@ -53,19 +55,6 @@ FIELDS = (
 )
 
 FIELDS_M1 = ("words", "n0", "n1", "acc_groups", "sink_groups", "f0", "f1", "f2", "K", "row_groups")
-
-
-class _Read:
-    """A read port behind an address register: set ``addr`` in cycle c, the RAM sees it in c + 1,
-    ``data`` (the RAM's output) is valid in c + 2 and ``q`` (registered) in c + 3."""
-
-    def __init__(self, m, port, name, data=True):
-        self.port, self.data = port, port.data
-        self.addr = Signal.like(port.addr, name=f"{name}_raddr")
-        m.d.sync += port.addr.eq(self.addr)
-        if data:
-            self.q = Signal(len(port.data), name=f"{name}_q")
-            m.d.sync += self.q.eq(port.data)
 
 
 def _lanes(word, width: int, n: int, *, sign: bool) -> list:
@@ -129,11 +118,6 @@ class Accelerator(wiring.Component):
         pb = max(1, (P - 1).bit_length())  # bits of a lane index
 
         # ---- memories ---------------------------------------------------------------------------
-        def ram(name, width, depth, init=()):
-            mem = Memory(shape=unsigned(width), depth=depth, init=list(init))
-            m.submodules[name] = mem
-            return mem
-
         # Spike, potential and count writes go through a register stage (their data comes out of
         # adders and compares): nothing reads a spike word for many cycles after it is written,
         # MEM's read port is transparent for the next frame of a one-word layer, CNT's for MP2
@@ -147,14 +131,13 @@ class Accelerator(wiring.Component):
         wrom = BankedMemory(m, "wrom", P * W["weight"], D["weight"], init=_pack(p.weights, W["weight"]), rom=True)
         spk_r, cur_r, mem_r, cnt_r, img_r, w_r = spk, cur, mem, cnt, img, wrom
         spk_w, cur_w, mem_w, cnt_w, img_w = spk.w, cur.w, mem.w, cnt.w, img.w
-        # ACC (the scatter forwards into its read) and the small ROMs (LUT logic) are single banks.
-        acc = ram("acc", P * W["acc"], D["acc"])
-        brom = ram("brom", P * W["bias"], D["bias"], _pack(p.biases, W["bias"]))
-        trom = ram("trom", P * W["threshold"], D["param"], _pack(p.thresholds, W["threshold"]))
-        vrom = ram("vrom", P * W["v0"], D["param"], _pack(p.v0, W["v0"]))
-        acc_w = acc.write_port()
-        acc_r = _Read(m, acc.read_port(transparent_for=(acc_w,)), "acc", data=False)  # forwarding below
-        b_r, t_r, v_r = (_Read(m, x.read_port(), n) for x, n in ((brom, "b"), (trom, "t"), (vrom, "v")))
+        # ACC's reads are used raw (``data``, c + 2): the scatter forwards into its own register.
+        acc_r = BankedMemory(m, "acc", P * W["acc"], D["acc"], transparent=True, read_q=False)  # forwarded below
+        acc_w = acc_r.w
+        b_r = BankedMemory(m, "brom", P * W["bias"], D["bias"], init=_pack(p.biases, W["bias"]), rom=True)
+        t_r = BankedMemory(m, "trom", P * W["threshold"], D["param"], init=_pack(p.thresholds, W["threshold"]),
+                           rom=True)
+        v_r = BankedMemory(m, "vrom", P * W["v0"], D["param"], init=_pack(p.v0, W["v0"]), rom=True)
         spk_q, cur_q, mem_q, img_q, cnt_q = spk_r.q, cur_r.q, mem_r.q, img_r.q, cnt_r.q
         w_q, b_q, t_q, v_q = w_r.q, b_r.q, t_r.q, v_r.q
         acc_q = Signal(len(acc_r.data))  # with forwarding of the scatter's previous sum (below)
@@ -430,29 +413,19 @@ class Accelerator(wiring.Component):
             # Words stream in one a cycle, five in flight: SCAN_RD and SCAN_WAIT* issue the first
             # five reads, SCAN_LATCH looks at word wi (its events found in the scan stages
             # below) while issuing word wi + 5.
-            with m.State("SCAN_RD"):
-                m.d.comb += [spk_r.addr.eq(src_fb + wi), img_r.addr.eq(wi), cnt_r.addr.eq(f["acum"] + wi)]
-                m.d.sync += ri.eq(wi + 1)
-                m.next = "SCAN_WAIT"
-            with m.State("SCAN_WAIT"):
-                m.d.comb += [spk_r.addr.eq(src_fb + ri), img_r.addr.eq(ri), cnt_r.addr.eq(f["acum"] + ri)]
-                m.d.sync += ri.eq(ri + 1)
-                m.next = "SCAN_WAIT2"
-            with m.State("SCAN_WAIT2"):
-                m.d.comb += [spk_r.addr.eq(src_fb + ri), img_r.addr.eq(ri), cnt_r.addr.eq(f["acum"] + ri)]
-                m.d.sync += ri.eq(ri + 1)
-                m.next = "SCAN_WAIT3"
-            with m.State("SCAN_WAIT3"):
-                m.d.comb += [spk_r.addr.eq(src_fb + ri), img_r.addr.eq(ri), cnt_r.addr.eq(f["acum"] + ri)]
-                m.d.sync += ri.eq(ri + 1)
-                m.next = "SCAN_WAIT4"
-            with m.State("SCAN_WAIT4"):
-                m.d.comb += [spk_r.addr.eq(src_fb + ri), img_r.addr.eq(ri), cnt_r.addr.eq(f["acum"] + ri)]
-                m.d.sync += ri.eq(ri + 1)
-                m.next = "SCAN_LATCH"
+            def stream(index):
+                """Issue the read of input word ``index`` (spikes, pixel, Acum) and step the stream."""
+                m.d.comb += [spk_r.addr.eq(src_fb + index), img_r.addr.eq(index),
+                             cnt_r.addr.eq(f["acum"] + index)]
+                m.d.sync += ri.eq(index + 1)
+
+            fill = ["SCAN_RD"] + [f"SCAN_WAIT{i}" for i in range(1, SCAN_FILL)] + ["SCAN_LATCH"]
+            for i, (state, then) in enumerate(zip(fill, fill[1:])):
+                with m.State(state):
+                    stream(wi if i == 0 else ri)
+                    m.next = then
             with m.State("SCAN_LATCH"):
-                m.d.comb += [spk_r.addr.eq(src_fb + ri), img_r.addr.eq(ri), cnt_r.addr.eq(f["acum"] + ri)]
-                m.d.sync += ri.eq(ri + 1)
+                stream(ri)
                 with m.If(src_is["tdec"]):
                     # Events: elements with Acum(t) > 0; Acum(t) is written back now.
                     m.d.comb += [cnt_w.addr.eq(f["acum"] + wi), cnt_w.data.eq(sc_anew), cnt_w.en.eq(1)]
@@ -494,11 +467,12 @@ class Accelerator(wiring.Component):
                         rest2 = Signal(mwidth)  # … and without the next
                         m.d.comb += [rest.eq(without(mask, evb)), rest2.eq(without(rest, nxt))]
                         start_event(rest, nxt, lowest(rest2), rest2 == 0)
-            with m.State("DRAIN"):  # the scatter's last sums land (ACC reads are transparent)
-                m.next = "DRAIN1"
-            with m.State("DRAIN1"):
-                m.next = "DRAIN2"
-            with m.State("DRAIN2"):
+            # DRAIN: the scatter's last sums land (ACC reads are transparent).
+            drain = ["DRAIN"] + [f"DRAIN{i}" for i in range(1, SCAN_DRAIN)]
+            for state, then in zip(drain, drain[1:]):
+                with m.State(state):
+                    m.next = then
+            with m.State(drain[-1]):
                 m.d.sync += [wi.eq(0), g.eq(0), ra.eq(f["prm_base"])]
                 with m.If(sink_is["logits"]):
                     m.next = "NEXT"
