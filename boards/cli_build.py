@@ -8,7 +8,7 @@ The core seam
 -------------
 The core (UART link + whole-network accelerator) is made by the function named in
 :data:`CORE_PROVIDER`, ``csdformer.boards.soc:accelerator_core`` (contract in its docstring):
-``provider(artifact, lanes, divisor) -> wiring.Component``. The environment variable
+``provider(artifact, lanes, divisor, single_port=()) -> wiring.Component``. The environment variable
 ``CSDFORMER_CORE_PROVIDER=module:function`` overrides it, and tests may set
 :data:`CORE_PROVIDER` to a callable; this is how a stand-in core is built today.
 """
@@ -25,6 +25,7 @@ from ..hw.common import check_int
 from .build import build
 from .soc import DEFAULT_BAUD, BoardTop, uart_divisor
 from .targets import BOARDS, get_board
+from .throughput import model_cycles
 
 __all__ = ["add_build_parser", "build_command", "core_provider", "memory_check", "CORE_PROVIDER",
            "CORE_PROVIDER_ENV"]
@@ -59,7 +60,8 @@ def memory_check(artifact, lanes: int, board, out_dir, freq_mhz=None):
     from .report import BuildReport
 
     try:
-        compile_program(artifact, lanes, keep_spikes=False, target=board.memory_target)
+        compile_program(artifact, lanes, keep_spikes=False, target=board.memory_target,
+                        single_port=board.single_port)
         return None
     except HwParamError as e:
         if not str(e).startswith("memory:"):
@@ -99,7 +101,13 @@ def build_command(args) -> int:
     out = Path(args.out_dir) if args.out_dir else Path("build") / f"{board.name}-{Path(path).name}"
     report = memory_check(artifact, lanes, board, out, args.freq)
     if report is None:
-        top = BoardTop(lambda hz: provider(artifact, lanes, uart_divisor(hz, args.baud)), board, freq_mhz=args.freq)
+        top = BoardTop(lambda hz: provider(artifact, lanes, uart_divisor(hz, args.baud), single_port=board.single_port),
+                       board, freq_mhz=args.freq)
         report = build(top, board, out)
+        try:
+            report.cycles_per_image, report.model_images = model_cycles(artifact, lanes, board.single_port)
+        except CsdformerError as e:
+            report.notes.append(f"no speed estimate: {e}")
+        report.write(out)
     print(json.dumps(report.to_dict()) if args.json else report.to_markdown(), end="\n" if args.json else "")
     return 0 if report.ok else 1

@@ -131,6 +131,14 @@ class BuildReport:
     bitstream: str | None = None
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    cycles_per_image: float | None = None  # the cycle model's mean over model_images test images
+    model_images: int = 0
+
+    def images_per_s(self, mhz: float | None) -> float | None:
+        """Images per second at ``mhz`` from the cycle model (``None`` when either is unknown)."""
+        if not self.cycles_per_image or not mhz:
+            return None
+        return mhz * 1e6 / self.cycles_per_image
 
     @property
     def timing_met(self) -> bool | None:
@@ -166,7 +174,8 @@ class BuildReport:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d.update(ok=self.ok, timing_met=self.timing_met, fmax_mhz=self.fmax_mhz, verdict=self.verdict())
+        d.update(ok=self.ok, timing_met=self.timing_met, fmax_mhz=self.fmax_mhz, verdict=self.verdict(),
+                 images_per_s=self.images_per_s(self.sync_mhz), images_per_s_at_fmax=self.images_per_s(self.fmax_mhz))
         for r, rd in zip(self.resources, d["resources"]):
             rd["percent"] = r.percent
         for c, cd in zip(self.clocks, d["clocks"]):
@@ -193,7 +202,14 @@ class BuildReport:
                    f"Fmax {fmax:.1f} MHz {'reaches' if fmax >= self.goal_mhz else 'does not reach'} it")
             lines.append(f"- Goal clock {self.goal_mhz:g} MHz: {hit}")
         stages = ", ".join(f"{k} {v:.1f} s" for k, v in self.stages.items())
-        lines += [f"- Build time: {self.seconds:.1f} s ({stages})", f"- Bitstream: {self.bitstream or 'none'}", ""]
+        lines += [f"- Build time: {self.seconds:.1f} s ({stages})", f"- Bitstream: {self.bitstream or 'none'}"]
+        if self.cycles_per_image:
+            rate = f"{self.images_per_s(self.sync_mhz):.1f} images/s at {self.sync_mhz:.1f} MHz" if self.sync_mhz else ""
+            if self.fmax_mhz:
+                rate += f"{'; ' if rate else ''}{self.images_per_s(self.fmax_mhz):.1f} at Fmax"
+            lines.append(f"- Expected speed (cycle model, mean of {self.model_images} test images: "
+                         f"{self.cycles_per_image:,.0f} cycles/image): {rate or 'no clock known'}")
+        lines.append("")
         lines += ["| resource | used | available | % |", "|---|---:|---:|---:|"]
         for r in self.resources:
             pct = "" if r.percent is None else f"{r.percent:.1f}"

@@ -46,17 +46,19 @@ def uart_divisor(sync_hz: float, baud: int = DEFAULT_BAUD) -> int:
     return div
 
 
-def accelerator_core(artifact, lanes: int, divisor: int) -> wiring.Component:
+def accelerator_core(artifact, lanes: int, divisor: int, single_port=()) -> wiring.Component:
     """The real core: UART link (:class:`csdformer.hw.link.LinkSoC`) around the whole-network
     accelerator of ``artifact`` with ``lanes`` lanes; ``divisor`` is the UART's clock cycles per bit
-    (:func:`uart_divisor`). Spike tensors share memory by liveness (no debug read-back on boards).
+    (:func:`uart_divisor`); ``single_port`` names the memories to build single-port (the board's
+    :attr:`~csdformer.boards.targets.Board.single_port`: SPRAM on the iCE40UP5K). Spike tensors
+    share memory by liveness (no debug read-back on boards).
     ``csdformer build`` finds this function through :data:`csdformer.boards.cli_build.CORE_PROVIDER`.
     """
     from ..hw.accelerator import Accelerator
     from ..hw.link import LinkSoC
     from ..hw.program import compile_program
 
-    core = Accelerator(compile_program(artifact, lanes, keep_spikes=False))
+    core = Accelerator(compile_program(artifact, lanes, keep_spikes=False, single_port=tuple(single_port)))
     return LinkSoC(core, divisor=divisor, timeout=LINK_TIMEOUT_BYTES * 10 * divisor)
 
 

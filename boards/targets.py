@@ -93,6 +93,7 @@ class Board:
     synth_opts: str = ""
     notes: str = ""
     memory_target: str = "unlimited"
+    single_port: tuple = ()  # accelerator memories built single-port (the iCE40UP5K's SPRAM)
 
     @property
     def platform_class(self):
@@ -133,9 +134,9 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         name="icebreaker", platform_path="amaranth_boards.icebreaker:ICEBreakerPlatform",
         family="ice40", device="iCE40UP5K-SG48",
         resources=Resources(lut=5280, ff=5280, bram=30, spram=4, dsp=8),
-        freq_mhz=30.0, goal_mhz=50.0, lanes=4,
+        freq_mhz=30.0, goal_mhz=50.0, lanes=1,
         leds={"heartbeat": ("led", 1), "error": ("led", 0)},  # green, red; busy speeds the heartbeat
-        reset=("button", 0), synth_opts="-dsp", memory_target="ice40up5k",
+        reset=("button", 0), synth_opts="-dsp", memory_target="ice40up5k", single_port=("cur", "mem"),
         notes="UART on the FTDI second channel (rx pin 6, tx pin 9); user button resets; "
               "green LED heartbeat (fast while busy), red LED error.",
     ),

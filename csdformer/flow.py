@@ -291,6 +291,8 @@ def _stage_board(ctx: _Ctx, st: Stage) -> None:
             _stop(proc)
             raise
         th.join(timeout=5)
+        if not th.is_alive():
+            proc.stderr.close()
     st.figures["exit_status"] = rc
     st.figures["log_tail"] = lines[-20:]
     rj = bdir / "report.json"
@@ -315,7 +317,9 @@ def _stage_board(ctx: _Ctx, st: Stage) -> None:
     used = ", ".join(f"{r.name} {r.used if r.used is not None else '?'}/{r.available if r.available is not None else '?'}"
                      for r in rep.resources if r.name in ("LUT", "BRAM", "SPRAM", "DSP", "LC"))
     fmax = f", Fmax {rep.fmax_mhz:.1f} MHz" if rep.fmax_mhz is not None else ""
-    st.summary = f"{board} ({rep.device}): {used}{fmax}"
+    ips = rep.images_per_s(rep.sync_mhz)
+    rate = f", {ips:.1f} images/s at {rep.sync_mhz:.0f} MHz (cycle model)" if ips else ""
+    st.summary = f"{board} ({rep.device}): {used}{fmax}{rate}"
     if not rep.ok:
         st.status = "FAILED"
         st.reason = f"{board}: {rep.verdict()}"

@@ -13,16 +13,70 @@ is registered on both sides, per tile-deep bank:
 A write through ``write`` lands on the bank its address names; with ``registered_write`` it is
 applied a cycle later (for write data that comes out of adders). ``transparent`` makes a read see
 a write to the same word in the cycle the RAM reads it.
+
+``single_port`` builds one single-port RAM (the iCE40UP5K's 256-kbit SPRAMs, 16 bits wide, 16384
+deep): read and write share the address, a write wins the cycle and the read output holds its
+last word (the SPRAM's behaviour, modelled exactly off iCE40, so simulation sees what the chip
+does). The user's schedule must never need both in one cycle; the accelerator runs its sink at
+half rate for this (see :mod:`csdformer.hw.accelerator`).
 """
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Array, Signal, unsigned
+from amaranth.hdl import Array, ClockSignal, Const, Elaboratable, Instance, Module, Mux, Signal, unsigned
 from amaranth.lib.memory import Memory
 
-__all__ = ["BankedMemory", "tile_depth"]
+__all__ = ["BankedMemory", "SinglePortRam", "tile_depth", "SPRAM_DEPTH", "SPRAM_WIDTH"]
+
+SPRAM_DEPTH, SPRAM_WIDTH = 16384, 16  # one SB_SPRAM256KA
+
+
+def _is_ice40_up(platform) -> bool:
+    """Whether ``platform`` builds for an iCE40 UltraPlus (the devices with SPRAM)."""
+    return str(getattr(platform, "device", "")).startswith("iCE40UP")
+
+
+class SinglePortRam(Elaboratable):
+    """``depth`` words of ``width`` bits behind one port: ``addr`` (read), ``w_addr`` / ``w_data`` /
+    ``w_en`` (a write takes the port), ``data`` (the word read, the cycle after; held while
+    writing). On an iCE40 UltraPlus: ``ceil(width / 16)`` SB_SPRAM256KA side by side."""
+
+    def __init__(self, width: int, depth: int, name: str):
+        self.width, self.depth, self.name = width, depth, name
+        self.addr = Signal(range(max(depth, 2)), name=f"{name}_a")
+        self.w_addr = Signal.like(self.addr, name=f"{name}_wa")
+        self.w_data = Signal(width, name=f"{name}_wd")
+        self.w_en = Signal(name=f"{name}_we")
+        self.data = Signal(width, name=f"{name}_rd")
+
+    def elaborate(self, platform):
+        spram = _is_ice40_up(platform)
+        if spram and self.depth > SPRAM_DEPTH:
+            raise ValueError(f"{self.name}: {self.depth} words; an SPRAM holds {SPRAM_DEPTH}")
+        m = Module()
+        a = Signal.like(self.addr, name=f"{self.name}_port")
+        m.d.comb += a.eq(Mux(self.w_en, self.w_addr, self.addr))
+        if spram:
+            a14 = Signal(14, name=f"{self.name}_a14")
+            m.d.comb += a14.eq(a)
+            for i in range(0, self.width, SPRAM_WIDTH):
+                n = min(SPRAM_WIDTH, self.width - i)
+                out = Signal(SPRAM_WIDTH, name=f"{self.name}_out{i // SPRAM_WIDTH}")
+                m.submodules[f"spram{i // SPRAM_WIDTH}"] = Instance(
+                    "SB_SPRAM256KA",
+                    i_ADDRESS=a14, i_DATAIN=self.w_data[i:i + n],
+                    i_MASKWREN=Const(0b1111, 4), i_WREN=self.w_en, i_CHIPSELECT=Const(1, 1),
+                    i_CLOCK=ClockSignal("sync"), i_STANDBY=Const(0, 1), i_SLEEP=Const(0, 1),
+                    i_POWEROFF=Const(1, 1), o_DATAOUT=out)
+                m.d.comb += self.data[i:i + n].eq(out[:n])
+        else:
+            m.submodules.ram = mem = Memory(shape=unsigned(self.width), depth=self.depth, init=[])
+            wp, rp = mem.write_port(), mem.read_port()
+            m.d.comb += [wp.addr.eq(a), wp.data.eq(self.w_data), wp.en.eq(self.w_en),
+                         rp.addr.eq(a), rp.en.eq(~self.w_en), self.data.eq(rp.data)]
+        return m
 
 
 def tile_depth(width: int, depth: int) -> int:
@@ -41,9 +95,11 @@ class BankedMemory:
     """
 
     def __init__(self, m, name: str, width: int, depth: int, *, init=(), rom=False,
-                 transparent=False, registered_write=False, read_q=True):
+                 transparent=False, registered_write=False, read_q=True, single_port=False):
         init = list(init)
-        bd = min(tile_depth(width, depth), 1 << max(0, (depth - 1).bit_length()))
+        if single_port and (rom or transparent or init):
+            raise ValueError(f"{name}: a single-port RAM has no initial contents and no transparency")
+        bd = depth if single_port else min(tile_depth(width, depth), 1 << max(0, (depth - 1).bit_length()))
         nb = -(-depth // bd)
         lo = max(1, (bd - 1).bit_length())
         self.addr = Signal(range(max(depth, 2)), name=f"{name}_raddr")
@@ -63,6 +119,15 @@ class BankedMemory:
         outs, regs = [], []
         for b in range(nb):
             n = min(bd, depth - b * bd)
+            if single_port:
+                m.submodules[name] = sp = SinglePortRam(width, depth, name)
+                m.d.comb += [sp.addr.eq(ra), sp.w_addr.eq(wa), sp.w_data.eq(wd), sp.w_en.eq(we)]
+                outs.append(sp.data)
+                if read_q:
+                    r = Signal(width, name=f"{name}_q0")
+                    m.d.sync += r.eq(sp.data)
+                    regs.append(r)
+                continue
             mem = Memory(shape=unsigned(width), depth=n, init=init[b * bd:(b + 1) * bd])
             m.submodules[f"{name}{b}" if nb > 1 else name] = mem
             if rom:

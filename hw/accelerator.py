@@ -123,9 +123,14 @@ class Accelerator(wiring.Component):
         # MEM's read port is transparent for the next frame of a one-word layer, CNT's for MP2
         # right after MP1. A read issued in cycle
         # c (its ``addr`` set) is used in cycle c + 3, from ``q`` (see accel_mem).
+        # Single-port CUR / MEM (SPRAM): the sink reads on its issue cycles' next edge (odd) and
+        # writes four cycles after issue (even), never both; MEM's write is then unregistered so
+        # that it lands on an even edge, before the next frame of a one-word layer reads it.
+        sp = p.single_port
         spk = BankedMemory(m, "spk", P, D["spk"], registered_write=True)
-        cur = BankedMemory(m, "cur", P * W["cur"], D["cur"])
-        mem = BankedMemory(m, "mem", P * W["mem"], D["mem"], transparent=True, registered_write=True)
+        cur = BankedMemory(m, "cur", P * W["cur"], D["cur"], single_port="cur" in sp)
+        mem = BankedMemory(m, "mem", P * W["mem"], D["mem"], single_port="mem" in sp,
+                           transparent="mem" not in sp, registered_write="mem" not in sp)
         cnt = BankedMemory(m, "cnt", P * CW, D["cnt"], transparent=True, registered_write=True)
         img = BankedMemory(m, "img", W["pixel"], D["img"])
         wrom = BankedMemory(m, "wrom", P * W["weight"], D["weight"], init=_pack(p.weights, W["weight"]), rom=True)
@@ -176,10 +181,13 @@ class Accelerator(wiring.Component):
         t = Signal(range(2 * T + 2))  # window step, 1-based
         dly = Signal(range(max(T, 2)))
         last_t = Signal(range(2 * T + 2))
+        # FRAME's dispatch reads flags of t (set with t), not comparators: t == 1, t <= T, t > last_t
+        t_first, t_in, t_over = Signal(), Signal(), Signal()
         pix = Signal(range(self.n_pixels + 1))
         cyc, spikes, sops = Signal(32), Signal(32), Signal(32)
         src_fb, b_fb, cur_fb, out_fb = (Signal(A, name=n) for n in ("src_fb", "b_fb", "cur_fb", "out_fb"))
         wi, ri = Signal(A), Signal(A)  # word index, next word to read
+        gap = Signal()  # the sink's idle cycle after a word (Program.sink_gap == 2)
         g = Signal(unsigned(nb))  # group counter of a pass
         ra = Signal(A)  # ROM address of the pass (bias, thresholds): a register, no adder before the ROM
         c0, c1 = (Signal(unsigned(nb), name=n) for n in ("c0", "c1"))
@@ -348,7 +356,7 @@ class Accelerator(wiring.Component):
                         m.next = "OP_START"
             with m.State("OP_START"):
                 m.d.sync += load_op()
-                m.d.sync += [t.eq(1), wi.eq(0), g.eq(0)]
+                m.d.sync += [t.eq(1), t_first.eq(1), t_in.eq(1), t_over.eq(0), wi.eq(0), g.eq(0)]
                 m.next = "OP_SETUP"
             with m.State("OP_SETUP"):
                 m.d.sync += [src_fb.eq(f["src_base"]), b_fb.eq(f["b_spk"]), cur_fb.eq(f["cur_base"]),
@@ -372,14 +380,14 @@ class Accelerator(wiring.Component):
                 m.d.sync += [wi.eq(0), g.eq(0), c2.eq(0),
                              E.eq(f["e_base"]), FA.eq(0), ra.eq(f["prm_base"])]
                 m.d.sync += set_b(lambda _, off: f["b_base"] + off)
-                with m.If(t > last_t):
+                with m.If(t_over):
                     with m.If(sink_is["logits"]):
                         m.next = "OUT_RD"
                     with m.Else():
                         m.next = "OP_END"
-                with m.Elif((src_is["tdec"]) & (t <= T)):
+                with m.Elif((src_is["tdec"]) & t_in):
                     m.next = "BUPD"
-                with m.Elif((src_is["syn"]) & (t <= T) | (src_is["img"]) & (t == 1)):
+                with m.Elif((src_is["syn"]) & t_in | (src_is["img"]) & t_first):
                     m.next = "SCAN_RD"
                 with m.Elif(src_is["maxpool"]):
                     m.next = "MP1"
@@ -392,7 +400,8 @@ class Accelerator(wiring.Component):
                 with m.Else():
                     m.next = "SINK"
             with m.State("NEXT"):
-                m.d.sync += [t.eq(t + 1), src_fb.eq(src_fb + f["src_wpf"]), b_fb.eq(b_fb + f["b_wpf"]),
+                m.d.sync += [t.eq(t + 1), t_first.eq(0), t_in.eq(t < T), t_over.eq(t >= last_t),
+                             src_fb.eq(src_fb + f["src_wpf"]), b_fb.eq(b_fb + f["b_wpf"]),
                              cur_fb.eq(cur_fb + f["cur_wpf"])]
                 with m.If((~sink_is["dif"]) | (t > dly)):
                     m.d.sync += out_fb.eq(out_fb + f["out_wpf"])
@@ -481,10 +490,14 @@ class Accelerator(wiring.Component):
             # ---- SINK: DIF or store, one word a cycle --------------------------------------------
             with m.State("SINK"):
                 m.d.comb += [acc_r.addr.eq(wi), cur_r.addr.eq(cur_fb + wi), mem_r.addr.eq(wi)]
-                with m.If(wi < f["sink_words"]):
+                with m.If(gap):  # half rate (single-port memories): a cycle without a read
+                    m.d.sync += gap.eq(0)
+                with m.Elif(wi < f["sink_words"]):
                     issue("sink", wi, a=out_fb + wi)
                     m.d.sync += [wi.eq(wi + 1), g.eq(Mux(g == m1["sink_groups"], 0, g + 1)),
                                  ra.eq(Mux((g == m1["sink_groups"]) | (f["prm_scalar"] != 0), f["prm_base"], ra + 1))]
+                    if p.sink_gap == 2:
+                        m.d.sync += gap.eq(1)
                 with m.Else():
                     m.next = "NEXT"
             # ---- MP1 / MP2: TDEC max-pool ------------------------------------------------------

@@ -165,6 +165,7 @@ class Link(wiring.Component):
         m.d.comb += self.rx.ready.eq(1)
         mtype, length, count = Signal(8), Signal(16), Signal(16)
         crc, crc_lo, dbyte = Signal(16, init=INIT), Signal(8), Signal(8)
+        crc_ok = Signal()
         timer = Signal(range(self._timeout + 1))
         stalled = Signal()
         m.d.comb += stalled.eq(~got & (timer == self._timeout))
@@ -267,25 +268,28 @@ class Link(wiring.Component):
                     drop()
             with m.State("CRC1"):
                 with m.If(got):
-                    with m.If(Cat(crc_lo, byte) != crc):
-                        drop()
-                    with m.Elif((mtype != MsgType.INFER) & (mtype != MsgType.INFO)):
-                        answer(MsgType.ERROR, 1, ErrorCode.UNKNOWN_TYPE)
-                    with m.Elif(mtype == MsgType.INFO):
-                        with m.If(length != 0):
-                            answer(MsgType.ERROR, 1, ErrorCode.BAD_LENGTH)
-                        with m.Else():
-                            answer(MsgType.INFO_REPLY, INFO_SIZE)
-                    with m.Elif(length != max_len):
-                        answer(MsgType.ERROR, 1, ErrorCode.BAD_LENGTH)
-                    with m.Elif(dbyte >= T):
-                        answer(MsgType.ERROR, 1, ErrorCode.BAD_DELAY)
-                    with m.Else():
-                        m.d.comb += start.eq(1)
-                        m.d.sync += [self.delay.eq(dbyte), st_idx.eq(0), lcnt.eq(0)]
-                        m.next = "RUN"
+                    m.d.sync += crc_ok.eq(Cat(crc_lo, byte) == crc)
+                    m.next = "CHECK"
                 with m.Elif(stalled):
                     drop()
+            with m.State("CHECK"):  # the frame's verdict a cycle after its last byte (timing)
+                with m.If(~crc_ok):
+                    drop()
+                with m.Elif((mtype != MsgType.INFER) & (mtype != MsgType.INFO)):
+                    answer(MsgType.ERROR, 1, ErrorCode.UNKNOWN_TYPE)
+                with m.Elif(mtype == MsgType.INFO):
+                    with m.If(length != 0):
+                        answer(MsgType.ERROR, 1, ErrorCode.BAD_LENGTH)
+                    with m.Else():
+                        answer(MsgType.INFO_REPLY, INFO_SIZE)
+                with m.Elif(length != max_len):
+                    answer(MsgType.ERROR, 1, ErrorCode.BAD_LENGTH)
+                with m.Elif(dbyte >= T):
+                    answer(MsgType.ERROR, 1, ErrorCode.BAD_DELAY)
+                with m.Else():
+                    m.d.comb += start.eq(1)
+                    m.d.sync += [self.delay.eq(dbyte), st_idx.eq(0), lcnt.eq(0)]
+                    m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [running.eq(1), self.logits.ready.eq(1), self.prediction.ready.eq(1)]
                 with m.If(self.logits.valid & (lcnt != K)):

@@ -10,7 +10,7 @@ its DIF layers fire. The costs, state by state (``P`` lanes):
 - scatter (``SCAN``): ``5 + words + Σ_events fanout + 3``, plus five cycles per non-empty word but the
   last of a frame (the word stream restarts after a fan-out). ``fanout = K·K·G_out`` (conv),
   ``G_out`` (linear, head), the output row's groups (TDEC).
-- ``BUPD``: ``words(b) + 1``; ``SINK``: ``words + 1``; max-pool ``in_words + 2 + out_words·(K² + 1) + 1``;
+- ``BUPD``: ``words(b) + 1``; ``SINK``: ``words·gap + 1`` (gap 2 with single-port memories, else 1); max-pool ``in_words + 2 + out_words·(K² + 1) + 1``;
   transpose ``blocks·(2P + 3) + 1``; logits: ``3 + lanes`` per ACC word.
 
 The accelerator's own counters (``cycles``, ``sops``, ``spikes``) are held to this model exactly
@@ -158,7 +158,7 @@ def op_costs(program: Program, delay: int) -> list[dict]:
         if op.src == "transpose":
             fixed += T * (f["row_groups"] * f["groups"] * (2 * P + 3) + 1)
         if op.sink in ("dif", "store"):
-            fixed += last_t * (f["sink_words"] + 1)
+            fixed += last_t * (f["sink_words"] * program.sink_gap + 1)
         if op.sink == "logits":
             fixed += sum(3 + min(P, program.num_classes - i) for i in range(0, program.num_classes, P))
         else:

@@ -42,7 +42,10 @@ from ..artifact.schema import bounds as artifact_bounds
 from ..artifact.schema import signed_bits
 from .common import HwParamError, unsigned_bits
 
-__all__ = ["Program", "Op", "Tensor", "compile_program", "TARGETS"]
+__all__ = ["Program", "Op", "Tensor", "compile_program", "TARGETS", "SINGLE_PORT_OK"]
+
+# Memories that may be single-port: only the sink touches them, so a half-rate sink suffices.
+SINGLE_PORT_OK = ("cur", "mem")
 
 SYNAPTIC = ("encode_conv", "conv", "linear", "head")
 
@@ -130,6 +133,13 @@ class Program:
     input_shape: tuple[int, int, int]
     pixel_bits: int
     num_classes: int
+    single_port: tuple[str, ...] = ()  # memories built single-port (SPRAM); see compile_program
+
+    @property
+    def sink_gap(self) -> int:
+        """Cycles between the sink's words: 2 when a memory the sink reads and writes
+        (``cur``, ``mem``) is single-port (reads and writes then take alternate cycles), else 1."""
+        return 2 if self.single_port else 1
 
     @property
     def n_pixels(self) -> int:
@@ -566,12 +576,18 @@ def _allocate(c: "_Compiler", keep_spikes: bool) -> None:
 
 
 def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimited",
-                    keep_spikes: bool = True) -> Program:
+                    keep_spikes: bool = True, single_port: tuple[str, ...] = ()) -> Program:
     """Compile ``artifact`` for ``lanes`` lanes; raise :class:`HwParamError` before any RTL exists
     if the generator cannot build it (unknown kind, unsupported geometry, widths, memory).
 
     ``keep_spikes=False`` lets spike tensors share SPK words by liveness (smaller; for boards):
-    the debug port then no longer holds every layer after an image."""
+    the debug port then no longer holds every layer after an image. ``single_port`` names the
+    memories among :data:`SINGLE_PORT_OK` to build as single-port RAMs (the iCE40UP5K's SPRAM);
+    the sink then takes two cycles a word (:attr:`Program.sink_gap`)."""
+    single_port = tuple(single_port)
+    bad = [n for n in single_port if n not in SINGLE_PORT_OK]
+    if bad or len(set(single_port)) != len(single_port):
+        raise HwParamError(f"single_port: {list(single_port)!r}; each of {', '.join(SINGLE_PORT_OK)} at most once")
     if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1 or lanes > 64 or lanes & (lanes - 1):
         raise HwParamError(f"lanes: must be a power of two in 1..64, got {lanes!r}")
     if target not in TARGETS:
@@ -625,7 +641,8 @@ def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimi
     }
     prog = Program(artifact=artifact, lanes=P, T=T, ops=c.ops, tensors=c.tensors, spike_layers=c.spike_layers,
                    weights=weights, biases=biases, thresholds=th, v0=v0, widths=widths, depths=depths,
-                   input_shape=(c_in, h, w), pixel_bits=widths["pixel"], num_classes=artifact.num_classes)
+                   input_shape=(c_in, h, w), pixel_bits=widths["pixel"], num_classes=artifact.num_classes,
+                   single_port=single_port)
     total = sum(prog.memory_bits().values())
     if total > TARGETS[target]:
         parts = ", ".join(f"{k} {v / 1024:.0f} kbit" for k, v in prog.memory_bits().items())

@@ -78,7 +78,7 @@ def test_unbuildable_artifacts_fail_before_any_verilog(digits, tmp_path, case, m
         art = A.load(resolve_artifact("fashion_mnist"))
         target = "ecp5-25f"
     elif case == "stride":
-        art = _broken(digits, lambda a: a.layers[2].attrs.update(stride=2))
+        art = _broken(digits, lambda a: a.layers[3].attrs.update(stride=2))  # a conv
     with pytest.raises(HwParamError, match=match):
         compile_program(art, lanes, target=target)
 

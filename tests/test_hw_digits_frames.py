@@ -21,7 +21,7 @@ from test_hw_dif_amaranth import _run as run_dif
 def traced():
     art = A.load(resolve_artifact("digits"))
     x, _ = load("digits", "test")
-    names = ("stages.0", "stages.1.quant", "stages.1")
+    names = ("stages.0", "stages.1.quant", "stages.1.pool", "stages.1")
     res = {}
     for d in (art.T - 1, 0):
         res[d] = runner.run(art, x[:2], mode="snn", delay=d, trace=names).frames
@@ -45,7 +45,7 @@ def test_accumulator_on_digits_frames(traced) -> None:
     art, res = traced
     fr = res[art.T - 1]
     unit = SpikeAccumulator.for_layer(art, "stages.1", lanes=32)
-    spikes, want = fr["stages.1.quant"], fr["stages.1"]  # (T, B, ...)
+    spikes, want = fr["stages.1.pool"], fr["stages.1"]  # (T, B, ...): the conv after the pool
     for b in range(spikes.shape[1]):
         got, _ = run_frames(unit, spikes[:, b])
         np.testing.assert_array_equal(got, want[:, b])

