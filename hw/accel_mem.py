@@ -64,9 +64,11 @@ class SinglePortRam(Elaboratable):
             for i in range(0, self.width, SPRAM_WIDTH):
                 n = min(SPRAM_WIDTH, self.width - i)
                 out = Signal(SPRAM_WIDTH, name=f"{self.name}_out{i // SPRAM_WIDTH}")
+                din = Signal(SPRAM_WIDTH, name=f"{self.name}_in{i // SPRAM_WIDTH}")  # zero-padded slice
+                m.d.comb += din.eq(self.w_data[i:i + n])
                 m.submodules[f"spram{i // SPRAM_WIDTH}"] = Instance(
                     "SB_SPRAM256KA",
-                    i_ADDRESS=a14, i_DATAIN=self.w_data[i:i + n],
+                    i_ADDRESS=a14, i_DATAIN=din,
                     i_MASKWREN=Const(0b1111, 4), i_WREN=self.w_en, i_CHIPSELECT=Const(1, 1),
                     i_CLOCK=ClockSignal("sync"), i_STANDBY=Const(0, 1), i_SLEEP=Const(0, 1),
                     i_POWEROFF=Const(1, 1), o_DATAOUT=out)

@@ -8,8 +8,9 @@ thresholds and initial potentials). Per op and frame:
 ``INIT`` (once per op: ACC ← bias) → ``BUPD`` (TDEC: ``Bcum += b(t)``) → ``SCAN_*``/``FANOUT``
 (event-driven scatter into ACC: one lane word a cycle, read-modify-write in five stages with the
 previous event's sum forwarded) → ``SINK`` (DIF integrate/fire/reset or store, one word a cycle,
-ACC cleared behind it); or ``MP1``/``MP2`` (TDEC max-pool) and ``TR`` (block transpose). After
-the head's frames, ``OUT`` streams the logits and ``PRED`` the predicted class.
+or every other cycle when CUR and MEM are single-port; ACC cleared behind it); or ``MP1``/``MP2``
+(TDEC max-pool) and ``TR`` (block transpose). After the head's frames, ``OUT`` streams the
+logits and ``PRED`` the predicted class.
 
 Built for a 100 MHz ECP5 clock: every RAM read is registered on both sides (a read issued in cycle
 c is used in c + 3, :mod:`csdformer.hw.accel_mem`), and no adder or comparator sits between a
@@ -326,6 +327,7 @@ class Accelerator(wiring.Component):
         tr_rd, tr_wr, tr_row = Signal(A), Signal(A), Signal(A)
         tr_in0, tr_out0, tr_row0 = Signal(A), Signal(A), Signal(A)
         tr_valid, tr_valid2, tr_valid3 = Signal(), Signal(), Signal()
+        tr_more = Signal()  # column groups left (c1 < groups)
         tr_idx, tr_idx2, tr_idx3 = (Signal(range(2 * P + 3), name=f"tr_idx{i}") for i in (1, 2, 3))
 
         best = Signal(signed(self.logit_width))
@@ -393,7 +395,7 @@ class Accelerator(wiring.Component):
                     m.next = "MP1"
                 with m.Elif(src_is["transpose"]):
                     m.d.sync += [tr_r.eq(0), tr_in0.eq(0), tr_out0.eq(0), tr_row0.eq(0),
-                                 tr_rd.eq(0), tr_wr.eq(0), tr_row.eq(0)]
+                                 tr_rd.eq(0), tr_wr.eq(0), tr_row.eq(0), tr_more.eq(f["groups"] != 0)]
                     m.next = "TR"
                 with m.Elif(sink_is["logits"]):
                     m.next = "NEXT"
@@ -537,7 +539,7 @@ class Accelerator(wiring.Component):
                 # Block (row group c0, column group c1): steps 0..P−1 read rows, which land in the
                 # block registers at steps 3..P+2 (from the registered read), steps P+3..2P+2 write
                 # the P columns as rows of the copy.
-                with m.If(c1 < f["groups"]):
+                with m.If(tr_more):  # c1 < groups, kept in a register
                     m.d.sync += tr_r.eq(tr_r + 1)
                     with m.If(tr_r < P):
                         m.d.comb += spk_r.addr.eq(src_fb + tr_rd)
@@ -557,7 +559,8 @@ class Accelerator(wiring.Component):
                     with m.If(tr_r == 2 * P + 2):
                         m.d.sync += tr_r.eq(0)
                         with m.If(c0 == m1["row_groups"]):
-                            m.d.sync += [c0.eq(0), c1.eq(c1 + 1), tr_rd.eq(c1 + 1), tr_in0.eq(c1 + 1),
+                            m.d.sync += [c0.eq(0), c1.eq(c1 + 1), tr_more.eq(c1 + 1 < f["groups"]),
+                                         tr_rd.eq(c1 + 1), tr_in0.eq(c1 + 1),
                                          tr_row.eq(0), tr_row0.eq(0),
                                          tr_wr.eq(tr_out0 - c0 + f["tr_out_step"]),
                                          tr_out0.eq(tr_out0 - c0 + f["tr_out_step"])]
@@ -598,6 +601,9 @@ class Accelerator(wiring.Component):
                 with m.If(self.prediction.ready):
                     m.next = "IDLE"
 
+        # One-hot in synthesis: Yosys does not re-encode a register with an initial value on its
+        # own, and a binary state decoded in every state's logic costs LUT levels (iCE40).
+        fsm.state.attrs["fsm_encoding"] = "one-hot"
         m.d.comb += self.busy.eq(~fsm_idle)
         with m.If(~fsm_idle & ~fsm.ongoing("PRED")):
             m.d.sync += cyc.eq(cyc + 1)

@@ -96,6 +96,14 @@ def check_core(core) -> dict:
     return params
 
 
+SMALL_RAM_BITS = 256
+
+
+def _small_ram(bits: int) -> dict:
+    """Synthesis attributes of a buffer of ``bits``: flip-flops when small (a block RAM on an
+    iCE40UP5K, which has 30, is worth more than a few hundred flip-flops)."""
+    return {"ram_style": "logic"} if bits <= SMALL_RAM_BITS else {}
+
 class Link(wiring.Component):
     """The protocol engine between a UART (byte streams) and an accelerator core.
 
@@ -155,8 +163,10 @@ class Link(wiring.Component):
         n, K, T = p["n_pixels"], p["num_classes"], p["T"]
         max_len = infer_size(n)
 
-        m.submodules.image_mem = imem = Memory(shape=unsigned(p["pixel_bits"]), depth=n, init=[])
-        m.submodules.logit_mem = lmem = Memory(shape=signed(p["logit_width"]), depth=K, init=[])
+        m.submodules.image_mem = imem = Memory(shape=unsigned(p["pixel_bits"]), depth=n, init=[],
+                                               attrs=_small_ram(p["pixel_bits"] * n))
+        m.submodules.logit_mem = lmem = Memory(shape=signed(p["logit_width"]), depth=K, init=[],
+                                               attrs=_small_ram(p["logit_width"] * K))
         iw, ir = imem.write_port(), imem.read_port(transparent_for=())
         lw, lr = lmem.write_port(), lmem.read_port(transparent_for=())
 
@@ -165,7 +175,8 @@ class Link(wiring.Component):
         m.d.comb += self.rx.ready.eq(1)
         mtype, length, count = Signal(8), Signal(16), Signal(16)
         crc, crc_lo, dbyte = Signal(16, init=INIT), Signal(8), Signal(8)
-        crc_ok = Signal()
+        # The frame's verdict, registered with its last byte (CHECK decides from single bits)
+        crc_ok, is_infer, is_info, len_zero, len_max, delay_bad = (Signal() for _ in range(6))
         timer = Signal(range(self._timeout + 1))
         stalled = Signal()
         m.d.comb += stalled.eq(~got & (timer == self._timeout))
@@ -268,23 +279,25 @@ class Link(wiring.Component):
                     drop()
             with m.State("CRC1"):
                 with m.If(got):
-                    m.d.sync += crc_ok.eq(Cat(crc_lo, byte) == crc)
+                    m.d.sync += [crc_ok.eq(Cat(crc_lo, byte) == crc), is_infer.eq(mtype == MsgType.INFER),
+                                 is_info.eq(mtype == MsgType.INFO), len_zero.eq(length == 0),
+                                 len_max.eq(length == max_len), delay_bad.eq(dbyte >= T)]
                     m.next = "CHECK"
                 with m.Elif(stalled):
                     drop()
             with m.State("CHECK"):  # the frame's verdict a cycle after its last byte (timing)
                 with m.If(~crc_ok):
                     drop()
-                with m.Elif((mtype != MsgType.INFER) & (mtype != MsgType.INFO)):
+                with m.Elif(~is_infer & ~is_info):
                     answer(MsgType.ERROR, 1, ErrorCode.UNKNOWN_TYPE)
-                with m.Elif(mtype == MsgType.INFO):
-                    with m.If(length != 0):
+                with m.Elif(is_info):
+                    with m.If(~len_zero):
                         answer(MsgType.ERROR, 1, ErrorCode.BAD_LENGTH)
                     with m.Else():
                         answer(MsgType.INFO_REPLY, INFO_SIZE)
-                with m.Elif(length != max_len):
+                with m.Elif(~len_max):
                     answer(MsgType.ERROR, 1, ErrorCode.BAD_LENGTH)
-                with m.Elif(dbyte >= T):
+                with m.Elif(delay_bad):
                     answer(MsgType.ERROR, 1, ErrorCode.BAD_DELAY)
                 with m.Else():
                     m.d.comb += start.eq(1)
@@ -313,6 +326,7 @@ class Link(wiring.Component):
                     with m.If(tx_idx == tx_last):
                         m.next = "HUNT"
             m.d.comb += self.busy.eq(~fsm.ongoing("HUNT"))
+        fsm.state.attrs["fsm_encoding"] = "one-hot"  # see Accelerator: state decode costs LUT levels
         return m
 
     @staticmethod

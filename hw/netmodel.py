@@ -10,7 +10,8 @@ its DIF layers fire. The costs, state by state (``P`` lanes):
 - scatter (``SCAN``): ``5 + words + Σ_events fanout + 3``, plus five cycles per non-empty word but the
   last of a frame (the word stream restarts after a fan-out). ``fanout = K·K·G_out`` (conv),
   ``G_out`` (linear, head), the output row's groups (TDEC).
-- ``BUPD``: ``words(b) + 1``; ``SINK``: ``words·gap + 1`` (gap 2 with single-port memories, else 1); max-pool ``in_words + 2 + out_words·(K² + 1) + 1``;
+- ``BUPD``: ``words(b) + 1``; ``SINK``: ``words·gap + 1`` (``gap`` 2 with single-port memories,
+  else 1); max-pool ``in_words + 2 + out_words·(K² + 1) + 1``;
   transpose ``blocks·(2P + 3) + 1``; logits: ``3 + lanes`` per ACC word.
 
 The accelerator's own counters (``cycles``, ``sops``, ``spikes``) are held to this model exactly
