@@ -187,6 +187,19 @@ def test_report_parses_nextpnr_report():
     assert ecp5[0].name == "clocks.clk" and ecp5[0].target_mhz == 100
 
 
+def test_report_gives_images_per_second_from_the_cycle_model():
+    r = _report("nextpnr_ice40_echo_30mhz.json")
+    assert r.images_per_s(30.0) is None and "Expected speed" not in r.to_markdown()  # no model yet
+    r.sync_mhz, r.cycles_per_image, r.model_images = 30.0, 240_000.0, 20
+    fmax = r.fmax_mhz
+    assert r.images_per_s(30.0) == 125.0
+    d = r.to_dict()
+    assert d["images_per_s"] == 125.0 and d["images_per_s_at_fmax"] == pytest.approx(fmax * 1e6 / 240_000)
+    assert (f"- Expected speed (cycle model, mean of 20 test images: 240,000 cycles/image): "
+            f"125.0 images/s at 30.0 MHz; {fmax * 1e6 / 240_000:.1f} at Fmax") in r.to_markdown()
+    assert BuildReport.from_dict(d).cycles_per_image == 240_000.0
+
+
 def test_report_says_timing_missed():
     r = _report("nextpnr_ice40_echo_150mhz.json")
     assert r.timing_met is False and not r.ok
