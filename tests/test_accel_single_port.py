@@ -73,7 +73,8 @@ def test_only_cur_and_mem_may_be_single_port():
 
 @pytest.fixture(scope="module")
 def sp_prog():
-    return compile_program(A.load(resolve_artifact("digits")), 1, keep_spikes=False, single_port=SP)
+    # Every spike tensor kept (the verification reads all of them back after an image).
+    return compile_program(A.load(resolve_artifact("digits")), 1, single_port=SP)
 
 
 @pytest.mark.slow
