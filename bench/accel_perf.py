@@ -7,7 +7,8 @@ cycles = SOPs / lanes, over measured cycles) and images per second at 100 MHz. `
 the modeled cycles per op (one bar per op and lane setting).
 
 Usage: ``python bench/accel_perf.py [--artifact digits] [--lanes 8,16] [--images 20] [--delay D]
-[--plot build/accel_cycles.png]``
+[--single-port] [--plot build/accel_cycles.png]``; ``--single-port`` builds CUR and MEM single-port
+(the iCEBreaker's SPRAM configuration: half-rate sink).
 """
 
 from __future__ import annotations
@@ -31,14 +32,16 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--delay", type=int)
+    ap.add_argument("--single-port", action="store_true", help="CUR and MEM single-port (iCEBreaker)")
     ap.add_argument("--plot")
     args = ap.parse_args(argv)
+    single_port = ("cur", "mem") if args.single_port else ()
     art = A.load(resolve_artifact(args.artifact))
     delay = art.delay if args.delay is None else args.delay
     idx, x = select_images(art, args.images, args.seed)
     rows, per_op, failed = [], {}, 0
     for lanes in (int(v) for v in args.lanes.split(",")):
-        prog = compile_program(art, lanes)
+        prog = compile_program(art, lanes, single_port=single_port)
         t0 = time.time()
         rep = verify(prog, idx, x, delay=delay)
         failed += rep.failed
@@ -50,7 +53,8 @@ def main(argv=None) -> int:
                      time.time() - t0))
         models = rep.golden["models"]
         per_op[lanes] = {k: np.mean([m.per_op[k] for m in models]) for k in models[0].per_op}
-    print(f"{art.name}, D={delay}, {len(idx)} test images (seed {args.seed})")
+    sp = ", CUR and MEM single-port" if single_port else ""
+    print(f"{art.name}, D={delay}, {len(idx)} test images (seed {args.seed}){sp}")
     print(f"{'lanes':>5} {'cycles/img':>11} {'model':>11} {'max dev %':>9} {'SOPs/img':>10} {'util %':>7} "
           f"{'img/s@100MHz':>12}  check")
     for r in rows:
