@@ -17,8 +17,10 @@ a write to the same word in the cycle the RAM reads it.
 ``single_port`` builds one single-port RAM (the iCE40UP5K's 256-kbit SPRAMs, 16 bits wide, 16384
 deep): read and write share the address, a write wins the cycle and the read output holds its
 last word (the SPRAM's behaviour, modelled exactly off iCE40, so simulation sees what the chip
-does). The user's schedule must never need both in one cycle; the accelerator runs its sink at
-half rate for this (see :mod:`csdformer.hw.accelerator`).
+does). Its read reaches the RAM in ``c + 2`` (and ``q`` is the RAM output, valid in ``c + 3``
+as for the others), so reads and registered writes issued in one pass fall on cycles of
+different parity when the user issues every other cycle: the accelerator's half-rate sink (see
+:mod:`csdformer.hw.accelerator`).
 """
 
 from __future__ import annotations
@@ -99,8 +101,8 @@ class BankedMemory:
     def __init__(self, m, name: str, width: int, depth: int, *, init=(), rom=False,
                  transparent=False, registered_write=False, read_q=True, single_port=False):
         init = list(init)
-        if single_port and (rom or transparent or init):
-            raise ValueError(f"{name}: a single-port RAM has no initial contents and no transparency")
+        if single_port and (rom or transparent or init or not read_q):
+            raise ValueError(f"{name}: a single-port RAM has no initial contents, no transparency and only q")
         bd = depth if single_port else min(tile_depth(width, depth), 1 << max(0, (depth - 1).bit_length()))
         nb = -(-depth // bd)
         lo = max(1, (bd - 1).bit_length())
@@ -122,13 +124,14 @@ class BankedMemory:
         for b in range(nb):
             n = min(bd, depth - b * bd)
             if single_port:
+                # The address goes through one more register and ``q`` is the RAM's own output
+                # (an SPRAM is one bank: no select), still valid in c + 3; nothing sits between
+                # the logic and the SPRAM's address or after its data but one stage.
                 m.submodules[name] = sp = SinglePortRam(width, depth, name)
-                m.d.comb += [sp.addr.eq(ra), sp.w_addr.eq(wa), sp.w_data.eq(wd), sp.w_en.eq(we)]
-                outs.append(sp.data)
-                if read_q:
-                    r = Signal(width, name=f"{name}_q0")
-                    m.d.sync += r.eq(sp.data)
-                    regs.append(r)
+                ra2 = Signal.like(ra, name=f"{name}_raddr_q2")
+                m.d.sync += ra2.eq(ra)
+                m.d.comb += [sp.addr.eq(ra2), sp.w_addr.eq(wa), sp.w_data.eq(wd), sp.w_en.eq(we)]
+                regs.append(sp.data)
                 continue
             mem = Memory(shape=unsigned(width), depth=n, init=init[b * bd:(b + 1) * bd])
             m.submodules[f"{name}{b}" if nb > 1 else name] = mem
@@ -145,8 +148,9 @@ class BankedMemory:
                 r = Signal(width, name=f"{name}{b}_q")
                 m.d.sync += r.eq(rp.data)
                 regs.append(r)
-        self.data = Signal(width, name=f"{name}_rdata")
-        m.d.comb += self.data.eq(Array(outs)[sel2] if nb > 1 else outs[0])
+        if not single_port:
+            self.data = Signal(width, name=f"{name}_rdata")
+            m.d.comb += self.data.eq(Array(outs)[sel2] if nb > 1 else outs[0])
         if read_q:
             self.q = Signal(width, name=f"{name}_rq")
             m.d.comb += self.q.eq(Array(regs)[sel3] if nb > 1 else regs[0])

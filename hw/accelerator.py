@@ -124,14 +124,14 @@ class Accelerator(wiring.Component):
         # MEM's read port is transparent for the next frame of a one-word layer, CNT's for MP2
         # right after MP1. A read issued in cycle
         # c (its ``addr`` set) is used in cycle c + 3, from ``q`` (see accel_mem).
-        # Single-port CUR / MEM (SPRAM): the sink reads on its issue cycles' next edge (odd) and
-        # writes four cycles after issue (even), never both; MEM's write is then unregistered so
-        # that it lands on an even edge, before the next frame of a one-word layer reads it.
+        # Single-port CUR / MEM (SPRAM): the half-rate sink's reads reach the RAM two cycles after
+        # issue (even, counted from the first issue) and its registered writes five (odd): never
+        # both in one cycle, and a frame's last write lands before the next frame's first read.
         sp = p.single_port
         spk = BankedMemory(m, "spk", P, D["spk"], registered_write=True)
-        cur = BankedMemory(m, "cur", P * W["cur"], D["cur"], single_port="cur" in sp)
+        cur = BankedMemory(m, "cur", P * W["cur"], D["cur"], single_port="cur" in sp, registered_write="cur" in sp)
         mem = BankedMemory(m, "mem", P * W["mem"], D["mem"], single_port="mem" in sp,
-                           transparent="mem" not in sp, registered_write="mem" not in sp)
+                           transparent="mem" not in sp, registered_write=True)
         cnt = BankedMemory(m, "cnt", P * CW, D["cnt"], transparent=True, registered_write=True)
         img = BankedMemory(m, "img", W["pixel"], D["img"])
         wrom = BankedMemory(m, "wrom", P * W["weight"], D["weight"], init=_pack(p.weights, W["weight"]), rom=True)
