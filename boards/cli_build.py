@@ -52,17 +52,18 @@ def core_provider():
 def memory_check(artifact, lanes: int, board, out_dir, freq_mhz=None):
     """Compile the artifact's layer program for the board's memory budget (seconds, no synthesis).
 
-    Returns ``None`` when its memories can fit, else a failed :class:`BuildReport` (written to
-    ``out_dir``) whose error says how much memory each part needs against what the device has.
+    Returns ``(program, None)`` when its memories can fit (the board's program: spike tensors
+    shared by liveness, the board's single-port memories), else ``(None, report)``: a failed
+    :class:`BuildReport` (written to ``out_dir``) whose error says how much memory each part
+    needs against what the device has.
     """
     from ..hw.common import HwParamError
     from ..hw.program import compile_program
     from .report import BuildReport
 
     try:
-        compile_program(artifact, lanes, keep_spikes=False, target=board.memory_target,
-                        single_port=board.single_port)
-        return None
+        return compile_program(artifact, lanes, keep_spikes=False, target=board.memory_target,
+                               single_port=board.single_port), None
     except HwParamError as e:
         if not str(e).startswith("memory:"):
             raise
@@ -70,7 +71,7 @@ def memory_check(artifact, lanes: int, board, out_dir, freq_mhz=None):
                              target_mhz=freq_mhz or board.freq_mhz, goal_mhz=board.goal_mhz, fit=False,
                              errors=[f"the accelerator's on-chip {e} (checked before synthesis; nothing built)"])
         report.write(out_dir)
-        return report
+        return None, report
 
 
 def add_build_parser(subparsers):
@@ -99,13 +100,13 @@ def build_command(args) -> int:
     artifact = load(path)
     provider = core_provider()
     out = Path(args.out_dir) if args.out_dir else Path("build") / f"{board.name}-{Path(path).name}"
-    report = memory_check(artifact, lanes, board, out, args.freq)
+    program, report = memory_check(artifact, lanes, board, out, args.freq)
     if report is None:
         top = BoardTop(lambda hz: provider(artifact, lanes, uart_divisor(hz, args.baud), single_port=board.single_port),
                        board, freq_mhz=args.freq)
         report = build(top, board, out)
         try:
-            report.cycles_per_image, report.model_images = model_cycles(artifact, lanes, board.single_port)
+            report.cycles_per_image, report.model_images = model_cycles(program)
         except CsdformerError as e:
             report.notes.append(f"no speed estimate: {e}")
         report.write(out)

@@ -12,14 +12,14 @@ __all__ = ["model_cycles", "N_IMAGES"]
 N_IMAGES = 20
 
 
-def model_cycles(artifact, lanes: int, single_port=(), n: int = N_IMAGES, seed: int = 0) -> tuple[float, int]:
-    """Mean modelled cycles per image over ``n`` test images (the artifact's delay D), and ``n``.
+def model_cycles(program, n: int = N_IMAGES, seed: int = 0) -> tuple[float, int]:
+    """Mean modelled cycles per image of ``program`` (a compiled :class:`~csdformer.hw.program.Program`)
+    over ``n`` test images of its artifact's data set at the artifact's delay D, and ``n``.
 
-    Raises :class:`~csdformer.CsdformerError` when the artifact's data set cannot be loaded."""
-    from ..hw.program import compile_program
+    Raises :class:`~csdformer.CsdformerError` when the data set cannot be loaded."""
     from ..sim.verify import golden_reference, select_images
 
-    prog = compile_program(artifact, lanes, keep_spikes=False, single_port=tuple(single_port))
+    artifact = program.artifact
     _, x = select_images(artifact, n, seed)
-    models = golden_reference(prog, x, artifact.delay)["models"]
+    models = golden_reference(program, x, artifact.delay)["models"]
     return sum(m.cycles for m in models) / len(models), len(models)

@@ -94,8 +94,8 @@ def tile_depth(width: int, depth: int) -> int:
 class BankedMemory:
     """One logical memory of ``depth`` words of ``width`` bits, split into tile-deep banks.
 
-    Ports: ``addr`` (read address, set in cycle c), ``q`` (its word in c + 3), ``data`` (in c + 2);
-    ``w_addr``, ``w_data``, ``w_en`` (one write a cycle; a ROM has none).
+    Ports: ``addr`` (read address, set in cycle c), ``q`` (its word in c + 3), ``data`` (in c + 2;
+    not on a single-port RAM); ``w_addr``, ``w_data``, ``w_en`` (one write a cycle; a ROM has none).
     """
 
     def __init__(self, m, name: str, width: int, depth: int, *, init=(), rom=False,
@@ -103,14 +103,9 @@ class BankedMemory:
         init = list(init)
         if single_port and (rom or transparent or init or not read_q):
             raise ValueError(f"{name}: a single-port RAM has no initial contents, no transparency and only q")
-        bd = depth if single_port else min(tile_depth(width, depth), 1 << max(0, (depth - 1).bit_length()))
-        nb = -(-depth // bd)
-        lo = max(1, (bd - 1).bit_length())
         self.addr = Signal(range(max(depth, 2)), name=f"{name}_raddr")
         ra = Signal.like(self.addr, name=f"{name}_raddr_q")
         m.d.sync += ra.eq(self.addr)
-        sel2, sel3 = Signal(range(nb), name=f"{name}_sel2"), Signal(range(nb), name=f"{name}_sel3")
-        m.d.sync += [sel2.eq(ra[lo:] if nb > 1 else 0), sel3.eq(sel2)]
         if not rom:
             self.w_addr = Signal(range(max(depth, 2)), name=f"{name}_waddr")
             self.w_data = Signal(width, name=f"{name}_wdata")
@@ -120,19 +115,23 @@ class BankedMemory:
             if registered_write:
                 wa, wd, we = Signal.like(wa), Signal.like(wd), Signal()
                 m.d.sync += [wa.eq(self.w_addr), wd.eq(self.w_data), we.eq(self.w_en)]
+        if single_port:
+            # One more address register, and ``q`` is the RAM's own output (one bank: no select),
+            # still valid in c + 3: only registers sit next to the SPRAM.
+            m.submodules[name] = sp = SinglePortRam(width, depth, name)
+            ra2 = Signal.like(ra, name=f"{name}_raddr_q2")
+            m.d.sync += ra2.eq(ra)
+            m.d.comb += [sp.addr.eq(ra2), sp.w_addr.eq(wa), sp.w_data.eq(wd), sp.w_en.eq(we)]
+            self.q = sp.data
+            return
+        bd = min(tile_depth(width, depth), 1 << max(0, (depth - 1).bit_length()))
+        nb = -(-depth // bd)
+        lo = max(1, (bd - 1).bit_length())
+        sel2, sel3 = Signal(range(nb), name=f"{name}_sel2"), Signal(range(nb), name=f"{name}_sel3")
+        m.d.sync += [sel2.eq(ra[lo:] if nb > 1 else 0), sel3.eq(sel2)]
         outs, regs = [], []
         for b in range(nb):
             n = min(bd, depth - b * bd)
-            if single_port:
-                # The address goes through one more register and ``q`` is the RAM's own output
-                # (an SPRAM is one bank: no select), still valid in c + 3; nothing sits between
-                # the logic and the SPRAM's address or after its data but one stage.
-                m.submodules[name] = sp = SinglePortRam(width, depth, name)
-                ra2 = Signal.like(ra, name=f"{name}_raddr_q2")
-                m.d.sync += ra2.eq(ra)
-                m.d.comb += [sp.addr.eq(ra2), sp.w_addr.eq(wa), sp.w_data.eq(wd), sp.w_en.eq(we)]
-                regs.append(sp.data)
-                continue
             mem = Memory(shape=unsigned(width), depth=n, init=init[b * bd:(b + 1) * bd])
             m.submodules[f"{name}{b}" if nb > 1 else name] = mem
             if rom:
@@ -148,9 +147,8 @@ class BankedMemory:
                 r = Signal(width, name=f"{name}{b}_q")
                 m.d.sync += r.eq(rp.data)
                 regs.append(r)
-        if not single_port:
-            self.data = Signal(width, name=f"{name}_rdata")
-            m.d.comb += self.data.eq(Array(outs)[sel2] if nb > 1 else outs[0])
+        self.data = Signal(width, name=f"{name}_rdata")
+        m.d.comb += self.data.eq(Array(outs)[sel2] if nb > 1 else outs[0])
         if read_q:
             self.q = Signal(width, name=f"{name}_rq")
             m.d.comb += self.q.eq(Array(regs)[sel3] if nb > 1 else regs[0])

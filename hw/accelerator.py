@@ -31,7 +31,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .accel_mem import BankedMemory
-from .common import unsigned_bits
+from .common import one_hot_in_synthesis, unsigned_bits
 from .program import Program
 
 __all__ = ["Accelerator", "SRC", "SINK", "FIELDS", "DBG_LATENCY"]
@@ -601,9 +601,7 @@ class Accelerator(wiring.Component):
                 with m.If(self.prediction.ready):
                     m.next = "IDLE"
 
-        # One-hot in synthesis: Yosys does not re-encode a register with an initial value on its
-        # own, and a binary state decoded in every state's logic costs LUT levels (iCE40).
-        fsm.state.attrs["fsm_encoding"] = "one-hot"
+        one_hot_in_synthesis(fsm)
         m.d.comb += self.busy.eq(~fsm_idle)
         with m.If(~fsm_idle & ~fsm.ongoing("PRED")):
             m.d.sync += cyc.eq(cyc + 1)

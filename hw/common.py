@@ -52,7 +52,16 @@ __all__ = [
     "verilog_text",
     "FlipOutputBit",
     "signed_bits",
+    "one_hot_in_synthesis",
 ]
+
+
+def one_hot_in_synthesis(fsm) -> None:
+    """Have Yosys encode an Amaranth FSM one-hot. It does not re-encode a state register that has
+    an initial value by itself, and a binary state decoded in every state's logic costs LUT levels
+    (iCE40). The initial value is then ignored (Yosys warns): the boards' clock generators hold
+    reset until the PLL locks, so the state still starts in its first one."""
+    fsm.state.attrs["fsm_encoding"] = "one-hot"
 
 
 class HwParamError(CsdformerError, ValueError):

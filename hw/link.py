@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..firmware.protocol import (CRC_SIZE, HEADER_SIZE, INFO_SIZE, MAX_PAYLOAD, RESULT_HEAD_SIZE, SYNC, ErrorCode,
                                  Info, MsgType, infer_size, result_size)
-from .common import FlipOutputBit, HwParamError, check_int, unsigned_bits, validated
+from .common import FlipOutputBit, HwParamError, check_int, one_hot_in_synthesis, unsigned_bits, validated
 from .crc16 import INIT, crc16_byte
 from .uart import MIN_DIVISOR, UARTRx, UARTTx
 
@@ -103,6 +103,7 @@ def _small_ram(bits: int) -> dict:
     """Synthesis attributes of a buffer of ``bits``: flip-flops when small (a block RAM on an
     iCE40UP5K, which has 30, is worth more than a few hundred flip-flops)."""
     return {"ram_style": "logic"} if bits <= SMALL_RAM_BITS else {}
+
 
 class Link(wiring.Component):
     """The protocol engine between a UART (byte streams) and an accelerator core.
@@ -326,7 +327,7 @@ class Link(wiring.Component):
                     with m.If(tx_idx == tx_last):
                         m.next = "HUNT"
             m.d.comb += self.busy.eq(~fsm.ongoing("HUNT"))
-        fsm.state.attrs["fsm_encoding"] = "one-hot"  # see Accelerator: state decode costs LUT levels
+        one_hot_in_synthesis(fsm)
         return m
 
     @staticmethod
