@@ -3,7 +3,7 @@
 ``quantize`` writes it; ``sim`` and ``hw`` read it. See ``docs/artifact.md``.
 """
 
-from .io import load, save, to_manifest, from_manifest
+from .io import from_manifest, load, resolve_artifact, save, shipped_models, to_manifest
 from .schema import (
     FORMAT,
     SCHEMA_VERSION,
@@ -19,4 +19,5 @@ from .schema import (
 __all__ = [
     "FORMAT", "SCHEMA_VERSION", "Artifact", "ArtifactError", "InputSpec", "Layer",
     "bounds", "signed_bits", "validate", "load", "save", "to_manifest", "from_manifest",
+    "resolve_artifact", "shipped_models",
 ]

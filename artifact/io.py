@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +185,17 @@ def load(path: str | os.PathLike[str]) -> Artifact:
     except json.JSONDecodeError as e:
         raise ArtifactError(f"{MANIFEST}: not valid JSON ({e})") from None
     return from_manifest(m, _load_arrays(p / ARRAYS))
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped in the package (``csdformer/models/<name>/manifest.json``)."""
+    d = resources.files("csdformer").joinpath("models")
+    return sorted(p.name for p in d.iterdir() if p.joinpath(MANIFEST).is_file())
+
+
+def resolve_artifact(spec: str) -> Path:
+    """A path to an artifact folder, or the name of a shipped model (``digits``)."""
+    p = Path(spec)
+    if not p.exists() and spec in shipped_models():
+        return Path(str(resources.files("csdformer").joinpath("models", spec)))
+    return p

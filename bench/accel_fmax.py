@@ -23,8 +23,7 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
-from csdformer.artifact import load
-from csdformer.cli import resolve_artifact
+from csdformer.artifact import load, resolve_artifact
 from csdformer.hw.accelerator import Accelerator
 from csdformer.hw.program import compile_program
 

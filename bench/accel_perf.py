@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from csdformer import artifact as A
-from csdformer.cli import resolve_artifact
+from csdformer.artifact import resolve_artifact
 from csdformer.hw.program import compile_program
 from csdformer.sim.verify import select_images, verify
 

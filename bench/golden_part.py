@@ -12,8 +12,7 @@ import json
 import sys
 import time
 
-from csdformer.artifact import load
-from csdformer.cli import resolve_artifact
+from csdformer.artifact import load, resolve_artifact
 from csdformer.datasets import load as load_data
 from csdformer.sim.runner import evaluate
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from csdformer.artifact import load
-from csdformer.cli import resolve_artifact
+from csdformer.artifact import load, resolve_artifact
 from csdformer.datasets import load as load_data
 from csdformer.sim.runner import evaluate
 

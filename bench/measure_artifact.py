@@ -11,10 +11,9 @@ import argparse
 import json
 import time
 
-from csdformer.artifact import load, save
-from csdformer.cli import format_metrics, resolve_artifact
+from csdformer.artifact import load, resolve_artifact, save
 from csdformer.datasets import load as load_data
-from csdformer.quantize.evaluate import golden_accuracies
+from csdformer.quantize.evaluate import format_metrics, golden_accuracies
 
 
 def merge(files: list[str], T: int, n: int) -> dict:

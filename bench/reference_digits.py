@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from csdformer.artifact import save
-from csdformer.cli import format_metrics
 from csdformer.datasets import load
 from csdformer.quantize import config as C
 from csdformer.quantize.convert import convert
-from csdformer.quantize.evaluate import golden_accuracies, torch_accuracies
+from csdformer.quantize.evaluate import format_metrics, golden_accuracies, torch_accuracies
 from csdformer.quantize.train import load_checkpoint, train
 from csdformer.sim import runner
 

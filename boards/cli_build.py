@@ -21,8 +21,11 @@ import os
 from pathlib import Path
 
 from .. import CsdformerError
-from ..hw.common import check_int
+from ..artifact import load, resolve_artifact
+from ..hw.common import HwParamError, check_int
+from ..hw.program import compile_program
 from .build import build
+from .report import BuildReport
 from .soc import DEFAULT_BAUD, BoardTop, uart_divisor
 from .targets import BOARDS, get_board
 from .throughput import model_cycles
@@ -57,10 +60,6 @@ def memory_check(artifact, lanes: int, board, out_dir, freq_mhz=None):
     :class:`BuildReport` (written to ``out_dir``) whose error says how much memory each part
     needs against what the device has.
     """
-    from ..hw.common import HwParamError
-    from ..hw.program import compile_program
-    from .report import BuildReport
-
     try:
         return compile_program(artifact, lanes, keep_spikes=False, target=board.memory_target,
                                single_port=board.single_port), None
@@ -77,8 +76,7 @@ def memory_check(artifact, lanes: int, board, out_dir, freq_mhz=None):
 def add_build_parser(subparsers):
     """Add ``build`` to an ``argparse`` sub-parser set; the handler is ``fn=build_command``."""
     boards = "; ".join(f"{b.name}: {b.device}, {b.freq_mhz:g} MHz, {b.lanes} lanes" for b in BOARDS.values())
-    b = subparsers.add_parser("build", help="build the accelerator bitstream of an artifact for a board",
-                              description=f"Boards: {boards}.")
+    b = subparsers.add_parser("build", description=f"Boards: {boards}.")  # its one-line help: csdformer/cli.py
     b.add_argument("artifact", help="artifact folder or shipped model name")
     b.add_argument("--board", required=True, choices=sorted(BOARDS))
     b.add_argument("-o", "--out", dest="out_dir", help="build folder (default: build/<board>-<artifact>)")
@@ -91,9 +89,6 @@ def add_build_parser(subparsers):
 
 
 def build_command(args) -> int:
-    from ..artifact import load
-    from ..cli import resolve_artifact  # lazy: the CLI module imports this one
-
     board = get_board(args.board)
     lanes = board.lanes if args.lanes is None else check_int("lanes", args.lanes, lo=1)
     path = resolve_artifact(args.artifact)

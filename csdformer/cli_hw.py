@@ -1,4 +1,8 @@
-"""``csdformer rtl`` and ``csdformer verify``: the whole-network accelerator from the command line."""
+"""``csdformer rtl`` and ``csdformer verify``: the whole-network accelerator from the command line.
+
+Torch- and Amaranth-free at import: the hardware modules are imported when a command runs, so the
+CLI registers these commands without the ``hw`` extra.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,11 @@ import sys
 import time
 
 from . import CsdformerError
+from .artifact import load, resolve_artifact, shipped_models
+from .sim.verify import select_images, verify
 
 
 def _program(args):
-    from .artifact import load
-    from .cli import resolve_artifact
     from .hw.program import compile_program
 
     art = load(resolve_artifact(args.artifact))
@@ -37,8 +41,6 @@ def _cmd_rtl(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .sim.verify import select_images, verify
-
     art, prog = _program(args)
     delay = art.delay if args.delay is None else args.delay
     idx, images = select_images(art, args.images, args.seed, args.root)
@@ -58,8 +60,6 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub) -> None:
-    from .cli import shipped_models
-
     def common(p):
         p.add_argument("artifact", help="artifact folder, or a shipped model name (" + ", ".join(shipped_models()) + ")")
         p.add_argument("--lanes", type=int, default=8, help="parallel lanes (power of two; default 8)")
@@ -67,13 +67,13 @@ def add_parsers(sub) -> None:
                        help="check on-chip memory against a device: ice40up5k, ecp5-25f, ecp5-85f (default: no check)")
         p.add_argument("--delay", type=int, help="DIF delay D (default: the artifact's)")
 
-    r = sub.add_parser("rtl", help="generate the accelerator's Verilog, memory images and JSON description")
+    r = sub.add_parser("rtl")  # its one-line help: csdformer/cli.py
     common(r)
     r.add_argument("-o", "--out", required=True, help="output folder")
     r.add_argument("--force", action="store_true", help="replace the output folder if it exists")
     r.set_defaults(fn=_cmd_rtl)
 
-    v = sub.add_parser("verify", help="simulate the accelerator's RTL on test images against the golden model")
+    v = sub.add_parser("verify")
     common(v)
     v.add_argument("--images", type=int, default=20, help="how many test images (default 20)")
     v.add_argument("--seed", type=int, default=0, help="which images (default 0)")

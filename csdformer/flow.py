@@ -22,6 +22,7 @@ fit or misses timing is such a failure. Bad arguments exit 2 before anything run
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -36,7 +37,13 @@ from pathlib import Path
 import numpy as np
 
 from . import CsdformerError
+from .artifact import load, resolve_artifact, save, shipped_models
+from .boards.report import BuildReport
+from .datasets import load as load_dataset
 from .flow_report import Stage, write_report
+from .quantize import config as cfgmod
+from .sim import runner
+from .sim.verify import select_images, verify
 
 __all__ = ["add_flow_parser", "flow_command", "STAGES", "DEFAULT_BOARD_TIMEOUT"]
 
@@ -48,11 +55,10 @@ RASTER_NEURONS = 64
 
 def add_flow_parser(subparsers):
     """Add ``flow`` to the ``csdformer`` sub-commands; the handler is ``fn=flow_command``."""
-    from .boards.targets import BOARDS
+    from .boards.targets import BOARDS  # amaranth_boards: the hw extra
 
-    f = subparsers.add_parser(
-        "flow", help="the whole path in one command: train, convert, evaluate, RTL, cocotb check, board build, report",
-        description="Train (or reuse), convert, evaluate, generate and verify the RTL, build the board "
+    f = subparsers.add_parser(  # its one-line help: csdformer/cli.py
+        "flow", description="Train (or reuse), convert, evaluate, generate and verify the RTL, build the board "
                     "bitstream, and write a report folder (report.md, report.json, plots).")
     f.add_argument("config", nargs="?", default="digits",
                    help="YAML config or built-in name (default: digits)")
@@ -83,9 +89,6 @@ class _Progress:
 
 def _check_args(args) -> tuple[object, str]:
     """Validate the arguments before any stage runs: (config, name)."""
-    from .cli import shipped_models
-    from .quantize import config as cfgmod
-
     spec = args.config
     if not Path(spec).exists() and spec not in cfgmod.builtin_names():
         raise CsdformerError(f"config {spec!r}: no such file and not a built-in config "
@@ -125,9 +128,6 @@ class _Ctx:
 def _stage_train(ctx: _Ctx, st: Stage) -> None:
     args, cfg = ctx.args, ctx.cfg
     if args.no_train:
-        from .artifact import load
-        from .cli import resolve_artifact
-
         path = resolve_artifact(cfg.name)
         ctx.art = load(path)
         st.status = "skipped"
@@ -145,8 +145,6 @@ def _stage_train(ctx: _Ctx, st: Stage) -> None:
 
 
 def _stage_convert(ctx: _Ctx, st: Stage) -> None:
-    from .artifact import save
-
     if ctx.args.no_train:
         save(ctx.art, ctx.art_dir, overwrite=True)
         st.summary = f"copied the shipped artifact ({len(ctx.art.layers)} layers, T={ctx.art.T}, D={ctx.art.delay})"
@@ -165,8 +163,6 @@ def _stage_convert(ctx: _Ctx, st: Stage) -> None:
 
 def _spike_raster(art, image: np.ndarray, delay: int, max_neurons: int = RASTER_NEURONS) -> dict:
     """Frames of every spike layer for one image, for ``max_neurons`` (at most) evenly spaced neurons."""
-    from .sim import runner
-
     names = tuple(ly.name for ly in art.layers if ly.kind in ("dif", "maxpool"))
     res = runner.run(art, image[None], mode="snn", delay=delay, trace=names)
     layers = []
@@ -182,10 +178,7 @@ def _spike_raster(art, image: np.ndarray, delay: int, max_neurons: int = RASTER_
 
 
 def _stage_evaluate(ctx: _Ctx, st: Stage) -> None:
-    from .datasets import load as load_dataset
     from .quantize.evaluate import golden_accuracies, torch_accuracies
-    from .artifact import save
-    from .sim.verify import select_images
 
     art, cfg = ctx.art, ctx.cfg
     acc: dict = {"split": "test"}
@@ -233,8 +226,6 @@ def _stage_rtl(ctx: _Ctx, st: Stage) -> None:
 
 
 def _stage_verify(ctx: _Ctx, st: Stage) -> None:
-    from .sim.verify import verify
-
     rep = verify(ctx.prog, ctx.indices, ctx.images, delay=ctx.art.delay)
     ctx.verify_report = rep
     models = rep.golden["models"]
@@ -260,8 +251,6 @@ def _stage_verify(ctx: _Ctx, st: Stage) -> None:
 def _stage_board(ctx: _Ctx, st: Stage) -> None:
     """``csdformer build`` in a child process (its own session, so that a run over the cap is
     stopped with everything it started); the build report it writes is read back."""
-    from .boards.report import BuildReport
-
     board = ctx.args.board
     cap = float(ctx.args.board_timeout)
     bdir = ctx.out / f"board-{board}"
@@ -308,8 +297,6 @@ def _stage_board(ctx: _Ctx, st: Stage) -> None:
         tail = next((ln for ln in reversed(lines) if ln.strip()), "")
         st.reason = f"{board} build wrote no report (exit {rc}): {tail.strip()[:300]}"
         return
-    import json
-
     rep = BuildReport.from_dict(json.loads(rj.read_text()))
     d = rep.to_dict()
     d["report_dir"] = str(bdir)

@@ -16,13 +16,17 @@ import time
 import numpy as np
 
 from .. import CsdformerError
+from ..artifact import load, resolve_artifact
+from ..datasets import load as load_dataset
+from ..sim.runner import predict, run_batches
+from .runtime import Device, run_images
 
 __all__ = ["add_run_parser", "run_command"]
 
 
 def add_run_parser(subparsers) -> argparse.ArgumentParser:
     """Register the ``run`` command on ``subparsers`` (an ``add_subparsers()`` result)."""
-    r = subparsers.add_parser("run", help="classify test images on the FPGA accelerator over UART")
+    r = subparsers.add_parser("run")  # its one-line help: csdformer/cli.py
     r.add_argument("artifact", help="artifact folder, or a shipped model name")
     r.add_argument("--port", required=True, help="serial device or pyserial URL (e.g. /dev/ttyUSB1)")
     r.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
@@ -36,8 +40,6 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _pick(art, n: int, seed: int):
-    from ..datasets import load as load_dataset
-
     x, y = load_dataset(art.input.dataset, "test")
     if n < 1:
         raise CsdformerError(f"--images: must be >= 1, got {n}")
@@ -46,10 +48,6 @@ def _pick(art, n: int, seed: int):
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from ..artifact import load
-    from ..cli import resolve_artifact
-    from .runtime import Device, run_images
-
     art = load(resolve_artifact(args.artifact))
     delay = art.delay if args.delay is None else args.delay
     if not 0 <= delay <= art.T - 1:
@@ -71,8 +69,6 @@ def run_command(args: argparse.Namespace) -> int:
           f"link), cycles per image mean {ans.cycles.mean():.0f} min {ans.cycles.min()} max {ans.cycles.max()}")
     if not args.check:
         return 0
-    from ..sim.runner import predict, run_batches
-
     gold = np.concatenate([r.logits for r in run_batches(art, x, delay=delay)])
     same_logits = np.all(ans.logits == gold, axis=1)
     same_class = ans.predictions == predict(gold)

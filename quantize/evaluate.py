@@ -49,3 +49,15 @@ def golden_accuracies(art: Artifact, images: np.ndarray, labels: np.ndarray, *, 
         if d == art.T - 1:
             out["snn_equals_int_qann"] = float(np.mean(s["predictions"] == q["predictions"]))
     return out
+
+
+def format_metrics(m: dict) -> str:
+    """The accuracies of :func:`torch_accuracies` + :func:`golden_accuracies` as printed lines."""
+    snn = "  ".join(f"D={d}: {v:.4f}" for d, v in m.get("snn", {}).items())
+    lines = [
+        f"float {m['float']:.4f}  qann {m['qann']:.4f}  int-qann {m['int_qann']:.4f}  (n={m.get('n')})",
+        f"snn   {snn}",
+    ]
+    if "snn_equals_int_qann" in m:
+        lines.append(f"snn(D=T-1) predictions equal to int-qann: {m['snn_equals_int_qann'] * 100:.2f} %")
+    return "\n".join(lines)

@@ -44,7 +44,7 @@ def dif_artifact_case(layer: str | None, neurons: int, lanes: int, windows: int,
     ``neurons`` neurons of ``layer`` — the last dif layer if ``layer`` is None or absent —, in the
     unit's neuron order); random currents in the bounds."""
     from ...artifact import load
-    from ...cli import resolve_artifact, shipped_models
+    from ...artifact import resolve_artifact, shipped_models
 
     art = load(resolve_artifact(shipped_models()[0]))
     names = [x.name for x in art.layers if x.kind == "dif"]
