@@ -65,6 +65,7 @@ class TrainConfig:
     seed: int = 0
     amp: bool = True  # on CUDA only
     threads: int = 0  # torch CPU threads; 0 = leave the default
+    direct: bool = False  # train the same architecture directly as an SNN (quantize/direct.py), D = convert.delay
     out: str = "runs/digits"
 
 

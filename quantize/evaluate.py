@@ -29,12 +29,19 @@ def torch_accuracies(model: CSDformer, cfg: Config, split: str = "test") -> dict
 
     mv = info(cfg.data.name).max_value
     model.eval()
+    spiking = getattr(model, "spiking", None)  # a DirectSNN (train.direct): its QANN view, then its float SNN
     try:
+        if spiking is not None:
+            model.spiking = False
         model.set_quantized(False)
         f = accuracy(model, x, y, mv)
     finally:
         model.set_quantized(True)
-    return {"float": f, "qann": accuracy(model, x, y, mv)}
+    out = {"float": f, "qann": accuracy(model, x, y, mv)}
+    if spiking is not None:
+        model.spiking = True
+        out["snn_torch"] = accuracy(model, x, y, mv)
+    return out
 
 
 def golden_accuracies(art: Artifact, images: np.ndarray, labels: np.ndarray, *, delays=None,

@@ -103,6 +103,11 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, max_v
 
 
 def build_model(cfg: Config) -> CSDformer:
+    """The QANN, or with ``train.direct`` the same architecture as a multi-step SNN (``DirectSNN``)."""
+    if cfg.train.direct:
+        from .direct import DirectSNN
+
+        return DirectSNN(cfg.model, delay=cfg.convert.delay)
     return CSDformer(cfg.model)
 
 
