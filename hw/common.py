@@ -4,22 +4,6 @@ Every unit module in :mod:`csdformer.hw` uses these helpers, so that a bad param
 the same :class:`HwParamError` with a message naming the parameter, and so that widths are always
 derived from value bounds (:func:`width_for`) instead of guessed.
 
-Unit-module convention (the registry in :mod:`csdformer.hw` relies on it)
--------------------------------------------------------------------------
-Each unit module ``hw/<unit>.py`` exposes:
-
-``GOLDEN``
-    The dotted name of the golden op it is judged by (e.g. ``"csdformer.sim.golden.dif"``).
-``cycles(...)``
-    Its cycle model: a function of the unit's parameters and of the input spike counts, in
-    clock cycles from the first input beat accepted to the last output beat sent (both included,
-    with an always-ready sink and an always-valid source). Benches hold measured cycles to it
-    within 5 % (:func:`csdformer.sim.benchlib.check_cycles`).
-``SYNTH_PARAMS``
-    ``{label: params}``: parameter sets that ``bench/hw_synth.py`` synthesizes.
-``build_for_synth(params) -> wiring.Component``
-    Builds the unit for one ``SYNTH_PARAMS`` entry (random but seeded arrays are fine).
-
 Components expose derived facts (``latency``, widths) as read-only properties.
 """
 
@@ -43,11 +27,8 @@ __all__ = [
     "HwParamError",
     "validated",
     "check_int",
-    "check_window",
     "check_width",
-    "width_for",
     "unsigned_bits",
-    "int_array",
     "to_verilog",
     "verilog_text",
     "FlipOutputBit",
@@ -103,23 +84,6 @@ def check_int(name: str, value, *, lo: int | None = None, hi: int | None = None)
     return v
 
 
-def check_window(T, D=None) -> tuple[int, int | None]:
-    """Validate the time window ``T >= 1`` and, if given, the delay ``0 <= D <= T - 1``."""
-    T = check_int("T", T, lo=1)
-    if D is None:
-        return T, None
-    if not _is_int(D):
-        raise HwParamError(f"D: must be an integer, got {D!r}")
-    if not 0 <= int(D) <= T - 1:
-        raise HwParamError(f"D: must be in 0..T-1 = 0..{T - 1}, got {int(D)}")
-    return T, int(D)
-
-
-def width_for(lo: int, hi: int) -> int:
-    """Signed two's-complement bits holding every value in ``lo..hi`` (``artifact.signed_bits``)."""
-    return signed_bits(int(lo), int(hi))
-
-
 def unsigned_bits(hi: int) -> int:
     """Unsigned bits holding ``0..hi`` (at least 1)."""
     return max(1, int(hi).bit_length())
@@ -131,29 +95,13 @@ def check_width(name: str, width, lo: int, hi: int, *, what: str = "values") -> 
     ``width=None`` derives it. A width too small for the stated bounds raises
     :class:`HwParamError`: the hardware never wraps silently.
     """
-    need = width_for(lo, hi)
+    need = signed_bits(int(lo), int(hi))
     if width is None:
         return need
     w = check_int(name, width, lo=1)
     if w < need:
         raise HwParamError(f"{name}: {what} span {int(lo)}..{int(hi)} and need {need} signed bits, got {w}")
     return w
-
-
-def int_array(name: str, value, shape: tuple[int, ...] | None = None, *, lo: int | None = None) -> np.ndarray:
-    """``value`` as an int64 array of the given shape (scalars broadcast), elements ``>= lo``."""
-    a = np.asarray(value)
-    if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
-        raise HwParamError(f"{name}: expected integers, got dtype {a.dtype}")
-    if shape is not None:
-        try:
-            a = np.broadcast_to(a, shape)
-        except ValueError:
-            raise HwParamError(f"{name}: expected shape {shape}, got {a.shape}") from None
-    a = a.astype(np.int64)
-    if lo is not None and a.size and int(a.min()) < lo:
-        raise HwParamError(f"{name}: every value must be >= {lo}, got {int(a.min())}")
-    return a
 
 
 def verilog_text(component: wiring.Component, name: str) -> str:

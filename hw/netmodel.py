@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .program import Op, Program
+from . import logits, maxpool, scatter, sequencer, sink, transpose
+from .program import SCATTER_SRC, Op, Program, Sink, Src
 
 __all__ = ["ImageModel", "image_model", "trace_layers"]
 
@@ -59,14 +60,14 @@ def _scatter(program: Program, op: Op, frames: dict[str, np.ndarray], image: np.
     P, f = program.lanes, op.f
     layer = program.artifact.layer(op.layers[0])
     events = live_words = sops = 0
-    if op.src == "img":
+    if op.src is Src.IMG:
         c, h, w = program.input_shape
         px = image.reshape(c, h, w).transpose(1, 2, 0).reshape(-1)  # (y, x, c) order
         ev = np.array([bin(int(v)).count("1") for v in px])
         taps = _valid_taps(f, h, w)[:, :, None].repeat(c, axis=2).reshape(-1)
         sops += int((ev * taps).sum()) * f["real_cols"]
         return int(ev.sum()), int((px[:-1] != 0).sum()), sops
-    if op.src == "syn":
+    if op.src is Src.SYN:
         src = program.tensors[_resolve(program, layer.inputs[0])].name
         bits = _bits(program, src, frames[src])  # (T, words, P)
         n2, n1, n0 = f["n2"], f["n1"], f["n0"]
@@ -122,10 +123,10 @@ def image_model(program: Program, frames: dict[str, np.ndarray], image: np.ndarr
     spikes = 0
     for op, cost in zip(program.ops, op_costs(program, delay)):
         c, s = cost["fixed"], 0
-        if op.src in ("syn", "img", "tdec"):
+        if op.src in SCATTER_SRC:
             events, live_words, s = _scatter(program, op, frames, image, T)
             c += cost["per_event"] * events + cost["per_live_word"] * live_words
-        if op.sink == "dif":
+        if op.sink is Sink.DIF:
             spikes += int(frames[op.name].sum())
         per_op[op.name] = c
         sops_op[op.name] = s
@@ -134,36 +135,31 @@ def image_model(program: Program, frames: dict[str, np.ndarray], image: np.ndarr
 
 
 def op_costs(program: Program, delay: int) -> list[dict]:
-    """The cycle model as formulas, per op, for a given delay (what ``csdformer rtl`` documents).
+    """The cycle model as formulas, per op, for a given delay (what ``csdformer rtl`` documents):
+    the sum of the cycles of the sequencer and of the phase units the op runs (each unit's
+    ``cycles``).
 
     ``cycles = fixed + per_event · events + per_live_word · live_words`` where ``events`` are the
     op's input events over its frames (spikes of its input; set pixel bits for the encoding
     layer; elements with ``Acum(t) > 0`` for TDEC) and ``live_words`` the input words holding at
     least one event, but the last word of each frame.
     """
-    P, T = program.lanes, program.T
     out = []
     for op in program.ops:
-        f = op.f
-        last_t = T + delay if op.sink == "dif" else T
-        fixed = 2 + last_t * 2 + 1
-        if op.src in ("syn", "img", "tdec"):
-            frames = 1 if op.src == "img" else T
-            fixed += f["acc_words"] + 1 + frames * (5 + f["words"] + 3)
-            if op.src == "tdec":
-                layer = program.artifact.layer(op.layers[0])
-                bname = layer.inputs[1] + (".T" if layer.attrs["operands"] == "q_kT" else "")
-                fixed += T * (program.tensors[bname].words + 1)
-        if op.src == "maxpool":
-            fixed += T * (f["in_words"] + 2 + f["sink_words"] * (f["K"] ** 2 + 1) + 1)
-        if op.src == "transpose":
-            fixed += T * (f["row_groups"] * f["groups"] * (2 * P + 3) + 1)
-        if op.sink in ("dif", "store"):
-            fixed += last_t * (f["sink_words"] * program.sink_gap + 1)
-        if op.sink == "logits":
-            fixed += sum(3 + min(P, program.num_classes - i) for i in range(0, program.num_classes, P))
-        else:
-            fixed += 1
-        out.append({"op": op.name, "src": op.src, "sink": op.sink, "fixed": fixed,
-                    "per_event": f.get("fanout", 0), "per_live_word": 5 if op.src in ("syn", "img", "tdec") else 0})
+        steps = program.T + delay if op.sink is Sink.DIF else program.T
+        fixed = sequencer.cycles(program, op, delay)
+        per_event = per_live_word = 0
+        if op.src in SCATTER_SRC:
+            fixed += scatter.cycles(op, program, events=0, live_words=0)
+            per_event, per_live_word = op.f["fanout"], scatter.RESTART
+        if op.src is Src.MAXPOOL:
+            fixed += maxpool.cycles(op, program)
+        if op.src is Src.TRANSPOSE:
+            fixed += transpose.cycles(op, program)
+        if op.sink in (Sink.DIF, Sink.STORE):
+            fixed += sink.cycles(op, program, steps)
+        if op.sink is Sink.LOGITS:
+            fixed += logits.cycles(program)
+        out.append({"op": op.name, "src": op.src.name.lower(), "sink": op.sink.name.lower(), "fixed": fixed,
+                    "per_event": per_event, "per_live_word": per_live_word})
     return out

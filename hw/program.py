@@ -31,18 +31,20 @@ Sinks: ``dif`` (integrate ACC << shift and/or a stored current, fire, reset; ``T
 
 from __future__ import annotations
 
-import dataclasses
-import math
+
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
+from amaranth.hdl import Shape, signed, unsigned
+from amaranth.lib import data, enum
 
 from ..artifact import Artifact, Layer
 from ..artifact.schema import bounds as artifact_bounds
 from ..artifact.schema import signed_bits
 from .common import HwParamError, unsigned_bits
 
-__all__ = ["Program", "Op", "Tensor", "compile_program", "TARGETS", "SINGLE_PORT_OK"]
+__all__ = ["Program", "Op", "Tensor", "Src", "Sink", "compile_program", "TARGETS", "SINGLE_PORT_OK", "FIELDS"]
 
 # Memories that may be single-port: only the sink touches them, so a half-rate sink suffices.
 SINGLE_PORT_OK = ("cur", "mem")
@@ -101,15 +103,62 @@ class Tensor:
         return m.reshape(lead + self.shape)
 
 
+class Src(enum.Enum, shape=3):
+    """What an op's frames start with: a scatter (``SYN``, ``IMG``, ``TDEC``), a stored current
+    for the sink (``CUR``), or a spike-to-spike op with passes of its own."""
+
+    NONE = 0
+    SYN = 1
+    IMG = 2
+    TDEC = 3
+    CUR = 4
+    MAXPOOL = 5
+    TRANSPOSE = 6
+
+
+class Sink(enum.Enum, shape=2):
+    """What an op does with its current: integrate and fire (``DIF``), store it to CUR (``STORE``,
+    the residual add), or sum every frame into the logits (``LOGITS``)."""
+
+    NONE = 0
+    DIF = 1
+    STORE = 2
+    LOGITS = 3
+
+
+SCATTER_SRC = (Src.SYN, Src.IMG, Src.TDEC)
+
+# The op fields each phase unit reads, by group: the hardware's op register is a StructLayout of
+# these (:attr:`Program.layout`, widths from the values), so a field the compiler sets that is not
+# declared here fails when the program is compiled, and one the hardware reads that is not declared
+# fails when it is elaborated.
+FIELDS: dict[str, tuple[str, ...]] = {
+    # frame addressing (the sequencer): base of frame 1 and the step to the next frame
+    "frame": ("src", "src_step", "b", "b_step", "cur", "cur_step", "out", "out_step"),
+    "scatter": ("img", "tdec", "words_m1", "n0_m1", "n1_m1", "e_base", "e_j0", "e_j1", "e_j2", "b_base", "b_j0",
+                "b_j1", "b_j2", "fa_j0", "fa_j1", "fa_j2", "fw_j0", "fw_j1", "fw_j2", "f0_m1", "f1_m1", "f2_m1",
+                "pad", "hout", "wout", "check", "last_lanes", "has_bias", "bias_base", "acc_words",
+                "acc_groups_m1", "b_words", "acum", "bcum", "bmul"),
+    "maxpool": ("in_words", "out_words", "k_m1", "taps", "cum", "prev", "e_j0", "e_j1", "e_j2", "fa_j0", "fa_j1",
+                "n0_m1", "n1_m1"),
+    "transpose": ("rows", "groups", "row_groups", "row_groups_m1", "in_step", "out_step"),
+    "sink": ("dif", "use_acc", "use_cur", "shift", "prm_base", "prm_scalar", "words", "groups_m1"),
+}
+SOURCE_GROUP = {Src.SYN: "scatter", Src.IMG: "scatter", Src.TDEC: "scatter", Src.MAXPOOL: "maxpool",
+                Src.TRANSPOSE: "transpose"}
+
+
 @dataclass
 class Op:
-    """One op of the program; the RTL loads these fields when the op starts."""
+    """One op of the program. ``f`` holds the compiler's integer facts about it (geometry, address
+    constants, the cycle model's fan-out); :meth:`Program.fields` picks what the hardware loads
+    when the op starts, by the groups of :data:`FIELDS`."""
 
     name: str  # the artifact layer whose output it makes
-    src: str  # syn | img | tdec | cur | maxpool | transpose | none
-    sink: str  # dif | store | logits | none
+    src: Src
+    sink: Sink
     layers: tuple[str, ...]  # the artifact layers it covers
-    f: dict = field(default_factory=dict)  # integer fields (address constants, sizes, flags)
+    f: dict = field(default_factory=dict)  # integer facts (address constants, sizes, flags)
     bmul: list[int] = field(default_factory=list)  # lane index b → address offset of its row
     refs: dict = field(default_factory=dict)  # field → tensor whose base it holds (set by allocation)
 
@@ -175,8 +224,84 @@ class Program:
             "tensors": {n: {"memory": t.memory, "base": t.base, "rows": t.rows, "cols": t.cols,
                             "groups": t.groups, "words_per_frame": t.words, "shape": list(t.shape),
                             "transposed_of": t.transposed_of} for n, t in self.tensors.items()},
-            "ops": [{"name": o.name, "src": o.src, "sink": o.sink, "layers": list(o.layers)} for o in self.ops],
+            "ops": [{"name": o.name, "src": o.src.name.lower(), "sink": o.sink.name.lower(), "layers": list(o.layers)}
+                    for o in self.ops],
         }
+
+    # ---- the typed op program ---------------------------------------------------------------
+    def fields(self, op: Op) -> dict:
+        """What the hardware loads when ``op`` starts, by the groups of :data:`FIELDS` (the source
+        group of its kind only: the groups share bits, :attr:`layout`)."""
+        f, P = op.f, self.lanes
+        frame = {"src": f.get("src_base", 0), "src_step": f.get("src_wpf", 0), "b": f.get("b_spk", 0),
+                 "b_step": f.get("b_wpf", 0), "cur": f.get("cur_base", 0), "cur_step": f.get("cur_wpf", 0),
+                 "out": f.get("out_base", 0), "out_step": f.get("out_wpf", 0)}
+        out = {"src": op.src, "sink": op.sink, "frame": frame}
+        if op.src in SCATTER_SRC:
+            sc = {k: f[k] for k in ("e_base", "e_j0", "e_j1", "e_j2", "b_base", "b_j0", "b_j1", "b_j2", "fa_j0",
+                                    "fa_j1", "fa_j2", "fw_j0", "fw_j1", "fw_j2", "pad", "hout", "wout", "check",
+                                    "last_lanes", "has_bias", "acc_words")}
+            sc.update({k: f.get(k, 0) for k in ("acum", "bcum")})  # TDEC only
+            sc.update(img=int(op.src is Src.IMG), tdec=int(op.src is Src.TDEC), words_m1=f["words"] - 1,
+                      n0_m1=f["n0"] - 1, n1_m1=f["n1"] - 1, f0_m1=f["f0"] - 1, f1_m1=f["f1"] - 1,
+                      f2_m1=f["f2"] - 1, acc_groups_m1=f["acc_groups"] - 1, bias_base=f.get("bias_base", 0),
+                      b_words=f.get("b_wpf", 0), bmul=[int(v) for v in op.bmul] if op.bmul else [0] * P)
+            out["source"] = {"scatter": sc}
+        elif op.src is Src.MAXPOOL:
+            out["source"] = {"maxpool": {
+                "in_words": f["in_words"], "out_words": f["sink_words"], "k_m1": f["K"] - 1, "taps": f["taps"],
+                "cum": f["cum"], "prev": f["prev"], "e_j0": f["e_j0"], "e_j1": f["e_j1"], "e_j2": f["e_j2"],
+                "fa_j0": f["fa_j0"], "fa_j1": f["fa_j1"], "n0_m1": f["n0"] - 1, "n1_m1": f["n1"] - 1}}
+        elif op.src is Src.TRANSPOSE:
+            out["source"] = {"transpose": {
+                "rows": f["rows"], "groups": f["groups"], "row_groups": f["row_groups"],
+                "row_groups_m1": f["row_groups"] - 1, "in_step": f["tr_in_step"], "out_step": f["tr_out_step"]}}
+        if op.sink in (Sink.DIF, Sink.STORE):
+            out["sink"] = op.sink
+            out["sink_fields"] = {"dif": int(op.sink is Sink.DIF), "use_acc": f["use_acc"], "use_cur": f["use_cur"],
+                                  "shift": f["shift"], "prm_base": f.get("prm_base", 0),
+                                  "prm_scalar": f.get("prm_scalar", 0), "words": f["sink_words"],
+                                  "groups_m1": f["sink_groups"] - 1}
+        return out
+
+    @cached_property
+    def layout(self) -> data.StructLayout:
+        """The op register: ``src`` (:class:`Src`), ``sink`` (:class:`Sink`), ``frame``, ``source``
+        (a union of the scatter, max-pool and transpose groups) and ``sink_fields``; each field as
+        wide as the program's values need."""
+        values: dict[tuple[str, str], list[int]] = {}
+        for op in self.ops:
+            fl = self.fields(op)
+            groups = [("frame", fl["frame"])] + list(fl.get("source", {}).items())
+            groups += [("sink", fl["sink_fields"])] if "sink_fields" in fl else []
+            for group, d in groups:
+                for k, v in d.items():
+                    if k not in FIELDS[group]:
+                        raise HwParamError(f"op {op.name!r}: field {group}.{k} does not exist")
+                    values.setdefault((group, k), []).extend(v if isinstance(v, list) else [v])
+
+        def shape(group, k):
+            vs = values.get((group, k), [0])
+            lo, hi = min(vs), max(vs)
+            return signed(signed_bits(lo, hi)) if lo < 0 else unsigned(max(1, unsigned_bits(hi)))
+
+        def struct(group):
+            return data.StructLayout({k: data.ArrayLayout(shape(group, k), self.lanes) if k == "bmul"
+                                      else shape(group, k) for k in FIELDS[group]})
+
+        return data.StructLayout({
+            "src": Src, "sink": Sink, "frame": struct("frame"),
+            "source": data.UnionLayout({g: struct(g) for g in ("scatter", "maxpool", "transpose")}),
+            "sink_fields": struct("sink")})
+
+    def encode(self, op: Op) -> int:
+        """``op``'s fields as the bits of :attr:`layout` (a field that does not exist: HwParamError)."""
+        fl = dict(self.fields(op))
+        fl["sink_fields"] = fl.get("sink_fields", {})
+        try:
+            return self.layout.const(fl).as_bits()
+        except (ValueError, TypeError) as e:
+            raise HwParamError(f"op {op.name!r}: {e}") from None
 
 
 class _Compiler:
@@ -292,13 +417,13 @@ class _Compiler:
         if k in SYNAPTIC + ("tdec_matmul",):
             if layer.name in self.fused_into:
                 return  # emitted with its consumer
-            self.emit_producer(layer, sink="logits" if k == "head" else "store", out=layer.name, cur_a=None)
+            self.emit_producer(layer, sink=Sink.LOGITS if k == "head" else Sink.STORE, out=layer.name, cur_a=None)
         elif k == "dif":
             src = layer.inputs[0]
             if self.fused_into.get(src) == layer.name:
-                self.emit_producer(self.by_name[src], sink="dif", out=layer.name, cur_a=None, dif=layer)
+                self.emit_producer(self.by_name[src], sink=Sink.DIF, out=layer.name, cur_a=None, dif=layer)
             else:
-                op = Op(layer.name, "cur", "dif", (layer.name,))
+                op = Op(layer.name, Src.CUR, Sink.DIF, (layer.name,))
                 self.sink_fields(op, self.tensors[layer.name], dif=layer, cur_a=self.resolve(src), use_acc=False)
                 self.ops.append(op)
             for user in self.consumers.get(layer.name, []):
@@ -308,14 +433,14 @@ class _Compiler:
         elif k == "add":
             prod = next(s for s in layer.inputs if self.fused_into.get(s) == layer.name)
             other = self.resolve(next(s for s in layer.inputs if s != prod) if layer.inputs[0] != layer.inputs[1] else prod)
-            self.emit_producer(self.by_name[prod], sink="store", out=layer.name, cur_a=other)
+            self.emit_producer(self.by_name[prod], sink=Sink.STORE, out=layer.name, cur_a=other)
         elif k == "maxpool":
             self.emit_maxpool(layer)
 
     # ---- producers (scatter sources) -------------------------------------------------------
-    def emit_producer(self, layer: Layer, *, sink: str, out: str, cur_a: str | None, dif: Layer | None = None) -> None:
+    def emit_producer(self, layer: Layer, *, sink: Sink, out: str, cur_a: str | None, dif: Layer | None = None) -> None:
         P = self.P
-        op = Op(out, {"encode_conv": "img", "tdec_matmul": "tdec"}.get(layer.kind, "syn"), sink,
+        op = Op(out, {"encode_conv": Src.IMG, "tdec_matmul": Src.TDEC}.get(layer.kind, Src.SYN), sink,
                 tuple([layer.name] + ([out] if out != layer.name else [])))
         f = op.f
         if layer.kind == "tdec_matmul":
@@ -326,12 +451,12 @@ class _Compiler:
         g_out = -(-acc_cols // P)
         f["acc_words"] = acc_rows * g_out
         f["acc_groups"] = g_out
-        if sink == "logits":
+        if sink is Sink.LOGITS:
             f["num_classes"] = acc_cols
-        if sink == "dif":
+        if sink is Sink.DIF:
             self.sink_fields(op, self.tensors[out], dif=dif, cur_a=None, use_acc=True,
                              shift=layer.attrs.get("shift", 0) if layer.kind == "tdec_matmul" else 0)
-        elif sink == "store":
+        elif sink is Sink.STORE:
             self.sink_fields(op, self.tensors[out], dif=None, cur_a=cur_a, use_acc=True)
         self.ops.append(op)
 
@@ -506,7 +631,7 @@ class _Compiler:
 
     def emit_transpose(self, name: str) -> None:
         src, dst = self.tensors[name], self.tensors[name + ".T"]
-        op = Op(dst.name, "transpose", "none", (name,))
+        op = Op(dst.name, Src.TRANSPOSE, Sink.NONE, (name,))
         # Blocks of P rows × P columns: read P words (rows rg·P + r, column group g), write P words
         # (rows g·P + l of the copy, column group rg).
         op.f.update(src_base=src.base, src_wpf=src.words, rows=src.rows, groups=src.groups,
@@ -523,7 +648,7 @@ class _Compiler:
         _, hin, win = self.by_name[layer.inputs[0]].shape
         _, hout, wout = layer.shape
         g = src.groups
-        op = Op(layer.name, "maxpool", "none", (layer.name,))
+        op = Op(layer.name, Src.MAXPOOL, Sink.NONE, (layer.name,))
         f = op.f
         if (hin - K) % s or (win - K) % s:
             raise self.err(layer, "the pooling windows must tile the input exactly")
@@ -605,7 +730,7 @@ def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimi
     th, v0 = rows(c.th_rows), rows(c.v0_rows)
     acc_bits = 2
     for op in c.ops:
-        if op.src in ("syn", "img", "tdec"):
+        if op.src in SCATTER_SRC:
             layer = c.by_name[op.layers[0]]
             lb = b[layer.name]
             if layer.kind == "head":
@@ -635,7 +760,7 @@ def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimi
     depths = {
         "spk": max(c.spk_top, 1), "cur": max(c.cur_top, 1),
         "acc": max([op.f.get("acc_words", 1) for op in c.ops] + [1]),
-        "mem": max([op.f.get("sink_words", 1) for op in c.ops if op.sink == "dif"] + [1]),
+        "mem": max([op.f.get("sink_words", 1) for op in c.ops if op.sink is Sink.DIF] + [1]),
         "cnt": max([op.f.get("cnt_words", 1) for op in c.ops] + [1]),
         "img": c_in * h * w, "weight": len(weights), "bias": len(biases), "param": len(th),
     }
@@ -643,6 +768,8 @@ def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimi
                    weights=weights, biases=biases, thresholds=th, v0=v0, widths=widths, depths=depths,
                    input_shape=(c_in, h, w), pixel_bits=widths["pixel"], num_classes=artifact.num_classes,
                    single_port=single_port)
+    for op in prog.ops:
+        prog.encode(op)  # every field declared and representable, before any RTL exists
     total = sum(prog.memory_bits().values())
     if total > TARGETS[target]:
         parts = ", ".join(f"{k} {v / 1024:.0f} kbit" for k, v in prog.memory_bits().items())

@@ -13,7 +13,7 @@ from csdformer import artifact as A
 from csdformer.cli import main, resolve_artifact
 from csdformer.hw import HwParamError
 from csdformer.hw.netmodel import image_model, op_costs
-from csdformer.hw.program import compile_program
+from csdformer.hw.program import Sink, Src, compile_program
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +23,11 @@ def digits():
 
 def test_program_covers_every_layer_once(digits):
     prog = compile_program(digits, 8)
-    covered = [name for op in prog.ops for name in op.layers if op.src != "transpose"]
+    covered = [name for op in prog.ops for name in op.layers if op.src is not Src.TRANSPOSE]
     flat = [layer.name for layer in digits.layers if layer.kind != "flatten"]
     assert sorted(covered) == sorted(flat)
-    assert [op.src for op in prog.ops].count("transpose") == 1  # the k operand of q·kᵀ
-    assert prog.ops[-1].sink == "logits"
+    assert [op.src for op in prog.ops].count(Src.TRANSPOSE) == 1  # the k operand of q·kᵀ
+    assert prog.ops[-1].sink is Sink.LOGITS
 
 
 def test_layouts_round_trip(digits):

@@ -15,7 +15,7 @@ from amaranth.sim import Simulator
 from csdformer import artifact as A
 from csdformer.cli import resolve_artifact
 from csdformer.hw import program as program_mod
-from csdformer.hw.accel_mem import SinglePortRam
+from csdformer.hw.memory import SinglePortRam
 from csdformer.hw.common import HwParamError
 from csdformer.hw.program import compile_program
 from csdformer.sim.verify import select_images, verify
@@ -24,7 +24,7 @@ SP = ("cur", "mem")
 
 
 def test_single_port_ram_write_takes_the_port_and_the_read_holds():
-    ram = SinglePortRam(17, 64, "t")
+    ram = SinglePortRam(17, 64)
     seen = []
 
     async def bench(ctx):
@@ -56,11 +56,11 @@ def test_single_port_ram_write_takes_the_port_and_the_read_holds():
 
 
 def test_on_an_ice40_ultraplus_it_is_spram_side_by_side():
-    frag = Fragment.get(SinglePortRam(17, 1024, "mem"), SimpleNamespace(device="iCE40UP5K"))
+    frag = Fragment.get(SinglePortRam(17, 1024), SimpleNamespace(device="iCE40UP5K"))
     spram = [sub for sub, *_ in frag.subfragments if isinstance(sub, Instance)]
     assert [s.type for s in spram] == ["SB_SPRAM256KA"] * 2  # 17 bits: two 16-bit SPRAMs
     with pytest.raises(ValueError, match="an SPRAM holds 16384"):
-        Fragment.get(SinglePortRam(4, 20000, "big"), SimpleNamespace(device="iCE40UP5K"))
+        Fragment.get(SinglePortRam(4, 20000), SimpleNamespace(device="iCE40UP5K"))
 
 
 def test_only_cur_and_mem_may_be_single_port():

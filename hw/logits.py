@@ -1,0 +1,84 @@
+"""Logits and argmax: after the head's steps ACC holds every class's sum over all frames and
+tokens (:func:`csdformer.sim.golden.logits`); the logits leave one a beat, then the predicted class
+(:func:`csdformer.sim.golden.argmax`: the lowest index wins ties).
+
+Per ACC word: its read (``OUT_RD``), two cycles to the data, then its lanes leave from a shift
+register (no lane multiplexer). Cycles: :func:`cycles` (until the last logit; the prediction
+waits for its consumer).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .common import unsigned_bits
+from .memory import DATA_LATENCY, ReadPort
+from .phase import PhaseControl
+
+__all__ = ["Logits", "cycles"]
+
+
+def cycles(program) -> int:
+    """Cycles from the start to the last logit: ``DATA_LATENCY + 1`` per ACC word, one a logit."""
+    P, nc = program.lanes, program.num_classes
+    return sum(DATA_LATENCY + 1 + min(P, nc - i) for i in range(0, nc, P))
+
+
+class Logits(wiring.Component):
+    """Ports: ``ctl`` (with ``last``: the last logit leaves this cycle), ``acc`` (read), ``logits``,
+    ``prediction``."""
+
+    def __init__(self, program):
+        self.program = p = program
+        self.width = p.widths["acc"]
+        super().__init__({
+            "ctl": In(PhaseControl(p, None, {"last": (In, 1)})),
+            "acc": Out(ReadPort(p.depths["acc"], p.lanes * self.width)),
+            "logits": Out(stream.Signature(signed(self.width))),
+            "prediction": Out(stream.Signature(unsigned(max(1, unsigned_bits(p.num_classes - 1))))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        P, nc, W = self.program.lanes, self.program.num_classes, self.width
+        wi = Signal(range(max(2, -(-nc // P))))
+        lane = Signal(range(P + 1))
+        cls = Signal(range(nc + 1))
+        best, best_i = Signal(signed(W)), Signal(range(max(nc, 2)))
+        word = Signal(P * W)
+        with m.FSM(name="logits"):
+            with m.State("IDLE"):
+                with m.If(self.ctl.start):
+                    m.d.sync += wi.eq(0)
+                    m.next = "OUT_RD"
+            with m.State("OUT_RD"):
+                m.d.comb += self.acc.addr.eq(wi)
+                m.d.sync += lane.eq(0)
+                m.next = "OUT_WAIT"
+            with m.State("OUT_WAIT"):
+                m.next = "OUT_WAIT2"
+            with m.State("OUT_WAIT2"):
+                m.d.sync += word.eq(self.acc.data)
+                m.next = "OUT_SEND"
+            with m.State("OUT_SEND"):
+                val = word[:W].as_signed()
+                m.d.comb += [self.logits.valid.eq(1), self.logits.payload.eq(val)]
+                with m.If(self.logits.ready):
+                    with m.If((cls == 0) | (val > best)):  # lowest index wins ties
+                        m.d.sync += [best.eq(val), best_i.eq(cls)]
+                    m.d.sync += [cls.eq(cls + 1), lane.eq(lane + 1), word.eq(word >> W)]
+                    with m.If(cls == nc - 1):
+                        m.d.comb += self.ctl.last.eq(1)
+                        m.d.sync += cls.eq(0)
+                        m.next = "PRED"
+                    with m.Elif(lane == P - 1):
+                        m.d.sync += wi.eq(wi + 1)
+                        m.next = "OUT_RD"
+            with m.State("PRED"):
+                m.d.comb += [self.prediction.valid.eq(1), self.prediction.payload.eq(best_i)]
+                with m.If(self.prediction.ready):
+                    m.d.comb += self.ctl.done.eq(1)
+                    m.next = "IDLE"
+        return m

@@ -1,0 +1,189 @@
+"""The accelerator's memory system: read and write port signatures, banked block RAM, SPRAM.
+
+A block RAM's output is slow (about 5.8 ns on an ECP5 DP16KD, which has no output register that
+Yosys uses), and a memory deeper than one tile gets a multiplexer behind it. So every read here
+is registered on both sides, per tile-deep bank:
+
+- the address, set in cycle ``c``, is registered (the RAM sees it in ``c + 1``: no address logic
+  or collision check meets the RAM's setup);
+- each bank's output is registered in ``c + 2``; ``q`` selects among the bank registers (the bank
+  number travels with the read) and is valid in ``c + 3``; ``data`` is the unregistered output,
+  valid in ``c + 2`` (:data:`DATA_LATENCY`, :data:`Q_LATENCY`).
+
+A memory has one physical read and one write port, shared by the phase units that use it: each
+unit gets a port of its own (``read[i]``, ``write[i]``) and drives its address, data and enable to
+zero while it does not use them (a unit's combinational outputs are zero outside the states that
+drive them), so the memory ORs its users' ports. Phases run one at a time; the verification
+catches two users in one cycle.
+
+A write lands on the bank its address names; with ``registered_write`` it is applied a cycle
+later (for write data that comes out of adders). ``transparent`` makes a read see a write to the
+same word in the cycle the RAM reads it.
+
+``single_port`` builds one single-port RAM (the iCE40UP5K's 256-kbit SPRAMs, 16 bits wide, 16384
+deep): read and write share the address, a write wins the cycle and the read output holds its
+last word (the SPRAM's behaviour, modelled exactly off iCE40, so simulation sees what the chip
+does). Its read reaches the RAM in ``c + 2`` (and ``q`` is the RAM output, valid in ``c + 3``
+as for the others), so reads and registered writes issued in one pass fall on cycles of
+different parity when the user issues every other cycle: the half-rate sink
+(:mod:`csdformer.hw.sink`).
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+
+from amaranth.hdl import Array, ClockSignal, Const, Instance, Module, Mux, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["ReadPort", "WritePort", "BankedMemory", "SinglePortRam", "tile_depth", "SPRAM_DEPTH", "SPRAM_WIDTH",
+           "DATA_LATENCY", "Q_LATENCY"]
+
+SPRAM_DEPTH, SPRAM_WIDTH = 16384, 16  # one SB_SPRAM256KA
+DATA_LATENCY = 2  # cycles from a read's address to ``data``
+Q_LATENCY = 3  # cycles from a read's address to ``q``
+
+
+class ReadPort(wiring.Signature):
+    """A read port, seen from its user: ``addr`` (cycle c) → ``data`` (c + 2), ``q`` (c + 3)."""
+
+    def __init__(self, depth: int, width: int):
+        super().__init__({"addr": Out(range(max(depth, 2))), "data": In(width), "q": In(width)})
+
+
+class WritePort(wiring.Signature):
+    """A write port, seen from its user: ``addr``, ``data``, ``en``."""
+
+    def __init__(self, depth: int, width: int):
+        super().__init__({"addr": Out(range(max(depth, 2))), "data": Out(width), "en": Out(1)})
+
+
+def _is_ice40_up(platform) -> bool:
+    """Whether ``platform`` builds for an iCE40 UltraPlus (the devices with SPRAM)."""
+    return str(getattr(platform, "device", "")).startswith("iCE40UP")
+
+
+def _any(values):
+    return functools.reduce(operator.or_, values)
+
+
+class SinglePortRam(wiring.Component):
+    """``depth`` words of ``width`` bits behind one port: ``addr`` (read), ``w_addr`` / ``w_data`` /
+    ``w_en`` (a write takes the port), ``data`` (the word read, the cycle after; held while
+    writing). On an iCE40 UltraPlus: ``ceil(width / 16)`` SB_SPRAM256KA side by side."""
+
+    def __init__(self, width: int, depth: int):
+        self.width, self.depth = width, depth
+        a = range(max(depth, 2))
+        super().__init__({"addr": In(a), "w_addr": In(a), "w_data": In(width), "w_en": In(1), "data": Out(width)})
+
+    def elaborate(self, platform):
+        spram = _is_ice40_up(platform)
+        if spram and self.depth > SPRAM_DEPTH:
+            raise ValueError(f"{self.depth} words; an SPRAM holds {SPRAM_DEPTH}")
+        m = Module()
+        a = Signal.like(self.addr, name="port")
+        m.d.comb += a.eq(Mux(self.w_en, self.w_addr, self.addr))
+        if not spram:
+            m.submodules.ram = mem = Memory(shape=unsigned(self.width), depth=self.depth, init=[])
+            self.ram = mem  # read-only, for tests: the simulated RAM (preload and read it)
+            wp, rp = mem.write_port(), mem.read_port()
+            m.d.comb += [wp.addr.eq(a), wp.data.eq(self.w_data), wp.en.eq(self.w_en),
+                         rp.addr.eq(a), rp.en.eq(~self.w_en), self.data.eq(rp.data)]
+            return m
+        a14 = Signal(14)
+        m.d.comb += a14.eq(a)
+        for k, i in enumerate(range(0, self.width, SPRAM_WIDTH)):
+            n = min(SPRAM_WIDTH, self.width - i)
+            out, din = Signal(SPRAM_WIDTH, name=f"out{k}"), Signal(SPRAM_WIDTH, name=f"in{k}")  # zero-padded
+            m.d.comb += din.eq(self.w_data[i:i + n])
+            m.submodules[f"spram{k}"] = Instance(
+                "SB_SPRAM256KA", i_ADDRESS=a14, i_DATAIN=din, i_MASKWREN=Const(0b1111, 4), i_WREN=self.w_en,
+                i_CHIPSELECT=Const(1, 1), i_CLOCK=ClockSignal("sync"), i_STANDBY=Const(0, 1),
+                i_SLEEP=Const(0, 1), i_POWEROFF=Const(1, 1), o_DATAOUT=out)
+            m.d.comb += self.data[i:i + n].eq(out[:n])
+        return m
+
+
+def tile_depth(width: int, depth: int) -> int:
+    """Bank depth for ``depth`` words of ``width`` bits: the ECP5 block-RAM configuration
+    (16384×1 … 512×36, wider words side by side) that needs the fewest tiles; on a tie, the deeper
+    one (fewer banks to select among)."""
+    configs = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+    return min(configs, key=lambda c: (-(-width // c[1]) * -(-depth // c[0]), -c[0]))[0]
+
+
+class BankedMemory(wiring.Component):
+    """One logical memory of ``depth`` words of ``width`` bits, split into tile-deep banks.
+
+    Ports: ``read[i]`` (:class:`ReadPort`, one per user; ``data`` is absent on a single-port RAM:
+    zero), ``write[i]`` (:class:`WritePort`; a ROM has none). ``init`` fills it (ROMs).
+    """
+
+    def __init__(self, width: int, depth: int, *, readers: int = 1, writers: int = 1, init=(), rom=False,
+                 transparent=False, registered_write=False, single_port=False):
+        self.init = list(init)
+        if single_port and (rom or transparent or self.init):
+            raise ValueError("a single-port RAM has no initial contents and no transparency")
+        self.width, self.depth, self.rom, self.transparent = width, depth, rom, transparent
+        self.registered_write, self.single_port = registered_write, single_port
+        members = {"read": In(ReadPort(depth, width)).array(readers)}
+        if not rom:
+            members["write"] = In(WritePort(depth, width)).array(writers)
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        self.banks = []  # read-only, for tests: the Memory banks in address order, or the SinglePortRam
+        m = Module()
+        addr = Signal.like(self.read[0].addr, name="raddr")
+        m.d.comb += addr.eq(_any(r.addr for r in self.read))
+        ra = Signal.like(addr, name="raddr_q")
+        m.d.sync += ra.eq(addr)
+        if not self.rom:
+            wa, wd, we = Signal.like(addr, name="waddr"), Signal(self.width, name="wdata"), Signal(name="wen")
+            m.d.comb += [wa.eq(_any(w.addr for w in self.write)), wd.eq(_any(w.data for w in self.write)),
+                         we.eq(_any(w.en for w in self.write))]
+            if self.registered_write:
+                wa, wd, we = self._register(m, wa), self._register(m, wd), self._register(m, we)
+        if self.single_port:
+            # One more address register, and ``q`` is the RAM's own output (one bank: no select),
+            # still valid in c + 3: only registers sit next to the SPRAM.
+            m.submodules.spram = sp = SinglePortRam(self.width, self.depth)
+            self.banks = [sp]
+            m.d.comb += [sp.addr.eq(self._register(m, ra)), sp.w_addr.eq(wa), sp.w_data.eq(wd), sp.w_en.eq(we)]
+            m.d.comb += [r.q.eq(sp.data) for r in self.read]
+            return m
+        bd = min(tile_depth(self.width, self.depth), 1 << max(0, (self.depth - 1).bit_length()))
+        nb = -(-self.depth // bd)
+        lo = max(1, (bd - 1).bit_length())
+        sel2 = Signal(range(nb), name="sel2")
+        m.d.sync += sel2.eq(ra[lo:] if nb > 1 else 0)
+        sel3 = self._register(m, sel2)
+        outs, regs = [], []
+        for b in range(nb):
+            mem = Memory(shape=unsigned(self.width), depth=min(bd, self.depth - b * bd),
+                         init=self.init[b * bd:(b + 1) * bd])
+            m.submodules[f"bank{b}"] = mem
+            self.banks.append(mem)
+            if self.rom:
+                rp = mem.read_port()
+            else:
+                wp = mem.write_port()
+                m.d.comb += [wp.addr.eq(wa[:lo]), wp.data.eq(wd), wp.en.eq(we & ((wa[lo:] == b) if nb > 1 else 1))]
+                rp = mem.read_port(transparent_for=(wp,) if self.transparent else ())
+            m.d.comb += rp.addr.eq(ra[:lo])
+            outs.append(rp.data)
+            regs.append(self._register(m, rp.data))
+        data, q = Signal(self.width, name="rdata"), Signal(self.width, name="rq")
+        m.d.comb += [data.eq(Array(outs)[sel2] if nb > 1 else outs[0]), q.eq(Array(regs)[sel3] if nb > 1 else regs[0])]
+        m.d.comb += [port.eq(v) for r in self.read for port, v in ((r.data, data), (r.q, q))]
+        return m
+
+    @staticmethod
+    def _register(m, v):
+        r = Signal.like(v, name=(v.name or "v") + "_r")
+        m.d.sync += r.eq(v)
+        return r

@@ -1,0 +1,98 @@
+"""What the accelerator's phase units share: the sequencer's control port, the frame, lane words.
+
+Every phase unit (:mod:`~csdformer.hw.scatter`, :mod:`~csdformer.hw.sink`,
+:mod:`~csdformer.hw.maxpool`, :mod:`~csdformer.hw.transpose`, :mod:`~csdformer.hw.logits`) is
+started by the :class:`~csdformer.hw.sequencer.Sequencer` through a :class:`PhaseControl` port:
+``start`` is high for one cycle in the sequencer's dispatch state (the unit's first state follows
+in the next cycle), ``done`` is high in the unit's last cycle (the sequencer leaves its wait state
+in the same cycle), so a phase costs exactly its own cycles, :func:`cycles` of its module.
+``op`` carries the unit's group of the op register (:data:`csdformer.hw.program.FIELDS`), ``frame``
+the step's flags and the frame's base addresses.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .common import unsigned_bits
+
+__all__ = ["PhaseControl", "frame_layout", "addr_shape", "lane_word", "lanes_of", "Counter", "cumulate", "lowest", "issue_pipe"]
+
+
+def addr_shape(program) -> signed:
+    """Signed address arithmetic wide enough for every memory (with room for negative offsets)."""
+    return signed(max(unsigned_bits(max(program.depths.values())) + 3, 8))
+
+
+def frame_layout(program) -> data.StructLayout:
+    """The step ``t`` of an op as its flags (``first``: t = 1, ``integrate``: t ≤ T, ``fire``:
+    t > D) and the base address of this frame of each operand (``src``, ``b``, ``cur``, ``out``)."""
+    A = addr_shape(program)
+    return data.StructLayout({"first": 1, "integrate": 1, "fire": 1, "src": A, "b": A, "cur": A, "out": A})
+
+
+class PhaseControl(wiring.Signature):
+    """The sequencer's port to one phase unit (seen from the sequencer): ``start``, ``done``,
+    ``frame``, and ``op`` (the unit's field group) where the unit has one; ``extra`` members
+    (``name: (flow, shape)``) for a unit's own commands and strobes."""
+
+    def __init__(self, program, op: data.Layout | None = None, extra: dict | None = None):
+        members = {"start": Out(1), "done": In(1), "frame": Out(frame_layout(program))}
+        if op is not None:
+            members["op"] = Out(op)
+        for name, (flow, shape) in (extra or {}).items():
+            members[name] = flow(shape)
+        super().__init__(members)
+
+
+def lane_word(width: int, lanes: int, *, sign: bool = True) -> data.ArrayLayout:
+    """A word of ``lanes`` lanes of ``width`` bits (lane 0 in the low bits)."""
+    return data.ArrayLayout(signed(width) if sign else unsigned(width), lanes)
+
+
+def lanes_of(word, width: int, lanes: int, *, sign: bool = True) -> data.View:
+    """View a raw word as :func:`lane_word`."""
+    return data.View(lane_word(width, lanes, sign=sign), word)
+
+
+def cumulate(prev, spikes, width: int, lanes: int):
+    """Cumulative spike counts one frame on: each lane of ``prev`` plus its spike bit."""
+    prev = lanes_of(prev, width, lanes, sign=False)
+    return Cat(*[(prev[i] + spikes[i])[:width] for i in range(lanes)])
+
+
+class Counter:
+    """A narrow counter that keeps an "at its last value" flag in a register beside it, so that a
+    next-state choice on it needs no comparator (``limit`` is the last value, a field − 1)."""
+
+    def __init__(self, name: str, width: int, limit):
+        self.value = Signal(width, name=name)
+        self.last = Signal(name=f"{name}_last")
+        self.limit = limit
+
+    def restart(self) -> list:
+        return [self.value.eq(0), self.last.eq(self.limit == 0)]
+
+    def step(self) -> list:
+        return [self.value.eq(self.value + 1), self.last.eq(self.value + 1 == self.limit)]
+
+
+def lowest(m, x):
+    """Index of the lowest set bit of ``x`` (0 when none), as a combinational signal of ``m``."""
+    idx = Signal(range(max(len(x), 2)), name="lowest")
+    for b in reversed(range(len(x))):
+        with m.If(x[b]):
+            m.d.comb += idx.eq(b)
+    return idx
+
+
+def issue_pipe(m, layout, depth: int, name: str) -> list:
+    """A linear pass's issue pipeline: ``stages[1]`` is set (sync) by the state that issues a word
+    and is cleared otherwise; ``stages[k]`` is that word ``k`` cycles after its read was issued,
+    its data there at ``stages[3]`` (:data:`csdformer.hw.memory.Q_LATENCY`)."""
+    stages = [None] + [Signal(layout, name=f"{name}{i}") for i in range(1, depth + 1)]
+    m.d.sync += stages[1].eq(0)
+    m.d.sync += [stages[i].eq(stages[i - 1]) for i in range(2, depth + 1)]
+    return stages

@@ -1,0 +1,309 @@
+"""The scatter engine: event-driven spike accumulation into ACC (conv, linear, head, encoding conv,
+TDEC matmul), and the bias pass.
+
+Commands (:class:`ScatterCmd`): ``BIAS`` writes the op's bias into ACC, once per op, before its
+first frame: the bias enters at frame 1 only (:func:`csdformer.sim.golden.synaptic_frames`).
+``FRAME`` scatters one input frame: the input is read one word (``P`` neurons) a cycle, five words
+in flight (``SCAN_FILL``); a word's events are found in two registered scan stages
+(:class:`ScanStages`); every event fans out over its weight row, one lane word a cycle, into
+ACC through the read-modify-write pipeline :class:`LaneAccumulate`. Events are:
+
+- spikes (``SYN``: conv, linear, head): each adds its weight row;
+- set pixel bits (``IMG``, the encoding conv): bit ``b`` adds ``w << b`` (bit-plane additions,
+  no multiplier);
+- TDEC (``q·kᵀ``, ``attn·v``): every element of ``a`` with ``Acum(t) > 0`` adds
+  ``a(t)·Bcum(t)[k,:] + Acum(t−1)·b(t)[k,:]`` (spike-gated small counts); ``BUPD`` first updates
+  ``Bcum(t) = Bcum(t−1) + b(t)``.
+
+After a non-empty word the word stream restarts (``SCAN_FILL`` cycles); after the last word the
+pipeline drains (``SCAN_DRAIN``) so that the sink may read ACC. Cycles: :func:`cycles`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.wiring import In, Out
+
+from .common import unsigned_bits
+from .memory import ReadPort, WritePort
+from .phase import Counter, PhaseControl, addr_shape, cumulate, issue_pipe, lane_word, lanes_of, lowest
+
+__all__ = ["ScatterCmd", "Scatter", "ScanStages", "LaneAccumulate", "SCAN_FILL", "SCAN_DRAIN", "cycles"]
+
+SCAN_FILL = 5  # input words in flight: read issue to SCAN_LATCH (address, RAM, bank register, two scan stages)
+SCAN_DRAIN = 3  # cycles after the last fan-out until the sink may read ACC (issue to write back: five stages)
+RESTART = SCAN_FILL  # cycles lost after a non-empty word that is not the frame's last
+
+
+class ScatterCmd(enum.Enum, shape=1):
+    BIAS = 0
+    FRAME = 1
+
+
+def cycles(op, program, *, events: int, live_words: int) -> int:
+    """Cycles of ``op``'s scatter phases over a window: the bias pass, and per frame the stream
+    (``SCAN_FILL + words + SCAN_DRAIN``), ``BUPD`` for TDEC, the fan-outs and the restarts.
+    ``events``: input events over all frames; ``live_words``: words with events, but the last of
+    each frame (see :func:`csdformer.hw.netmodel.scatter_events`)."""
+    from .program import Src
+
+    f = op.f
+    frames = 1 if op.src is Src.IMG else program.T
+    c = f["acc_words"] + 1 + frames * (SCAN_FILL + f["words"] + SCAN_DRAIN)
+    if op.src is Src.TDEC:
+        c += program.T * (f["b_wpf"] + 1)
+    return c + f["fanout"] * events + RESTART * live_words
+
+
+def event_layout(program, mwidth: int) -> data.StructLayout:
+    """One lane word of one event, as it enters the ACC pipeline."""
+    return data.StructLayout({"valid": 1, "addr": range(program.depths["acc"]), "lanes": range(program.lanes + 1),
+                              "shift": range(max(mwidth, 2)), "a": 1, "prev": program.widths["cnt"]})
+
+
+class ScanStages(wiring.Component):
+    """A word's events, from its registered read (cycle c + 3) in two registered stages: the mask
+    (spikes, pixel bits, or TDEC's ``Acum(t) > 0`` with ``Acum(t)`` itself), then whether it is
+    empty, its first event, the one after it and whether that is the last (c + 5)."""
+
+    def __init__(self, program, mwidth: int):
+        P, CW = program.lanes, program.widths["cnt"]
+        self.P, self.CW = P, CW
+        super().__init__({
+            "img": In(1), "tdec": In(1), "first": In(1),
+            "spk_q": In(P), "img_q": In(program.pixel_bits), "cnt_q": In(P * CW),
+            "mask": Out(mwidth), "zero": Out(1), "low": Out(range(mwidth)), "low2": Out(range(mwidth)),
+            "single": Out(1), "anew": Out(P * CW), "aprev": Out(P * CW), "abits": Out(P),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        a_prev = Signal(self.P * self.CW)
+        m.d.comb += a_prev.eq(Mux(self.first, 0, self.cnt_q))
+        a_new = cumulate(a_prev, self.spk_q, self.CW, self.P)
+        word = Signal.like(self.mask)
+        with m.If(self.img):
+            m.d.comb += word.eq(self.img_q)
+        with m.Elif(self.tdec):
+            m.d.comb += word.eq(Cat(*[v != 0 for v in lanes_of(a_new, self.CW, self.P, sign=False)]))
+        with m.Else():
+            m.d.comb += word.eq(self.spk_q)
+        wm, anew, aprev, abits = Signal.like(word), Signal.like(a_prev), Signal.like(a_prev), Signal(self.P)
+        m.d.sync += [wm.eq(word), anew.eq(a_new), aprev.eq(a_prev), abits.eq(self.spk_q)]
+        rest = Signal.like(wm)
+        m.d.comb += rest.eq(wm & (wm - 1))
+        m.d.sync += [self.low2.eq(lowest(m, rest)), self.single.eq(rest == 0), self.mask.eq(wm),
+                     self.zero.eq(wm == 0), self.low.eq(lowest(m, wm)), self.anew.eq(anew),
+                     self.aprev.eq(aprev), self.abits.eq(abits)]
+        return m
+
+
+class LaneAccumulate(wiring.Component):
+    """``ACC[addr] += addend`` for one lane word an event, pipelined: the event enters in the cycle
+    its weight, ``b`` and ``Bcum`` reads are issued (s0), ACC is read at s2, the addend of
+    each lane is formed from the reads at s4 (the weight ROM's bank select had s3), and the sum is
+    written at s5. The event one stage ahead is forwarded (ACC's read port is transparent for two
+    stages ahead), so back-to-back events on one word need no stall. ``sop``: the lanes added."""
+
+    DEPTH = 5
+
+    def __init__(self, program, mwidth: int):
+        p = program
+        P, W = p.lanes, p.widths
+        self.P, self.W = P, W
+        self.ev = event_layout(p, mwidth)
+        super().__init__({
+            "img": In(1), "tdec": In(1), "event": In(self.ev),
+            "w_q": In(P * W["weight"]), "spk_q": In(P), "cnt_q": In(P * W["cnt"]),
+            "acc": Out(ReadPort(p.depths["acc"], P * W["acc"])),
+            "acc_w": Out(WritePort(p.depths["acc"], P * W["acc"])),
+            "sop": Out(range(P + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        P, W = self.P, self.W
+        s = [self.event] + [Signal(self.ev, name=f"s{i}") for i in range(1, self.DEPTH + 1)]
+        m.d.sync += [s[i].eq(s[i - 1]) for i in range(1, self.DEPTH + 1)]
+        with m.If(s[2].valid):
+            m.d.comb += self.acc.addr.eq(s[2].addr)
+        w_qq, cnt_qq, spk_qq = Signal.like(self.w_q), Signal.like(self.cnt_q), Signal.like(self.spk_q)
+        m.d.sync += [w_qq.eq(self.w_q), cnt_qq.eq(self.cnt_q), spk_qq.eq(self.spk_q)]
+        acc_q = Signal(lane_word(W["acc"], P))
+        w, bc = lanes_of(w_qq, W["weight"], P), lanes_of(cnt_qq, W["cnt"], P, sign=False)
+        addend, sums = Signal(lane_word(W["acc"], P)), Signal(lane_word(W["acc"], P))
+        for ln in range(P):
+            tdec = Mux(s[4].a, bc[ln], 0) + Mux(spk_qq[ln], s[4].prev, 0)
+            m.d.sync += addend[ln].eq(Mux(self.tdec, tdec, Mux(self.img, w[ln] << s[4].shift, w[ln])))
+            m.d.comb += sums[ln].eq(acc_q[ln] + addend[ln])
+        # The event one stage ahead read ACC before this sum was written: forward it.
+        forward = s[4].valid & s[5].valid & (s[4].addr == s[5].addr)
+        m.d.sync += acc_q.eq(Mux(forward, sums, self.acc.data))
+        with m.If(s[5].valid):
+            m.d.comb += [self.acc_w.addr.eq(s[5].addr), self.acc_w.data.eq(sums), self.acc_w.en.eq(1),
+                         self.sop.eq(s[5].lanes)]
+        return m
+
+
+class Scatter(wiring.Component):
+    """The scatter engine of ``program`` (module docstring). Ports: ``ctl`` (with ``cmd``), read
+    ports ``spk``, ``img``, ``cnt``, ``weight``, ``bias``, ``acc``; write ports ``cnt_w``,
+    ``acc_w``; ``sop``."""
+
+    def __init__(self, program):
+        self.program = p = program
+        P, W, D = p.lanes, p.widths, p.depths
+        self.layout = p.layout["source"].shape["scatter"].shape
+        self.mwidth = max(P, p.pixel_bits)
+        super().__init__({
+            "ctl": In(PhaseControl(p, self.layout, {"cmd": (Out, ScatterCmd)})),
+            "spk": Out(ReadPort(D["spk"], P)), "img": Out(ReadPort(D["img"], p.pixel_bits)),
+            "cnt": Out(ReadPort(D["cnt"], P * W["cnt"])), "cnt_w": Out(WritePort(D["cnt"], P * W["cnt"])),
+            "weight": Out(ReadPort(D["weight"], P * W["weight"])), "bias": Out(ReadPort(D["bias"], P * W["bias"])),
+            "acc": Out(ReadPort(D["acc"], P * W["acc"])), "acc_w": Out(WritePort(D["acc"], P * W["acc"])),
+            "sop": Out(range(P + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p, P, f, fr = self.program, self.program.lanes, self.ctl.op, self.ctl.frame
+        A, CW, mw = addr_shape(p), p.widths["cnt"], self.mwidth
+        m.submodules.scan = scan = ScanStages(p, mw)
+        m.submodules.accumulate = acc = LaneAccumulate(p, mw)
+        m.d.comb += [scan.img.eq(f.img), scan.tdec.eq(f.tdec), scan.first.eq(fr.first), scan.spk_q.eq(self.spk.q),
+                     scan.img_q.eq(self.img.q), scan.cnt_q.eq(self.cnt.q), acc.img.eq(f.img), acc.tdec.eq(f.tdec),
+                     acc.w_q.eq(self.weight.q), acc.spk_q.eq(self.spk.q), acc.cnt_q.eq(self.cnt.q),
+                     self.sop.eq(acc.sop), self.acc.addr.eq(acc.acc.addr), acc.acc.data.eq(self.acc.data)]
+        nb = max(len(f[n]) for n in ("n0_m1", "n1_m1", "f0_m1", "f1_m1", "f2_m1", "acc_groups_m1"))
+        c0, c1 = Counter("c0", nb, f.n0_m1), Counter("c1", nb, f.n1_m1)
+        k0, k1, k2 = Counter("k0", nb, f.f0_m1), Counter("k1", nb, f.f1_m1), Counter("k2", nb, f.f2_m1)
+        wi, ri, c2, g = Signal(A), Signal(A), Signal(A), Signal(nb)
+        ra = Signal(range(p.depths["bias"]))  # bias ROM address: a register, no adder before the ROM
+        E, B, FA, RO = (Signal(A, name=n) for n in ("E", "B", "FA", "RO"))
+        Bb = [Signal(A, name=f"Bb{b}") for b in range(P)]  # B + bmul[b]: starting an event is a mux
+        mask, nxt, single = Signal(mw), Signal(range(mw)), Signal()
+        evb = Signal(range(mw))  # the event being fanned out, the lowest set bit of mask
+        abits, aprev = Signal(P), Signal(P * CW)
+        # The linear passes (BIAS, BUPD): a word issued in cycle c is written in c + 3.
+        q = issue_pipe(m, data.StructLayout({"bias": 1, "cum": 1, "w": A, "first": 1}), 3, "q")
+        m.d.comb += self.bias.addr.eq(ra)
+
+        def set_b(value_of):
+            return [B.eq(value_of(B, 0))] + [Bb[b].eq(value_of(Bb[b], f.bmul[b])) for b in range(P)]
+
+        def advance():
+            """Step the word counters (c2, c1, c0) and the address accumulators E and B."""
+            m.d.sync += wi.eq(wi + 1)
+            with m.If(~c0.last):
+                m.d.sync += c0.step() + [E.eq(E + f.e_j0)] + set_b(lambda v, _: v + f.b_j0)
+            with m.Elif(~c1.last):
+                m.d.sync += c0.restart() + c1.step() + [E.eq(E + f.e_j1)] + set_b(lambda v, _: v + f.b_j1)
+            with m.Else():
+                m.d.sync += c0.restart() + c1.restart() + [c2.eq(c2 + 1), E.eq(E + f.e_j2)] + \
+                    set_b(lambda v, _: v + f.b_j2)
+
+        def start_event(x, bit, following, is_last):
+            """``bit`` of word mask ``x`` is the current event; ``following`` the one after it."""
+            lane = bit[:max(1, (P - 1).bit_length())] if P > 1 else 0
+            m.d.sync += [mask.eq(x), evb.eq(bit), nxt.eq(following), single.eq(is_last),
+                         RO.eq(Mux(f.img, B, Array(Bb)[lane]))]
+
+        def stream(index):
+            """Issue the read of input word ``index`` (spikes, pixel, Acum) and step the stream."""
+            m.d.comb += [self.spk.addr.eq(fr.src + index), self.img.addr.eq(index), self.cnt.addr.eq(f.acum + index)]
+            m.d.sync += ri.eq(index + 1)
+
+        with m.FSM(name="scatter"):
+            with m.State("IDLE"):
+                with m.If(self.ctl.start & (self.ctl.cmd == ScatterCmd.BIAS)):
+                    m.d.sync += [wi.eq(0), g.eq(0), ra.eq(f.bias_base)]
+                    m.next = "BIAS"
+                with m.Elif(self.ctl.start):
+                    m.d.sync += c0.restart() + c1.restart() + k0.restart() + k1.restart() + k2.restart()
+                    m.d.sync += [wi.eq(0), c2.eq(0), E.eq(f.e_base), FA.eq(0)] + set_b(lambda _, o: f.b_base + o)
+                    with m.If(f.tdec):
+                        m.next = "BUPD"
+                    with m.Else():
+                        m.next = "SCAN_RD"
+            with m.State("BIAS"):  # ACC ← bias, one word a cycle
+                with m.If(wi < f.acc_words):
+                    m.d.sync += [q[1].bias.eq(1), q[1].w.eq(wi), wi.eq(wi + 1), g.eq(Mux(g == f.acc_groups_m1, 0, g + 1)),
+                                 ra.eq(Mux(g == f.acc_groups_m1, f.bias_base, ra + 1))]
+                with m.Else():
+                    m.d.comb += self.ctl.done.eq(1)
+                    m.next = "IDLE"
+            with m.State("BUPD"):  # Bcum(t) = Bcum(t−1) + b(t)
+                m.d.comb += [self.spk.addr.eq(fr.b + wi), self.cnt.addr.eq(f.bcum + wi)]
+                with m.If(wi < f.b_words):
+                    m.d.sync += [q[1].cum.eq(1), q[1].w.eq(f.bcum + wi), q[1].first.eq(fr.first), wi.eq(wi + 1)]
+                with m.Else():
+                    m.d.sync += wi.eq(0)
+                    m.next = "SCAN_RD"
+            fill = ["SCAN_RD"] + [f"SCAN_WAIT{i}" for i in range(1, SCAN_FILL)] + ["SCAN_LATCH"]
+            for i, (state, then) in enumerate(zip(fill, fill[1:])):
+                with m.State(state):
+                    stream(wi if i == 0 else ri)
+                    m.next = then
+            with m.State("SCAN_LATCH"):
+                stream(ri)
+                with m.If(f.tdec):  # events: Acum(t) > 0; Acum(t) is written back now
+                    m.d.comb += [self.cnt_w.addr.eq(f.acum + wi), self.cnt_w.data.eq(scan.anew), self.cnt_w.en.eq(1)]
+                    m.d.sync += [abits.eq(scan.abits), aprev.eq(scan.aprev)]
+                with m.If(scan.zero):
+                    advance()
+                    with m.If(wi == f.words_m1):
+                        m.next = "DRAIN"
+                with m.Else():
+                    start_event(scan.mask, scan.low, scan.low2, scan.single)
+                    m.next = "FANOUT"
+            with m.State("FANOUT"):
+                oy, ox = Signal(A), Signal(A)
+                m.d.comb += [oy.eq(c2 + f.pad - k2.value), ox.eq(c1.value + f.pad - k1.value)]
+                inside = ~f.check | ((oy >= 0) & (oy < f.hout) & (ox >= 0) & (ox < f.wout))
+                lane = evb[:max(1, (P - 1).bit_length())] if P > 1 else 0
+                m.d.comb += [self.weight.addr.eq(RO), self.spk.addr.eq(fr.b + RO), self.cnt.addr.eq(f.bcum + RO)]
+                m.d.comb += [acc.event.valid.eq(inside), acc.event.addr.eq(E + FA), acc.event.shift.eq(evb),
+                             acc.event.a.eq(Array(abits[i] for i in range(P))[lane]),
+                             acc.event.prev.eq(Array(lanes_of(aprev, CW, P, sign=False))[lane]),
+                             acc.event.lanes.eq(Mux(k0.last, f.last_lanes, P))]
+                with m.If(~k0.last):
+                    m.d.sync += k0.step() + [FA.eq(FA + f.fa_j0), RO.eq(RO + f.fw_j0)]
+                with m.Elif(~k1.last):
+                    m.d.sync += k0.restart() + k1.step() + [FA.eq(FA + f.fa_j1), RO.eq(RO + f.fw_j1)]
+                with m.Elif(~k2.last):
+                    m.d.sync += k0.restart() + k1.restart() + k2.step() + [FA.eq(FA + f.fa_j2), RO.eq(RO + f.fw_j2)]
+                with m.Else():  # this event is done: the next one in the word, or the next word
+                    m.d.sync += k0.restart() + k1.restart() + k2.restart() + [FA.eq(0)]
+                    with m.If(single):
+                        advance()
+                        with m.If(wi == f.words_m1):
+                            m.next = "DRAIN"
+                        with m.Else():
+                            m.next = "SCAN_RD"
+                    with m.Else():
+                        rest, rest2 = Signal(mw), Signal(mw)  # the mask without this event, and the next
+                        m.d.comb += [rest.eq(_without(mask, evb)), rest2.eq(_without(rest, nxt))]
+                        start_event(rest, nxt, lowest(m, rest2), rest2 == 0)
+            drain = ["DRAIN"] + [f"DRAIN{i}" for i in range(1, SCAN_DRAIN)]
+            for state, then in zip(drain, drain[1:]):
+                with m.State(state):
+                    m.next = then
+            with m.State(drain[-1]):
+                m.d.comb += self.ctl.done.eq(1)
+                m.next = "IDLE"
+        m.d.comb += [self.acc_w.addr.eq(acc.acc_w.addr), self.acc_w.data.eq(acc.acc_w.data),
+                     self.acc_w.en.eq(acc.acc_w.en)]
+        with m.If(q[3].bias):
+            bias, word = lanes_of(self.bias.q, p.widths["bias"], P), Signal(lane_word(p.widths["acc"], P))
+            m.d.comb += [word[i].eq(Mux(f.has_bias, bias[i], 0)) for i in range(P)]
+            m.d.comb += [self.acc_w.addr.eq(q[3].w), self.acc_w.data.eq(word), self.acc_w.en.eq(1)]
+        with m.If(q[3].cum):
+            m.d.comb += [self.cnt_w.addr.eq(q[3].w), self.cnt_w.en.eq(1),
+                         self.cnt_w.data.eq(cumulate(Mux(q[3].first, 0, self.cnt.q), self.spk.q, CW, P))]
+        return m
+
+
+def _without(x, bit):
+    """``x`` with bit number ``bit`` cleared."""
+    return x & ~Cat(*[bit == b for b in range(len(x))])

@@ -1,0 +1,172 @@
+"""The sequencer: runs the op program, one op after the other, each over the window's steps.
+
+Per image: the pixels are written to IMG (one a cycle), then for each op ``OP_START`` loads its
+fields into the op register (a constant per op, muxed by the op index), ``OP_SETUP`` sets the
+frame bases (and starts the scatter's bias pass, ``ACC ← bias``, for a scatter op), then per step
+``t = 1 .. T (+ D)``: ``FRAME`` dispatches the step's phases (scatter then sink; or the sink alone;
+max-pool; transpose), waits for each, and ``NEXT`` moves the frame on. After the head's steps it
+starts the logits unit. It also keeps the performance counters (cycles, SOPs, spikes) and the
+debug read port (an SPK word, :data:`DBG_LATENCY` cycles after its address, while idle).
+
+Cycles (:func:`cycles`): ``n_pixels`` for the image, per op ``2`` (start, setup) ``+ 2`` per step
+(FRAME, NEXT) ``+ 2`` (the last FRAME, OP_END; the head's last FRAME starts the logits instead),
+besides the phases' own cycles.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .common import one_hot_in_synthesis
+from .memory import DATA_LATENCY, ReadPort, WritePort
+from .phase import PhaseControl
+from .program import SCATTER_SRC, Program, Sink, Src
+from .scatter import ScatterCmd
+
+__all__ = ["Sequencer", "DBG_LATENCY", "cycles"]
+
+DBG_LATENCY = DATA_LATENCY  # the debug port reads SPK's unregistered output
+
+
+def cycles(program: Program, op, delay: int) -> int:
+    """The sequencer's own cycles for ``op`` (its phases' cycles come on top)."""
+    steps = program.T + delay if op.sink is Sink.DIF else program.T
+    return 2 + 2 * steps + (1 if op.sink is Sink.LOGITS else 2)
+
+
+class Sequencer(wiring.Component):
+    """Runs ``program``; see the module docstring. Ports: ``image``, ``delay`` (sampled with the first
+    pixel), ``busy``, ``cycles`` / ``spikes`` / ``sops`` (of the last image, set with its last
+    logit), ``dbg_addr`` → ``dbg_data``; ``spk`` (debug read), ``img`` (pixel writes); a
+    :class:`~csdformer.hw.phase.PhaseControl` per phase unit; ``sop`` (lanes added this cycle) and
+    ``fired`` (spikes fired) from the units, summed into the counters."""
+
+    def __init__(self, program: Program):
+        self.program = p = program
+        L = p.layout
+        src = L["source"].shape
+        super().__init__({
+            "image": In(stream.Signature(unsigned(p.pixel_bits))),
+            "delay": In(range(max(p.T, 2))),
+            "busy": Out(1),
+            "cycles": Out(32), "spikes": Out(32), "sops": Out(32),
+            "dbg_addr": In(range(p.depths["spk"])),
+            "dbg_data": Out(p.lanes),
+            "spk": Out(ReadPort(p.depths["spk"], p.lanes)),
+            "img": Out(WritePort(p.depths["img"], p.pixel_bits)),
+            "scatter": Out(PhaseControl(p, src["scatter"].shape, {"cmd": (Out, ScatterCmd)})),
+            "sink": Out(PhaseControl(p, L["sink_fields"].shape)),
+            "maxpool": Out(PhaseControl(p, src["maxpool"].shape)),
+            "transpose": Out(PhaseControl(p, src["transpose"].shape)),
+            "logits": Out(PhaseControl(p, None, {"last": (In, 1)})),
+            "sop": In(range(p.lanes + 1)),
+            "fired": In(p.lanes),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p, T, ops = self.program, self.program.T, self.program.ops
+        op = Signal(range(len(ops)))
+        reg = Signal(p.layout)
+        # One-hot copies of the op's kinds, loaded beside it: no decode on the dispatch paths.
+        src_is = {s: Signal(name=f"src_is_{s.name.lower()}") for s in Src}
+        sink_is = {s: Signal(name=f"sink_is_{s.name.lower()}") for s in Sink}
+        load = [reg.as_value().eq(Array(Const(p.encode(o), p.layout.size) for o in ops)[op])]
+        load += [v.eq(Array(Const(int(o.src is s), 1) for o in ops)[op]) for s, v in src_is.items()]
+        load += [v.eq(Array(Const(int(o.sink is s), 1) for o in ops)[op]) for s, v in sink_is.items()]
+        scatter_src = src_is[SCATTER_SRC[0]] | src_is[SCATTER_SRC[1]] | src_is[SCATTER_SRC[2]]
+
+        t, last_t = Signal(range(2 * T + 2)), Signal(range(2 * T + 2))
+        dly = Signal.like(self.delay)
+        frame = Signal(self.scatter.frame.shape())
+        t_over = Signal()  # t > last_t: the op is done
+        pix = Signal(range(p.n_pixels + 1))
+        cyc = Signal(32)
+        phases = (self.scatter, self.sink, self.maxpool, self.transpose, self.logits)
+        m.d.comb += [ph.frame.eq(frame) for ph in phases]
+        m.d.comb += [self.scatter.op.eq(reg.source.scatter), self.sink.op.eq(reg.sink_fields),
+                     self.maxpool.op.eq(reg.source.maxpool), self.transpose.op.eq(reg.source.transpose)]
+        sops, spikes = Signal(32), Signal(32)
+        m.d.sync += [sops.eq(sops + self.sop), spikes.eq(spikes + sum(self.fired[i] for i in range(p.lanes)))]
+
+        def start(phase, then, **kw):
+            m.d.comb += [phase.start.eq(1)] + [getattr(phase, k).eq(v) for k, v in kw.items()]
+            m.next = then
+
+        with m.FSM(name="seq") as fsm:
+            with m.State("IDLE"):
+                m.d.comb += [self.image.ready.eq(1), self.spk.addr.eq(self.dbg_addr)]
+                with m.If(self.image.valid):
+                    m.d.comb += [self.img.addr.eq(0), self.img.data.eq(self.image.payload), self.img.en.eq(1)]
+                    m.d.sync += [pix.eq(1), dly.eq(self.delay), cyc.eq(1), spikes.eq(0), sops.eq(0), op.eq(0)]
+                    m.next = "OP_START" if p.n_pixels == 1 else "LOAD"
+            with m.State("LOAD"):
+                m.d.comb += self.image.ready.eq(1)
+                with m.If(self.image.valid):
+                    m.d.comb += [self.img.addr.eq(pix), self.img.data.eq(self.image.payload), self.img.en.eq(1)]
+                    m.d.sync += pix.eq(pix + 1)
+                    with m.If(pix == p.n_pixels - 1):
+                        m.next = "OP_START"
+            with m.State("OP_START"):
+                m.d.sync += load + [t.eq(1), frame.first.eq(1), frame.integrate.eq(1), frame.fire.eq(dly == 0),
+                                    t_over.eq(0)]
+                m.next = "OP_SETUP"
+            with m.State("OP_SETUP"):
+                m.d.sync += [frame.src.eq(reg.frame.src), frame.b.eq(reg.frame.b), frame.cur.eq(reg.frame.cur),
+                             frame.out.eq(reg.frame.out), last_t.eq(Mux(sink_is[Sink.DIF], T + dly, T))]
+                with m.If(scatter_src):
+                    start(self.scatter, "WAIT_BIAS", cmd=ScatterCmd.BIAS)
+                with m.Else():
+                    m.next = "FRAME"
+            with m.State("FRAME"):
+                with m.If(t_over):
+                    with m.If(sink_is[Sink.LOGITS]):
+                        start(self.logits, "WAIT_LOGITS")
+                    with m.Else():
+                        m.next = "OP_END"
+                with m.Elif(((src_is[Src.TDEC] | src_is[Src.SYN]) & frame.integrate) | (src_is[Src.IMG] & frame.first)):
+                    start(self.scatter, "WAIT_SCATTER", cmd=ScatterCmd.FRAME)
+                with m.Elif(src_is[Src.MAXPOOL]):
+                    start(self.maxpool, "WAIT_MAXPOOL")
+                with m.Elif(src_is[Src.TRANSPOSE]):
+                    start(self.transpose, "WAIT_TRANSPOSE")
+                with m.Elif(sink_is[Sink.LOGITS]):
+                    m.next = "NEXT"
+                with m.Else():
+                    start(self.sink, "WAIT_SINK")
+            with m.State("WAIT_BIAS"):
+                with m.If(self.scatter.done):
+                    m.next = "FRAME"
+            with m.State("WAIT_SCATTER"):
+                with m.If(self.scatter.done):
+                    with m.If(sink_is[Sink.LOGITS]):
+                        m.next = "NEXT"
+                    with m.Else():
+                        start(self.sink, "WAIT_SINK")
+            for name, phase in (("SINK", self.sink), ("MAXPOOL", self.maxpool), ("TRANSPOSE", self.transpose)):
+                with m.State(f"WAIT_{name}"):
+                    with m.If(phase.done):
+                        m.next = "NEXT"
+            with m.State("WAIT_LOGITS"):
+                with m.If(self.logits.last):
+                    m.d.sync += [self.cycles.eq(cyc + 1), self.spikes.eq(spikes), self.sops.eq(sops)]
+                with m.If(self.logits.done):
+                    m.next = "IDLE"
+            with m.State("NEXT"):
+                st = reg.frame
+                m.d.sync += [t.eq(t + 1), frame.first.eq(0), frame.integrate.eq(t < T), frame.fire.eq(t >= dly),
+                             t_over.eq(t >= last_t), frame.src.eq(frame.src + st.src_step),
+                             frame.b.eq(frame.b + st.b_step), frame.cur.eq(frame.cur + st.cur_step)]
+                with m.If(~sink_is[Sink.DIF] | frame.fire):
+                    m.d.sync += frame.out.eq(frame.out + st.out_step)
+                m.next = "FRAME"
+            with m.State("OP_END"):
+                m.d.sync += op.eq(op + 1)
+                m.next = "OP_START"
+        one_hot_in_synthesis(fsm)
+        m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE")), self.dbg_data.eq(self.spk.data)]
+        with m.If(~fsm.ongoing("IDLE")):
+            m.d.sync += cyc.eq(cyc + 1)
+        return m

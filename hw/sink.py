@@ -1,0 +1,117 @@
+"""The sink: a DIF neuron array, or the store of a current (the residual add), one word a cycle.
+
+Per step ``t`` the sink walks the op's output words. For a **DIF** op it integrates the input
+current ``I`` (``ACC << shift`` and/or a stored current; none in the fire-only steps ``t > T``),
+fires where ``t > D`` and ``v ≥ θ``, resets by subtraction and writes the spike word of frame
+``t − D`` (:func:`csdformer.sim.golden.dif`: charge, fire, reset). For a **store** op it writes
+``ACC (+ a stored current)`` to CUR (:func:`csdformer.sim.golden.add`). ACC is cleared behind it.
+
+Two arithmetic stages (for clock speed): first ``I``, ``v`` and ``v − θ``; then ``v + I`` and
+``v − θ + I`` side by side, whose sign is the fire decision. Frame flags and addresses travel
+down the pipeline with their word. With single-port CUR and MEM (``Program.sink_gap == 2``) a
+word is issued every other cycle: reads and registered writes then fall on cycles of different
+parity. Cycles: :func:`cycles`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .memory import Q_LATENCY, ReadPort, WritePort
+from .phase import PhaseControl, addr_shape, issue_pipe, lanes_of
+
+__all__ = ["SinkArray", "cycles", "DEPTH"]
+
+DEPTH = Q_LATENCY + 1  # issue to the registered write: the data at q3, the two stages' result at q4
+
+
+def cycles(op, program, steps: int) -> int:
+    """The sink's cycles over ``steps`` steps: ``words · gap + 1`` a step."""
+    return steps * (op.f["sink_words"] * program.sink_gap + 1)
+
+
+class SinkArray(wiring.Component):
+    """The sink of ``program`` (module docstring). Ports: ``ctl``; read ports ``acc``, ``cur``,
+    ``mem``, ``threshold``, ``v0``; write ports ``acc_w`` (the clear), ``cur_w``, ``mem_w``, ``spk_w``;
+    ``fired`` (the spikes of the word written last cycle, for the spike counter)."""
+
+    def __init__(self, program):
+        self.program = p = program
+        P, W, D = p.lanes, p.widths, p.depths
+        super().__init__({
+            "ctl": In(PhaseControl(p, p.layout["sink_fields"].shape)),
+            "acc": Out(ReadPort(D["acc"], P * W["acc"])), "acc_w": Out(WritePort(D["acc"], P * W["acc"])),
+            "cur": Out(ReadPort(D["cur"], P * W["cur"])), "cur_w": Out(WritePort(D["cur"], P * W["cur"])),
+            "mem": Out(ReadPort(D["mem"], P * W["mem"])), "mem_w": Out(WritePort(D["mem"], P * W["mem"])),
+            "threshold": Out(ReadPort(D["param"], P * W["threshold"])), "v0": Out(ReadPort(D["param"], P * W["v0"])),
+            "spk_w": Out(WritePort(D["spk"], P)),
+            "fired": Out(P),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p, f, fr = self.program, self.ctl.op, self.ctl.frame
+        P, W, A = p.lanes, p.widths, addr_shape(p)
+        wi, g, gap = Signal(A), Signal(len(f.groups_m1)), Signal()
+        ra = Signal(range(p.depths["param"]))  # threshold / v0 ROM address: a register, no adder before the ROM
+        q = issue_pipe(m, data.StructLayout({"valid": 1, "w": A, "a": A, "first": 1, "fire": 1, "integrate": 1}),
+                       DEPTH, "q")
+        m.d.comb += [self.threshold.addr.eq(ra), self.v0.addr.eq(ra)]
+        with m.FSM(name="sink"):
+            with m.State("IDLE"):
+                with m.If(self.ctl.start):
+                    m.d.sync += [wi.eq(0), g.eq(0), ra.eq(f.prm_base)]
+                    m.next = "SINK"
+            with m.State("SINK"):
+                m.d.comb += [self.acc.addr.eq(wi), self.cur.addr.eq(fr.cur + wi), self.mem.addr.eq(wi)]
+                with m.If(gap):  # half rate (single-port memories): a cycle without a read
+                    m.d.sync += gap.eq(0)
+                with m.Elif(wi < f.words):
+                    m.d.sync += [q[1].valid.eq(1), q[1].w.eq(wi), q[1].a.eq(fr.out + wi), q[1].first.eq(fr.first),
+                                 q[1].fire.eq(fr.fire), q[1].integrate.eq(fr.integrate), wi.eq(wi + 1),
+                                 g.eq(Mux(g == f.groups_m1, 0, g + 1)),
+                                 ra.eq(Mux((g == f.groups_m1) | f.prm_scalar, f.prm_base, ra + 1))]
+                    if p.sink_gap == 2:
+                        m.d.sync += gap.eq(1)
+                with m.Else():
+                    m.d.comb += self.ctl.done.eq(1)
+                    m.next = "IDLE"
+        with m.If(q[2].valid):  # ACC is cleared behind the sink (after its read)
+            m.d.comb += [self.acc_w.addr.eq(q[2].w), self.acc_w.data.eq(0), self.acc_w.en.eq(f.use_acc)]
+        self._neurons(m, q[3], q[4])
+        return m
+
+    def _neurons(self, m, q3, q4):
+        """Stage q3: ``I``, ``v`` and ``v − θ``; stage q4: fire or not, the new potential, writes."""
+        p, f = self.program, self.ctl.op
+        P, W = p.lanes, p.widths
+        SW = W["sum"] + 1
+        acc, cur = lanes_of(self.acc.q, W["acc"], P), lanes_of(self.cur.q, W["cur"], P)
+        mem, th, v0 = (lanes_of(x.q, W[k], P) for x, k in ((self.mem, "mem"), (self.threshold, "threshold"),
+                                                           (self.v0, "v0")))
+        fire, vnew, stored = [], [], []
+        for i in range(P):
+            current, v, vth = (Signal(signed(SW), name=f"{n}{i}") for n in ("in", "vb", "vth"))
+            base = Mux(q3.first, v0[i], mem[i])
+            m.d.sync += [current.eq(Mux(q3.integrate, Mux(f.use_acc, acc[i] << f.shift, 0) + Mux(f.use_cur, cur[i], 0), 0)),
+                         v.eq(base), vth.eq(base - th[i])]
+            d = Signal(signed(SW), name=f"d{i}")
+            m.d.comb += d.eq(vth + current)
+            fi = Signal(name=f"fire{i}")
+            m.d.comb += fi.eq(q4.fire & (d >= 0))
+            vn = Signal(signed(W["mem"]), name=f"vnew{i}")
+            m.d.comb += vn.eq(Mux(fi, d, v + current))
+            fire.append(fi)
+            vnew.append(vn)
+            stored.append(current[:W["cur"]])
+        m.d.sync += self.fired.eq(0)
+        with m.If(q4.valid):
+            with m.If(f.dif):
+                m.d.comb += [self.mem_w.addr.eq(q4.w), self.mem_w.data.eq(Cat(*vnew)), self.mem_w.en.eq(1)]
+                with m.If(q4.fire):
+                    m.d.comb += [self.spk_w.addr.eq(q4.a), self.spk_w.data.eq(Cat(*fire)), self.spk_w.en.eq(1)]
+                    m.d.sync += self.fired.eq(Cat(*fire))
+            with m.Else():
+                m.d.comb += [self.cur_w.addr.eq(q4.a), self.cur_w.data.eq(Cat(*stored)), self.cur_w.en.eq(1)]

@@ -1,0 +1,85 @@
+"""The block transposer: a transposed copy of a spike tensor's frame (the ``k`` of ``q·kᵀ``), so
+that a lane word of the copy holds one channel over ``P`` tokens (:meth:`Tensor.to_words` of
+the copy is the transpose of the original's).
+
+Blocks of ``P`` rows × ``P`` columns: steps ``0 .. P−1`` read the block's rows (row group ``c0``,
+column group ``c1``), which land in the block registers at steps ``3 .. P+2`` (from the registered
+read), steps ``P+3 .. 2P+2`` write its ``P`` columns as rows of the copy. Cycles: :func:`cycles`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .memory import Q_LATENCY, ReadPort, WritePort
+from .phase import PhaseControl, addr_shape
+
+__all__ = ["Transpose", "cycles"]
+
+
+def cycles(op, program) -> int:
+    """Cycles over a window: per step ``blocks · (2P + 3) + 1``."""
+    f, P = op.f, program.lanes
+    return program.T * (f["row_groups"] * f["groups"] * (2 * P + Q_LATENCY) + 1)
+
+
+class Transpose(wiring.Component):
+    """The block transposer of ``program``. Ports: ``ctl``; ``spk`` (read), ``spk_w``."""
+
+    def __init__(self, program):
+        self.program = p = program
+        super().__init__({
+            "ctl": In(PhaseControl(p, p.layout["source"].shape["transpose"].shape)),
+            "spk": Out(ReadPort(p.depths["spk"], p.lanes)), "spk_w": Out(WritePort(p.depths["spk"], p.lanes)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p, f, fr = self.program, self.ctl.op, self.ctl.frame
+        P, A = p.lanes, addr_shape(p)
+        end = 2 * P + Q_LATENCY - 1  # the block's last step
+        block = [Signal(P, name=f"row{r}") for r in range(P)]
+        step = Signal(range(end + 2))
+        rd, wr, row, in0, out0, row0 = (Signal(A, name=n) for n in ("rd", "wr", "row", "in0", "out0", "row0"))
+        c0, c1 = Signal(len(f.row_groups)), Signal(len(f.groups))  # row group, column group
+        more = Signal()  # column groups left (c1 < groups), kept in a register
+        valid = [Signal(name=f"valid{i}") for i in range(Q_LATENCY + 1)]  # a row read in flight
+        idx = [Signal(range(end + 1), name=f"idx{i}") for i in range(Q_LATENCY + 1)]
+        with m.FSM(name="transpose"):
+            with m.State("IDLE"):
+                with m.If(self.ctl.start):
+                    m.d.sync += [x.eq(0) for x in (step, in0, out0, row0, rd, wr, row, c0, c1)]
+                    m.d.sync += more.eq(f.groups != 0)
+                    m.next = "TR"
+            with m.State("TR"):
+                with m.If(more):
+                    m.d.sync += step.eq(step + 1)
+                    with m.If(step < P):
+                        m.d.comb += self.spk.addr.eq(fr.src + rd)
+                        m.d.sync += [rd.eq(rd + f.groups), row.eq(row + 1)]
+                    m.d.sync += [valid[1].eq((step < P) & (row < f.rows)), idx[1].eq(step)]
+                    m.d.sync += [x[i].eq(x[i - 1]) for x in (valid, idx) for i in range(2, Q_LATENCY + 1)]
+                    with m.If((step >= Q_LATENCY) & (step < P + Q_LATENCY)):
+                        for r in range(P):
+                            with m.If(idx[Q_LATENCY] == r):
+                                m.d.sync += block[r].eq(Mux(valid[Q_LATENCY], self.spk.q, 0))
+                    with m.If(step >= P + Q_LATENCY):
+                        lane = (step - P - Q_LATENCY)[:max(1, (P - 1).bit_length())] if P > 1 else 0
+                        col = Array(Cat(*[block[r][i] for r in range(P)]) for i in range(P))[lane]
+                        m.d.comb += [self.spk_w.addr.eq(fr.out + wr), self.spk_w.data.eq(col), self.spk_w.en.eq(1)]
+                        m.d.sync += wr.eq(wr + f.row_groups)
+                    with m.If(step == end):
+                        m.d.sync += step.eq(0)
+                        with m.If(c0 == f.row_groups_m1):  # next column group
+                            m.d.sync += [c0.eq(0), c1.eq(c1 + 1), more.eq(c1 + 1 < f.groups), rd.eq(c1 + 1),
+                                         in0.eq(c1 + 1), row.eq(0), row0.eq(0), wr.eq(out0 - c0 + f.out_step),
+                                         out0.eq(out0 - c0 + f.out_step)]
+                        with m.Else():  # next row group
+                            m.d.sync += [c0.eq(c0 + 1), rd.eq(in0 + f.in_step), in0.eq(in0 + f.in_step),
+                                         row.eq(row0 + P), row0.eq(row0 + P), wr.eq(out0 + 1), out0.eq(out0 + 1)]
+                with m.Else():
+                    m.d.comb += self.ctl.done.eq(1)
+                    m.next = "IDLE"
+        return m
