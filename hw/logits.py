@@ -13,11 +13,15 @@ from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..sim import golden
 from .common import unsigned_bits
 from .memory import DATA_LATENCY, ReadPort
 from .phase import PhaseControl
 
-__all__ = ["Logits", "cycles"]
+__all__ = ["GOLDEN", "Logits", "cycles"]
+
+#: The golden slice this unit is judged by (the sum over frames; the lowest index wins ties; tests/test_logits.py).
+GOLDEN = (golden.logits, golden.argmax)
 
 
 def cycles(program) -> int:

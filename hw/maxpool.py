@@ -13,10 +13,14 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..sim import golden
 from .memory import ReadPort, WritePort
 from .phase import Counter, PhaseControl, addr_shape, cumulate, issue_pipe, lanes_of
 
-__all__ = ["MaxPool", "cycles"]
+__all__ = ["GOLDEN", "MaxPool", "cycles"]
+
+#: The golden slice this unit is judged by (out(t) = MP(C(t)) − MP(C(t−1)); tests/test_maxpool.py).
+GOLDEN = golden.tdec_maxpool
 
 
 def cycles(op, program) -> int:
@@ -41,17 +45,18 @@ class MaxPool(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p, f, fr = self.program, self.ctl.op, self.ctl.frame
-        P, CW, A = p.lanes, p.widths["cnt"], addr_shape(p)
+        A = addr_shape(p)
         nb = max(len(f[n]) for n in ("n0_m1", "n1_m1", "k_m1", "taps"))
         c0, c1 = Counter("c0", nb, f.n0_m1), Counter("c1", nb, f.n1_m1)
-        wi, c2, E, FA = Signal(A), Signal(A), Signal(A), Signal(A)
+        wi = Signal(max(len(f.in_words), len(f.out_words)))  # the word of a pass, up to its words
+        E, FA = Signal(len(f.in_words) + 1), Signal(len(f.in_words) + 1)  # window's first tap, tap offset
         k0, k1 = Signal(nb), Signal(nb)  # tap, and column within the window's row
         q = issue_pipe(m, data.StructLayout({"cum": 1, "tap": 1, "first_tap": 1, "out": 1, "first": 1,
                                              "a": A, "a2": A}), 3, "q")
         with m.FSM(name="maxpool"):
             with m.State("IDLE"):
                 with m.If(self.ctl.start):
-                    m.d.sync += c0.restart() + c1.restart() + [wi.eq(0), c2.eq(0), E.eq(0)]
+                    m.d.sync += c0.restart() + c1.restart() + [wi.eq(0), E.eq(0)]
                     m.next = "MP1"
             with m.State("MP1"):  # C(t) = C(t−1) + in(t)
                 m.d.comb += [self.spk.addr.eq(fr.src + wi), self.cnt.addr.eq(f.cum + wi)]
@@ -80,7 +85,7 @@ class MaxPool(wiring.Component):
                         with m.Elif(~c1.last):
                             m.d.sync += c0.restart() + c1.step() + [E.eq(E + f.e_j1)]
                         with m.Else():
-                            m.d.sync += c0.restart() + c1.restart() + [c2.eq(c2 + 1), E.eq(E + f.e_j2)]
+                            m.d.sync += c0.restart() + c1.restart() + [E.eq(E + f.e_j2)]
                 with m.Else():
                     m.d.comb += self.ctl.done.eq(1)
                     m.next = "IDLE"

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import logits, maxpool, scatter, sequencer, sink, transpose
+from . import bias, logits, maxpool, scatter, sequencer, sink, transpose
 from .program import SCATTER_SRC, Op, Program, Sink, Src
 
 __all__ = ["ImageModel", "image_model", "trace_layers"]
@@ -57,7 +57,7 @@ def _bits(program: Program, name: str, frames: np.ndarray) -> np.ndarray:
 
 def _scatter(program: Program, op: Op, frames: dict[str, np.ndarray], image: np.ndarray, T: int):
     """(events, live_words, sops) of an op's scatter over all its frames (see :func:`op_costs`)."""
-    P, f = program.lanes, op.f
+    f = op.f
     layer = program.artifact.layer(op.layers[0])
     events = live_words = sops = 0
     if op.src is Src.IMG:
@@ -150,7 +150,7 @@ def op_costs(program: Program, delay: int) -> list[dict]:
         fixed = sequencer.cycles(program, op, delay)
         per_event = per_live_word = 0
         if op.src in SCATTER_SRC:
-            fixed += scatter.cycles(op, program, events=0, live_words=0)
+            fixed += bias.cycles(op, program) + scatter.cycles(op, program, events=0, live_words=0)
             per_event, per_live_word = op.f["fanout"], scatter.RESTART
         if op.src is Src.MAXPOOL:
             fixed += maxpool.cycles(op, program)

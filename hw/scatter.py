@@ -1,9 +1,7 @@
 """The scatter engine: event-driven spike accumulation into ACC (conv, linear, head, encoding conv,
-TDEC matmul), and the bias pass.
+TDEC matmul), one input frame a start (the bias is already in ACC: :mod:`csdformer.hw.bias`).
 
-Commands (:class:`ScatterCmd`): ``BIAS`` writes the op's bias into ACC, once per op, before its
-first frame: the bias enters at frame 1 only (:func:`csdformer.sim.golden.synaptic_frames`).
-``FRAME`` scatters one input frame: the input is read one word (``P`` neurons) a cycle, five words
+The input is read one word (``P`` neurons) a cycle, five words
 in flight (``SCAN_FILL``); a word's events are found in two registered scan stages
 (:class:`ScanStages`); every event fans out over its weight row, one lane word a cycle, into
 ACC through the read-modify-write pipeline :class:`LaneAccumulate`. Events are:
@@ -21,28 +19,26 @@ pipeline drains (``SCAN_DRAIN``) so that the sink may read ACC. Cycles: :func:`c
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, enum, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out, connect, flipped
 
-from .common import unsigned_bits
-from .memory import ReadPort, WritePort
+from ..sim import golden
+from .memory import Q_LATENCY, ReadPort, WritePort
 from .phase import Counter, PhaseControl, addr_shape, cumulate, issue_pipe, lane_word, lanes_of, lowest
 
-__all__ = ["ScatterCmd", "Scatter", "ScanStages", "LaneAccumulate", "SCAN_FILL", "SCAN_DRAIN", "cycles"]
+__all__ = ["GOLDEN", "Scatter", "ScanStages", "LaneAccumulate", "SCAN_FILL", "SCAN_DRAIN", "cycles"]
+
+#: The golden slice this unit is judged by (its frames' current (the bias pass before it: :mod:`csdformer.hw.bias`); tests/test_scatter.py).
+GOLDEN = (golden.synaptic_frames, golden.tdec_layer)
 
 SCAN_FILL = 5  # input words in flight: read issue to SCAN_LATCH (address, RAM, bank register, two scan stages)
 SCAN_DRAIN = 3  # cycles after the last fan-out until the sink may read ACC (issue to write back: five stages)
 RESTART = SCAN_FILL  # cycles lost after a non-empty word that is not the frame's last
 
 
-class ScatterCmd(enum.Enum, shape=1):
-    BIAS = 0
-    FRAME = 1
-
-
 def cycles(op, program, *, events: int, live_words: int) -> int:
-    """Cycles of ``op``'s scatter phases over a window: the bias pass, and per frame the stream
+    """Cycles of ``op``'s scatter phases over a window: per frame the stream
     (``SCAN_FILL + words + SCAN_DRAIN``), ``BUPD`` for TDEC, the fan-outs and the restarts.
     ``events``: input events over all frames; ``live_words``: words with events, but the last of
     each frame (see :func:`csdformer.hw.netmodel.scatter_events`)."""
@@ -50,7 +46,7 @@ def cycles(op, program, *, events: int, live_words: int) -> int:
 
     f = op.f
     frames = 1 if op.src is Src.IMG else program.T
-    c = f["acc_words"] + 1 + frames * (SCAN_FILL + f["words"] + SCAN_DRAIN)
+    c = frames * (SCAN_FILL + f["words"] + SCAN_DRAIN)
     if op.src is Src.TDEC:
         c += program.T * (f["b_wpf"] + 1)
     return c + f["fanout"] * events + RESTART * live_words
@@ -147,9 +143,8 @@ class LaneAccumulate(wiring.Component):
 
 
 class Scatter(wiring.Component):
-    """The scatter engine of ``program`` (module docstring). Ports: ``ctl`` (with ``cmd``), read
-    ports ``spk``, ``img``, ``cnt``, ``weight``, ``bias``, ``acc``; write ports ``cnt_w``,
-    ``acc_w``; ``sop``."""
+    """The scatter engine of ``program`` (module docstring). Ports: ``ctl``; read ports ``spk``,
+    ``img``, ``cnt``, ``weight``, ``acc``; write ports ``cnt_w``, ``acc_w``; ``sop``."""
 
     def __init__(self, program):
         self.program = p = program
@@ -157,10 +152,10 @@ class Scatter(wiring.Component):
         self.layout = p.layout["source"].shape["scatter"].shape
         self.mwidth = max(P, p.pixel_bits)
         super().__init__({
-            "ctl": In(PhaseControl(p, self.layout, {"cmd": (Out, ScatterCmd)})),
+            "ctl": In(PhaseControl(p, self.layout)),
             "spk": Out(ReadPort(D["spk"], P)), "img": Out(ReadPort(D["img"], p.pixel_bits)),
             "cnt": Out(ReadPort(D["cnt"], P * W["cnt"])), "cnt_w": Out(WritePort(D["cnt"], P * W["cnt"])),
-            "weight": Out(ReadPort(D["weight"], P * W["weight"])), "bias": Out(ReadPort(D["bias"], P * W["bias"])),
+            "weight": Out(ReadPort(D["weight"], P * W["weight"])),
             "acc": Out(ReadPort(D["acc"], P * W["acc"])), "acc_w": Out(WritePort(D["acc"], P * W["acc"])),
             "sop": Out(range(P + 1)),
         })
@@ -174,20 +169,21 @@ class Scatter(wiring.Component):
         m.d.comb += [scan.img.eq(f.img), scan.tdec.eq(f.tdec), scan.first.eq(fr.first), scan.spk_q.eq(self.spk.q),
                      scan.img_q.eq(self.img.q), scan.cnt_q.eq(self.cnt.q), acc.img.eq(f.img), acc.tdec.eq(f.tdec),
                      acc.w_q.eq(self.weight.q), acc.spk_q.eq(self.spk.q), acc.cnt_q.eq(self.cnt.q),
-                     self.sop.eq(acc.sop), self.acc.addr.eq(acc.acc.addr), acc.acc.data.eq(self.acc.data)]
-        nb = max(len(f[n]) for n in ("n0_m1", "n1_m1", "f0_m1", "f1_m1", "f2_m1", "acc_groups_m1"))
+                     self.sop.eq(acc.sop)]
+        connect(m, acc.acc, flipped(self.acc))
+        connect(m, acc.acc_w, flipped(self.acc_w))
+        nb = max(len(f[n]) for n in ("n0_m1", "n1_m1", "f0_m1", "f1_m1", "f2_m1"))
         c0, c1 = Counter("c0", nb, f.n0_m1), Counter("c1", nb, f.n1_m1)
         k0, k1, k2 = Counter("k0", nb, f.f0_m1), Counter("k1", nb, f.f1_m1), Counter("k2", nb, f.f2_m1)
-        wi, ri, c2, g = Signal(A), Signal(A), Signal(A), Signal(nb)
-        ra = Signal(range(p.depths["bias"]))  # bias ROM address: a register, no adder before the ROM
+        wi, ri = (Signal(max(len(f.words_m1), 3) + 1, name=n) for n in ("wi", "ri"))  # the word, the next to read
+        c2 = Signal(A)
         E, B, FA, RO = (Signal(A, name=n) for n in ("E", "B", "FA", "RO"))
         Bb = [Signal(A, name=f"Bb{b}") for b in range(P)]  # B + bmul[b]: starting an event is a mux
         mask, nxt, single = Signal(mw), Signal(range(mw)), Signal()
         evb = Signal(range(mw))  # the event being fanned out, the lowest set bit of mask
         abits, aprev = Signal(P), Signal(P * CW)
-        # The linear passes (BIAS, BUPD): a word issued in cycle c is written in c + 3.
-        q = issue_pipe(m, data.StructLayout({"bias": 1, "cum": 1, "w": A, "first": 1}), 3, "q")
-        m.d.comb += self.bias.addr.eq(ra)
+        # BUPD's pass: a word issued in cycle c is written in c + 3.
+        q = issue_pipe(m, data.StructLayout({"cum": 1, "w": A, "first": 1}), Q_LATENCY, "q")
 
         def set_b(value_of):
             return [B.eq(value_of(B, 0))] + [Bb[b].eq(value_of(Bb[b], f.bmul[b])) for b in range(P)]
@@ -216,23 +212,13 @@ class Scatter(wiring.Component):
 
         with m.FSM(name="scatter"):
             with m.State("IDLE"):
-                with m.If(self.ctl.start & (self.ctl.cmd == ScatterCmd.BIAS)):
-                    m.d.sync += [wi.eq(0), g.eq(0), ra.eq(f.bias_base)]
-                    m.next = "BIAS"
-                with m.Elif(self.ctl.start):
+                with m.If(self.ctl.start):
                     m.d.sync += c0.restart() + c1.restart() + k0.restart() + k1.restart() + k2.restart()
                     m.d.sync += [wi.eq(0), c2.eq(0), E.eq(f.e_base), FA.eq(0)] + set_b(lambda _, o: f.b_base + o)
                     with m.If(f.tdec):
                         m.next = "BUPD"
                     with m.Else():
                         m.next = "SCAN_RD"
-            with m.State("BIAS"):  # ACC ← bias, one word a cycle
-                with m.If(wi < f.acc_words):
-                    m.d.sync += [q[1].bias.eq(1), q[1].w.eq(wi), wi.eq(wi + 1), g.eq(Mux(g == f.acc_groups_m1, 0, g + 1)),
-                                 ra.eq(Mux(g == f.acc_groups_m1, f.bias_base, ra + 1))]
-                with m.Else():
-                    m.d.comb += self.ctl.done.eq(1)
-                    m.next = "IDLE"
             with m.State("BUPD"):  # Bcum(t) = Bcum(t−1) + b(t)
                 m.d.comb += [self.spk.addr.eq(fr.b + wi), self.cnt.addr.eq(f.bcum + wi)]
                 with m.If(wi < f.b_words):
@@ -292,15 +278,9 @@ class Scatter(wiring.Component):
             with m.State(drain[-1]):
                 m.d.comb += self.ctl.done.eq(1)
                 m.next = "IDLE"
-        m.d.comb += [self.acc_w.addr.eq(acc.acc_w.addr), self.acc_w.data.eq(acc.acc_w.data),
-                     self.acc_w.en.eq(acc.acc_w.en)]
-        with m.If(q[3].bias):
-            bias, word = lanes_of(self.bias.q, p.widths["bias"], P), Signal(lane_word(p.widths["acc"], P))
-            m.d.comb += [word[i].eq(Mux(f.has_bias, bias[i], 0)) for i in range(P)]
-            m.d.comb += [self.acc_w.addr.eq(q[3].w), self.acc_w.data.eq(word), self.acc_w.en.eq(1)]
-        with m.If(q[3].cum):
-            m.d.comb += [self.cnt_w.addr.eq(q[3].w), self.cnt_w.en.eq(1),
-                         self.cnt_w.data.eq(cumulate(Mux(q[3].first, 0, self.cnt.q), self.spk.q, CW, P))]
+        with m.If(q[Q_LATENCY].cum):
+            m.d.comb += [self.cnt_w.addr.eq(q[Q_LATENCY].w), self.cnt_w.en.eq(1),
+                         self.cnt_w.data.eq(cumulate(Mux(q[Q_LATENCY].first, 0, self.cnt.q), self.spk.q, CW, P))]
         return m
 
 

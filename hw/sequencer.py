@@ -2,7 +2,7 @@
 
 Per image: the pixels are written to IMG (one a cycle), then for each op ``OP_START`` loads its
 fields into the op register (a constant per op, muxed by the op index), ``OP_SETUP`` sets the
-frame bases (and starts the scatter's bias pass, ``ACC ← bias``, for a scatter op), then per step
+frame bases (and starts the bias pass, ``ACC ← bias``, for a scatter op), then per step
 ``t = 1 .. T (+ D)``: ``FRAME`` dispatches the step's phases (scatter then sink; or the sink alone;
 max-pool; transpose), waits for each, and ``NEXT`` moves the frame on. After the head's steps it
 starts the logits unit. It also keeps the performance counters (cycles, SOPs, spikes) and the
@@ -23,7 +23,6 @@ from .common import one_hot_in_synthesis
 from .memory import DATA_LATENCY, ReadPort, WritePort
 from .phase import PhaseControl
 from .program import SCATTER_SRC, Program, Sink, Src
-from .scatter import ScatterCmd
 
 __all__ = ["Sequencer", "DBG_LATENCY", "cycles"]
 
@@ -56,7 +55,8 @@ class Sequencer(wiring.Component):
             "dbg_data": Out(p.lanes),
             "spk": Out(ReadPort(p.depths["spk"], p.lanes)),
             "img": Out(WritePort(p.depths["img"], p.pixel_bits)),
-            "scatter": Out(PhaseControl(p, src["scatter"].shape, {"cmd": (Out, ScatterCmd)})),
+            "bias": Out(PhaseControl(p, L["bias"].shape)),
+            "scatter": Out(PhaseControl(p, src["scatter"].shape)),
             "sink": Out(PhaseControl(p, L["sink_fields"].shape)),
             "maxpool": Out(PhaseControl(p, src["maxpool"].shape)),
             "transpose": Out(PhaseControl(p, src["transpose"].shape)),
@@ -84,15 +84,15 @@ class Sequencer(wiring.Component):
         t_over = Signal()  # t > last_t: the op is done
         pix = Signal(range(p.n_pixels + 1))
         cyc = Signal(32)
-        phases = (self.scatter, self.sink, self.maxpool, self.transpose, self.logits)
+        phases = (self.bias, self.scatter, self.sink, self.maxpool, self.transpose, self.logits)
         m.d.comb += [ph.frame.eq(frame) for ph in phases]
-        m.d.comb += [self.scatter.op.eq(reg.source.scatter), self.sink.op.eq(reg.sink_fields),
+        m.d.comb += [self.bias.op.eq(reg.bias), self.scatter.op.eq(reg.source.scatter), self.sink.op.eq(reg.sink_fields),
                      self.maxpool.op.eq(reg.source.maxpool), self.transpose.op.eq(reg.source.transpose)]
         sops, spikes = Signal(32), Signal(32)
         m.d.sync += [sops.eq(sops + self.sop), spikes.eq(spikes + sum(self.fired[i] for i in range(p.lanes)))]
 
-        def start(phase, then, **kw):
-            m.d.comb += [phase.start.eq(1)] + [getattr(phase, k).eq(v) for k, v in kw.items()]
+        def start(phase, then):
+            m.d.comb += phase.start.eq(1)
             m.next = then
 
         with m.FSM(name="seq") as fsm:
@@ -117,7 +117,7 @@ class Sequencer(wiring.Component):
                 m.d.sync += [frame.src.eq(reg.frame.src), frame.b.eq(reg.frame.b), frame.cur.eq(reg.frame.cur),
                              frame.out.eq(reg.frame.out), last_t.eq(Mux(sink_is[Sink.DIF], T + dly, T))]
                 with m.If(scatter_src):
-                    start(self.scatter, "WAIT_BIAS", cmd=ScatterCmd.BIAS)
+                    start(self.bias, "WAIT_BIAS")
                 with m.Else():
                     m.next = "FRAME"
             with m.State("FRAME"):
@@ -127,7 +127,7 @@ class Sequencer(wiring.Component):
                     with m.Else():
                         m.next = "OP_END"
                 with m.Elif(((src_is[Src.TDEC] | src_is[Src.SYN]) & frame.integrate) | (src_is[Src.IMG] & frame.first)):
-                    start(self.scatter, "WAIT_SCATTER", cmd=ScatterCmd.FRAME)
+                    start(self.scatter, "WAIT_SCATTER")
                 with m.Elif(src_is[Src.MAXPOOL]):
                     start(self.maxpool, "WAIT_MAXPOOL")
                 with m.Elif(src_is[Src.TRANSPOSE]):
@@ -137,7 +137,7 @@ class Sequencer(wiring.Component):
                 with m.Else():
                     start(self.sink, "WAIT_SINK")
             with m.State("WAIT_BIAS"):
-                with m.If(self.scatter.done):
+                with m.If(self.bias.done):
                     m.next = "FRAME"
             with m.State("WAIT_SCATTER"):
                 with m.If(self.scatter.done):

@@ -19,10 +19,14 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..sim import golden
 from .memory import Q_LATENCY, ReadPort, WritePort
 from .phase import PhaseControl, addr_shape, issue_pipe, lanes_of
 
-__all__ = ["SinkArray", "cycles", "DEPTH"]
+__all__ = ["GOLDEN", "SinkArray", "cycles", "DEPTH"]
+
+#: The golden slice this unit is judged by (DIF neurons; the store of a residual add; tests/test_sink.py).
+GOLDEN = (golden.dif, golden.add)
 
 DEPTH = Q_LATENCY + 1  # issue to the registered write: the data at q3, the two stages' result at q4
 
@@ -53,8 +57,8 @@ class SinkArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p, f, fr = self.program, self.ctl.op, self.ctl.frame
-        P, W, A = p.lanes, p.widths, addr_shape(p)
-        wi, g, gap = Signal(A), Signal(len(f.groups_m1)), Signal()
+        A = addr_shape(p)
+        wi, g, gap = Signal(len(f.words)), Signal(len(f.groups_m1)), Signal()  # wi: the word, up to words
         ra = Signal(range(p.depths["param"]))  # threshold / v0 ROM address: a register, no adder before the ROM
         q = issue_pipe(m, data.StructLayout({"valid": 1, "w": A, "a": A, "first": 1, "fire": 1, "integrate": 1}),
                        DEPTH, "q")

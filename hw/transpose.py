@@ -13,10 +13,14 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..sim import golden
 from .memory import Q_LATENCY, ReadPort, WritePort
 from .phase import PhaseControl, addr_shape
 
-__all__ = ["Transpose", "cycles"]
+__all__ = ["GOLDEN", "Transpose", "cycles"]
+
+#: The golden slice this unit is judged by (the transpose of a frame; tests/test_transpose.py).
+GOLDEN = golden.transpose
 
 
 def cycles(op, program) -> int:
