@@ -8,16 +8,17 @@ memories (:mod:`csdformer.hw.memory`):
 memory                  holds (users)
 ======================  =============================================================
 SPK                     every spike tensor, all ``T`` frames (sequencer's debug read,
-                        scatter, sink, max-pool, transposer)
+                        scatter, cumulate, sink, max-pool, transposer)
 CUR                     stored currents: the residual stream (sink)
 ACC                     one frame of one layer's current (bias, scatter, sink, logits)
 MEM                     membrane potentials (sink)
-CNT                     cumulative spike counts (scatter's TDEC, max-pool)
+CNT                     cumulative spike counts (cumulate, scatter's TDEC, max-pool)
 IMG                     the image (sequencer writes, scatter reads)
 weight, bias ROMs       scatter, bias; threshold and ``v0`` ROMs: sink
 ======================  =============================================================
 
 Phase units: :class:`~csdformer.hw.bias.Bias` (``ACC ← bias`` before an op's first frame),
+:class:`~csdformer.hw.cumulate.Cumulate` (cumulative spike counts for TDEC and max-pool),
 :class:`~csdformer.hw.scatter.Scatter` (event-driven accumulation, bit-plane encoding, TDEC gating), :class:`~csdformer.hw.sink.SinkArray` (DIF neurons or
 the store of a current), :class:`~csdformer.hw.maxpool.MaxPool`,
 :class:`~csdformer.hw.transpose.Transpose`, :class:`~csdformer.hw.logits.Logits` (logits and
@@ -35,6 +36,7 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 
 from .bias import Bias
 from .common import unsigned_bits
+from .cumulate import Cumulate
 from .logits import Logits
 from .maxpool import MaxPool
 from .memory import BankedMemory
@@ -105,7 +107,7 @@ class Accelerator(wiring.Component):
             "cur": BankedMemory(P * W["cur"], D["cur"], single_port="cur" in sp, registered_write="cur" in sp),
             "mem": BankedMemory(P * W["mem"], D["mem"], single_port="mem" in sp, transparent="mem" not in sp,
                                 registered_write=True),
-            "cnt": BankedMemory(P * W["cnt"], D["cnt"], readers=2, writers=2, transparent=True, registered_write=True),
+            "cnt": BankedMemory(P * W["cnt"], D["cnt"], readers=3, writers=3, transparent=True, registered_write=True),
             "img": BankedMemory(W["pixel"], D["img"]),
             "acc": BankedMemory(P * W["acc"], D["acc"], readers=3, writers=3, transparent=True),
             "weight": rom("weight", D["weight"], W["weight"], p.weights),
@@ -119,6 +121,7 @@ class Accelerator(wiring.Component):
         p = self.program
         m.submodules.sequencer = seq = Sequencer(p)
         m.submodules.bias = bias = Bias(p)
+        m.submodules.cumulate = cum = Cumulate(p)
         m.submodules.scatter = scatter = Scatter(p)
         m.submodules.sink = sink = SinkArray(p)
         m.submodules.maxpool = pool = MaxPool(p)
@@ -130,6 +133,7 @@ class Accelerator(wiring.Component):
 
         # Control: the sequencer starts each phase unit.
         connect(m, seq.bias, bias.ctl)
+        connect(m, seq.cumulate, cum.ctl)
         connect(m, seq.scatter, scatter.ctl)
         connect(m, seq.sink, sink.ctl)
         connect(m, seq.maxpool, pool.ctl)
@@ -139,15 +143,15 @@ class Accelerator(wiring.Component):
 
         # Memory ports, one per user.
         for port, (name, i) in (
-                (seq.spk, ("spk", 0)), (scatter.spk, ("spk", 1)), (pool.spk, ("spk", 2)), (tr.spk, ("spk", 3)),
-                (scatter.cnt, ("cnt", 0)), (pool.cnt, ("cnt", 1)), (scatter.img, ("img", 0)),
+                (seq.spk, ("spk", 0)), (scatter.spk, ("spk", 1)), (cum.spk, ("spk", 2)), (tr.spk, ("spk", 3)),
+                (scatter.cnt, ("cnt", 0)), (pool.cnt, ("cnt", 1)), (cum.cnt, ("cnt", 2)), (scatter.img, ("img", 0)),
                 (scatter.acc, ("acc", 0)), (sink.acc, ("acc", 1)), (logits.acc, ("acc", 2)),
                 (scatter.weight, ("weight", 0)), (bias.bias, ("bias", 0)), (sink.cur, ("cur", 0)),
                 (sink.mem, ("mem", 0)), (sink.threshold, ("threshold", 0)), (sink.v0, ("v0", 0))):
             connect(m, port, mem[name].read[i])
         for port, (name, i) in (
                 (sink.spk_w, ("spk", 0)), (pool.spk_w, ("spk", 1)), (tr.spk_w, ("spk", 2)),
-                (scatter.cnt_w, ("cnt", 0)), (pool.cnt_w, ("cnt", 1)), (seq.img, ("img", 0)),
+                (scatter.cnt_w, ("cnt", 0)), (pool.cnt_w, ("cnt", 1)), (cum.cnt_w, ("cnt", 2)), (seq.img, ("img", 0)),
                 (scatter.acc_w, ("acc", 0)), (sink.acc_w, ("acc", 1)), (bias.acc_w, ("acc", 2)), (sink.cur_w, ("cur", 0)),
                 (sink.mem_w, ("mem", 0))):
             connect(m, port, mem[name].write[i])

@@ -1,7 +1,7 @@
 """TDEC max-pool (:func:`csdformer.sim.golden.tdec_maxpool`): ``out(t) = MP(C(t)) − MP(C(t−1))``.
 
-Two passes a step: ``MP1`` adds the input frame to the cumulative counts ``C`` (in CNT), then
-``MP2`` takes, per output word, the max of ``C(t)`` over the window's ``K·K`` taps (one tap read
+Per step, once :mod:`csdformer.hw.cumulate` has added the input frame to the cumulative counts ``C``
+(in CNT) and one cycle has let its last write land, ``MP2`` takes, per output word, the max of ``C(t)`` over the window's ``K·K`` taps (one tap read
 a cycle) and compares it with the previous step's max (kept in CNT too): the output spike is
 ``max > previous``, at most one a step, and ``Σ_t out(t)`` is the max-pool of the counts.
 Cycles: :func:`cycles`.
@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..sim import golden
 from .memory import ReadPort, WritePort
-from .phase import Counter, PhaseControl, addr_shape, cumulate, issue_pipe, lanes_of
+from .phase import Counter, PhaseControl, addr_shape, issue_pipe, lanes_of
 
 __all__ = ["GOLDEN", "MaxPool", "cycles"]
 
@@ -24,21 +24,20 @@ GOLDEN = golden.tdec_maxpool
 
 
 def cycles(op, program) -> int:
-    """Cycles over a window: per step ``in_words + 2`` (MP1, its last write) ``+ out_words·(K² + 1) + 1``."""
+    """Cycles over a window: per step 1 (C's last write lands) ``+ out_words·(K² + 1) + 1``."""
     f = op.f
-    return program.T * (f["in_words"] + 2 + f["sink_words"] * (f["K"] ** 2 + 1) + 1)
+    return program.T * (1 + f["sink_words"] * (f["K"] ** 2 + 1) + 1)
 
 
 class MaxPool(wiring.Component):
-    """The TDEC max-pool of ``program``'s max-pool ops. Ports: ``ctl``; ``spk`` / ``spk_w``,
-    ``cnt`` / ``cnt_w``."""
+    """The TDEC max-pool of ``program``'s max-pool ops. Ports: ``ctl``; ``spk_w``, ``cnt`` / ``cnt_w``."""
 
     def __init__(self, program):
         self.program = p = program
         P, CW, D = p.lanes, p.widths["cnt"], p.depths
         super().__init__({
             "ctl": In(PhaseControl(p, p.layout["source"].shape["maxpool"].shape)),
-            "spk": Out(ReadPort(D["spk"], P)), "spk_w": Out(WritePort(D["spk"], P)),
+            "spk_w": Out(WritePort(D["spk"], P)),
             "cnt": Out(ReadPort(D["cnt"], P * CW)), "cnt_w": Out(WritePort(D["cnt"], P * CW)),
         })
 
@@ -48,24 +47,17 @@ class MaxPool(wiring.Component):
         A = addr_shape(p)
         nb = max(len(f[n]) for n in ("n0_m1", "n1_m1", "k_m1", "taps"))
         c0, c1 = Counter("c0", nb, f.n0_m1), Counter("c1", nb, f.n1_m1)
-        wi = Signal(max(len(f.in_words), len(f.out_words)))  # the word of a pass, up to its words
-        E, FA = Signal(len(f.in_words) + 1), Signal(len(f.in_words) + 1)  # window's first tap, tap offset
+        wi = Signal(len(f.out_words))  # the output word, up to out_words
+        E, FA = Signal(A), Signal(A)  # the window's first tap, the tap's offset
         k0, k1 = Signal(nb), Signal(nb)  # tap, and column within the window's row
-        q = issue_pipe(m, data.StructLayout({"cum": 1, "tap": 1, "first_tap": 1, "out": 1, "first": 1,
+        q = issue_pipe(m, data.StructLayout({"tap": 1, "first_tap": 1, "out": 1, "first": 1,
                                              "a": A, "a2": A}), 3, "q")
         with m.FSM(name="maxpool"):
             with m.State("IDLE"):
                 with m.If(self.ctl.start):
-                    m.d.sync += c0.restart() + c1.restart() + [wi.eq(0), E.eq(0)]
-                    m.next = "MP1"
-            with m.State("MP1"):  # C(t) = C(t−1) + in(t)
-                m.d.comb += [self.spk.addr.eq(fr.src + wi), self.cnt.addr.eq(f.cum + wi)]
-                with m.If(wi < f.in_words):
-                    m.d.sync += [q[1].cum.eq(1), q[1].a.eq(f.cum + wi), q[1].first.eq(fr.first), wi.eq(wi + 1)]
-                with m.Else():
-                    m.d.sync += [wi.eq(0), k0.eq(0), k1.eq(0), FA.eq(0)]
-                    m.next = "MP1_WAIT"
-            with m.State("MP1_WAIT"):  # the last C write lands before MP2 reads it
+                    m.d.sync += c0.restart() + c1.restart() + [wi.eq(0), E.eq(0), k0.eq(0), k1.eq(0), FA.eq(0)]
+                    m.next = "WAIT"
+            with m.State("WAIT"):  # C's last write lands before MP2 reads it
                 m.next = "MP2"
             with m.State("MP2"):  # per output word: K·K tap reads of C, then one of the previous max
                 with m.If(wi < f.out_words):
@@ -93,15 +85,12 @@ class MaxPool(wiring.Component):
         return m
 
     def _datapath(self, m, q3):
-        """At q3 (the reads are there): C's update; the running max over the taps; the output spike
-        against the previous max, which is then replaced."""
+        """At q3 (the reads are there): the running max over the taps; the output spike against the
+        previous max, which is then replaced."""
         P, CW = self.program.lanes, self.program.widths["cnt"]
         cnt = lanes_of(self.cnt.q, CW, P, sign=False)
         run = Signal(P * CW)  # the running max
         best = lanes_of(run, CW, P, sign=False)
-        with m.If(q3.cum):
-            m.d.comb += [self.cnt_w.addr.eq(q3.a), self.cnt_w.en.eq(1),
-                         self.cnt_w.data.eq(cumulate(Mux(q3.first, 0, self.cnt.q), self.spk.q, CW, P))]
         with m.If(q3.tap):
             m.d.sync += run.eq(Cat(*[Mux(q3.first_tap | (cnt[i] > best[i]), cnt[i], best[i]) for i in range(P)]))
         with m.If(q3.out):

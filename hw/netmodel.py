@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import bias, logits, maxpool, scatter, sequencer, sink, transpose
+from . import bias, cumulate, logits, maxpool, scatter, sequencer, sink, transpose
 from .program import SCATTER_SRC, Op, Program, Sink, Src
 
 __all__ = ["ImageModel", "image_model", "trace_layers"]
@@ -152,6 +152,8 @@ def op_costs(program: Program, delay: int) -> list[dict]:
         if op.src in SCATTER_SRC:
             fixed += bias.cycles(op, program) + scatter.cycles(op, program, events=0, live_words=0)
             per_event, per_live_word = op.f["fanout"], scatter.RESTART
+        if op.src in (Src.TDEC, Src.MAXPOOL):
+            fixed += cumulate.cycles(op, program)
         if op.src is Src.MAXPOOL:
             fixed += maxpool.cycles(op, program)
         if op.src is Src.TRANSPOSE:

@@ -137,9 +137,10 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "frame": ("src", "src_step", "b", "b_step", "cur", "cur_step", "out", "out_step"),
     "scatter": ("img", "tdec", "words_m1", "n0_m1", "n1_m1", "e_base", "e_j0", "e_j1", "e_j2", "b_base", "b_j0",
                 "b_j1", "b_j2", "fa_j0", "fa_j1", "fa_j2", "fw_j0", "fw_j1", "fw_j2", "f0_m1", "f1_m1", "f2_m1",
-                "pad", "hout", "wout", "check", "last_lanes", "b_words", "acum", "bcum", "bmul"),
+                "pad", "hout", "wout", "check", "last_lanes", "acum", "bcum", "bmul"),
     "bias": ("has_bias", "base", "words", "groups_m1"),
-    "maxpool": ("in_words", "out_words", "k_m1", "taps", "cum", "prev", "e_j0", "e_j1", "e_j2", "fa_j0", "fa_j1",
+    "cumulate": ("use_b", "base", "words"),
+    "maxpool": ("out_words", "k_m1", "taps", "cum", "prev", "e_j0", "e_j1", "e_j2", "fa_j0", "fa_j1",
                 "n0_m1", "n1_m1"),
     "transpose": ("rows", "groups", "row_groups", "row_groups_m1", "in_step", "out_step"),
     "sink": ("dif", "use_acc", "use_cur", "shift", "prm_base", "prm_scalar", "words", "groups_m1"),
@@ -244,19 +245,23 @@ class Program:
             sc.update({k: f.get(k, 0) for k in ("acum", "bcum")})  # TDEC only
             sc.update(img=int(op.src is Src.IMG), tdec=int(op.src is Src.TDEC), words_m1=f["words"] - 1,
                       n0_m1=f["n0"] - 1, n1_m1=f["n1"] - 1, f0_m1=f["f0"] - 1, f1_m1=f["f1"] - 1,
-                      f2_m1=f["f2"] - 1, b_words=f.get("b_wpf", 0), bmul=[int(v) for v in op.bmul] if op.bmul else [0] * P)
+                      f2_m1=f["f2"] - 1, bmul=[int(v) for v in op.bmul] if op.bmul else [0] * P)
             out["source"] = {"scatter": sc}
             out["bias"] = {"has_bias": f["has_bias"], "base": f.get("bias_base", 0), "words": f["acc_words"],
                            "groups_m1": f["acc_groups"] - 1}
         elif op.src is Src.MAXPOOL:
             out["source"] = {"maxpool": {
-                "in_words": f["in_words"], "out_words": f["sink_words"], "k_m1": f["K"] - 1, "taps": f["taps"],
+                "out_words": f["sink_words"], "k_m1": f["K"] - 1, "taps": f["taps"],
                 "cum": f["cum"], "prev": f["prev"], "e_j0": f["e_j0"], "e_j1": f["e_j1"], "e_j2": f["e_j2"],
                 "fa_j0": f["fa_j0"], "fa_j1": f["fa_j1"], "n0_m1": f["n0"] - 1, "n1_m1": f["n1"] - 1}}
         elif op.src is Src.TRANSPOSE:
             out["source"] = {"transpose": {
                 "rows": f["rows"], "groups": f["groups"], "row_groups": f["row_groups"],
                 "row_groups_m1": f["row_groups"] - 1, "in_step": f["tr_in_step"], "out_step": f["tr_out_step"]}}
+        if op.src is Src.TDEC:
+            out["cumulate"] = {"use_b": 1, "base": f["bcum"], "words": f["b_wpf"]}
+        elif op.src is Src.MAXPOOL:
+            out["cumulate"] = {"use_b": 0, "base": f["cum"], "words": f["in_words"]}
         if op.sink in (Sink.DIF, Sink.STORE):
             out["sink"] = op.sink
             out["sink_fields"] = {"dif": int(op.sink is Sink.DIF), "use_acc": f["use_acc"], "use_cur": f["use_cur"],
@@ -268,13 +273,13 @@ class Program:
     @cached_property
     def layout(self) -> data.StructLayout:
         """The op register: ``src`` (:class:`Src`), ``sink`` (:class:`Sink`), ``frame``, ``source``
-        (a union of the scatter, max-pool and transpose groups), ``bias`` and ``sink_fields``; each
+        (a union of the scatter, max-pool and transpose groups), ``bias``, ``cumulate`` and ``sink_fields``; each
         field as wide as the program's values need."""
         values: dict[tuple[str, str], list[int]] = {}
         for op in self.ops:
             fl = self.fields(op)
             groups = [("frame", fl["frame"])] + list(fl.get("source", {}).items())
-            groups += [("bias", fl["bias"])] if "bias" in fl else []
+            groups += [(g, fl[g]) for g in ("bias", "cumulate") if g in fl]
             groups += [("sink", fl["sink_fields"])] if "sink_fields" in fl else []
             for group, d in groups:
                 for k, v in d.items():
@@ -294,13 +299,13 @@ class Program:
         return data.StructLayout({
             "src": Src, "sink": Sink, "frame": struct("frame"),
             "source": data.UnionLayout({g: struct(g) for g in ("scatter", "maxpool", "transpose")}),
-            "bias": struct("bias"), "sink_fields": struct("sink")})
+            "bias": struct("bias"), "cumulate": struct("cumulate"), "sink_fields": struct("sink")})
 
     def encode(self, op: Op) -> int:
         """``op``'s fields as the bits of :attr:`layout` (a field that does not exist: HwParamError)."""
         fl = dict(self.fields(op))
         fl["sink_fields"] = fl.get("sink_fields", {})
-        fl["bias"] = fl.get("bias", {})
+        fl["bias"], fl["cumulate"] = fl.get("bias", {}), fl.get("cumulate", {})
         try:
             return self.layout.const(fl).as_bits()
         except (ValueError, TypeError) as e:

@@ -10,8 +10,8 @@ ACC through the read-modify-write pipeline :class:`LaneAccumulate`. Events are:
 - set pixel bits (``IMG``, the encoding conv): bit ``b`` adds ``w << b`` (bit-plane additions,
   no multiplier);
 - TDEC (``q·kᵀ``, ``attn·v``): every element of ``a`` with ``Acum(t) > 0`` adds
-  ``a(t)·Bcum(t)[k,:] + Acum(t−1)·b(t)[k,:]`` (spike-gated small counts); ``BUPD`` first updates
-  ``Bcum(t) = Bcum(t−1) + b(t)``.
+  ``a(t)·Bcum(t)[k,:] + Acum(t−1)·b(t)[k,:]`` (spike-gated small counts); ``Bcum(t)`` is already
+  in CNT (:mod:`csdformer.hw.cumulate`), ``Acum(t)`` is written back as the words stream by.
 
 After a non-empty word the word stream restarts (``SCAN_FILL`` cycles); after the last word the
 pipeline drains (``SCAN_DRAIN``) so that the sink may read ACC. Cycles: :func:`cycles`.
@@ -24,8 +24,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ..sim import golden
-from .memory import Q_LATENCY, ReadPort, WritePort
-from .phase import Counter, PhaseControl, addr_shape, cumulate, issue_pipe, lane_word, lanes_of, lowest
+from .memory import ReadPort, WritePort
+from .phase import Counter, PhaseControl, addr_shape, cumulate, lane_word, lanes_of, lowest
 
 __all__ = ["GOLDEN", "Scatter", "ScanStages", "LaneAccumulate", "SCAN_FILL", "SCAN_DRAIN", "cycles"]
 
@@ -39,17 +39,14 @@ RESTART = SCAN_FILL  # cycles lost after a non-empty word that is not the frame'
 
 def cycles(op, program, *, events: int, live_words: int) -> int:
     """Cycles of ``op``'s scatter phases over a window: per frame the stream
-    (``SCAN_FILL + words + SCAN_DRAIN``), ``BUPD`` for TDEC, the fan-outs and the restarts.
+    (``SCAN_FILL + words + SCAN_DRAIN``), the fan-outs and the restarts.
     ``events``: input events over all frames; ``live_words``: words with events, but the last of
     each frame (see :func:`csdformer.hw.netmodel.scatter_events`)."""
     from .program import Src
 
     f = op.f
     frames = 1 if op.src is Src.IMG else program.T
-    c = frames * (SCAN_FILL + f["words"] + SCAN_DRAIN)
-    if op.src is Src.TDEC:
-        c += program.T * (f["b_wpf"] + 1)
-    return c + f["fanout"] * events + RESTART * live_words
+    return frames * (SCAN_FILL + f["words"] + SCAN_DRAIN) + f["fanout"] * events + RESTART * live_words
 
 
 def event_layout(program, mwidth: int) -> data.StructLayout:
@@ -182,8 +179,6 @@ class Scatter(wiring.Component):
         mask, nxt, single = Signal(mw), Signal(range(mw)), Signal()
         evb = Signal(range(mw))  # the event being fanned out, the lowest set bit of mask
         abits, aprev = Signal(P), Signal(P * CW)
-        # BUPD's pass: a word issued in cycle c is written in c + 3.
-        q = issue_pipe(m, data.StructLayout({"cum": 1, "w": A, "first": 1}), Q_LATENCY, "q")
 
         def set_b(value_of):
             return [B.eq(value_of(B, 0))] + [Bb[b].eq(value_of(Bb[b], f.bmul[b])) for b in range(P)]
@@ -215,16 +210,6 @@ class Scatter(wiring.Component):
                 with m.If(self.ctl.start):
                     m.d.sync += c0.restart() + c1.restart() + k0.restart() + k1.restart() + k2.restart()
                     m.d.sync += [wi.eq(0), c2.eq(0), E.eq(f.e_base), FA.eq(0)] + set_b(lambda _, o: f.b_base + o)
-                    with m.If(f.tdec):
-                        m.next = "BUPD"
-                    with m.Else():
-                        m.next = "SCAN_RD"
-            with m.State("BUPD"):  # Bcum(t) = Bcum(t−1) + b(t)
-                m.d.comb += [self.spk.addr.eq(fr.b + wi), self.cnt.addr.eq(f.bcum + wi)]
-                with m.If(wi < f.b_words):
-                    m.d.sync += [q[1].cum.eq(1), q[1].w.eq(f.bcum + wi), q[1].first.eq(fr.first), wi.eq(wi + 1)]
-                with m.Else():
-                    m.d.sync += wi.eq(0)
                     m.next = "SCAN_RD"
             fill = ["SCAN_RD"] + [f"SCAN_WAIT{i}" for i in range(1, SCAN_FILL)] + ["SCAN_LATCH"]
             for i, (state, then) in enumerate(zip(fill, fill[1:])):
@@ -278,9 +263,6 @@ class Scatter(wiring.Component):
             with m.State(drain[-1]):
                 m.d.comb += self.ctl.done.eq(1)
                 m.next = "IDLE"
-        with m.If(q[Q_LATENCY].cum):
-            m.d.comb += [self.cnt_w.addr.eq(q[Q_LATENCY].w), self.cnt_w.en.eq(1),
-                         self.cnt_w.data.eq(cumulate(Mux(q[Q_LATENCY].first, 0, self.cnt.q), self.spk.q, CW, P))]
         return m
 
 

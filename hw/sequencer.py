@@ -3,8 +3,8 @@
 Per image: the pixels are written to IMG (one a cycle), then for each op ``OP_START`` loads its
 fields into the op register (a constant per op, muxed by the op index), ``OP_SETUP`` sets the
 frame bases (and starts the bias pass, ``ACC ← bias``, for a scatter op), then per step
-``t = 1 .. T (+ D)``: ``FRAME`` dispatches the step's phases (scatter then sink; or the sink alone;
-max-pool; transpose), waits for each, and ``NEXT`` moves the frame on. After the head's steps it
+``t = 1 .. T (+ D)``: ``FRAME`` dispatches the step's phases (scatter then sink, TDEC's cumulative
+counts first; or the sink alone; cumulative counts then max-pool; transpose), waits for each, and ``NEXT`` moves the frame on. After the head's steps it
 starts the logits unit. It also keeps the performance counters (cycles, SOPs, spikes) and the
 debug read port (an SPK word, :data:`DBG_LATENCY` cycles after its address, while idle).
 
@@ -56,6 +56,7 @@ class Sequencer(wiring.Component):
             "spk": Out(ReadPort(p.depths["spk"], p.lanes)),
             "img": Out(WritePort(p.depths["img"], p.pixel_bits)),
             "bias": Out(PhaseControl(p, L["bias"].shape)),
+            "cumulate": Out(PhaseControl(p, L["cumulate"].shape)),
             "scatter": Out(PhaseControl(p, src["scatter"].shape)),
             "sink": Out(PhaseControl(p, L["sink_fields"].shape)),
             "maxpool": Out(PhaseControl(p, src["maxpool"].shape)),
@@ -84,9 +85,9 @@ class Sequencer(wiring.Component):
         t_over = Signal()  # t > last_t: the op is done
         pix = Signal(range(p.n_pixels + 1))
         cyc = Signal(32)
-        phases = (self.bias, self.scatter, self.sink, self.maxpool, self.transpose, self.logits)
+        phases = (self.bias, self.cumulate, self.scatter, self.sink, self.maxpool, self.transpose, self.logits)
         m.d.comb += [ph.frame.eq(frame) for ph in phases]
-        m.d.comb += [self.bias.op.eq(reg.bias), self.scatter.op.eq(reg.source.scatter), self.sink.op.eq(reg.sink_fields),
+        m.d.comb += [self.bias.op.eq(reg.bias), self.cumulate.op.eq(reg.cumulate), self.scatter.op.eq(reg.source.scatter), self.sink.op.eq(reg.sink_fields),
                      self.maxpool.op.eq(reg.source.maxpool), self.transpose.op.eq(reg.source.transpose)]
         sops, spikes = Signal(32), Signal(32)
         m.d.sync += [sops.eq(sops + self.sop), spikes.eq(spikes + sum(self.fired[i] for i in range(p.lanes)))]
@@ -126,10 +127,10 @@ class Sequencer(wiring.Component):
                         start(self.logits, "WAIT_LOGITS")
                     with m.Else():
                         m.next = "OP_END"
-                with m.Elif(((src_is[Src.TDEC] | src_is[Src.SYN]) & frame.integrate) | (src_is[Src.IMG] & frame.first)):
+                with m.Elif((src_is[Src.TDEC] & frame.integrate) | src_is[Src.MAXPOOL]):
+                    start(self.cumulate, "WAIT_CUMULATE")
+                with m.Elif((src_is[Src.SYN] & frame.integrate) | (src_is[Src.IMG] & frame.first)):
                     start(self.scatter, "WAIT_SCATTER")
-                with m.Elif(src_is[Src.MAXPOOL]):
-                    start(self.maxpool, "WAIT_MAXPOOL")
                 with m.Elif(src_is[Src.TRANSPOSE]):
                     start(self.transpose, "WAIT_TRANSPOSE")
                 with m.Elif(sink_is[Sink.LOGITS]):
@@ -139,6 +140,12 @@ class Sequencer(wiring.Component):
             with m.State("WAIT_BIAS"):
                 with m.If(self.bias.done):
                     m.next = "FRAME"
+            with m.State("WAIT_CUMULATE"):
+                with m.If(self.cumulate.done):
+                    with m.If(src_is[Src.MAXPOOL]):
+                        start(self.maxpool, "WAIT_MAXPOOL")
+                    with m.Else():
+                        start(self.scatter, "WAIT_SCATTER")
             with m.State("WAIT_SCATTER"):
                 with m.If(self.scatter.done):
                     with m.If(sink_is[Sink.LOGITS]):

@@ -1,0 +1,65 @@
+"""Cumulative spike counts: ``C(t) = C(t−1) + s(t)`` for every neuron of a spike frame, kept in CNT.
+
+The TDEC ops need them (``Bcum(t)`` of the matmul's ``b`` operand: :func:`csdformer.sim.golden.tdec_matmul`,
+before the scatter of frame ``t``), and so does the TDEC max-pool (``C(t)`` of its input:
+:func:`csdformer.sim.golden.tdec_maxpool`, before its output pass). One word a cycle; the data three
+cycles after the read; ``C(0) = 0`` (the first frame adds to nothing). Cycles: :func:`cycles`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .memory import Q_LATENCY, ReadPort, WritePort
+from .phase import PhaseControl, addr_shape, cumulate, issue_pipe
+
+__all__ = ["Cumulate", "cycles"]
+
+
+def cycles(op, program) -> int:
+    """Over a window: ``words + 1`` a step (one word a cycle, and the cycle that ends the pass)."""
+    from .program import Src
+
+    words = op.f["b_wpf"] if op.src is Src.TDEC else op.f["in_words"]
+    return program.T * (words + 1)
+
+
+class Cumulate(wiring.Component):
+    """Ports: ``ctl``; ``spk`` (the frame: at ``frame.b`` for TDEC, ``frame.src`` for max-pool),
+    ``cnt`` / ``cnt_w``."""
+
+    def __init__(self, program):
+        self.program = p = program
+        P, CW, D = p.lanes, p.widths["cnt"], p.depths
+        super().__init__({
+            "ctl": In(PhaseControl(p, p.layout["cumulate"].shape)),
+            "spk": Out(ReadPort(D["spk"], P)),
+            "cnt": Out(ReadPort(D["cnt"], P * CW)), "cnt_w": Out(WritePort(D["cnt"], P * CW)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p, f, fr = self.program, self.ctl.op, self.ctl.frame
+        A = addr_shape(p)
+        wi = Signal(len(f.words))
+        q = issue_pipe(m, data.StructLayout({"valid": 1, "w": A, "first": 1}), Q_LATENCY, "q")
+        with m.FSM(name="cumulate"):
+            with m.State("IDLE"):
+                with m.If(self.ctl.start):
+                    m.d.sync += wi.eq(0)
+                    m.next = "CUM"
+            with m.State("CUM"):
+                m.d.comb += [self.spk.addr.eq(Mux(f.use_b, fr.b, fr.src) + wi), self.cnt.addr.eq(f.base + wi)]
+                with m.If(wi < f.words):
+                    m.d.sync += [q[1].valid.eq(1), q[1].w.eq(f.base + wi), q[1].first.eq(fr.first), wi.eq(wi + 1)]
+                with m.Else():
+                    m.d.comb += self.ctl.done.eq(1)
+                    m.next = "IDLE"
+        last = q[Q_LATENCY]
+        with m.If(last.valid):
+            m.d.comb += [self.cnt_w.addr.eq(last.w), self.cnt_w.en.eq(1),
+                         self.cnt_w.data.eq(cumulate(Mux(last.first, 0, self.cnt.q), self.spk.q, p.widths["cnt"],
+                                                     p.lanes))]
+        return m
