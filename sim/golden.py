@@ -14,6 +14,16 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "synapse",
+    "synaptic_frames",
+    "synaptic_counts",
+    "add",
+    "flatten",
+    "transpose",
+    "tdec_layer",
+    "tdec_layer_counts",
+    "logits",
+    "argmax",
     "dif",
     "dif_counts",
     "tdec_matmul",
@@ -174,3 +184,124 @@ def tdec_maxpool(spikes, kernel: int, stride: int | None = None, padding: int = 
     mp = _maxpool2d(np.cumsum(spikes, axis=0, dtype=np.int64), kernel, stride, padding)
     prev = np.concatenate([np.zeros_like(mp[:1]), mp[:-1]], axis=0)
     return (mp - prev).astype(np.uint8)
+
+
+# ---- layers: what the whole-network runner (sim/runner.py) and the hardware's phase units
+# (hw/*.py ``GOLDEN``) are both judged by, one definition each --------------------------------
+
+
+def flatten(x) -> np.ndarray:
+    """A grid ``(..., C, H, W)`` as tokens ``(..., H·W, C)``."""
+    x = np.asarray(x)
+    return np.swapaxes(x.reshape(x.shape[:-2] + (-1,)), -1, -2)
+
+
+def _to_grid(x: np.ndarray, grid) -> np.ndarray:
+    """Tokens ``(..., N, C)`` as a grid ``(..., C, H, W)`` (the inverse of :func:`flatten`)."""
+    return np.swapaxes(x, -1, -2).reshape(x.shape[:-2] + (x.shape[-1],) + tuple(grid))
+
+
+def transpose(x) -> np.ndarray:
+    """The transpose of every frame (the last two axes): ``(..., N, C)`` → ``(..., C, N)``."""
+    return np.swapaxes(np.asarray(x), -1, -2)
+
+
+def _split_heads(x: np.ndarray, heads: int) -> np.ndarray:
+    """``(..., N, C)`` → ``(..., heads, N, C/heads)``."""
+    return np.swapaxes(x.reshape(x.shape[:-1] + (heads, x.shape[-1] // heads)), -2, -3)
+
+
+def _merge_heads(x: np.ndarray) -> np.ndarray:
+    """``(..., heads, N, d)`` → ``(..., N, heads·d)``."""
+    x = np.swapaxes(x, -2, -3)
+    return x.reshape(x.shape[:-2] + (-1,))
+
+
+def synapse(kind: str, weight, x, *, stride: int = 1, padding: int = 0, grid=None) -> np.ndarray:
+    """The weight part of a synaptic layer (no bias), on any leading axes.
+
+    ``kind``: ``encode_conv`` / ``conv`` (``x (..., C, H, W)``; with ``grid = (H, W)`` the conv of
+    a token layout, ``x (..., N, C)`` → ``(..., N, M)``), ``linear`` (``x (..., K)``, ``weight
+    (M, K)``) or ``head`` (``x (..., N, K)``: the tokens are summed first).
+    """
+    w, x = np.asarray(weight), np.asarray(x)
+    if kind in ("encode_conv", "conv"):
+        if grid is not None:
+            return flatten(conv2d(_to_grid(x, grid), w, stride, padding))
+        return conv2d(x, w, stride, padding)
+    if kind == "linear":
+        return int_matmul(x, w.T)
+    if kind == "head":
+        return int_matmul(x.sum(axis=-2, dtype=np.int64), w.T)
+    raise ValueError(f"kind: not a synaptic layer: {kind!r}")
+
+
+def _bias(kind: str, bias, grid) -> np.ndarray:
+    b = np.asarray(bias, dtype=np.int64)
+    return b.reshape(-1, 1, 1) if kind in ("encode_conv", "conv") and grid is None else b.reshape(-1)
+
+
+def synaptic_frames(kind: str, weight, bias, x, T: int | None = None, *, stride: int = 1, padding: int = 0,
+                    grid=None) -> np.ndarray:
+    """A synaptic layer's current frames: :func:`synapse` of every frame, **the bias at frame 1
+    only**. The encoding layer (``kind = "encode_conv"``) takes the image ``x (..., C, H, W)``
+    (no time axis) and its whole current, bias included, arrives at frame 1 of ``T``; zeros after.
+    Other kinds take spike frames ``x (T, ...)``. → int64 ``(T, ...)``."""
+    y = synapse(kind, weight, x, stride=stride, padding=padding, grid=grid)
+    if kind == "encode_conv":
+        if T is None:
+            raise ValueError("T: the encoding layer needs the number of frames")
+        out = np.zeros((T,) + y.shape, dtype=np.int64)
+        out[0] = y + _bias(kind, bias, grid)
+        return out
+    y[0] += _bias(kind, bias, grid)
+    return y
+
+
+def synaptic_counts(kind: str, weight, bias, x, *, stride: int = 1, padding: int = 0, grid=None) -> np.ndarray:
+    """Count-domain twin of :func:`synaptic_frames`: :func:`synapse` of the totals plus the bias."""
+    return synapse(kind, weight, x, stride=stride, padding=padding, grid=grid) + _bias(kind, bias, grid)
+
+
+def add(a, b) -> np.ndarray:
+    """The residual add: two currents (frames or totals) summed, int64."""
+    return np.asarray(a, dtype=np.int64) + np.asarray(b, dtype=np.int64)
+
+
+def _tdec_operands(a, b, operands: str, heads: int):
+    a, b = np.asarray(a), np.asarray(b)
+    if operands == "q_kT":
+        return _split_heads(a, heads), transpose(_split_heads(b, heads))
+    if operands == "attn_v":
+        return a, _split_heads(b, heads)
+    raise ValueError(f"operands: must be 'q_kT' or 'attn_v', got {operands!r}")
+
+
+def _tdec_out(p: np.ndarray, operands: str, shift: int) -> np.ndarray:
+    return (_merge_heads(p) if operands == "attn_v" else p) << shift
+
+
+def tdec_layer(a, b, *, operands: str, heads: int, shift: int) -> np.ndarray:
+    """A ``tdec_matmul`` layer over frames: :func:`tdec_matmul` per head, shifted left by ``shift``.
+
+    ``q_kT``: ``a = q (T, ..., N, C)``, ``b = k (T, ..., N, C)`` → scores ``(T, ..., heads, N, N)``;
+    ``attn_v``: ``a`` = scores ``(T, ..., heads, N, N)``, ``b = v (T, ..., N, C)`` → ``(T, ..., N, C)``
+    (heads merged)."""
+    a, b = _tdec_operands(a, b, operands, heads)
+    return _tdec_out(tdec_matmul(a, b), operands, shift)
+
+
+def tdec_layer_counts(a, b, *, operands: str, heads: int, shift: int) -> np.ndarray:
+    """Count-domain twin of :func:`tdec_layer`."""
+    a, b = _tdec_operands(a, b, operands, heads)
+    return _tdec_out(tdec_matmul_counts(a, b), operands, shift)
+
+
+def logits(frames) -> np.ndarray:
+    """The logits: the head's current summed over the frames (axis 0), int64."""
+    return np.asarray(frames).sum(axis=0, dtype=np.int64)
+
+
+def argmax(logits) -> np.ndarray:
+    """The predicted class: argmax over the last axis, the lowest index on ties (SPEC §5)."""
+    return np.argmax(np.asarray(logits), axis=-1)

@@ -40,65 +40,36 @@ class Result:
 
 
 def predict(logits: np.ndarray) -> np.ndarray:
-    """argmax over classes, lowest index on ties (SPEC §5)."""
-    return np.argmax(logits, axis=-1)
+    """argmax over classes, lowest index on ties (SPEC §5): :func:`golden.argmax`."""
+    return golden.argmax(logits)
 
 
-def _to_grid(x: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    # (..., N, C) → (..., C, H, W)
-    return np.swapaxes(x, -1, -2).reshape(x.shape[:-2] + (x.shape[-1],) + tuple(grid))
+def synaptic_args(layer: Layer) -> tuple[tuple, dict]:
+    """The arguments of :func:`golden.synaptic_frames` / :func:`golden.synaptic_counts` that a
+    synaptic layer fixes: ``(kind, weight, bias)`` and ``{stride, padding, grid}``."""
+    at = layer.attrs
+    return (layer.kind, layer.arrays["weight"], layer.arrays["bias"]), {
+        "stride": at.get("stride", 1), "padding": at.get("padding", 0),
+        "grid": at["grid"] if at.get("layout") == "tokens" else None}
 
 
-def _to_tokens(x: np.ndarray) -> np.ndarray:
-    # (..., C, H, W) → (..., H*W, C)
-    return np.swapaxes(x.reshape(x.shape[:-2] + (-1,)), -1, -2)
+def tdec_args(layer: Layer) -> dict:
+    """The keywords of :func:`golden.tdec_layer` that a ``tdec_matmul`` layer fixes."""
+    return {k: layer.attrs[k] for k in ("operands", "heads", "shift")}
 
 
-def _split_heads(x: np.ndarray, heads: int) -> np.ndarray:
-    # (..., N, C) → (..., heads, N, C/heads)
-    n, c = x.shape[-2:]
-    return np.swapaxes(x.reshape(x.shape[:-1] + (heads, c // heads)), -2, -3)
-
-
-def _merge_heads(x: np.ndarray) -> np.ndarray:
-    # (..., heads, N, d) → (..., N, heads*d)
-    x = np.swapaxes(x, -2, -3)
-    return x.reshape(x.shape[:-2] + (-1,))
-
-
-def _synapse(layer: Layer, x: np.ndarray) -> np.ndarray:
-    """The weight part of a synaptic layer (no bias), on any leading axes."""
-    w = layer.arrays["weight"]
-    k = layer.kind
-    if k in ("encode_conv", "conv"):
-        tokens = layer.attrs.get("layout") == "tokens"
-        if tokens:
-            x = _to_grid(x, layer.attrs["grid"])
-        y = golden.conv2d(x, w, layer.attrs["stride"], layer.attrs["padding"])
-        return _to_tokens(y) if tokens else y
-    if k == "linear":
-        return golden.int_matmul(x, w.T)
-    if k == "head":
-        return golden.int_matmul(x.sum(axis=-2, dtype=np.int64), w.T)
-    raise AssertionError(k)
-
-
-def _bias_shape(layer: Layer) -> tuple[int, ...]:
-    if layer.kind == "encode_conv" or (layer.kind == "conv" and layer.attrs.get("layout") != "tokens"):
-        return (-1, 1, 1)
-    return (-1,)
+def _synaptic(layer: Layer, x: np.ndarray, T: int, frames: bool) -> np.ndarray:
+    """A synaptic layer's current: :func:`golden.synaptic_frames` (bias at frame 1 only) or its
+    count-domain twin."""
+    (kind, w, b), kw = synaptic_args(layer)
+    if frames:
+        return golden.synaptic_frames(kind, w, b, x, T, **kw)
+    return golden.synaptic_counts(kind, w, b, x, **kw)
 
 
 def _tdec(layer: Layer, a: np.ndarray, b: np.ndarray, frames: bool) -> np.ndarray:
-    heads = layer.attrs["heads"]
-    if layer.attrs["operands"] == "q_kT":
-        a, b = _split_heads(a, heads), np.swapaxes(_split_heads(b, heads), -1, -2)
-    else:
-        b = _split_heads(b, heads)
-    p = golden.tdec_matmul(a, b) if frames else golden.tdec_matmul_counts(a, b)
-    if layer.attrs["operands"] == "attn_v":
-        p = _merge_heads(p)
-    return p << layer.attrs["shift"]
+    kw = tdec_args(layer)
+    return golden.tdec_layer(a, b, **kw) if frames else golden.tdec_layer_counts(a, b, **kw)
 
 
 def run(artifact: Artifact, images: np.ndarray, *, mode: str = "snn", delay: int | None = None,
@@ -135,17 +106,7 @@ def run(artifact: Artifact, images: np.ndarray, *, mode: str = "snn", delay: int
         x = [env[s] for s in layer.inputs]
         k = layer.kind
         if k in ("encode_conv", "conv", "linear", "head"):
-            y = _synapse(layer, x[0])
-            bias = layer.arrays["bias"].astype(np.int64).reshape(_bias_shape(layer))
-            if k == "encode_conv" and frames:
-                # The encoding layer's whole current, bias included, arrives at frame 1.
-                out = np.zeros((T,) + y.shape, dtype=np.int64)
-                out[0] = y + bias
-                y = out
-            elif frames:
-                y[0] += bias  # the bias enters at frame 1 only
-            else:
-                y = y + bias
+            y = _synaptic(layer, x[0], T, frames)
         elif k == "dif":
             th, v0 = layer.arrays["threshold"], layer.arrays["v0"]
             y = golden.dif(x[0], th, D, v0) if frames else golden.dif_counts(x[0], th, T, v0)
@@ -153,9 +114,9 @@ def run(artifact: Artifact, images: np.ndarray, *, mode: str = "snn", delay: int
             op = golden.tdec_maxpool if frames else golden.maxpool_counts
             y = op(x[0], layer.attrs["kernel"], layer.attrs["stride"], layer.attrs["padding"])
         elif k == "flatten":
-            y = _to_tokens(x[0])
+            y = golden.flatten(x[0])
         elif k == "add":
-            y = x[0] + x[1]
+            y = golden.add(x[0], x[1])
         elif k == "tdec_matmul":
             y = _tdec(layer, x[0], x[1], frames)
         else:  # validation makes this unreachable
@@ -169,7 +130,7 @@ def run(artifact: Artifact, images: np.ndarray, *, mode: str = "snn", delay: int
             if uses[s] == i:
                 del env[s]
     out = env[a.output]
-    logits = out.sum(axis=0) if frames else out
+    logits = golden.logits(out) if frames else out
     return Result(logits=logits.astype(np.int64), counts=counts, mode=mode, delay=D if frames else None,
                   frames=traced)
 
