@@ -131,10 +131,14 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[Config
 
 
 def train(cfg: Config, *, out: str | Path | None = None, resume: bool = False, progress: bool = True,
-          device: str | None = None, max_steps: int | None = None) -> dict[str, Any]:
+          device: str | None = None, max_steps: int | None = None,
+          max_seconds: float | None = None) -> dict[str, Any]:
     """Train the QANN of ``cfg``; write ``out/checkpoint.pt`` every epoch; return final metrics.
 
     ``max_steps`` stops early (for tests); ``resume`` continues from ``out/checkpoint.pt``.
+    ``max_seconds`` stops after the first epoch that ends past that many seconds of this call
+    (its checkpoint written), so that a time-limited machine can train in chunks with ``resume``;
+    the result's ``epochs_done`` and ``finished`` say where it stopped.
     """
     dist = _init_distributed()
     out = Path(out or cfg.train.out)
@@ -229,11 +233,14 @@ def train(cfg: Config, *, out: str | Path | None = None, resume: bool = False, p
                             "scheduler": sched.state_dict(), "epoch": epoch + 1, "history": history})
         if max_steps is not None and steps_done >= max_steps:
             break
+        if max_seconds is not None and time.time() - t0 >= max_seconds:
+            break
     if dist.world > 1:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
+    done = history[-1]["epoch"] if history else 0
     return {"checkpoint": str(ck_path), "history": history, "test_acc": history[-1]["test_acc"] if history else None,
-            "train_seconds": time.time() - t0}
+            "train_seconds": time.time() - t0, "epochs_done": done, "finished": done >= tc.epochs}
 
 
 def _save(path: Path, obj: dict) -> None:
