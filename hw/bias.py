@@ -7,12 +7,11 @@ the data three cycles after the read. Cycles: :func:`cycles`.
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data
 
 from ..sim import golden
-from .memory import Q_LATENCY, ReadPort, WritePort
-from .phase import PhaseControl, addr_shape, issue_pipe, lane_word, lanes_of
+from .memory import Q_LATENCY
+from .phase import PhaseUnit, RowWalk, addr_shape, idle_state, issue_pipe, lane_word, lanes_of
 
 __all__ = ["GOLDEN", "Bias", "cycles"]
 
@@ -25,34 +24,24 @@ def cycles(op, program) -> int:
     return op.f["acc_words"] + 1
 
 
-class Bias(wiring.Component):
+class Bias(PhaseUnit):
     """Ports: ``ctl``; ``bias`` (the ROM's read port), ``acc_w``."""
 
     def __init__(self, program):
-        self.program = p = program
-        P, W, D = p.lanes, p.widths, p.depths
-        super().__init__({
-            "ctl": In(PhaseControl(p, p.layout["bias"].shape)),
-            "bias": Out(ReadPort(D["bias"], P * W["bias"])),
-            "acc_w": Out(WritePort(D["acc"], P * W["acc"])),
-        })
+        super().__init__(program, program.layout["bias"].shape, reads=("bias",), writes=("acc",))
 
     def elaborate(self, platform):
         m = Module()
         p, f = self.program, self.ctl.op
         P, W, A = p.lanes, p.widths, addr_shape(p)
-        wi, g, ra = Signal(len(f.words)), Signal(len(f.groups_m1)), Signal(range(p.depths["bias"]))
+        walk = RowWalk(f.words, f.groups_m1, f.base, p.depths["bias"])
         q = issue_pipe(m, data.StructLayout({"valid": 1, "w": A}), Q_LATENCY, "q")
-        m.d.comb += self.bias.addr.eq(ra)
+        m.d.comb += self.bias.addr.eq(walk.rom)
         with m.FSM(name="bias"):
-            with m.State("IDLE"):
-                with m.If(self.ctl.start):
-                    m.d.sync += [wi.eq(0), g.eq(0), ra.eq(f.base)]
-                    m.next = "BIAS"
+            idle_state(m, self.ctl, "BIAS", walk.restart())
             with m.State("BIAS"):
-                with m.If(wi < f.words):
-                    m.d.sync += [q[1].valid.eq(1), q[1].w.eq(wi), wi.eq(wi + 1),
-                                 g.eq(Mux(g == f.groups_m1, 0, g + 1)), ra.eq(Mux(g == f.groups_m1, f.base, ra + 1))]
+                with m.If(walk.more):
+                    m.d.sync += [q[1].valid.eq(1), q[1].w.eq(walk.word)] + walk.step()
                 with m.Else():
                     m.d.comb += self.ctl.done.eq(1)
                     m.next = "IDLE"

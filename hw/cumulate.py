@@ -9,11 +9,10 @@ cycles after the read; ``C(0) = 0`` (the first frame adds to nothing). Cycles: :
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data
 
-from .memory import Q_LATENCY, ReadPort, WritePort
-from .phase import PhaseControl, addr_shape, cumulate, issue_pipe
+from .memory import Q_LATENCY
+from .phase import PhaseUnit, addr_shape, cumulate, idle_state, issue_pipe
 
 __all__ = ["Cumulate", "cycles"]
 
@@ -26,18 +25,12 @@ def cycles(op, program) -> int:
     return program.T * (words + 1)
 
 
-class Cumulate(wiring.Component):
+class Cumulate(PhaseUnit):
     """Ports: ``ctl``; ``spk`` (the frame: at ``frame.b`` for TDEC, ``frame.src`` for max-pool),
     ``cnt`` / ``cnt_w``."""
 
     def __init__(self, program):
-        self.program = p = program
-        P, CW, D = p.lanes, p.widths["cnt"], p.depths
-        super().__init__({
-            "ctl": In(PhaseControl(p, p.layout["cumulate"].shape)),
-            "spk": Out(ReadPort(D["spk"], P)),
-            "cnt": Out(ReadPort(D["cnt"], P * CW)), "cnt_w": Out(WritePort(D["cnt"], P * CW)),
-        })
+        super().__init__(program, program.layout["cumulate"].shape, reads=("spk", "cnt"), writes=("cnt",))
 
     def elaborate(self, platform):
         m = Module()
@@ -46,10 +39,7 @@ class Cumulate(wiring.Component):
         wi = Signal(len(f.words))
         q = issue_pipe(m, data.StructLayout({"valid": 1, "w": A, "first": 1}), Q_LATENCY, "q")
         with m.FSM(name="cumulate"):
-            with m.State("IDLE"):
-                with m.If(self.ctl.start):
-                    m.d.sync += wi.eq(0)
-                    m.next = "CUM"
+            idle_state(m, self.ctl, "CUM", [wi.eq(0)])
             with m.State("CUM"):
                 m.d.comb += [self.spk.addr.eq(Mux(f.use_b, fr.b, fr.src) + wi), self.cnt.addr.eq(f.base + wi)]
                 with m.If(wi < f.words):

@@ -11,22 +11,27 @@ answered are discarded (the host waits for each answer). For timing, the pixels 
 through a 4-entry FIFO (registered, one a cycle while the core is ready) and every answer byte,
 its CRC update and the logit memory's output are registered.
 
+It is composed of three units around its two buffers (``image_mem``, ``logit_mem``):
+:class:`~csdformer.hw.link_rx.FrameReceiver` (bytes → verdict, pixels into the image buffer),
+:class:`~csdformer.hw.link_run.Executor` (the image fed to the core, its logits collected) and
+:class:`~csdformer.hw.link_tx.AnswerSender` (the answer frame, logits read back).
+
 :class:`LinkSoC` is UART receiver + :class:`Link` + UART transmitter + a core, with only the two
 pins (and ``busy``/``error`` for LEDs): what a board instantiates.
 
 Message codes come from :mod:`csdformer.firmware.protocol` (the one definition).
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Shape, Signal, signed, unsigned
+from amaranth.hdl import Module, Shape, signed, unsigned
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..firmware.protocol import (CRC_SIZE, HEADER_SIZE, INFO_SIZE, MAX_PAYLOAD, RESULT_HEAD_SIZE, SYNC, ErrorCode,
-                                 Info, MsgType, infer_size, result_size)
-from .common import FlipOutputBit, HwParamError, check_int, one_hot_in_synthesis, unsigned_bits, validated
-from .crc16 import INIT, crc16_byte
+from ..firmware.protocol import MAX_PAYLOAD, Info
+from .common import FlipOutputBit, HwParamError, check_int, validated
+from .link_run import Executor, core_signature
+from .link_rx import FrameReceiver
+from .link_tx import AnswerSender
 from .uart import MIN_DIVISOR, UARTRx, UARTTx
 
 __all__ = ["CORE_ATTRS", "core_params", "core_signature", "check_core", "Link", "LinkSoC"]
@@ -61,17 +66,6 @@ def core_params(core) -> dict:
     if missing:
         raise HwParamError(f"core: {type(core).__name__} lacks attribute(s) {', '.join(missing)}")
     return _check_params(**{a: getattr(core, a) for a in CORE_ATTRS})
-
-
-def core_signature(*, pixel_bits: int, logit_width: int, num_classes: int, T: int) -> wiring.Signature:
-    """The ports of an accelerator core, as the core sees them."""
-    return wiring.Signature({
-        "image": In(stream.Signature(unsigned(pixel_bits))),
-        "logits": Out(stream.Signature(signed(logit_width))),
-        "prediction": Out(stream.Signature(unsigned(unsigned_bits(num_classes - 1)))),
-        "delay": In(range(T)),
-        "cycles": Out(32),
-    })
 
 
 def _same_member(a, b) -> bool:
@@ -161,204 +155,32 @@ class Link(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self._p
-        n, K, T = p["n_pixels"], p["num_classes"], p["T"]
-        max_len = infer_size(n)
-
+        n, K = p["n_pixels"], p["num_classes"]
         m.submodules.image_mem = imem = Memory(shape=unsigned(p["pixel_bits"]), depth=n, init=[],
                                                attrs=_small_ram(p["pixel_bits"] * n))
         m.submodules.logit_mem = lmem = Memory(shape=signed(p["logit_width"]), depth=K, init=[],
                                                attrs=_small_ram(p["logit_width"] * K))
-        iw, ir = imem.write_port(), imem.read_port(transparent_for=())
-        lw, lr = lmem.write_port(), lmem.read_port(transparent_for=())
+        m.submodules.receiver = rx = FrameReceiver(pixel_bits=p["pixel_bits"], n_pixels=n, T=p["T"],
+                                                   timeout=self._timeout)
+        m.submodules.executor = run = Executor(pixel_bits=p["pixel_bits"], n_pixels=n, num_classes=K,
+                                               logit_width=p["logit_width"], T=p["T"])
+        m.submodules.sender = tx = AnswerSender(num_classes=K, logit_width=p["logit_width"],
+                                                info=self.info.pack())
 
-        # receive side
-        byte, got = self.rx.payload, self.rx.valid
-        m.d.comb += self.rx.ready.eq(1)
-        mtype, length, count = Signal(8), Signal(16), Signal(16)
-        crc, crc_lo, dbyte = Signal(16, init=INIT), Signal(8), Signal(8)
-        # The frame's verdict, registered with its last byte (CHECK decides from single bits)
-        crc_ok, is_infer, is_info, len_zero, len_max, delay_bad = (Signal() for _ in range(6))
-        timer = Signal(range(self._timeout + 1))
-        stalled = Signal()
-        m.d.comb += stalled.eq(~got & (timer == self._timeout))
-        crc_rx = crc16_byte(crc, byte)
-        image_frame = (mtype == MsgType.INFER) & (length == max_len)
-        with m.If(got):
-            m.d.sync += timer.eq(0)
-        with m.Elif(timer != self._timeout):
-            m.d.sync += timer.eq(timer + 1)
-
-        # execute side: the image buffer read into a small FIFO (registered pixels for the core,
-        # one a cycle), the logits collected into their memory
-        running, start = Signal(), Signal()
-        st_idx = Signal(range(n + 1))
-        pending = Signal()  # a pixel read issued last cycle, entering the FIFO now
-        fifo = SyncFIFOBuffered(width=p["pixel_bits"], depth=4)
-        m.submodules.pixels = ResetInserter(start)(fifo)
-        issue = Signal()
-        m.d.comb += issue.eq(running & (st_idx != n) & (fifo.level + pending <= 3))
-        m.d.sync += pending.eq(issue & ~start)
-        with m.If(issue):
-            m.d.sync += st_idx.eq(st_idx + 1)
-        m.d.comb += [ir.addr.eq(st_idx), ir.en.eq(issue), fifo.w_en.eq(pending), fifo.w_data.eq(ir.data),
-                     self.image.valid.eq(running & fifo.r_rdy), self.image.payload.eq(fifo.r_data),
-                     fifo.r_en.eq(running & self.image.ready)]
-        lcnt = Signal(range(K + 1))
-        m.d.comb += [lw.addr.eq(lcnt), lw.data.eq(self.logits.payload)]
-
-        # answer side: one byte register towards the UART; the byte's CRC update and the logit
-        # memory's output are registered too (a byte is loaded at most every other cycle)
-        tx_type, tx_len, ecode = Signal(8), Signal(16), Signal(8)
-        pred, cyc = Signal(8), Signal(32)
-        tx_idx, tx_end, tx_last = Signal(16), Signal(16), Signal(16)  # byte index, body end, last byte
-        tcrc = Signal(16, init=INIT)
-        cls, lbyte = Signal(range(K + 1)), Signal(2)
-        out_valid, out_byte, crc_pend = Signal(), Signal(8), Signal()
-        lword = Signal(signed(32))
-        info = Const(int.from_bytes(self.info.pack(), "little"), 8 * INFO_SIZE)
-        m.d.comb += [lr.addr.eq(cls), self.tx.valid.eq(out_valid), self.tx.payload.eq(out_byte)]
-        m.d.sync += lword.eq(lr.data)
-        with m.If(self.tx.ready):
-            m.d.sync += out_valid.eq(0)
-        with m.If(crc_pend):
-            m.d.sync += [tcrc.eq(crc16_byte(tcrc, out_byte)), crc_pend.eq(0)]
-
-        def answer(mt, size, code=0):
-            m.d.sync += [tx_type.eq(mt), tx_len.eq(size), tx_end.eq(HEADER_SIZE + size),
-                         tx_last.eq(HEADER_SIZE + size + CRC_SIZE - 1), ecode.eq(code), tx_idx.eq(0),
-                         tcrc.eq(INIT), cls.eq(0), lbyte.eq(0), self.error.eq(mt == MsgType.ERROR)]
-            m.next = "SEND"
-
-        def drop():
-            m.d.sync += self.error.eq(1)
-            m.next = "HUNT"
-
-        def header_state(nxt, *stmts):
-            with m.If(got):
-                m.d.sync += [crc.eq(crc_rx), *stmts]
-                m.next = nxt
-            with m.Elif(stalled):
-                drop()
-
-        with m.FSM() as fsm:
-            with m.State("HUNT"):
-                with m.If(got & (byte == SYNC)):
-                    m.d.sync += crc.eq(INIT)
-                    m.next = "TYPE"
-            with m.State("TYPE"):
-                header_state("LEN0", mtype.eq(byte))
-            with m.State("LEN0"):
-                header_state("LEN1", length.eq(byte))
-            with m.State("LEN1"):
-                new_len = Cat(length[:8], byte)
-                with m.If(got):
-                    m.d.sync += [crc.eq(crc_rx), length.eq(new_len), count.eq(0)]
-                    with m.If(new_len > max_len):  # cannot be a request: a false sync
-                        drop()
-                    with m.Elif(new_len == 0):
-                        m.next = "CRC0"
-                    with m.Else():
-                        m.next = "PAYLOAD"
-                with m.Elif(stalled):
-                    drop()
-            with m.State("PAYLOAD"):
-                with m.If(got):
-                    m.d.sync += [crc.eq(crc_rx), count.eq(count + 1)]
-                    with m.If(count == 0):
-                        m.d.sync += dbyte.eq(byte)
-                    with m.Elif(image_frame):
-                        m.d.comb += [iw.addr.eq(count - 1), iw.data.eq(byte), iw.en.eq(1)]
-                    with m.If(count == length - 1):
-                        m.next = "CRC0"
-                with m.Elif(stalled):
-                    drop()
-            with m.State("CRC0"):
-                with m.If(got):
-                    m.d.sync += crc_lo.eq(byte)
-                    m.next = "CRC1"
-                with m.Elif(stalled):
-                    drop()
-            with m.State("CRC1"):
-                with m.If(got):
-                    m.d.sync += [crc_ok.eq(Cat(crc_lo, byte) == crc), is_infer.eq(mtype == MsgType.INFER),
-                                 is_info.eq(mtype == MsgType.INFO), len_zero.eq(length == 0),
-                                 len_max.eq(length == max_len), delay_bad.eq(dbyte >= T)]
-                    m.next = "CHECK"
-                with m.Elif(stalled):
-                    drop()
-            with m.State("CHECK"):  # the frame's verdict a cycle after its last byte (timing)
-                with m.If(~crc_ok):
-                    drop()
-                with m.Elif(~is_infer & ~is_info):
-                    answer(MsgType.ERROR, 1, ErrorCode.UNKNOWN_TYPE)
-                with m.Elif(is_info):
-                    with m.If(~len_zero):
-                        answer(MsgType.ERROR, 1, ErrorCode.BAD_LENGTH)
-                    with m.Else():
-                        answer(MsgType.INFO_REPLY, INFO_SIZE)
-                with m.Elif(~len_max):
-                    answer(MsgType.ERROR, 1, ErrorCode.BAD_LENGTH)
-                with m.Elif(delay_bad):
-                    answer(MsgType.ERROR, 1, ErrorCode.BAD_DELAY)
-                with m.Else():
-                    m.d.comb += start.eq(1)
-                    m.d.sync += [self.delay.eq(dbyte), st_idx.eq(0), lcnt.eq(0)]
-                    m.next = "RUN"
-            with m.State("RUN"):
-                m.d.comb += [running.eq(1), self.logits.ready.eq(1), self.prediction.ready.eq(1)]
-                with m.If(self.logits.valid & (lcnt != K)):
-                    m.d.comb += lw.en.eq(1)
-                    m.d.sync += lcnt.eq(lcnt + 1)
-                with m.If(self.prediction.valid):
-                    m.d.sync += [pred.eq(self.prediction.payload), cyc.eq(self.cycles)]
-                    answer(MsgType.RESULT, result_size(K))
-            with m.State("SEND"):
-                with m.If(~out_valid & ~crc_pend):
-                    m.d.sync += [out_byte.eq(self._tx_byte(m, tx_idx, tx_type, tx_len, tx_end, tcrc, pred, cyc,
-                                                           lword, lbyte, info, ecode)),
-                                 out_valid.eq(1), tx_idx.eq(tx_idx + 1)]
-                    with m.If((tx_idx != 0) & (tx_idx < tx_end)):
-                        m.d.sync += crc_pend.eq(1)
-                    with m.If((tx_type == MsgType.RESULT) & (tx_idx >= HEADER_SIZE + RESULT_HEAD_SIZE)
-                              & (tx_idx < tx_end)):
-                        m.d.sync += lbyte.eq(lbyte + 1)
-                        with m.If(lbyte == 3):
-                            m.d.sync += cls.eq(cls + 1)
-                    with m.If(tx_idx == tx_last):
-                        m.next = "HUNT"
-            m.d.comb += self.busy.eq(~fsm.ongoing("HUNT"))
-        one_hot_in_synthesis(fsm)
+        wiring.connect(m, wiring.flipped(self.rx), rx.rx)
+        wiring.connect(m, rx.image_w, imem.write_port())
+        wiring.connect(m, rx.infer, run.infer)
+        wiring.connect(m, rx.reply, tx.reply)
+        wiring.connect(m, run.image_r, imem.read_port(transparent_for=()))
+        for name in ("image", "logits", "prediction"):
+            wiring.connect(m, getattr(run, name), wiring.flipped(getattr(self, name)))
+        wiring.connect(m, run.logit_w, lmem.write_port())
+        wiring.connect(m, run.result, tx.result)
+        wiring.connect(m, tx.logit_r, lmem.read_port(transparent_for=()))
+        wiring.connect(m, tx.tx, wiring.flipped(self.tx))
+        m.d.comb += [self.delay.eq(run.delay), run.cycles.eq(self.cycles), rx.release.eq(tx.done),
+                     tx.dropped.eq(rx.dropped), self.busy.eq(rx.busy), self.error.eq(tx.error)]
         return m
-
-    @staticmethod
-    def _tx_byte(m, idx, mtype, length, end, crc, pred, cyc, lword, lbyte, info, ecode):
-        """Byte ``idx`` of the answer: header, payload (by type), CRC — from registers only."""
-        pos = Signal(4)  # payload byte index, low bits (the fixed fields are < 16 bytes)
-        body, byte = Signal(8), Signal(8)
-        m.d.comb += pos.eq(idx[:4] - HEADER_SIZE)
-        with m.Switch(mtype):
-            with m.Case(MsgType.RESULT):
-                m.d.comb += body.eq(Mux(idx >= HEADER_SIZE + RESULT_HEAD_SIZE, lword.word_select(lbyte, 8),
-                                        Cat(pred, cyc).word_select(pos[:3], 8)))
-            with m.Case(MsgType.INFO_REPLY):
-                m.d.comb += body.eq(info.word_select(pos, 8))
-            with m.Default():
-                m.d.comb += body.eq(ecode)
-        with m.If(idx == 0):
-            m.d.comb += byte.eq(SYNC)
-        with m.Elif(idx == 1):
-            m.d.comb += byte.eq(mtype)
-        with m.Elif(idx == 2):
-            m.d.comb += byte.eq(length[:8])
-        with m.Elif(idx == 3):
-            m.d.comb += byte.eq(length[8:])
-        with m.Elif(idx < end):
-            m.d.comb += byte.eq(body)
-        with m.Elif(idx == end):
-            m.d.comb += byte.eq(crc[:8])
-        with m.Else():
-            m.d.comb += byte.eq(crc[8:])
-        return byte
 
 
 class LinkSoC(wiring.Component):

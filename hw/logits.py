@@ -10,13 +10,13 @@ waits for its consumer).
 from __future__ import annotations
 
 from amaranth.hdl import Module, Signal, signed, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
 from ..sim import golden
 from .common import unsigned_bits
-from .memory import DATA_LATENCY, ReadPort
-from .phase import PhaseControl
+from .memory import DATA_LATENCY
+from .phase import PhaseUnit, idle_state
 
 __all__ = ["GOLDEN", "Logits", "cycles"]
 
@@ -30,18 +30,15 @@ def cycles(program) -> int:
     return sum(DATA_LATENCY + 1 + min(P, nc - i) for i in range(0, nc, P))
 
 
-class Logits(wiring.Component):
+class Logits(PhaseUnit):
     """Ports: ``ctl`` (with ``last``: the last logit leaves this cycle), ``acc`` (read), ``logits``,
     ``prediction``."""
 
     def __init__(self, program):
-        self.program = p = program
-        self.width = p.widths["acc"]
-        super().__init__({
-            "ctl": In(PhaseControl(p, None, {"last": (In, 1)})),
-            "acc": Out(ReadPort(p.depths["acc"], p.lanes * self.width)),
+        self.width = program.widths["acc"]
+        super().__init__(program, None, reads=("acc",), ctl_extra={"last": (In, 1)}, extra={
             "logits": Out(stream.Signature(signed(self.width))),
-            "prediction": Out(stream.Signature(unsigned(max(1, unsigned_bits(p.num_classes - 1))))),
+            "prediction": Out(stream.Signature(unsigned(max(1, unsigned_bits(program.num_classes - 1))))),
         })
 
     def elaborate(self, platform):
@@ -53,10 +50,7 @@ class Logits(wiring.Component):
         best, best_i = Signal(signed(W)), Signal(range(max(nc, 2)))
         word = Signal(P * W)
         with m.FSM(name="logits"):
-            with m.State("IDLE"):
-                with m.If(self.ctl.start):
-                    m.d.sync += wi.eq(0)
-                    m.next = "OUT_RD"
+            idle_state(m, self.ctl, "OUT_RD", [wi.eq(0)])
             with m.State("OUT_RD"):
                 m.d.comb += self.acc.addr.eq(wi)
                 m.d.sync += lane.eq(0)

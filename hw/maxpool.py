@@ -10,12 +10,10 @@ Cycles: :func:`cycles`.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data
 
 from ..sim import golden
-from .memory import ReadPort, WritePort
-from .phase import Counter, PhaseControl, addr_shape, issue_pipe, lanes_of
+from .phase import Counter, PhaseUnit, addr_shape, idle_state, issue_pipe, lanes_of
 
 __all__ = ["GOLDEN", "MaxPool", "cycles"]
 
@@ -29,17 +27,11 @@ def cycles(op, program) -> int:
     return program.T * (1 + f["sink_words"] * (f["K"] ** 2 + 1) + 1)
 
 
-class MaxPool(wiring.Component):
+class MaxPool(PhaseUnit):
     """The TDEC max-pool of ``program``'s max-pool ops. Ports: ``ctl``; ``spk_w``, ``cnt`` / ``cnt_w``."""
 
     def __init__(self, program):
-        self.program = p = program
-        P, CW, D = p.lanes, p.widths["cnt"], p.depths
-        super().__init__({
-            "ctl": In(PhaseControl(p, p.layout["source"].shape["maxpool"].shape)),
-            "spk_w": Out(WritePort(D["spk"], P)),
-            "cnt": Out(ReadPort(D["cnt"], P * CW)), "cnt_w": Out(WritePort(D["cnt"], P * CW)),
-        })
+        super().__init__(program, program.layout["source"].shape["maxpool"].shape, reads=("cnt",), writes=("spk", "cnt"))
 
     def elaborate(self, platform):
         m = Module()
@@ -53,10 +45,7 @@ class MaxPool(wiring.Component):
         q = issue_pipe(m, data.StructLayout({"tap": 1, "first_tap": 1, "out": 1, "first": 1,
                                              "a": A, "a2": A}), 3, "q")
         with m.FSM(name="maxpool"):
-            with m.State("IDLE"):
-                with m.If(self.ctl.start):
-                    m.d.sync += c0.restart() + c1.restart() + [wi.eq(0), E.eq(0), k0.eq(0), k1.eq(0), FA.eq(0)]
-                    m.next = "WAIT"
+            idle_state(m, self.ctl, "WAIT", c0.restart() + c1.restart() + [x.eq(0) for x in (wi, E, k0, k1, FA)])
             with m.State("WAIT"):  # C's last write lands before MP2 reads it
                 m.next = "MP2"
             with m.State("MP2"):  # per output word: K·K tap reads of C, then one of the previous max

@@ -12,13 +12,13 @@ the step's flags and the frame's base addresses.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Signal, signed, unsigned
+from amaranth.hdl import Cat, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .common import unsigned_bits
 
-__all__ = ["PhaseControl", "frame_layout", "addr_shape", "lane_word", "lanes_of", "Counter", "cumulate", "lowest", "issue_pipe"]
+__all__ = ["PhaseControl", "frame_layout", "addr_shape", "lane_word", "lanes_of", "Counter", "cumulate", "lowest", "issue_pipe", "idle_state", "RowWalk", "PhaseUnit"]
 
 
 def addr_shape(program) -> signed:
@@ -31,6 +31,22 @@ def frame_layout(program) -> data.StructLayout:
     t > D) and the base address of this frame of each operand (``src``, ``b``, ``cur``, ``out``)."""
     A = addr_shape(program)
     return data.StructLayout({"first": 1, "integrate": 1, "fire": 1, "src": A, "b": A, "cur": A, "out": A})
+
+
+class PhaseUnit(wiring.Component):
+    """A phase unit of ``program``: ``ctl`` (:class:`PhaseControl` with the op group ``op`` and the
+    ``ctl_extra`` members), a read port ``<name>`` for each memory in ``reads`` and a write port
+    ``<name>_w`` for each in ``writes`` (shapes from :meth:`Program.memory_shape`), and ``extra``
+    members."""
+
+    def __init__(self, program, op, *, reads=(), writes=(), extra=None, ctl_extra=None):
+        from .memory import ReadPort, WritePort
+
+        self.program = program
+        members = {"ctl": In(PhaseControl(program, op, ctl_extra))}
+        members.update({n: Out(ReadPort(*program.memory_shape(n))) for n in reads})
+        members.update({f"{n}_w": Out(WritePort(*program.memory_shape(n))) for n in writes})
+        super().__init__(dict(members, **(extra or {})))
 
 
 class PhaseControl(wiring.Signature):
@@ -96,3 +112,36 @@ def issue_pipe(m, layout, depth: int, name: str) -> list:
     m.d.sync += stages[1].eq(0)
     m.d.sync += [stages[i].eq(stages[i - 1]) for i in range(2, depth + 1)]
     return stages
+
+
+def idle_state(m, ctl, then: str, stmts=()) -> None:
+    """A phase unit's ``IDLE`` state: on ``ctl.start`` apply ``stmts`` (sync) and go to ``then``."""
+    with m.State("IDLE"):
+        with m.If(ctl.start):
+            m.d.sync += list(stmts)
+            m.next = then
+
+
+class RowWalk:
+    """A pass over an op's words, one a cycle, with the ROM address of each word's parameters
+    (bias, or threshold and ``v0``): one ROM word per lane group of a row, back to ``base`` after
+    the row's last group (``scalar``: always ``base``). The address is a register, so no adder
+    sits before the ROM."""
+
+    def __init__(self, words, groups_m1, base, rom_depth: int, scalar=0):
+        self.word = Signal(len(words), name="wi")  # up to ``words``: the pass ends there
+        self.group = Signal(len(groups_m1), name="g")
+        self.rom = Signal(range(max(rom_depth, 2)), name="ra")
+        self.words, self.groups_m1, self.base, self.scalar = words, groups_m1, base, scalar
+
+    @property
+    def more(self):
+        return self.word < self.words
+
+    def restart(self) -> list:
+        return [self.word.eq(0), self.group.eq(0), self.rom.eq(self.base)]
+
+    def step(self) -> list:
+        row_end = self.group == self.groups_m1
+        return [self.word.eq(self.word + 1), self.group.eq(Mux(row_end, 0, self.group + 1)),
+                self.rom.eq(Mux(row_end | self.scalar, self.base, self.rom + 1))]

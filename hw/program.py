@@ -196,20 +196,23 @@ class Program:
         c, h, w = self.input_shape
         return c * h * w
 
-    def memory_bits(self) -> dict[str, int]:
-        """Bits of each on-chip memory (RAM and ROM)."""
+    MEMORIES = ("spk", "cur", "acc", "mem", "cnt", "img", "weight", "bias", "threshold", "v0")
+
+    def memory_shape(self, name: str) -> tuple[int, int]:
+        """(depth, word width) of on-chip memory ``name`` (:data:`MEMORIES`): a word holds ``P`` lanes,
+        but SPK's (a bit a lane) and IMG's (one pixel)."""
         P, w, d = self.lanes, self.widths, self.depths
-        return {
-            "spk": d["spk"] * P,
-            "cur": d["cur"] * P * w["cur"],
-            "acc": d["acc"] * P * w["acc"],
-            "mem": d["mem"] * P * w["mem"],
-            "cnt": d["cnt"] * P * w["cnt"],
-            "img": d["img"] * w["pixel"],
-            "weight": d["weight"] * P * w["weight"],
-            "bias": d["bias"] * P * w["bias"],
-            "param": d["param"] * P * (w["threshold"] + w["v0"]),
-        }
+        if name == "spk":
+            return d["spk"], P
+        if name == "img":
+            return d["img"], w["pixel"]
+        return d["param" if name in ("threshold", "v0") else name], P * w[name]
+
+    def memory_bits(self) -> dict[str, int]:
+        """Bits of each on-chip memory (RAM and ROM); thresholds and ``v0`` together as ``param``."""
+        bits = {n: d * w for n, (d, w) in ((n, self.memory_shape(n)) for n in self.MEMORIES)}
+        bits["param"] = bits.pop("threshold") + bits.pop("v0")
+        return bits
 
     def describe(self) -> dict:
         """A JSON-able description (ports, memories, parameters, tensor map, ops)."""
@@ -350,17 +353,12 @@ class _Compiler:
             return shape[0], shape[1], False
         return 1, shape[0], False
 
-    def spike_tensor(self, name: str) -> Tensor:
+    def tensor(self, name: str, memory: str) -> Tensor:
+        """Place layer ``name``'s output (all ``T`` frames) at the top of ``memory`` (spk or cur)."""
         rows, cols, grid = self.layout(name)
-        t = Tensor(name, "spk", rows, cols, self.P, tuple(self.by_name[name].shape), base=self.spk_top, grid=grid)
-        self.spk_top += t.words * self.T
-        self.tensors[name] = t
-        return t
-
-    def cur_tensor(self, name: str) -> Tensor:
-        rows, cols, grid = self.layout(name)
-        t = Tensor(name, "cur", rows, cols, self.P, tuple(self.by_name[name].shape), base=self.cur_top, grid=grid)
-        self.cur_top += t.words * self.T
+        top = memory + "_top"
+        t = Tensor(name, memory, rows, cols, self.P, tuple(self.by_name[name].shape), base=getattr(self, top), grid=grid)
+        setattr(self, top, getattr(self, top) + t.words * self.T)
         self.tensors[name] = t
         return t
 
@@ -401,7 +399,7 @@ class _Compiler:
         # Spike tensors first, so every op knows every address.
         self.spike_layers = [layer.name for layer in a.layers if layer.kind in ("dif", "maxpool")]
         for name in self.spike_layers:
-            self.spike_tensor(name)
+            self.tensor(name, "spk")
         for layer in a.layers:
             if layer.kind == "tdec_matmul" and layer.attrs["operands"] == "q_kT":
                 k = self.tensors[layer.inputs[1]]
@@ -414,9 +412,9 @@ class _Compiler:
                 self.alias[layer.name] = layer.inputs[0]
             elif layer.kind in SYNAPTIC + ("tdec_matmul",) and layer.name not in self.fused_into \
                     and layer.kind != "head":
-                self.cur_tensor(layer.name)
+                self.tensor(layer.name, "cur")
             elif layer.kind == "add":
-                self.cur_tensor(layer.name)
+                self.tensor(layer.name, "cur")
         for layer in a.layers:
             self.emit(layer)
 

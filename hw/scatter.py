@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ..sim import golden
 from .memory import ReadPort, WritePort
-from .phase import Counter, PhaseControl, addr_shape, cumulate, lane_word, lanes_of, lowest
+from .phase import Counter, PhaseUnit, addr_shape, cumulate, idle_state, lane_word, lanes_of, lowest
 
 __all__ = ["GOLDEN", "Scatter", "ScanStages", "LaneAccumulate", "SCAN_FILL", "SCAN_DRAIN", "cycles"]
 
@@ -139,23 +139,15 @@ class LaneAccumulate(wiring.Component):
         return m
 
 
-class Scatter(wiring.Component):
+class Scatter(PhaseUnit):
     """The scatter engine of ``program`` (module docstring). Ports: ``ctl``; read ports ``spk``,
     ``img``, ``cnt``, ``weight``, ``acc``; write ports ``cnt_w``, ``acc_w``; ``sop``."""
 
     def __init__(self, program):
-        self.program = p = program
-        P, W, D = p.lanes, p.widths, p.depths
-        self.layout = p.layout["source"].shape["scatter"].shape
-        self.mwidth = max(P, p.pixel_bits)
-        super().__init__({
-            "ctl": In(PhaseControl(p, self.layout)),
-            "spk": Out(ReadPort(D["spk"], P)), "img": Out(ReadPort(D["img"], p.pixel_bits)),
-            "cnt": Out(ReadPort(D["cnt"], P * W["cnt"])), "cnt_w": Out(WritePort(D["cnt"], P * W["cnt"])),
-            "weight": Out(ReadPort(D["weight"], P * W["weight"])),
-            "acc": Out(ReadPort(D["acc"], P * W["acc"])), "acc_w": Out(WritePort(D["acc"], P * W["acc"])),
-            "sop": Out(range(P + 1)),
-        })
+        self.layout = program.layout["source"].shape["scatter"].shape
+        self.mwidth = max(program.lanes, program.pixel_bits)
+        super().__init__(program, self.layout, reads=("spk", "img", "cnt", "weight", "acc"), writes=("cnt", "acc"),
+                         extra={"sop": Out(range(program.lanes + 1))})
 
     def elaborate(self, platform):
         m = Module()
@@ -206,11 +198,8 @@ class Scatter(wiring.Component):
             m.d.sync += ri.eq(index + 1)
 
         with m.FSM(name="scatter"):
-            with m.State("IDLE"):
-                with m.If(self.ctl.start):
-                    m.d.sync += c0.restart() + c1.restart() + k0.restart() + k1.restart() + k2.restart()
-                    m.d.sync += [wi.eq(0), c2.eq(0), E.eq(f.e_base), FA.eq(0)] + set_b(lambda _, o: f.b_base + o)
-                    m.next = "SCAN_RD"
+            idle_state(m, self.ctl, "SCAN_RD", [s for c in (c0, c1, k0, k1, k2) for s in c.restart()]
+                       + [wi.eq(0), c2.eq(0), E.eq(f.e_base), FA.eq(0)] + set_b(lambda _, o: f.b_base + o))
             fill = ["SCAN_RD"] + [f"SCAN_WAIT{i}" for i in range(1, SCAN_FILL)] + ["SCAN_LATCH"]
             for i, (state, then) in enumerate(zip(fill, fill[1:])):
                 with m.State(state):

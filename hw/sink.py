@@ -16,12 +16,12 @@ parity. Cycles: :func:`cycles`.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data
+from amaranth.lib.wiring import Out
 
 from ..sim import golden
-from .memory import Q_LATENCY, ReadPort, WritePort
-from .phase import PhaseControl, addr_shape, issue_pipe, lanes_of
+from .memory import Q_LATENCY
+from .phase import PhaseUnit, RowWalk, addr_shape, idle_state, issue_pipe, lanes_of
 
 __all__ = ["GOLDEN", "SinkArray", "cycles", "DEPTH"]
 
@@ -36,47 +36,33 @@ def cycles(op, program, steps: int) -> int:
     return steps * (op.f["sink_words"] * program.sink_gap + 1)
 
 
-class SinkArray(wiring.Component):
+class SinkArray(PhaseUnit):
     """The sink of ``program`` (module docstring). Ports: ``ctl``; read ports ``acc``, ``cur``,
     ``mem``, ``threshold``, ``v0``; write ports ``acc_w`` (the clear), ``cur_w``, ``mem_w``, ``spk_w``;
     ``fired`` (the spikes of the word written last cycle, for the spike counter)."""
 
     def __init__(self, program):
-        self.program = p = program
-        P, W, D = p.lanes, p.widths, p.depths
-        super().__init__({
-            "ctl": In(PhaseControl(p, p.layout["sink_fields"].shape)),
-            "acc": Out(ReadPort(D["acc"], P * W["acc"])), "acc_w": Out(WritePort(D["acc"], P * W["acc"])),
-            "cur": Out(ReadPort(D["cur"], P * W["cur"])), "cur_w": Out(WritePort(D["cur"], P * W["cur"])),
-            "mem": Out(ReadPort(D["mem"], P * W["mem"])), "mem_w": Out(WritePort(D["mem"], P * W["mem"])),
-            "threshold": Out(ReadPort(D["param"], P * W["threshold"])), "v0": Out(ReadPort(D["param"], P * W["v0"])),
-            "spk_w": Out(WritePort(D["spk"], P)),
-            "fired": Out(P),
-        })
+        super().__init__(program, program.layout["sink_fields"].shape, reads=("acc", "cur", "mem", "threshold", "v0"),
+                         writes=("acc", "cur", "mem", "spk"), extra={"fired": Out(program.lanes)})
 
     def elaborate(self, platform):
         m = Module()
         p, f, fr = self.program, self.ctl.op, self.ctl.frame
         A = addr_shape(p)
-        wi, g, gap = Signal(len(f.words)), Signal(len(f.groups_m1)), Signal()  # wi: the word, up to words
-        ra = Signal(range(p.depths["param"]))  # threshold / v0 ROM address: a register, no adder before the ROM
+        walk, gap = RowWalk(f.words, f.groups_m1, f.prm_base, p.depths["param"], f.prm_scalar), Signal()
+        wi = walk.word
         q = issue_pipe(m, data.StructLayout({"valid": 1, "w": A, "a": A, "first": 1, "fire": 1, "integrate": 1}),
                        DEPTH, "q")
-        m.d.comb += [self.threshold.addr.eq(ra), self.v0.addr.eq(ra)]
+        m.d.comb += [self.threshold.addr.eq(walk.rom), self.v0.addr.eq(walk.rom)]
         with m.FSM(name="sink"):
-            with m.State("IDLE"):
-                with m.If(self.ctl.start):
-                    m.d.sync += [wi.eq(0), g.eq(0), ra.eq(f.prm_base)]
-                    m.next = "SINK"
+            idle_state(m, self.ctl, "SINK", walk.restart())
             with m.State("SINK"):
                 m.d.comb += [self.acc.addr.eq(wi), self.cur.addr.eq(fr.cur + wi), self.mem.addr.eq(wi)]
                 with m.If(gap):  # half rate (single-port memories): a cycle without a read
                     m.d.sync += gap.eq(0)
-                with m.Elif(wi < f.words):
+                with m.Elif(walk.more):
                     m.d.sync += [q[1].valid.eq(1), q[1].w.eq(wi), q[1].a.eq(fr.out + wi), q[1].first.eq(fr.first),
-                                 q[1].fire.eq(fr.fire), q[1].integrate.eq(fr.integrate), wi.eq(wi + 1),
-                                 g.eq(Mux(g == f.groups_m1, 0, g + 1)),
-                                 ra.eq(Mux((g == f.groups_m1) | f.prm_scalar, f.prm_base, ra + 1))]
+                                 q[1].fire.eq(fr.fire), q[1].integrate.eq(fr.integrate)] + walk.step()
                     if p.sink_gap == 2:
                         m.d.sync += gap.eq(1)
                 with m.Else():

@@ -10,12 +10,10 @@ read), steps ``P+3 .. 2P+2`` write its ``P`` columns as rows of the copy. Cycles
 from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from ..sim import golden
-from .memory import Q_LATENCY, ReadPort, WritePort
-from .phase import PhaseControl, addr_shape
+from .memory import Q_LATENCY
+from .phase import PhaseUnit, addr_shape, idle_state
 
 __all__ = ["GOLDEN", "Transpose", "cycles"]
 
@@ -29,15 +27,11 @@ def cycles(op, program) -> int:
     return program.T * (f["row_groups"] * f["groups"] * (2 * P + Q_LATENCY) + 1)
 
 
-class Transpose(wiring.Component):
+class Transpose(PhaseUnit):
     """The block transposer of ``program``. Ports: ``ctl``; ``spk`` (read), ``spk_w``."""
 
     def __init__(self, program):
-        self.program = p = program
-        super().__init__({
-            "ctl": In(PhaseControl(p, p.layout["source"].shape["transpose"].shape)),
-            "spk": Out(ReadPort(p.depths["spk"], p.lanes)), "spk_w": Out(WritePort(p.depths["spk"], p.lanes)),
-        })
+        super().__init__(program, program.layout["source"].shape["transpose"].shape, reads=("spk",), writes=("spk",))
 
     def elaborate(self, platform):
         m = Module()
@@ -52,11 +46,8 @@ class Transpose(wiring.Component):
         valid = [Signal(name=f"valid{i}") for i in range(Q_LATENCY + 1)]  # a row read in flight
         idx = [Signal(range(end + 1), name=f"idx{i}") for i in range(Q_LATENCY + 1)]
         with m.FSM(name="transpose"):
-            with m.State("IDLE"):
-                with m.If(self.ctl.start):
-                    m.d.sync += [x.eq(0) for x in (step, in0, out0, row0, rd, wr, row, c0, c1)]
-                    m.d.sync += more.eq(f.groups != 0)
-                    m.next = "TR"
+            idle_state(m, self.ctl, "TR", [x.eq(0) for x in (step, in0, out0, row0, rd, wr, row, c0, c1)]
+                       + [more.eq(f.groups != 0)])
             with m.State("TR"):
                 with m.If(more):
                     m.d.sync += step.eq(step + 1)

@@ -19,13 +19,19 @@ __all__ = ["UARTRx", "UARTTx", "MIN_DIVISOR"]
 MIN_DIVISOR = 4  # mid-bit sampling needs a few cycles per bit
 
 
-class UARTRx(wiring.Component):
-    """UART receiver.
+class _Uart(wiring.Component):
+    """One direction of the UART; ``divisor``: clock cycles per bit (>= :data:`MIN_DIVISOR`)."""
 
-    Parameters
-    ----------
-    divisor : int
-        Clock cycles per bit (>= 4).
+    @validated
+    def __init__(self, *, divisor: int):
+        self._divisor = check_int("divisor", divisor, lo=MIN_DIVISOR)
+        super().__init__()
+
+    divisor = property(lambda self: self._divisor, doc="Clock cycles per bit.")
+
+
+class UARTRx(_Uart):
+    """UART receiver (``divisor``: clock cycles per bit).
 
     Attributes
     ----------
@@ -42,13 +48,6 @@ class UARTRx(wiring.Component):
     data: Out(stream.Signature(8))
     framing_error: Out(1)
     overrun: Out(1)
-
-    @validated
-    def __init__(self, *, divisor: int):
-        self._divisor = check_int("divisor", divisor, lo=MIN_DIVISOR)
-        super().__init__()
-
-    divisor = property(lambda self: self._divisor, doc="Clock cycles per bit.")
 
     def elaborate(self, platform):
         m = Module()
@@ -94,31 +93,14 @@ class UARTRx(wiring.Component):
         return m
 
 
-class UARTTx(wiring.Component):
-    """UART transmitter: start bit, 8 data bits LSB first, one stop bit.
-
-    Parameters
-    ----------
-    divisor : int
-        Clock cycles per bit (>= 4).
-
-    Attributes
-    ----------
-    data : In(stream.Signature(8))
-        Bytes to send; ``ready`` is high while the transmitter is idle.
-    tx : Out(1)
-        The pin (idle high).
+class UARTTx(_Uart):
+    """UART transmitter: start bit, 8 data bits LSB first, one stop bit (``divisor``: clock cycles
+    per bit). Members: ``data`` (In(stream.Signature(8))): bytes to send, ``ready`` while idle;
+    ``tx`` (Out(1)): the pin (idle high).
     """
 
     data: In(stream.Signature(8))
     tx: Out(1, init=1)
-
-    @validated
-    def __init__(self, *, divisor: int):
-        self._divisor = check_int("divisor", divisor, lo=MIN_DIVISOR)
-        super().__init__()
-
-    divisor = property(lambda self: self._divisor, doc="Clock cycles per bit.")
 
     def elaborate(self, platform):
         m = Module()
