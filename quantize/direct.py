@@ -66,7 +66,7 @@ class _Spike(torch.autograd.Function):
         gx = du / theta
         gtheta = None
         if ctx.needs_input_grad[1]:
-            gtheta = (-(du * u) / theta).sum().reshape(theta.shape)
+            gtheta = (-(du * u) / theta).sum_to_size(theta.shape)
         return gx, gtheta, None
 
 

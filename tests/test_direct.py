@@ -41,6 +41,21 @@ def test_tdec_ops_match_golden() -> None:
     assert np.array_equal(got.numpy().astype(np.uint8), golden.tdec_maxpool(s, 2))
 
 
+def test_surrogate_is_the_sigmoid_derivative() -> None:
+    """Backward of the spike is the gradient of ``sigmoid(α (v − θ)/θ)``, in ``v`` and in ``θ``."""
+    from csdformer.quantize.direct import SURROGATE_ALPHA, _Spike
+
+    v = torch.linspace(-3, 5, 41, dtype=torch.float64, requires_grad=True)
+    theta = torch.tensor(1.7, dtype=torch.float64, requires_grad=True)
+    g = torch.rand(41, dtype=torch.float64)
+    spikes = _Spike.apply(v - theta, theta, SURROGATE_ALPHA)
+    assert torch.equal(spikes, (v >= theta).double())
+    gv, gt = torch.autograd.grad(spikes, (v, theta), g)
+    smooth = torch.sigmoid(SURROGATE_ALPHA * (v - theta) / theta)
+    rv, rt = torch.autograd.grad(smooth, (v, theta), g)
+    assert torch.allclose(gv, rv) and torch.allclose(gt, rt)
+
+
 def test_surrogate_gradient_reaches_every_parameter() -> None:
     cfg = C.load("digits")
     torch.manual_seed(0)
@@ -197,3 +212,25 @@ def test_direct_training_reaches_95_percent_on_digits(tmp_path: Path) -> None:
     raw["train"].update({"direct": True, "out": str(tmp_path / "run")})
     res = train(C.from_dict(raw), progress=False)
     assert res["test_acc"] >= 0.95, res["history"][-1]
+
+
+@pytest.mark.slow
+def test_direct_torchrun_ddp_two_processes(tmp_path: Path) -> None:
+    """Direct SNN training under torchrun, as the QANN's: two CPU processes (gloo), one checkpoint."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    raw = C.load("digits").to_dict()
+    raw["train"].update({"epochs": 1, "warmup_epochs": 0, "threads": 1, "direct": True})
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "run"
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29519",
+                        "-m", "csdformer", "train", str(cfg), "--out", str(out), "--quiet"],
+                       capture_output=True, text=True, timeout=600, check=False)
+    assert p.returncode == 0, p.stderr[-2000:]
+    _, model, ck = load_checkpoint(out)
+    assert isinstance(model, DirectSNN) and ck["epoch"] == 1
+    assert ck["scheduler"]["last_epoch"] == 11  # half of the 1,437 training images per rank, batch 64
