@@ -8,11 +8,11 @@ cycles after the read; ``C(0) = 0`` (the first frame adds to nothing). Cycles: :
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux
 from amaranth.lib import data
 
 from .memory import Q_LATENCY
-from .phase import PhaseUnit, addr_shape, cumulate, idle_state, issue_pipe
+from .phase import PhaseUnit, Walk, addr_shape, cumulate, idle_state, issue_pipe
 
 __all__ = ["Cumulate", "cycles"]
 
@@ -36,14 +36,15 @@ class Cumulate(PhaseUnit):
         m = Module()
         p, f, fr = self.program, self.ctl.op, self.ctl.frame
         A = addr_shape(p)
-        wi = Signal(len(f.words))
+        walk = Walk(f.words)
+        wi = walk.word
         q = issue_pipe(m, data.StructLayout({"valid": 1, "w": A, "first": 1}), Q_LATENCY, "q")
         with m.FSM(name="cumulate"):
-            idle_state(m, self.ctl, "CUM", [wi.eq(0)])
+            idle_state(m, self.ctl, "CUM", walk.restart())
             with m.State("CUM"):
                 m.d.comb += [self.spk.addr.eq(Mux(f.use_b, fr.b, fr.src) + wi), self.cnt.addr.eq(f.base + wi)]
-                with m.If(wi < f.words):
-                    m.d.sync += [q[1].valid.eq(1), q[1].w.eq(f.base + wi), q[1].first.eq(fr.first), wi.eq(wi + 1)]
+                with m.If(walk.more):
+                    m.d.sync += [q[1].valid.eq(1), q[1].w.eq(f.base + wi), q[1].first.eq(fr.first)] + walk.step()
                 with m.Else():
                     m.d.comb += self.ctl.done.eq(1)
                     m.next = "IDLE"

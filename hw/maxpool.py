@@ -13,7 +13,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data
 
 from ..sim import golden
-from .phase import Counter, PhaseUnit, addr_shape, idle_state, issue_pipe, lanes_of
+from .phase import Counter, PhaseUnit, Walk, addr_shape, idle_state, issue_pipe, lanes_of
 
 __all__ = ["GOLDEN", "MaxPool", "cycles"]
 
@@ -39,17 +39,18 @@ class MaxPool(PhaseUnit):
         A = addr_shape(p)
         nb = max(len(f[n]) for n in ("n0_m1", "n1_m1", "k_m1", "taps"))
         c0, c1 = Counter("c0", nb, f.n0_m1), Counter("c1", nb, f.n1_m1)
-        wi = Signal(len(f.out_words))  # the output word, up to out_words
+        walk = Walk(f.out_words)  # the output word
+        wi = walk.word
         E, FA = Signal(A), Signal(A)  # the window's first tap, the tap's offset
         k0, k1 = Signal(nb), Signal(nb)  # tap, and column within the window's row
         q = issue_pipe(m, data.StructLayout({"tap": 1, "first_tap": 1, "out": 1, "first": 1,
                                              "a": A, "a2": A}), 3, "q")
         with m.FSM(name="maxpool"):
-            idle_state(m, self.ctl, "WAIT", c0.restart() + c1.restart() + [x.eq(0) for x in (wi, E, k0, k1, FA)])
+            idle_state(m, self.ctl, "WAIT", c0.restart() + c1.restart() + walk.restart() + [x.eq(0) for x in (E, k0, k1, FA)])
             with m.State("WAIT"):  # C's last write lands before MP2 reads it
                 m.next = "MP2"
             with m.State("MP2"):  # per output word: K·K tap reads of C, then one of the previous max
-                with m.If(wi < f.out_words):
+                with m.If(walk.more):
                     with m.If(k0 < f.taps):
                         m.d.comb += self.cnt.addr.eq(f.cum + E + FA)
                         m.d.sync += [q[1].tap.eq(1), q[1].first_tap.eq(k0 == 0), k0.eq(k0 + 1)]
@@ -60,7 +61,7 @@ class MaxPool(PhaseUnit):
                     with m.Else():
                         m.d.comb += self.cnt.addr.eq(f.prev + wi)
                         m.d.sync += [q[1].out.eq(1), q[1].first.eq(fr.first), q[1].a.eq(fr.out + wi),
-                                     q[1].a2.eq(f.prev + wi), k0.eq(0), k1.eq(0), FA.eq(0), wi.eq(wi + 1)]
+                                     q[1].a2.eq(f.prev + wi), k0.eq(0), k1.eq(0), FA.eq(0)] + walk.step()
                         with m.If(~c0.last):
                             m.d.sync += c0.step() + [E.eq(E + f.e_j0)]
                         with m.Elif(~c1.last):

@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from .common import unsigned_bits
 
-__all__ = ["PhaseControl", "frame_layout", "addr_shape", "lane_word", "lanes_of", "Counter", "cumulate", "lowest", "issue_pipe", "idle_state", "RowWalk", "PhaseUnit"]
+__all__ = ["PhaseControl", "frame_layout", "addr_shape", "lane_word", "lanes_of", "Counter", "cumulate", "lowest", "issue_pipe", "idle_state", "Walk", "RowWalk", "PhaseUnit"]
 
 
 def addr_shape(program) -> signed:
@@ -122,26 +122,37 @@ def idle_state(m, ctl, then: str, stmts=()) -> None:
             m.next = then
 
 
-class RowWalk:
-    """A pass over an op's words, one a cycle, with the ROM address of each word's parameters
-    (bias, or threshold and ``v0``): one ROM word per lane group of a row, back to ``base`` after
-    the row's last group (``scalar``: always ``base``). The address is a register, so no adder
-    sits before the ROM."""
+class Walk:
+    """A pass over ``words`` words, one a cycle: ``word`` and ``more`` (``word < words``, kept in
+    a register beside it, so that a unit's ``done`` and its next state need no comparator)."""
 
-    def __init__(self, words, groups_m1, base, rom_depth: int, scalar=0):
+    def __init__(self, words):
+        self.words = words
         self.word = Signal(len(words), name="wi")  # up to ``words``: the pass ends there
-        self.group = Signal(len(groups_m1), name="g")
-        self.rom = Signal(range(max(rom_depth, 2)), name="ra")
-        self.words, self.groups_m1, self.base, self.scalar = words, groups_m1, base, scalar
-
-    @property
-    def more(self):
-        return self.word < self.words
+        self.more = Signal(name="more")
 
     def restart(self) -> list:
-        return [self.word.eq(0), self.group.eq(0), self.rom.eq(self.base)]
+        return [self.word.eq(0), self.more.eq(self.words != 0)]
+
+    def step(self) -> list:
+        return [self.word.eq(self.word + 1), self.more.eq(self.word + 1 < self.words)]
+
+
+class RowWalk(Walk):
+    """A :class:`Walk` with the ROM address of each word's parameters (bias, or threshold and
+    ``v0``): one ROM word per lane group of a row, back to ``base`` after the row's last group
+    (``scalar``: always ``base``). The address is a register, so no adder sits before the ROM."""
+
+    def __init__(self, words, groups_m1, base, rom_depth: int, scalar=0):
+        super().__init__(words)
+        self.group = Signal(len(groups_m1), name="g")
+        self.rom = Signal(range(max(rom_depth, 2)), name="ra")
+        self.groups_m1, self.base, self.scalar = groups_m1, base, scalar
+
+    def restart(self) -> list:
+        return super().restart() + [self.group.eq(0), self.rom.eq(self.base)]
 
     def step(self) -> list:
         row_end = self.group == self.groups_m1
-        return [self.word.eq(self.word + 1), self.group.eq(Mux(row_end, 0, self.group + 1)),
-                self.rom.eq(Mux(row_end | self.scalar, self.base, self.rom + 1))]
+        return super().step() + [self.group.eq(Mux(row_end, 0, self.group + 1)),
+                                 self.rom.eq(Mux(row_end | self.scalar, self.base, self.rom + 1))]
