@@ -28,6 +28,7 @@ def core_signature(*, pixel_bits: int, logit_width: int, num_classes: int, T: in
         "cycles": Out(32),
     })
 
+
 #: What the core answered besides its logits (those are in the logit memory).
 Result = data.StructLayout({"prediction": 8, "cycles": 32})
 
