@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
+from csdformer.artifact import resolve_artifact
 from csdformer import artifact as A
-from csdformer.cli import main, resolve_artifact
+from csdformer.cli import main
 from csdformer.hw import HwParamError
 from csdformer.hw.netmodel import image_model, op_costs
 from csdformer.hw.program import Sink, Src, compile_program

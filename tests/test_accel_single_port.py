@@ -12,8 +12,8 @@ import pytest
 from amaranth.hdl import Fragment, Instance
 from amaranth.sim import Simulator
 
+from csdformer.artifact import resolve_artifact
 from csdformer import artifact as A
-from csdformer.cli import resolve_artifact
 from csdformer.hw import program as program_mod
 from csdformer.hw.memory import SinglePortRam
 from csdformer.hw.common import HwParamError

@@ -10,8 +10,9 @@ import copy
 import numpy as np
 import pytest
 
+from csdformer.artifact import resolve_artifact
 from csdformer import artifact as A
-from csdformer.cli import main, resolve_artifact
+from csdformer.cli import main
 from csdformer.hw.program import compile_program
 from csdformer.sim.verify import compare, select_images, verify
 

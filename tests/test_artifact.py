@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from csdformer.artifact import resolve_artifact
 from csdformer import artifact as A
-from csdformer.cli import main, resolve_artifact
+from csdformer.cli import main
 
 SHIPPED = resolve_artifact("digits")
 

@@ -237,7 +237,7 @@ def _parse(argv):
 def test_build_command_uses_the_real_core(monkeypatch):
     """The default provider is the UART link around the whole-network accelerator of the artifact."""
     from csdformer import artifact as A
-    from csdformer.cli import resolve_artifact
+    from csdformer.artifact import resolve_artifact
     from csdformer.hw.accelerator import Accelerator
     from csdformer.hw.link import LinkSoC
 

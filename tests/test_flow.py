@@ -120,7 +120,7 @@ def test_flow_end_to_end_no_train_with_the_icebreaker_bitstream(capsys):
     """The shipped digits model through every stage but training, the iCEBreaker build included
     (about 2 minutes of Yosys and nextpnr): CI builds that bitstream here."""
     from csdformer.artifact import load
-    from csdformer.cli import resolve_artifact
+    from csdformer.artifact import resolve_artifact
 
     repo = Path(__file__).resolve().parent.parent
     (repo / "build").mkdir(exist_ok=True)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from csdformer import artifact as A
-from csdformer.cli import main, resolve_artifact
+from csdformer.artifact import resolve_artifact
+from csdformer.cli import main
 from csdformer.datasets import load
 from csdformer.sim import runner
 

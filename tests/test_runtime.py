@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from csdformer import CsdformerError
-from csdformer.artifact import load
-from csdformer.cli import resolve_artifact
+from csdformer.artifact import load, resolve_artifact
 from csdformer.datasets import load as load_dataset
 from csdformer.firmware import protocol as P
 from csdformer.firmware import runtime

@@ -9,8 +9,8 @@ reset mid-frame; the next valid frame must be answered correctly each time.
 
 import pytest
 
+from csdformer.artifact import resolve_artifact
 from csdformer import artifact as A
-from csdformer.cli import resolve_artifact
 from csdformer.hw.accelerator import Accelerator
 from csdformer.hw.program import compile_program
 from csdformer.sim.benches.link_cases import link_case
