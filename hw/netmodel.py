@@ -1,18 +1,13 @@
-"""Cycle model of the whole-network accelerator: the units' costs summed over the layer program.
+"""Cycle model of the whole-network accelerator: the phase units' cycles summed over the op program.
 
 Given the golden model's spike frames of one image, :func:`image_model` returns the cycles the
 accelerator (:mod:`csdformer.hw.accelerator`) spends per op and in total, the synaptic operations
 (SOPs: one addition of a weight, or of a count in TDEC, into a real output neuron) and the spikes
-its DIF layers fire. The costs, state by state (``P`` lanes):
-
-- image load: one cycle a pixel; each op: 2 (load its fields) + ``INIT`` (``acc_words + 1``) for
-  scatter ops, then per step ``t``: 1 (dispatch) + phases + 1 (next), and 1 to finish.
-- scatter (``SCAN``): ``5 + words + Σ_events fanout + 3``, plus five cycles per non-empty word but the
-  last of a frame (the word stream restarts after a fan-out). ``fanout = K·K·G_out`` (conv),
-  ``G_out`` (linear, head), the output row's groups (TDEC).
-- ``BUPD``: ``words(b) + 1``; ``SINK``: ``words·gap + 1`` (``gap`` 2 with single-port memories,
-  else 1); max-pool ``in_words + 2 + out_words·(K² + 1) + 1``;
-  transpose ``blocks·(2P + 3) + 1``; logits: ``3 + lanes`` per ACC word.
+its DIF layers fire. An op's cycles are the sequencer's (:func:`csdformer.hw.sequencer.cycles`)
+plus those of each phase unit it runs, each from the unit's own module: ``bias.cycles``,
+``cumulate.cycles``, ``scatter.cycles`` (which needs the op's input events and live words, counted
+here from the golden frames), ``sink.cycles``, ``maxpool.cycles``, ``transpose.cycles``,
+``logits.cycles``; the image load costs one cycle a pixel.
 
 The accelerator's own counters (``cycles``, ``sops``, ``spikes``) are held to this model exactly
 by the verification bench.
