@@ -127,3 +127,33 @@ def test_no_multiplier_anywhere_in_the_accelerator():
         text = rtlil.convert(acc, name="accel", emit_src=False)
         cells = {line.split()[1] for line in text.splitlines() if line.lstrip().startswith("cell ")}
         assert not {c for c in cells if c in ("$mul", "$div", "$mod", "$divfloor", "$modfloor")}, cells
+
+
+def test_op_fields_are_typed_and_a_field_that_does_not_exist_fails(digits, monkeypatch):
+    """The op register is a StructLayout of declared fields: an undeclared field fails when the
+    program is compiled (not a silent zero), and the hardware cannot read one either."""
+    from amaranth.hdl import Signal
+
+    from csdformer.hw import program as program_mod
+
+    prog = compile_program(digits, 8)
+    layout = prog.layout
+    assert layout["src"].shape is Src and layout["sink"].shape is Sink
+    scatter_op = next(op for op in prog.ops if op.src is Src.SYN)
+    reg = Signal(layout)
+    const = layout.const(dict({"bias": {}, "sink_fields": {}, "cumulate": {}}, **prog.fields(scatter_op)))
+    assert const.as_bits() == prog.encode(scatter_op)
+    assert const.source.scatter.words_m1 == scatter_op.f["words"] - 1
+    with pytest.raises(AttributeError):
+        reg.source.scatter.wrods  # noqa: B018 - a misspelt field read by the hardware
+    real = program_mod.Program.fields
+
+    def misspelt(self, op):
+        out = real(self, op)
+        if op.src is Src.SYN:
+            out["source"]["scatter"]["wrods_m1"] = 3
+        return out
+
+    monkeypatch.setattr(program_mod.Program, "fields", misspelt)
+    with pytest.raises(HwParamError, match=r"field scatter\.wrods_m1 does not exist"):
+        compile_program(digits, 8)
