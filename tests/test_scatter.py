@@ -1,0 +1,95 @@
+"""The scatter engine (hw/scatter.py), after the bias pass (hw/bias.py) and, for TDEC, the
+cumulative counts of ``b`` (hw/cumulate.py) as the sequencer runs them, against its golden slice,
+``golden.synaptic_frames`` (the bias at frame 1 only; the encoding layer's whole current at
+frame 1) and ``golden.tdec_layer``, frame by frame over the window of real ops of the shipped
+artifacts, on the product's memories (sim/benchlib/phase_rig.py): ACC after each frame bit-exact
+(the head's ACC: the running sum, ``golden.logits`` at the end), cycles equal to
+``bias.cycles (+ cumulate.cycles) + scatter.cycles``; a flipped bit of one of the scatter's ACC writes must fail."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from csdformer.hw import bias, cumulate, scatter
+from csdformer.hw.netmodel import _scatter as scatter_events
+from csdformer.hw.program import Sink, Src, Tensor
+from csdformer.sim import golden
+from csdformer.sim.benchlib.phase_rig import Flip, PhaseRig, case, compare, op_named
+from csdformer.sim.runner import synaptic_args, tdec_args
+
+CASES = [  # artifact, lanes, op
+    ("digits", 8, "stages.1.quant"),  # the encoding conv: pixel bit-planes
+    ("digits", 8, "blocks.0.attn.quant_q"),  # linear
+    ("digits", 8, "blocks.0.attn.quant_attn"),  # TDEC q·kᵀ (the transposed copy of k)
+    ("digits", 8, "head"),  # head: ACC sums every frame
+    ("digits", 1, "rpe_add"),  # conv over tokens
+    ("digits", 1, "blocks.0.attn.quant_out"),  # TDEC attn·v
+    ("fashion_mnist", 16, "blocks.0.attn.quant_k"),
+]
+
+
+def _golden(c, op):
+    """The op's input spike tensors with their frames, and its current (T, *shape) in ACC's units."""
+    layer, fr, T = c.artifact.layer(op.layers[0]), c.frames, c.program.T
+    if op.src is Src.TDEC:
+        a, b = (op.refs[k] for k in ("src_base", "b_spk"))
+        bv = golden.transpose(fr[b[:-2]]) if b.endswith(".T") else fr[b]
+        cur = golden.tdec_layer(fr[layer.inputs[0]], fr[layer.inputs[1]], **tdec_args(layer))
+        return {a: fr[a], b: bv}, cur >> layer.attrs["shift"]
+    args, kw = synaptic_args(layer)
+    x = c.image if op.src is Src.IMG else fr[layer.inputs[0]]
+    ins = {} if op.src is Src.IMG else {op.refs["src_base"]: fr[op.refs["src_base"]]}
+    return ins, golden.synaptic_frames(*args, x, T, **kw)
+
+
+def run_scatter(name, lanes, op_name, flip=None):
+    c = case(name, lanes)
+    program, P = c.program, c.program.lanes
+    op = op_named(program, op_name)
+    inputs, current = _golden(c, op)
+    if op.sink is Sink.LOGITS:
+        acc_t = Tensor(op.name, "acc", 1, program.num_classes, P, (program.num_classes,))
+        want = np.cumsum(current, axis=0)  # ACC keeps summing: after the last frame, the logits
+        assert np.array_equal(want[-1], golden.logits(current))
+    else:
+        acc_t, want = program.tensors[op.name], current
+    frames = 1 if op.src is Src.IMG else program.T
+    bias_pass, cum = bias.Bias(program), cumulate.Cumulate(program)
+    rig = PhaseRig(program, scatter.Scatter(program), helpers=[bias_pass, cum], flip=flip)
+    measured, got = [], []
+
+    async def bench(ctx):
+        for tname, values in inputs.items():
+            t = program.tensors[tname]
+            rig.load_tensor(ctx, "spk", t.base, t, values)
+        if op.src is Src.IMG:
+            rig.load(ctx, "img", 0, c.image.transpose(1, 2, 0).reshape(-1).tolist())  # (y, x, c) order
+        measured.append(await rig.start(ctx, op, 1, c.delay, unit=bias_pass))
+        for t in range(1, frames + 1):
+            if op.src is Src.TDEC:  # Bcum(t) = Bcum(t−1) + b(t) first
+                measured.append(await rig.start(ctx, op, t, c.delay, unit=cum))
+            measured.append(await rig.start(ctx, op, t, c.delay))
+            await rig.drain(ctx)
+            got.append(rig.read_tensor(ctx, "acc", 0, acc_t)[0])
+            if op.sink is not Sink.LOGITS:  # the sink's clear behind it
+                rig.load(ctx, "acc", 0, [0] * acc_t.words)
+
+    rig.run(bench)
+    for t in range(frames):
+        compare(f"{name}@{lanes} {op.name} frame {t + 1} (ACC)", got[t], want[t], acc_t)
+    events, live_words, _ = scatter_events(program, op, c.frames, c.image, program.T)
+    model = bias.cycles(op, program) + scatter.cycles(op, program, events=events, live_words=live_words)
+    model += cumulate.cycles(op, program) if op.src is Src.TDEC else 0
+    assert events > 0 and sum(measured) == model
+
+
+@pytest.mark.parametrize("case_", CASES, ids=[f"{c[0]}@{c[1]}-{c[2]}" for c in CASES])
+def test_scatter_matches_golden(case_):
+    run_scatter(*case_)
+
+
+@pytest.mark.parametrize("case_", [CASES[1], CASES[2], CASES[0]], ids=["linear", "tdec", "encode"])
+def test_scatter_corrupted_rtl_fails(case_):
+    with pytest.raises(AssertionError, match=rf"{case_[2]} frame 1 \(ACC\): \d+ of \d+ differ; first at .*\(word \d+"):
+        run_scatter(*case_, flip=Flip("acc_w", n=40, bit=1))

@@ -1,0 +1,110 @@
+"""The sequencer (hw/sequencer.py) against its golden slice, the program schedule: driven with
+stub phase units that answer ``done`` after a known number of cycles, it must start the phases in
+the program's order (the bias pass before a scatter op's frames; per step the scatter then the
+sink, or the sink, max-pool or transposer alone; the logits after the head's steps), each with
+its op group and the step's frame (``phase_rig.frame``), write the image's pixels to IMG, and take
+``n_pixels + Σ sequencer.cycles + the stubs' cycles`` to the last logit. A flipped bit of one
+pixel write must fail."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from csdformer.hw import sequencer
+from csdformer.hw.phase import PhaseControl
+from csdformer.hw.program import SCATTER_SRC, Sink, Src
+from csdformer.sim.benchlib.phase_rig import Flip, PhaseRig, case, compare, frame, steps
+
+STUB = {"bias": 3, "cumulate": 7, "scatter": 4, "sink": 2, "maxpool": 5, "transpose": 6, "logits": 3}  # cycles a start
+
+
+def schedule(program, delay):
+    """The program schedule: ``(phase, op, step)`` in the order the phases must start: the bias
+    pass before a scatter op's frames; per step the cumulative counts (TDEC's ``b``, the max-pool's
+    input) before the scatter or max-pool, the scatter before the sink, or the sink or the
+    transposer alone; the logits after the head's steps."""
+    out = []
+    for op in program.ops:
+        out += [("bias", op, 1)] if op.src in SCATTER_SRC else []
+        for t in range(1, steps(program, op, delay) + 1):
+            cum = [("cumulate", op, t)] if op.src in (Src.TDEC, Src.MAXPOOL) else []
+            if (op.src in (Src.SYN, Src.TDEC) and t <= program.T) or (op.src is Src.IMG and t == 1):
+                out += cum + [("scatter", op, t)] + ([("sink", op, t)] if op.sink in (Sink.DIF, Sink.STORE) else [])
+            elif op.src in (Src.MAXPOOL, Src.TRANSPOSE):
+                out += cum + [(op.src.name.lower(), op, t)]
+            elif op.sink is not Sink.LOGITS:
+                out.append(("sink", op, t))
+        out += [("logits", op, None)] if op.sink is Sink.LOGITS else []
+    return out
+
+
+def run_sequencer(name, lanes, single_port, delay, flip=None):
+    c = case(name, lanes, single_port)
+    program = c.program
+    seq = sequencer.Sequencer(program)
+    rig = PhaseRig(program, seq, flip=flip)
+    starts, result = [], {}
+
+    want = schedule(program, delay)
+
+    def stub(phase):
+        port = getattr(seq, phase)
+        sampled = [port.start, port.frame] + ([port.op] if "op" in port.signature.members else [])
+
+        async def run(ctx):
+            for _ in range(sum(w[0] == phase for w in want)):
+                start, fr, *op = await ctx.tick().sample(*sampled).until(port.start | rig.timeout(20_000))
+                if not start:
+                    return
+                starts.append((phase, fr, op[0] if op else None))
+                await ctx.tick().repeat(STUB[phase] - 1) if STUB[phase] > 1 else None
+                ctx.set(port.done, 1)
+                if phase == "logits":
+                    ctx.set(port.last, 1)
+                await ctx.tick()
+                ctx.set(port.done, 0)
+                if phase == "logits":
+                    ctx.set(port.last, 0)
+        return run
+
+    async def bench(ctx):
+        pixels = c.image.transpose(1, 2, 0).reshape(-1).tolist()  # (y, x, c) order
+        ctx.set(seq.delay, delay)
+        ctx.set(seq.image.valid, 1)
+        for px in pixels:
+            ctx.set(seq.image.payload, px)
+            await ctx.tick().until(seq.image.ready)
+        ctx.set(seq.image.valid, 0)
+        await ctx.tick().until(~seq.busy | rig.timeout(20_000))
+        result.update(cycles=ctx.get(seq.cycles), img=rig.dump(ctx, "img", 0, len(pixels)), pixels=pixels)
+
+    phases = [n for n, m in seq.signature.members.items() if m.is_signature and isinstance(m.signature, PhaseControl)]
+    assert sorted(phases) == sorted(STUB)
+    rig.run(bench, *[stub(p) for p in phases])
+    compare(f"{name}@{lanes} IMG (pixel)", np.array(result["img"]), np.array(result["pixels"]))
+    got = [s[0] for s in starts]
+    i = next((i for i, (g, w) in enumerate(zip(got + [None] * len(want), want)) if g != w[0]), None)
+    assert i is None and len(got) == len(want), \
+        f"start {i}: {got[i] if i < len(got) else 'none'} instead of {want[i][0]} of {want[i][1].name}, step {want[i][2]}"
+    for i, ((phase, op, t), (_, fr, opv)) in enumerate(zip(want, starts)):
+        where = f"start {i}: {phase} of {op.name}, step {t}"
+        if opv is not None:
+            assert opv.as_bits() == rig.op_const(op, getattr(seq, phase)).as_bits(), f"{where}: op fields"
+        if phase not in ("bias", "logits"):  # the bias pass starts before the frame is set up
+            assert {k: getattr(fr, k) for k, _ in fr.shape()} == frame(program, op, t, delay), f"{where}: frame"
+    model = program.n_pixels + sum(sequencer.cycles(program, op, delay) for op in program.ops)
+    assert result["cycles"] == model + sum(STUB[w[0]] for w in want)
+
+
+CASES = [("digits", 8, (), 3), ("digits", 8, (), 0), ("digits", 1, ("cur", "mem"), 3), ("fashion_mnist", 16, (), 3)]
+
+
+@pytest.mark.parametrize("case_", CASES, ids=["digits@8-D3", "digits@8-D0", "digits@1-single-port", "fashion_mnist@16"])
+def test_sequencer_runs_the_program_schedule(case_):
+    run_sequencer(*case_)
+
+
+def test_sequencer_corrupted_rtl_fails():
+    with pytest.raises(AssertionError, match=r"digits@8 IMG \(pixel\): 1 of 64 differ; first at \(5,\)"):
+        run_sequencer(*CASES[0], flip=Flip("img", n=5, bit=0))
