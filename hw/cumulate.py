@@ -11,10 +11,14 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux
 from amaranth.lib import data
 
+from ..sim import golden
 from .memory import Q_LATENCY
 from .phase import PhaseUnit, Walk, addr_shape, cumulate, idle_state, issue_pipe
 
-__all__ = ["Cumulate", "cycles"]
+__all__ = ["GOLDEN", "Cumulate", "cycles"]
+
+#: The golden slice this unit is judged by (C(t) = C(t−1) + s(t); tests/test_cumulate.py).
+GOLDEN = golden.cumulate
 
 
 def cycles(op, program) -> int:

@@ -26,6 +26,7 @@ __all__ = [
     "argmax",
     "dif",
     "dif_counts",
+    "cumulate",
     "tdec_matmul",
     "tdec_matmul_counts",
     "tdec_maxpool",
@@ -128,6 +129,12 @@ def dif_counts(total, threshold, T: int, v0=None) -> np.ndarray:
     return np.clip(np.floor_divide(np.asarray(total, dtype=np.int64) + v, theta), 0, T)
 
 
+def cumulate(spikes) -> np.ndarray:
+    """Cumulative spike counts ``C(t) = Σ_{τ≤t} s(τ)`` over the frames (axis 0), int64: what TDEC
+    (``Acum``, ``Bcum``) and the TDEC max-pool integrate."""
+    return np.cumsum(np.asarray(spikes), axis=0, dtype=np.int64)
+
+
 def tdec_matmul(a, b) -> np.ndarray:
     """Temporally decomposed product of two spike sequences (paper §3.3.2, App. B.2).
 
@@ -139,8 +146,7 @@ def tdec_matmul(a, b) -> np.ndarray:
     b = np.asarray(b)
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"a and b must have the same number of frames, got {a.shape[0]} and {b.shape[0]}")
-    acum = np.cumsum(a, axis=0, dtype=np.int64)
-    bcum = np.cumsum(b, axis=0, dtype=np.int64)
+    acum, bcum = cumulate(a), cumulate(b)
     aprev = np.concatenate([np.zeros_like(acum[:1]), acum[:-1]], axis=0)
     return int_matmul(a, bcum) + int_matmul(aprev, b)
 
@@ -181,7 +187,7 @@ def tdec_maxpool(spikes, kernel: int, stride: int | None = None, padding: int = 
     stride = kernel if stride is None else stride
     if 2 * padding > kernel:
         raise ValueError("padding: must be at most kernel/2")
-    mp = _maxpool2d(np.cumsum(spikes, axis=0, dtype=np.int64), kernel, stride, padding)
+    mp = _maxpool2d(cumulate(spikes), kernel, stride, padding)
     prev = np.concatenate([np.zeros_like(mp[:1]), mp[:-1]], axis=0)
     return (mp - prev).astype(np.uint8)
 

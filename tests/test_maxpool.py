@@ -30,10 +30,7 @@ def run_maxpool(name, lanes, op_name, flip=None):
 
     async def bench(ctx):
         rig.load_tensor(ctx, "spk", src.base, src, x)
-        for t in range(1, program.T + 1):
-            measured.append(await rig.start(ctx, op, t, c.delay, unit=cum))  # C(t) = C(t−1) + in(t)
-            measured.append(await rig.start(ctx, op, t, c.delay))
-        await rig.drain(ctx)
+        measured.extend(await rig.window(ctx, op, c.delay, units=(cum, None)))  # C(t) = C(t−1) + in(t) first
         got.append(rig.read_tensor(ctx, "spk", out.base, out, program.T, signed=False))
 
     rig.run(bench)

@@ -13,9 +13,9 @@ import pytest
 
 from csdformer.hw import bias, cumulate, scatter
 from csdformer.hw.netmodel import _scatter as scatter_events
-from csdformer.hw.program import Sink, Src, Tensor
+from csdformer.hw.program import Sink, Src
 from csdformer.sim import golden
-from csdformer.sim.benchlib.phase_rig import Flip, PhaseRig, case, compare, op_named
+from csdformer.sim.benchlib.phase_rig import Flip, PhaseRig, acc_tensor, case, compare, op_named
 from csdformer.sim.runner import synaptic_args, tdec_args
 
 CASES = [  # artifact, lanes, op
@@ -45,15 +45,13 @@ def _golden(c, op):
 
 def run_scatter(name, lanes, op_name, flip=None):
     c = case(name, lanes)
-    program, P = c.program, c.program.lanes
+    program = c.program
     op = op_named(program, op_name)
     inputs, current = _golden(c, op)
+    acc_t, want = acc_tensor(program, op), current
     if op.sink is Sink.LOGITS:
-        acc_t = Tensor(op.name, "acc", 1, program.num_classes, P, (program.num_classes,))
         want = np.cumsum(current, axis=0)  # ACC keeps summing: after the last frame, the logits
         assert np.array_equal(want[-1], golden.logits(current))
-    else:
-        acc_t, want = program.tensors[op.name], current
     frames = 1 if op.src is Src.IMG else program.T
     bias_pass, cum = bias.Bias(program), cumulate.Cumulate(program)
     rig = PhaseRig(program, scatter.Scatter(program), helpers=[bias_pass, cum], flip=flip)

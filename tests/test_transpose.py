@@ -27,9 +27,7 @@ def run_transpose(name, lanes, op_name, flip=None):
 
     async def bench(ctx):
         rig.load_tensor(ctx, "spk", src.base, src, x)
-        for t in range(1, program.T + 1):
-            measured.append(await rig.start(ctx, op, t, c.delay))
-        await rig.drain(ctx)
+        measured.extend(await rig.window(ctx, op, c.delay))
         got.append(rig.read_tensor(ctx, "spk", out.base, out, program.T, signed=False, raw=True))
 
     rig.run(bench)

@@ -31,9 +31,9 @@ from amaranth.sim import Simulator
 
 from ...hw.accelerator import Accelerator
 from ...hw.memory import DATA_LATENCY, Q_LATENCY, ReadPort, WritePort
-from ...hw.program import Program, Sink, compile_program
+from ...hw.program import Program, Sink, Tensor, compile_program
 
-__all__ = ["PhaseRig", "Flip", "frame", "steps", "op_named", "compare", "pack", "unpack", "Case", "case"]
+__all__ = ["PhaseRig", "Flip", "frame", "steps", "acc_tensor", "op_named", "compare", "pack", "unpack", "Case", "case", "simulate"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,23 @@ def frame(program: Program, op, t: int, delay: int) -> dict:
     return {"first": int(t == 1), "integrate": int(t <= program.T), "fire": int(t > delay),
             "src": fr["src"] + (t - 1) * fr["src_step"], "b": fr["b"] + (t - 1) * fr["b_step"],
             "cur": fr["cur"] + (t - 1) * fr["cur_step"], "out": fr["out"] + moved * fr["out_step"]}
+
+
+def acc_tensor(program: Program, op) -> Tensor:
+    """The layout of ``op``'s current in ACC: its output tensor's, or for the head one row of
+    ``num_classes`` columns."""
+    if op.sink is Sink.LOGITS:
+        return Tensor(op.name, "acc", 1, program.num_classes, program.lanes, (program.num_classes,))
+    return program.tensors[op.name]
+
+
+def simulate(top, *benches) -> None:
+    """Simulate ``top`` with a 1 MHz clock until each async testbench in ``benches`` has returned."""
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    for b in benches:
+        sim.add_testbench(b)
+    sim.run()
 
 
 def op_named(program: Program, name: str):
@@ -189,11 +206,22 @@ class PhaseRig:
     def run(self, *benches) -> None:
         """Simulate the async testbenches ``bench(ctx)`` (the test's, stream consumers, stub units)
         side by side until each has returned (a wait for a unit should end by :meth:`timeout`)."""
-        sim = Simulator(self.top)
-        sim.add_clock(1e-6)
-        for b in benches:
-            sim.add_testbench(b)
-        sim.run()
+        simulate(self.top, *benches)
+
+    async def window(self, ctx, op, delay: int, *, units=(None,), before=None, after=None) -> list[int]:
+        """Run steps ``1 .. T`` of ``op`` as the sequencer does: per step ``before(ctx, t)``, then
+        each of ``units`` (``None``: the unit under test) started and waited for, then the writes
+        drained and ``after(ctx, t)``. Returns every phase's cycles."""
+        cycles = []
+        for t in range(1, self.program.T + 1):
+            if before is not None:
+                before(ctx, t)
+            for u in units:
+                cycles.append(await self.start(ctx, op, t, delay, unit=u))
+            await self.drain(ctx)
+            if after is not None:
+                after(ctx, t)
+        return cycles
 
     def timeout(self, cycles: int = 10**6):
         """A condition for ``until``: the simulation is ``cycles`` cycles old."""
