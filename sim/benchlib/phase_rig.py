@@ -7,7 +7,10 @@ write ports (``spk``, ``acc_w``, ...: the memory is the port's name without ``_w
 to a port of its memory. The test then plays the sequencer: :meth:`PhaseRig.start` sets the
 unit's op group (:meth:`Program.encode`), the step's frame (:func:`frame`, as
 :mod:`csdformer.hw.sequencer` computes it), pulses ``start`` and counts the unit's cycles until
-``done`` (inclusive: a phase's cost, the unit module's ``cycles``). Memories are preloaded and
+``done`` (inclusive: a phase's cost, the unit module's ``cycles``); :meth:`PhaseRig.window` runs
+a window's steps, ``helpers`` (units started before it, e.g. the bias pass or the cumulative
+counts) included. :func:`case` gives a shipped artifact's program and one image's golden frames
+(the whole-network runner's trace: the golden inputs). Memories are preloaded and
 read back directly (:meth:`PhaseRig.load`, :meth:`PhaseRig.dump`; :meth:`PhaseRig.load_tensor`,
 :meth:`PhaseRig.read_tensor` in a :class:`~csdformer.hw.program.Tensor`'s layout), and
 :func:`compare` judges a result against its golden slice, naming the first word that differs.
@@ -256,9 +259,9 @@ class PhaseRig:
         await ctx.tick()
         ctx.set(ctl.start, 0)
         c0 = ctx.get(self.clock)
-        await ctx.tick().until(ctl.done | self.timeout(c0 + limit))
+        done, = await ctx.tick().sample(ctl.done).until(ctl.done | self.timeout(c0 + limit))
         n = ctx.get(self.clock) - c0
-        assert 0 < n <= limit, f"{type(unit or self.unit).__name__}: no done within {limit} cycles"
+        assert done, f"{type(unit or self.unit).__name__}: no done within {limit} cycles"
         await ctx.tick()
         return n
 
