@@ -29,9 +29,12 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from ..hw.common import HwParamError
+from ..progress import heartbeat
+from .programming import APT_DFU_UTIL, DFU_SUFFIX_SKIPPED
 from .report import (MULTIPLIER_CELLS, BuildReport, clock_rows, netlist_cells, parse_log_utilization,
                      parse_utilization, resource_rows)
 from .soc import BoardTop
@@ -79,13 +82,16 @@ def _run_stages(out: Path, name: str, tag: str, report: BuildReport, progress: b
         exe = find_tool(tool)
         if exe is None:
             if tool in _OPTIONAL_TOOLS:
-                report.notes.append(f"{tool} not installed: step skipped")
+                report.notes.append(DFU_SUFFIX_SKIPPED + f" (install it: {APT_DFU_UTIL}; or run that step "
+                                    "under 'Programming the board' below)" if tool == "dfu-suffix" else
+                                    f"{tool} not installed: step skipped")
                 continue
             report.errors.append(f"{tool} not found (pip install yowasp-{tool}, or set {tool.upper()})")
             return
         _say(progress, f"[{tag}] {stage} ...")
         t0 = time.monotonic()
-        with open(out / f"{name}.{stage}.out", "w") as log:
+        beat = heartbeat(f"[{tag}] {stage}", announce=False) if progress else nullcontext()  # a line every 30 s
+        with open(out / f"{name}.{stage}.out", "w") as log, beat:
             rc = subprocess.run([exe, *argv[1:]], cwd=out, stdout=log, stderr=subprocess.STDOUT).returncode
         report.stages[stage] = report.stages.get(stage, 0.0) + time.monotonic() - t0
         _say(progress, f"[{tag}] {stage} {'done' if rc == 0 else 'FAILED'} in {report.stages[stage]:.1f} s")

@@ -75,11 +75,17 @@ def memory_check(artifact, lanes: int, board, out_dir, freq_mhz=None):
 
 def add_build_parser(subparsers):
     """Add ``build`` to an ``argparse`` sub-parser set; the handler is ``fn=build_command``."""
-    boards = "; ".join(f"{b.name}: {b.device}, {b.freq_mhz:g} MHz, {b.lanes} lanes" for b in BOARDS.values())
-    b = subparsers.add_parser("build", description=f"Boards: {boards}.")  # its one-line help: csdformer/cli.py
+    boards = "; ".join(f"{b.name}: {b.device}, {b.freq_mhz:g} MHz, {b.lanes} lane{'s' * (b.lanes != 1)}"
+                       for b in BOARDS.values())
+    b = subparsers.add_parser(  # its one-line help: csdformer/cli.py
+        "build", description=f"Build the accelerator bitstream of an artifact for a board, and a report (report.md, "
+                             f"report.json: resources, timing, speed, how to program the board). Boards: {boards}.")
     b.add_argument("artifact", help="artifact folder or shipped model name")
-    b.add_argument("--board", required=True, choices=sorted(BOARDS))
-    b.add_argument("-o", "--out", dest="out_dir", help="build folder (default: build/<board>-<artifact>)")
+    b.add_argument("--board", required=True, choices=sorted(BOARDS), help="the board to build for")
+    b.add_argument("-o", "--out", dest="out_dir", help="build folder (default: build/<board>-<artifact>); "
+                   "refused if it exists and is not empty, unless --force")
+    b.add_argument("--force", action="store_true", help="build into OUT_DIR even if it holds an earlier build "
+                   "(its files are replaced)")
     b.add_argument("--json", action="store_true", help="print the report as one JSON object")
     b.add_argument("--lanes", type=int, help="parallel lanes (default: the board's)")
     b.add_argument("--freq", type=float, metavar="MHZ", help="sync clock (default: the board's)")
@@ -95,6 +101,10 @@ def build_command(args) -> int:
     artifact = load(path)
     provider = core_provider()
     out = Path(args.out_dir) if args.out_dir else Path("build") / f"{board.name}-{Path(path).name}"
+    if out.exists() and not out.is_dir():
+        raise CsdformerError(f"-o: {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not getattr(args, "force", False):
+        raise CsdformerError(f"{out}: already exists (use --force to replace it, or -o another folder)")
     program, report = memory_check(artifact, lanes, board, out, args.freq)
     if report is None:
         top = BoardTop(lambda hz: provider(artifact, lanes, uart_divisor(hz, args.baud), single_port=board.single_port),

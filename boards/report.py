@@ -18,6 +18,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .programming import instructions, markdown as programming_markdown
+
 __all__ = ["ResourceUse", "ClockTiming", "BuildReport", "parse_utilization", "parse_log_utilization",
            "netlist_cells", "resource_rows", "clock_rows", "MULTIPLIER_CELLS"]
 
@@ -152,12 +154,35 @@ class BuildReport:
 
     @property
     def ok(self) -> bool:
+        """The one verdict: fits, meets the clock it was built for, has a bitstream (the goal clock
+        is not part of it)."""
         return bool(self.fit and self.timing_met and self.bitstream and not self.errors)
 
+    @property
+    def goal_met(self) -> bool | None:
+        """Whether Fmax reaches :attr:`goal_mhz` (a clock aimed for, not required); ``None`` when unknown."""
+        if not self.goal_mhz or self.fmax_mhz is None:
+            return None
+        return self.fmax_mhz >= self.goal_mhz
+
+    def goal_text(self) -> str:
+        """The goal clock, said as a goal: ``goal 50 MHz (aimed for, not required): not reached``."""
+        if not self.goal_mhz:
+            return ""
+        met = self.goal_met
+        state = "unknown (no Fmax)" if met is None else "reached" if met else "not reached"
+        return f"goal {self.goal_mhz:g} MHz (aimed for, not required): {state}"
+
+    def programming(self) -> dict | None:
+        """How to put the bitstream on the board (:func:`csdformer.boards.programming.instructions`)."""
+        return instructions(self.board, self.bitstream, self.notes)
+
     def verdict(self) -> str:
-        """One plain line: usable, or the reasons it is not."""
+        """One plain line: usable, or the reasons it is not; the goal clock as a goal."""
         if self.ok:
-            return f"OK: fits and meets timing ({self.fmax_mhz:.1f} MHz achieved)"
+            clock = self.sync_mhz or self.target_mhz or min(c.target_mhz for c in self.clocks)
+            goal = f"; {self.goal_text()}" if self.goal_mhz else ""
+            return f"OK: fits and meets its {clock:g} MHz clock (Fmax {self.fmax_mhz:.1f} MHz){goal}"
         why = []
         if self.fit is False:
             over = [f"{r.name} {r.used}/{r.available}" for r in self.resources if not r.fits]
@@ -175,6 +200,7 @@ class BuildReport:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.update(ok=self.ok, timing_met=self.timing_met, fmax_mhz=self.fmax_mhz, verdict=self.verdict(),
+                 goal_met=self.goal_met, programming=self.programming(),
                  images_per_s=self.images_per_s(self.sync_mhz), images_per_s_at_fmax=self.images_per_s(self.fmax_mhz))
         for r, rd in zip(self.resources, d["resources"]):
             rd["percent"] = r.percent
@@ -195,12 +221,10 @@ class BuildReport:
 
         lines = [f"# Build report: {self.board} ({self.device})", "", f"**{self.verdict()}**", ""]
         if self.pll:
-            lines += [f"- Clock: requested {self.target_mhz:g} MHz, PLL gives {self.sync_mhz:.4f} MHz ({self.pll})"]
-        if self.goal_mhz:
-            fmax = self.fmax_mhz
-            hit = ("no Fmax known" if fmax is None else
-                   f"Fmax {fmax:.1f} MHz {'reaches' if fmax >= self.goal_mhz else 'does not reach'} it")
-            lines.append(f"- Goal clock {self.goal_mhz:g} MHz: {hit}")
+            lines += [f"- Clock: requested {self.target_mhz:g} MHz (required), PLL gives {self.sync_mhz:.4f} MHz "
+                      f"({self.pll})"]
+        if self.goal_mhz and not self.ok:  # an OK verdict already says it
+            lines.append(f"- Clock {self.goal_text()}" + (f" (Fmax {self.fmax_mhz:.1f} MHz)" if self.fmax_mhz else ""))
         stages = ", ".join(f"{k} {v:.1f} s" for k, v in self.stages.items())
         lines += [f"- Build time: {self.seconds:.1f} s ({stages})", f"- Bitstream: {self.bitstream or 'none'}"]
         if self.cycles_per_image:
@@ -221,6 +245,7 @@ class BuildReport:
         mult = ", ".join(f"{k} {v}" for k, v in self.multipliers.items()) or "none"
         lines += ["", f"Multiplier cells: {mult}"]
         lines += [f"- note: {x}" for x in self.notes]
+        lines += programming_markdown(self.programming())
         return "\n".join(lines) + "\n"
 
     def plot(self, path) -> Path:

@@ -20,6 +20,7 @@ from amaranth_boards.resources import UARTResource
 
 from ..hw.common import HwParamError
 from .clocking import DEFAULT_TOLERANCE, Ecp5ClockGen, Ice40ClockGen, ecp5_pll, ice40_pll
+from .programming import PROGRAMMING, Programming
 
 __all__ = ["Resources", "Board", "BOARDS", "get_board", "ORANGECRAB_UART"]
 
@@ -94,6 +95,11 @@ class Board:
     notes: str = ""
     memory_target: str = "unlimited"
     single_port: tuple = ()  # accelerator memories built single-port (the iCE40UP5K's SPRAM)
+
+    @property
+    def programming(self) -> Programming:
+        """How to load a bitstream onto this board (:data:`csdformer.boards.programming.PROGRAMMING`)."""
+        return PROGRAMMING[self.name]
 
     @property
     def platform_class(self):

@@ -7,7 +7,7 @@ cycle model (:mod:`csdformer.hw.netmodel`) of the same program the board builds.
 
 from __future__ import annotations
 
-__all__ = ["model_cycles", "N_IMAGES"]
+__all__ = ["model_cycles", "cycle_estimate", "worst_case_cycles", "N_IMAGES"]
 
 N_IMAGES = 20
 
@@ -23,3 +23,33 @@ def model_cycles(program, n: int = N_IMAGES, seed: int = 0) -> tuple[float, int]
     _, x = select_images(artifact, n, seed)
     models = golden_reference(program, x, artifact.delay)["models"]
     return sum(m.cycles for m in models) / len(models), len(models)
+
+
+def worst_case_cycles(program, delay: int) -> int:
+    """The cycle model's bound for any image: every pixel bit set and every neuron of every spike
+    layer firing at every time step (the scatter's events and live words at their maximum)."""
+    import numpy as np
+
+    from ..hw.netmodel import image_model, trace_layers
+
+    frames = {name: np.ones((program.T, *program.tensors[name].shape), dtype=np.int64)
+              for name in trace_layers(program)}
+    image = np.full(program.input_shape, (1 << program.pixel_bits) - 1, dtype=np.int64)
+    return int(image_model(program, frames, image, delay).cycles)
+
+
+def cycle_estimate(program, delay: int | None = None, n: int = N_IMAGES, seed: int = 0) -> dict:
+    """The cycle model on ``n`` test images of the artifact's data set at ``delay`` (default the
+    artifact's): ``{"n", "mean", "min", "max", "worst_case", "delay"}`` in cycles an image.
+
+    ``worst_case`` is :func:`worst_case_cycles` (no image can take longer); ``mean``/``min``/``max``
+    are what real images take. Raises :class:`~csdformer.CsdformerError` when the data set cannot
+    be loaded."""
+    from ..sim.verify import golden_reference, select_images
+
+    artifact = program.artifact
+    delay = artifact.delay if delay is None else delay
+    _, x = select_images(artifact, n, seed)
+    cyc = [m.cycles for m in golden_reference(program, x, delay)["models"]]
+    return {"n": len(cyc), "mean": sum(cyc) / len(cyc), "min": min(cyc), "max": max(cyc),
+            "worst_case": worst_case_cycles(program, delay), "delay": delay}

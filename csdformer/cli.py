@@ -54,7 +54,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             cfg.train.warmup_epochs = min(cfg.train.warmup_epochs, args.epochs - 1)
         cfgmod.validate(cfg)
     res = train(cfg, out=args.out, resume=args.resume, progress=not args.quiet, device=args.device)
-    print(f"trained {cfg.name}: test accuracy (QANN) {res['test_acc']:.4f} in {res['train_seconds']:.0f}s; "
+    print(f"trained {cfg.name}: test accuracy (QANN) {100 * res['test_acc']:.2f} % in {res['train_seconds']:.0f} s; "
           f"checkpoint {res['checkpoint']}")
     return 0
 
@@ -90,18 +90,23 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     delay = art.delay if args.delay is None else args.delay
     if args.mode == "snn" and not 0 <= delay <= art.T - 1:
         raise CsdformerError(f"--delay: must be in 0..T-1 = 0..{art.T - 1}, got {delay}")
-    x, y = load_dataset(args.data, args.split, args.root)
+    if args.limit is not None and args.limit < 1:
+        raise CsdformerError(f"--limit: must be at least 1 image, got {args.limit}")
+    data = args.data or art.input.dataset  # default: the data set the artifact was trained on
+    if not data:
+        raise CsdformerError("--data: the artifact names no data set (input.dataset); pass --data")
+    x, y = load_dataset(data, args.split, args.root)
     if tuple(x.shape[1:]) != art.input.shape:
-        raise CsdformerError(f"--data: {args.data} images are {tuple(x.shape[1:])}, the artifact reads {art.input.shape}")
+        raise CsdformerError(f"--data: {data} images are {tuple(x.shape[1:])}, the artifact reads {art.input.shape}")
     if args.limit is not None:
         x, y = x[: args.limit], y[: args.limit]
     t0 = time.time()
-    res = evaluate(art, x, y, mode=args.mode, delay=delay if args.mode == "snn" else None,
-                   progress=not args.json and sys.stderr.isatty())
+    # progress on stderr: a bar on a terminal, plain lines in a log (csdformer.progress)
+    res = evaluate(art, x, y, mode=args.mode, delay=delay if args.mode == "snn" else None, progress=True)
     dt = time.time() - t0
     out = {
         "artifact": art.name,
-        "data": args.data,
+        "data": data,
         "split": args.split,
         "mode": args.mode,
         "delay": delay if args.mode == "snn" else None,
@@ -109,12 +114,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         "accuracy": res["accuracy"],
         "seconds": round(dt, 3),
         "predictions": [int(p) for p in res["predictions"]],
+        "labels": [int(v) for v in y],  # with predictions: a confusion matrix
     }
     if args.json:
         print(json.dumps(out))
     else:
         what = f"SNN D={delay}" if args.mode == "snn" else "integer QANN"
-        print(f"{art.name} on {args.data}/{args.split} ({what}): accuracy {res['accuracy'] * 100:.2f} % "
+        print(f"{art.name} on {data}/{args.split} ({what}): accuracy {res['accuracy'] * 100:.2f} % "
               f"over {res['n']} images ({res['n'] / max(dt, 1e-9):.0f} images/s)")
     return 0
 
@@ -122,12 +128,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; of :data:`LAZY_COMMANDS`, only ``command``'s module is imported (the others
     are listed by name and help only, and parse no arguments)."""
-    p = argparse.ArgumentParser(prog="csdformer", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="csdformer", description="The csdformer command line: a spiking "
+                                "transformer from PyTorch training to FPGA bitstreams.")
     p.add_argument("--version", action="version", version=f"csdformer {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train the QANN of a config (a YAML file or a built-in name: digits, fashion_mnist)")
-    t.add_argument("config")
+    t.add_argument("config", help="YAML file or built-in config name (digits, fashion_mnist)")
     t.add_argument("--out", help="run folder (default: the config's train.out)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     t.add_argument("--epochs", type=int, help="override train.epochs")
@@ -137,7 +144,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     c = sub.add_parser("convert", help="convert a checkpoint to a spiking model artifact")
     c.add_argument("checkpoint", help="checkpoint.pt or a run folder holding one")
-    c.add_argument("out_dir")
+    c.add_argument("out_dir", help="artifact folder to write (refused if it exists, unless --force)")
     c.add_argument("--delay", type=int, help="default delay D stored in the artifact (default T-1)")
     c.add_argument("--name", help="artifact name (default: the config's name)")
     c.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
@@ -146,13 +153,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="run an artifact through the golden model on a data set")
     e.add_argument("artifact", help="artifact folder, or a shipped model name (" + ", ".join(shipped_models()) + ")")
-    e.add_argument("--data", required=True, help="digits, fashion_mnist, cifar10 or cifar100")
-    e.add_argument("--split", default="test", choices=("train", "test"))
+    e.add_argument("--data", help="digits, fashion_mnist, cifar10 or cifar100 (default: the artifact's own, "
+                   "its input.dataset)")
+    e.add_argument("--split", default="test", choices=("train", "test"), help="which split (default test)")
     e.add_argument("--root", help="data folder (Fashion-MNIST, CIFAR)")
     e.add_argument("--delay", type=int, help="DIF delay D for the SNN (default: the artifact's)")
-    e.add_argument("--mode", choices=("snn", "qann"), default="snn")
-    e.add_argument("--limit", type=int, help="first N images only")
-    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--mode", choices=("snn", "qann"), default="snn",
+                   help="snn: time-stepped DIF neurons (default); qann: the count-domain integer QANN")
+    e.add_argument("--limit", type=int, metavar="N", help="first N images only (N >= 1)")
+    e.add_argument("--json", action="store_true",
+                   help="print one JSON object (accuracy as a fraction, predictions and labels)")
     e.set_defaults(fn=_cmd_eval)
 
     if command in LAZY_COMMANDS:

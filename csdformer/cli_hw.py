@@ -34,19 +34,37 @@ def _cmd_rtl(args: argparse.Namespace) -> int:
     out = write_rtl(prog, args.out, force=args.force, delay=delay)
     desc = json.loads((out / "accelerator.json").read_text())
     bits = sum(desc["memories"]["bits"].values())
-    print(f"{art.name}: {len(prog.ops)} ops, {prog.lanes} lanes, {bits / 1024:.0f} kbit of memory, "
-          f"at least {desc['cycle_model']['min_cycles']} cycles an image (D={delay}); wrote {out} "
+    print(f"{art.name}: {len(prog.ops)} ops, {lanes(prog.lanes)}, {bits / 1024:.0f} kbit of memory; wrote {out} "
           f"in {time.time() - t0:.1f} s")
+    print(cycle_line(prog, delay))
     return 0
+
+
+def lanes(n: int) -> str:
+    return f"{n} lane" + ("" if n == 1 else "s")
+
+
+def cycle_line(prog, delay: int) -> str:
+    """The cycle model's estimate, typical and worst case (see csdformer.boards.throughput)."""
+    from .boards.throughput import cycle_estimate, worst_case_cycles
+
+    try:
+        e = cycle_estimate(prog, delay)
+    except CsdformerError as err:  # the data set is not at hand: the bound alone
+        return (f"cycles an image (cycle model, D={delay}): at most {worst_case_cycles(prog, delay):,} "
+                f"(no typical figure: {err})")
+    return (f"cycles an image (cycle model, D={delay}): typically {e['mean']:,.0f} (mean of {e['n']} test images, "
+            f"{e['min']:,}..{e['max']:,}), worst case {e['worst_case']:,} (every pixel bit and every neuron "
+            f"spiking at every step); {1e8 / e['mean']:,.0f} images/s at 100 MHz")
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     art, prog = _program(args)
     delay = art.delay if args.delay is None else args.delay
     idx, images = select_images(art, args.images, args.seed, args.root)
-    print(f"verify {art.name}: {len(idx)} test images (seed {args.seed}), D={delay}, {prog.lanes} lanes, "
-          f"{args.sim}: building and simulating...", file=sys.stderr)
-    rep = verify(prog, idx, images, delay=delay, sim=args.sim, waves=args.waves)
+    print(f"verify {art.name}: {len(idx)} test images (seed {args.seed}), D={delay}, {lanes(prog.lanes)}, "
+          f"{args.sim}", file=sys.stderr, flush=True)
+    rep = verify(prog, idx, images, delay=delay, sim=args.sim, waves=args.waves, progress=True)
     for c in rep.checks:
         if not c.ok:
             print(c.line())
@@ -67,17 +85,21 @@ def add_parsers(sub) -> None:
                        help="check on-chip memory against a device: ice40up5k, ecp5-25f, ecp5-85f (default: no check)")
         p.add_argument("--delay", type=int, help="DIF delay D (default: the artifact's)")
 
-    r = sub.add_parser("rtl")  # its one-line help: csdformer/cli.py
+    r = sub.add_parser("rtl", description="Generate the accelerator's Verilog, memory images and "  # one-line help: cli.py
+                       "accelerator.json, and print the cycle model's estimate (typical and worst case).")
     common(r)
     r.add_argument("-o", "--out", required=True, help="output folder")
     r.add_argument("--force", action="store_true", help="replace the output folder if it exists")
     r.set_defaults(fn=_cmd_rtl)
 
-    v = sub.add_parser("verify")
+    v = sub.add_parser("verify", description="Simulate the accelerator's RTL (Verilator or Icarus, cocotb) on "
+                       "test images and judge each image against the golden model and the cycle model; "
+                       "progress on stderr (the simulator build, then image by image).")
     common(v)
     v.add_argument("--images", type=int, default=20, help="how many test images (default 20)")
     v.add_argument("--seed", type=int, default=0, help="which images (default 0)")
-    v.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    v.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
+                   help="HDL simulator (default verilator)")
     v.add_argument("--waves", action="store_true", help="dump waveforms (FST) into the simulation folder")
     v.add_argument("--root", help="data folder (Fashion-MNIST, CIFAR)")
     v.set_defaults(fn=_cmd_verify)

@@ -64,7 +64,10 @@ def add_flow_parser(subparsers):
                    help="YAML config or built-in name (default: digits)")
     f.add_argument("--no-train", action="store_true",
                    help="reuse the shipped model of the config's name instead of training")
-    f.add_argument("-o", "--out", dest="out_dir", help="report folder (default: runs/flow-<name>)")
+    f.add_argument("-o", "--out", dest="out_dir", help="report folder (default: runs/flow-<name>); "
+                   "refused if it exists and is not empty, unless --force")
+    f.add_argument("--force", action="store_true", help="write into OUT_DIR even if it holds an earlier run "
+                   "(its files are replaced)")
     f.add_argument("--images", type=int, default=5, help="test images verified in cocotb (default 5)")
     f.add_argument("--seed", type=int, default=0, help="seed that picks the verified images (default 0)")
     f.add_argument("--board", default="icebreaker", choices=sorted(BOARDS) + ["none"],
@@ -193,7 +196,7 @@ def _stage_evaluate(ctx: _Ctx, st: Stage) -> None:
         acc["qann_source"] = ("recorded in the shipped artifact at its conversion (--no-train: no checkpoint "
                               "to re-measure the PyTorch QANN)")
     x, y = load_dataset(art.input.dataset or cfg.data.name, "test", cfg.data.root)
-    acc.update(golden_accuracies(art, x, y, progress=sys.stderr.isatty()))
+    acc.update(golden_accuracies(art, x, y, progress=True))  # a bar on a terminal, else plain lines
     acc["n"] = int(len(y))
     art.metrics = {k: v for k, v in acc.items() if k != "qann_source"}
     if ctx.train_result is not None:
@@ -226,7 +229,7 @@ def _stage_rtl(ctx: _Ctx, st: Stage) -> None:
 
 
 def _stage_verify(ctx: _Ctx, st: Stage) -> None:
-    rep = verify(ctx.prog, ctx.indices, ctx.images, delay=ctx.art.delay)
+    rep = verify(ctx.prog, ctx.indices, ctx.images, delay=ctx.art.delay, progress=True)
     ctx.verify_report = rep
     models = rep.golden["models"]
     ops = list(models[0].per_op)
@@ -255,7 +258,8 @@ def _stage_board(ctx: _Ctx, st: Stage) -> None:
     cap = float(ctx.args.board_timeout)
     bdir = ctx.out / f"board-{board}"
     (bdir / "report.json").unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "csdformer", "build", str(ctx.art_dir), "--board", board, "-o", str(bdir), "--json"]
+    cmd = [sys.executable, "-m", "csdformer", "build", str(ctx.art_dir), "--board", board, "-o", str(bdir), "--json",
+           "--force"]  # bdir holds this stage's build.stdout
     st.figures = {"command": shlex.join(cmd), "time_cap_s": cap, "builds": []}
     lines: list[str] = []
     bdir.mkdir(parents=True, exist_ok=True)
@@ -384,6 +388,7 @@ def run_flow(args, cfg, out: Path) -> tuple[list[Stage], dict]:
 def _command_line(args, out: Path) -> str:
     """The command line that this run amounts to (every option spelled out)."""
     parts = ["csdformer", "flow", args.config] + (["--no-train"] if args.no_train else [])
+    parts += ["--force"] if args.force else []
     parts += ["-o", str(out), "--images", str(args.images), "--seed", str(args.seed), "--board", args.board]
     if args.board != "none":
         parts += ["--board-timeout", f"{args.board_timeout:g}"]
@@ -395,6 +400,8 @@ def flow_command(args) -> int:
     out = Path(args.out_dir) if args.out_dir else Path("runs") / f"flow-{name}"
     if out.exists() and not out.is_dir():
         raise CsdformerError(f"-o: {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not args.force:
+        raise CsdformerError(f"{out}: already exists (use --force to replace it, or -o another folder)")
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("report.md", "report.json", "accuracy.png", "raster.png", "cycles.png", "resources.png"):
         (out / stale).unlink(missing_ok=True)

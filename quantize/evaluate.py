@@ -59,10 +59,15 @@ def golden_accuracies(art: Artifact, images: np.ndarray, labels: np.ndarray, *, 
 
 
 def format_metrics(m: dict) -> str:
-    """The accuracies of :func:`torch_accuracies` + :func:`golden_accuracies` as printed lines."""
-    snn = "  ".join(f"D={d}: {v:.4f}" for d, v in m.get("snn", {}).items())
+    """The accuracies of :func:`torch_accuracies` + :func:`golden_accuracies` as printed lines, in
+    percent (the artifact's ``metrics`` keep the fractions)."""
+    def pct(v):
+        return "?" if v is None else f"{100 * v:.2f} %"
+
+    snn = "  ".join(f"D={d}: {pct(v)}" for d, v in m.get("snn", {}).items())
     lines = [
-        f"float {m['float']:.4f}  qann {m['qann']:.4f}  int-qann {m['int_qann']:.4f}  (n={m.get('n')})",
+        f"accuracy on the {m.get('split', 'test')} split (n={m.get('n')}): float {pct(m.get('float'))}  "
+        f"qann {pct(m.get('qann'))}  int-qann {pct(m.get('int_qann'))}",
         f"snn   {snn}",
     ]
     if "snn_equals_int_qann" in m:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import random
 import time
 import warnings
@@ -111,22 +112,44 @@ def build_model(cfg: Config) -> CSDformer:
     return CSDformer(cfg.model)
 
 
+def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a checkpoint file as data: ``torch.load(weights_only=True)`` admits tensors and plain
+    containers only (a pickle that would build any other object, or run code, is refused)."""
+    p = Path(path)
+    try:
+        ck = torch.load(p, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CsdformerError(f"{path}: no checkpoint found") from None
+    except IsADirectoryError:
+        raise CsdformerError(f"{path}: no checkpoint found (a folder)") from None
+    except pickle.UnpicklingError as e:
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise CsdformerError(f"{path}: refused: not a plain-data checkpoint (weights_only load: {first})") from None
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a corrupt file
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise CsdformerError(f"{path}: not a readable checkpoint ({type(e).__name__}: {first})") from None
+    if not isinstance(ck, dict) or not isinstance(ck.get("config"), dict) or not isinstance(ck.get("model"), dict):
+        raise CsdformerError(f"{path}: not a csdformer checkpoint (missing 'config' or 'model')")
+    return ck
+
+
+def _load_state(path: Any, what: str, target: Any, state: Any) -> None:
+    try:
+        target.load_state_dict(state)
+    except Exception as e:  # noqa: BLE001 - a mismatched or malformed state dict
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise CsdformerError(f"{path}: {what} does not fit ({type(e).__name__}: {first})") from None
+
+
 def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[Config, CSDformer, dict[str, Any]]:
-    """Rebuild the model of a checkpoint written by :func:`train`."""
+    """Rebuild the model of a checkpoint written by :func:`train` (read as data: :func:`read_checkpoint`)."""
     p = Path(path)
     if p.is_dir():
         p = p / CHECKPOINT
-    try:
-        ck = torch.load(p, map_location=map_location, weights_only=False)
-    except FileNotFoundError:
-        raise CsdformerError(f"{path}: no checkpoint found") from None
-    except Exception as e:  # torch raises many kinds for a corrupt file
-        raise CsdformerError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-    if not isinstance(ck, dict) or "config" not in ck or "model" not in ck:
-        raise CsdformerError(f"{path}: not a csdformer checkpoint (missing 'config' or 'model')")
+    ck = read_checkpoint(p, map_location)
     cfg = from_dict(ck["config"])
     model = build_model(cfg)
-    model.load_state_dict(ck["model"])
+    _load_state(path, "model", model, ck["model"])
     return cfg, model.eval(), ck
 
 
@@ -173,11 +196,17 @@ def train(cfg: Config, *, out: str | Path | None = None, resume: bool = False, p
     if resume:
         if not ck_path.exists():
             raise CsdformerError(f"{ck_path}: nothing to resume from")
-        ck = torch.load(ck_path, map_location=dev, weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        start_epoch, history = ck["epoch"], ck.get("history", [])
+        ck = read_checkpoint(ck_path, dev)
+        if from_dict(ck["config"]).model != cfg.model:
+            raise CsdformerError(f"{ck_path}: config: the checkpoint's model differs from the config's")
+        _load_state(ck_path, "model", model, ck["model"])
+        _load_state(ck_path, "optimizer", opt, ck.get("optimizer"))
+        _load_state(ck_path, "scheduler", sched, ck.get("scheduler"))
+        start_epoch, history = ck.get("epoch"), ck.get("history", [])
+        if not isinstance(start_epoch, int) or isinstance(start_epoch, bool) or start_epoch < 0:
+            raise CsdformerError(f"{ck_path}: epoch: must be an integer >= 0, got {start_epoch!r}")
+        if not isinstance(history, list):
+            raise CsdformerError(f"{ck_path}: history: expected a list")
     ddp = model
     if dist.world > 1:
         # A (16, 1, 3, 3) conv weight's gradient may carry a different (meaningless) stride on its
@@ -194,13 +223,13 @@ def train(cfg: Config, *, out: str | Path | None = None, resume: bool = False, p
         gen.manual_seed(tc.seed * 1000 + epoch)  # same permutation on every rank
         perm = torch.randperm(len(xtr), generator=gen, device=dev)[dist.rank * per_rank : (dist.rank + 1) * per_rank]
         ddp.train()
-        bar = range(steps_per_epoch)
-        if progress and dist.main:
-            from tqdm import tqdm
+        bar = None
+        if progress and dist.main:  # a bar on a terminal, plain lines in a log (csdformer.progress)
+            from ..progress import Progress
 
-            bar = tqdm(bar, desc=f"epoch {epoch + 1}/{tc.epochs}", unit="step", leave=False)
+            bar = Progress(steps_per_epoch, f"epoch {epoch + 1}/{tc.epochs}", unit="steps")
         loss_sum = correct = seen = 0
-        for step in bar:
+        for step in range(steps_per_epoch):
             idx = perm[step * tc.batch_size : (step + 1) * tc.batch_size]
             x = to_input(xtr[idx], di.max_value)
             if cfg.data.augment:
@@ -216,19 +245,21 @@ def train(cfg: Config, *, out: str | Path | None = None, resume: bool = False, p
             loss_sum += float(loss.detach()) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
-            if progress and dist.main and hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            if bar is not None:
+                bar.update(1, postfix=f"loss {loss_sum / seen:.3f}, acc {correct / seen:.3f}")
             steps_done += 1
             if max_steps is not None and steps_done >= max_steps:
                 break
+        if bar is not None:
+            bar.close()
         test_acc = accuracy(model, xte, yte, di.max_value, amp=amp)
         rec = {"epoch": epoch + 1, "loss": loss_sum / max(1, seen), "train_acc": correct / max(1, seen),
                "test_acc": test_acc, "elapsed_s": time.time() - t0}
         history.append(rec)
         if dist.main:
             if progress:
-                print(f"epoch {epoch + 1}/{tc.epochs}  loss {rec['loss']:.4f}  train {rec['train_acc']:.4f}  "
-                      f"test {test_acc:.4f}  ({rec['elapsed_s']:.0f}s)", flush=True)
+                print(f"epoch {epoch + 1}/{tc.epochs}  loss {rec['loss']:.4f}  train {100 * rec['train_acc']:.2f} %  "
+                      f"test {100 * test_acc:.2f} %  ({rec['elapsed_s']:.0f} s)", flush=True)
             _save(ck_path, {"config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
                             "scheduler": sched.state_dict(), "epoch": epoch + 1, "history": history})
         if max_steps is not None and steps_done >= max_steps:

@@ -147,11 +147,11 @@ def _last_use(a: Artifact) -> dict[str, int]:
 def run_batches(artifact: Artifact, images: np.ndarray, *, batch_size: int = 128, progress: bool = False,
                 **kw) -> Iterator[Result]:
     """:func:`run` over a large set in batches (optionally with a progress bar)."""
-    starts = range(0, len(images), batch_size)
-    if progress:
-        from tqdm import tqdm
+    from ..progress import progress as _progress
 
-        starts = tqdm(starts, desc=f"golden {kw.get('mode', 'snn')}", unit="batch", leave=False)
+    starts = range(0, len(images), batch_size)
+    # a bar on a terminal, plain lines (no carriage returns) in a log: csdformer.progress
+    starts = _progress(starts, len(starts), f"golden {kw.get('mode', 'snn')}", unit="batches", enabled=progress)
     for s in starts:
         yield run(artifact, images[s : s + batch_size], **kw)
 

@@ -158,8 +158,9 @@ def compare(program, golden: dict, hw: dict, indices) -> list[ImageCheck]:
 
 
 def verify(program, indices, images: np.ndarray, *, delay: int, sim: str | None = None, waves: bool = False,
-           corrupt: dict | None = None) -> VerifyReport:
-    """Run ``images`` ``(N, C, H, W)`` through the RTL of ``program`` and judge every image."""
+           corrupt: dict | None = None, progress: bool = False) -> VerifyReport:
+    """Run ``images`` ``(N, C, H, W)`` through the RTL of ``program`` and judge every image.
+    ``progress``: plain lines on stderr (the simulator build's start and end, then one per image)."""
     from .. import CsdformerError
     from ..hw.accelerator import Accelerator
     from .benchlib.runner import run_bench
@@ -173,7 +174,7 @@ def verify(program, indices, images: np.ndarray, *, delay: int, sim: str | None 
                     data={"images": pixels.astype(np.int64), "delays": np.full(len(images), delay)},
                     meta={"num_classes": program.num_classes, "logit_width": acc.logit_width,
                           "dump": dump_ranges(program)},
-                    sim=sim, corrupt=corrupt, tag=f"verify-d{delay}", waves=waves)
+                    sim=sim, corrupt=corrupt, tag=f"verify-d{delay}", waves=waves, progress=progress)
     if "hw_npz" not in res.result:
         raise CsdformerError("verify: the simulation did not finish: " + res.summary()[-2000:])
     with np.load(res.result["hw_npz"]) as z:

@@ -58,13 +58,14 @@ def test_train_convert_eval_without_the_hw_extra(tmp_path):
     run = tmp_path / "run"
     p = _cli(HW, "train", "digits", "--epochs", "1", "--quiet", "--out", run)
     assert p.returncode == 0, p.stderr
-    assert re.search(r"^trained digits: test accuracy \(QANN\) 0\.\d{4} in \d+s; checkpoint .*checkpoint\.pt$",
+    assert re.search(r"^trained digits: test accuracy \(QANN\) \d+\.\d\d % in \d+ s; checkpoint .*checkpoint\.pt$",
                      p.stdout, re.M), p.stdout
 
     art = tmp_path / "art"
     p = _cli(HW, "convert", run, art)
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith(f"wrote {art} (") and "\nsnn   D=0: " in p.stdout, p.stdout  # format_metrics
+    assert re.search(r"^accuracy on the test split \(n=360\): float \d+\.\d\d %  qann \d+\.\d\d %", p.stdout, re.M)
     assert load(art).metrics["n"] == 360
 
     p = _cli(HW, "eval", "digits", "--data", "digits")

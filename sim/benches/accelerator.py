@@ -35,6 +35,7 @@ async def accelerator(dut):
     pred = np.zeros(n, dtype=np.int64)
     counters = {k: np.zeros(n, dtype=np.int64) for k in ("cycles", "spikes", "sops")}
     spk = np.zeros((n, len(addrs)), dtype=np.uint64)
+    progress = os.environ.get("CSDFORMER_BENCH_PROGRESS")  # one line an image, for the runner to show
     await start(dut)
     dut.logits__ready.value = 1
     dut.prediction__ready.value = 0
@@ -63,8 +64,10 @@ async def accelerator(dut):
         dut.prediction__ready.value = 1
         await FallingEdge(dut.clk)
         dut.prediction__ready.value = 0
-        if (i + 1) % 10 == 0 or i + 1 == n:
-            dut._log.info(f"image {i + 1}/{n}: class {pred[i]}, {counters['cycles'][i]} cycles")
+        dut._log.info(f"image {i + 1}/{n}: class {pred[i]}, {counters['cycles'][i]} cycles")
+        if progress:
+            with open(progress, "a") as f:
+                f.write(f"{i + 1} {n} class {pred[i]}, {counters['cycles'][i]} cycles\n")
         # Idle now: read the spike frames back, one word a cycle, DBG_LATENCY cycles behind.
         for j in range(len(addrs) + DBG_LATENCY - 1):
             if j < len(addrs):

@@ -23,7 +23,9 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -84,10 +86,13 @@ class BenchResult:
 
 
 def build(component, name: str, *, sim: str | None = None, corrupt: dict | None = None,
-          waves: bool = False) -> Built:
+          waves: bool = False, progress: bool = False) -> Built:
     """Generate the Verilog of ``component`` (corrupted with ``FlipOutputBit(**corrupt)`` if given)
-    and build it for ``sim``; cached by Verilog hash."""
+    and build it for ``sim``; cached by Verilog hash. ``progress``: lines on stderr when the
+    simulator build starts and ends, and every 30 s while it runs."""
     from cocotb_tools.runner import get_runner
+
+    from ...progress import heartbeat
 
     tool_env()
     sim = sim or os.environ.get("CSDFORMER_SIM", "verilator")
@@ -110,16 +115,17 @@ def build(component, name: str, *, sim: str | None = None, corrupt: dict | None 
     fresh = sim == "verilator" and not (build_dir / name).exists()
     if fresh:
         _reuse_runtime(build_dir)
-    runner.build(
-        sources=[vfile],
-        hdl_toplevel=name,
-        build_dir=build_dir,
-        build_args=build_args,
-        timescale=TIMESCALE,
-        always=False,
-        waves=waves,
-        log_file=build_dir / "build.log",
-    )
+    with heartbeat(f"{sim} build of {name}") if progress else nullcontext():
+        runner.build(
+            sources=[vfile],
+            hdl_toplevel=name,
+            build_dir=build_dir,
+            build_args=build_args,
+            timescale=TIMESCALE,
+            always=False,
+            waves=waves,
+            log_file=build_dir / "build.log",
+        )
     if fresh:
         _save_runtime(build_dir)
     return Built(sim, build_dir, name, vfile, time.monotonic() - t0)
@@ -179,18 +185,64 @@ def _alive(pid: int) -> bool:
     return True
 
 
+class _ProgressTail:
+    """Echo a bench's progress file (``done total text`` lines, written by the bench as it goes)
+    on stderr as ``simulation: image i/n ..., elapsed, about N s left`` while the simulator runs."""
+
+    def __init__(self, path: Path, poll_s: float = 0.5):
+        self.path, self.poll_s = path, poll_s
+        self.stop = threading.Event()
+        self.pos = 0
+        self.bar = None
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self):
+        self.t0 = time.monotonic()  # elapsed and estimates from the simulator's start
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self._read()  # the last lines
+
+    def _loop(self):
+        while not self.stop.wait(self.poll_s):
+            self._read()
+
+    def _read(self):
+        from ...progress import Progress
+
+        try:
+            with open(self.path) as f:
+                f.seek(self.pos)
+                chunk = f.read()
+        except FileNotFoundError:
+            return
+        lines = chunk.split("\n")
+        self.pos += len(chunk) - len(lines[-1])  # a partial last line waits for the next read
+        for ln in lines[:-1]:
+            done, total, *text = ln.split(" ", 2)
+            if self.bar is None:
+                self.bar = Progress(int(total), "simulation", unit="images", tty=False, quiet_s=0, every_s=0)
+                self.bar.t0 = self.t0
+            self.bar.update(int(done) - self.bar.done, postfix=" ".join(text))
+
+
 def run_bench(component, name: str, test_module: str, *, data: dict[str, np.ndarray], meta: dict,
               sim: str | None = None, corrupt: dict | None = None, tag: str = "run",
-              seed: int = 1, waves: bool = False) -> BenchResult:
+              seed: int = 1, waves: bool = False, progress: bool = False) -> BenchResult:
     """Build (cached) and run the cocotb bench ``test_module`` on ``component``.
 
     ``data`` (arrays) and ``meta`` (JSON-able) reach the bench through
     :func:`csdformer.sim.benchlib.stream.bench_data`. Returns a :class:`BenchResult` whose
-    ``passed`` is False if any cocotb test failed.
+    ``passed`` is False if any cocotb test failed. ``progress``: the simulator build's start and
+    end on stderr, then a line per item the bench reports done (a bench that writes
+    ``$CSDFORMER_BENCH_PROGRESS``, one ``done total text`` line per item).
     """
     from cocotb_tools.runner import get_results, get_runner
 
-    built = build(component, name, sim=sim, corrupt=corrupt, waves=waves)
+    built = build(component, name, sim=sim, corrupt=corrupt, waves=waves, progress=progress)
     for stale in built.build_dir.glob(f"test-{tag}-*"):  # keep only this run's directory...
         pid = stale.name.rsplit("-", 1)[-1]
         if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
@@ -208,22 +260,24 @@ def run_bench(component, name: str, test_module: str, *, data: dict[str, np.ndar
         "CSDFORMER_BENCH_DATA": str(data_path),
         "CSDFORMER_BENCH_META": str(meta_path),
         "CSDFORMER_BENCH_RESULT": str(result_path),
+        "CSDFORMER_BENCH_PROGRESS": str(test_dir / "progress.txt"),
         "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
     }
     t0 = time.monotonic()
     try:
-        xml = runner.test(
-            test_module=test_module,
-            hdl_toplevel=built.toplevel,
-            hdl_toplevel_lang="verilog",
-            build_dir=built.build_dir,
-            test_dir=test_dir,
-            extra_env=env,
-            seed=seed,
-            waves=waves,
-            timescale=TIMESCALE if built.sim != "verilator" else None,
-            log_file=test_dir / "sim.log",
-        )
+        with _ProgressTail(test_dir / "progress.txt") if progress else nullcontext():
+            xml = runner.test(
+                test_module=test_module,
+                hdl_toplevel=built.toplevel,
+                hdl_toplevel_lang="verilog",
+                build_dir=built.build_dir,
+                test_dir=test_dir,
+                extra_env=env,
+                seed=seed,
+                waves=waves,
+                timescale=TIMESCALE if built.sim != "verilator" else None,
+                log_file=test_dir / "sim.log",
+            )
         total, failed = get_results(xml)
     except SystemExit:  # cocotb_tools' runner exits when a test fails
         total, failed = 1, 1
