@@ -33,12 +33,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from csdformer.datasets import info as dataset_info
 from csdformer.datasets import load as load_dataset
 from csdformer.quantize import config as C
-from csdformer.quantize.train import augment, build_model, lr_lambda, seed_everything, to_input, train
+from csdformer.quantize.train import batch, build_model, lr_lambda, seed_everything, train, train_step
 
 #: The paper-size body of SPEC §8 (also ``csdformer/configs/fashion_mnist-4-384.yaml``).
 BODY_4_384 = {
@@ -115,18 +114,8 @@ def worker(args: argparse.Namespace) -> dict:
 
     def step(i: int) -> float:  # the body of train()'s loop
         idx = torch.arange(i * b, (i + 1) * b, device=dev) % len(xtr)
-        x = to_input(xtr[idx], di.max_value)
-        if cfg.data.augment:
-            x = augment(x, gen, pad, flip)
-        yb = ytr[idx]
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-            logits = model(x)
-            loss = F.cross_entropy(logits.float(), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        return loss.detach()
+        x = batch(xtr, idx, di.max_value, cfg.data.augment and (gen, pad, flip))
+        return train_step(model, opt, sched, x, ytr[idx], amp=amp)[1]
 
     def sync() -> None:
         if dev.type == "cuda":

@@ -153,6 +153,24 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[Config
     return cfg, model.eval(), ck
 
 
+def batch(xtr, idx, max_value: int, augmentation=None):
+    """Training images ``idx`` as the model's input, augmented (``(generator, pad, flip)``) or not."""
+    x = to_input(xtr[idx], max_value)
+    return augment(x, *augmentation) if augmentation else x
+
+
+def train_step(model, opt, sched, x, y, *, amp: bool):
+    """One optimizer step on a batch, bf16 autocast on GPU (``amp``): ``(logits, detached loss)``."""
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+        logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return logits, loss.detach()
+
+
 def train(cfg: Config, *, out: str | Path | None = None, resume: bool = False, progress: bool = True,
           device: str | None = None, max_steps: int | None = None,
           max_seconds: float | None = None) -> dict[str, Any]:
@@ -231,18 +249,10 @@ def train(cfg: Config, *, out: str | Path | None = None, resume: bool = False, p
         loss_sum = correct = seen = 0
         for step in range(steps_per_epoch):
             idx = perm[step * tc.batch_size : (step + 1) * tc.batch_size]
-            x = to_input(xtr[idx], di.max_value)
-            if cfg.data.augment:
-                x = augment(x, gen, pad, flip)
             y = ytr[idx]
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-                logits = ddp(x)
-                loss = F.cross_entropy(logits.float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += float(loss.detach()) * len(y)
+            logits, loss = train_step(ddp, opt, sched, batch(xtr, idx, di.max_value, cfg.data.augment and (gen, pad, flip)),
+                                      y, amp=amp)
+            loss_sum += float(loss) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
             if bar is not None:
