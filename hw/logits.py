@@ -2,8 +2,9 @@
 tokens (:func:`csdformer.sim.golden.logits`); the logits leave one a beat, then the predicted class
 (:func:`csdformer.sim.golden.argmax`: the lowest index wins ties).
 
-Per ACC word: its read (``OUT_RD``), two cycles to the data, then its lanes leave from a shift
-register (no lane multiplexer). Cycles: :func:`cycles` (until the last logit; the prediction
+Per ACC word: its read (``OUT_RD``), three cycles to ACC's registered output (no block-RAM output
+feeds logic: the 100 MHz ECP5 builds need that), then its lanes leave from a shift register (no
+lane multiplexer). Cycles: :func:`cycles` (until the last logit; the prediction
 waits for its consumer).
 """
 
@@ -15,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..sim import golden
 from .common import unsigned_bits
-from .memory import DATA_LATENCY
+from .memory import Q_LATENCY
 from .phase import PhaseUnit, idle_state
 
 __all__ = ["GOLDEN", "Logits", "cycles"]
@@ -25,9 +26,9 @@ GOLDEN = (golden.logits, golden.argmax)
 
 
 def cycles(program) -> int:
-    """Cycles from the start to the last logit: ``DATA_LATENCY + 1`` per ACC word, one a logit."""
+    """Cycles from the start to the last logit: ``Q_LATENCY + 1`` per ACC word, one a logit."""
     P, nc = program.lanes, program.num_classes
-    return sum(DATA_LATENCY + 1 + min(P, nc - i) for i in range(0, nc, P))
+    return sum(Q_LATENCY + 1 + min(P, nc - i) for i in range(0, nc, P))
 
 
 class Logits(PhaseUnit):
@@ -54,11 +55,12 @@ class Logits(PhaseUnit):
             with m.State("OUT_RD"):
                 m.d.comb += self.acc.addr.eq(wi)
                 m.d.sync += lane.eq(0)
-                m.next = "OUT_WAIT"
-            with m.State("OUT_WAIT"):
-                m.next = "OUT_WAIT2"
-            with m.State("OUT_WAIT2"):
-                m.d.sync += word.eq(self.acc.data)
+                m.next = "OUT_WAIT1"
+            for i in range(1, Q_LATENCY):  # ACC's registered output (no block-RAM output into logic)
+                with m.State(f"OUT_WAIT{i}"):
+                    m.next = f"OUT_WAIT{i + 1}" if i + 1 < Q_LATENCY else "OUT_LOAD"
+            with m.State("OUT_LOAD"):
+                m.d.sync += word.eq(self.acc.q)
                 m.next = "OUT_SEND"
             with m.State("OUT_SEND"):
                 val = word[:W].as_signed()
