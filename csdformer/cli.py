@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             raise err from None
     except CsdformerError as e:
-        print(f"csdformer: error: {e}", file=sys.stderr)
+        print("csdformer: error: " + " ".join(str(e).splitlines()), file=sys.stderr)  # always one line
         return 2
     except KeyboardInterrupt:
         print("csdformer: interrupted", file=sys.stderr)

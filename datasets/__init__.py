@@ -295,15 +295,82 @@ def _cifar_folder(name: str, env: str, subfolder: str) -> Callable[[PathLike | N
     return resolve
 
 
+#: Largest CIFAR batch file read (the CIFAR-100 train file is 148 MiB).
+MAX_PICKLE_BYTES = 512 << 20
+
+
+def _latin1_encode(text: object, encoding: object = "latin1") -> bytes:
+    """``_codecs.encode`` as protocol-2 pickles use it for ``bytes``: latin-1 text only."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("_codecs.encode: only latin-1 text (how pickle protocol 2 stores bytes)")
+    return text.encode("latin1")
+
+
+_NDARRAY_RECONSTRUCT = np.array([0]).__reduce__()[0]  # numpy's _reconstruct, whatever its module
+_NDARRAY_FROMBUFFER = np.array([0]).__reduce_ex__(5)[0]  # protocol 5: numpy's _frombuffer
+#: What a CIFAR python batch may name: numpy arrays (built from bytes) and their dtypes, and the
+#: latin-1 encoding that protocol-2 pickles use for bytes. Dicts, lists, ints, str and bytes need
+#: no globals. Nothing else is importable, so a pickle cannot run code or build other objects.
+_CIFAR_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _NDARRAY_RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _NDARRAY_RECONSTRUCT,
+    ("numpy.core.numeric", "_frombuffer"): _NDARRAY_FROMBUFFER,
+    ("numpy._core.numeric", "_frombuffer"): _NDARRAY_FROMBUFFER,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_encode,
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that admits only what the CIFAR python format holds (:data:`_CIFAR_GLOBALS`)."""
+
+    def find_class(self, module: str, name: str) -> object:
+        obj = _CIFAR_GLOBALS.get((module, name))
+        if obj is None:
+            raise pickle.UnpicklingError(f"refused global {module[:60]}.{name[:60]} (a CIFAR batch holds only "
+                                         "dicts, lists, strings, bytes and numpy arrays)")
+        return obj
+
+
+def _plain(v: object, depth: int = 0) -> bool:
+    """Only the CIFAR format's types: dict, list, str, bytes, int and non-object numpy arrays."""
+    if depth > 4:
+        return False
+    if isinstance(v, dict):
+        return all(isinstance(k, (bytes, str)) and _plain(x, depth + 1) for k, x in v.items())
+    if isinstance(v, list):
+        return all(isinstance(x, (bytes, str, int)) for x in v)
+    if isinstance(v, np.ndarray):
+        return v.dtype.kind in "biuf"
+    return isinstance(v, (bytes, str, int))
+
+
 def _unpickle(name: str, path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Read one CIFAR batch file: ``b"data"`` (N, 3072) rows, labels under ``label_key``."""
+    """Read one CIFAR batch file: ``b"data"`` (N, 3072) rows, labels under ``label_key``.
+
+    The file is data, not code: :class:`_CifarUnpickler` refuses every global but numpy's array
+    reconstruction, so a crafted pickle cannot run anything.
+    """
     try:
         with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_PICKLE_BYTES:
+                raise DatasetError(f"{name}: {path}: {size} bytes, more than the limit {MAX_PICKLE_BYTES}")
+            d = _CifarUnpickler(f, encoding="bytes").load()
     except FileNotFoundError:
         raise DatasetError(f"{name}: missing file {path}") from None
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
+    except DatasetError:
+        raise
+    except pickle.UnpicklingError as e:
+        first = (str(e).splitlines() or [""])[0][:160]
+        raise DatasetError(f"{name}: {path}: not a readable CIFAR batch (UnpicklingError: {first})") from None
+    except (MemoryError, RecursionError):
+        raise DatasetError(f"{name}: {path}: not a readable CIFAR batch (too large or nested)") from None
+    except Exception as e:  # noqa: BLE001 - any other failure to parse an untrusted pickle
         raise DatasetError(f"{name}: {path}: not a readable CIFAR batch ({type(e).__name__})") from None
+    if isinstance(d, dict) and not _plain(d):
+        raise DatasetError(f"{name}: {path}: holds types the CIFAR format does not have")
     if not isinstance(d, dict):
         raise DatasetError(f"{name}: {path}: expected a dict, got {type(d).__name__}")
     for k in (b"data", label_key):

@@ -123,8 +123,11 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     except IsADirectoryError:
         raise CsdformerError(f"{path}: no checkpoint found (a folder)") from None
     except pickle.UnpicklingError as e:
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise CsdformerError(f"{path}: refused: not a plain-data checkpoint (weights_only load: {first})") from None
+        text = str(e).partition("WeightsUnpickler error:")[2] or str(e)
+        why = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+        why = why.partition(" was not an allowed global")[0][:160]
+        raise CsdformerError(f"{path}: not a readable checkpoint (the weights-only loader refused it: {why}; "
+                             "checkpoints are read as tensors and plain data only)") from None
     except Exception as e:  # noqa: BLE001 - torch raises many kinds for a corrupt file
         first = (str(e).strip().splitlines() or [""])[0][:200]
         raise CsdformerError(f"{path}: not a readable checkpoint ({type(e).__name__}: {first})") from None

@@ -179,7 +179,7 @@ def test_stated_bounds_mismatch(copy_dir: Path, capsys) -> None:
     lin = _first(m, "linear")
     lin["bounds"]["frame"][1] -= 1
     _write(copy_dir, m)
-    _expect(copy_dir, f"layers({lin['name']}).bounds: stated", capsys)
+    _expect(copy_dir, f"({lin['name']}).bounds.frame: stated", capsys)
 
 
 def test_truncated_npz(copy_dir: Path, capsys) -> None:
