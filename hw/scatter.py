@@ -94,10 +94,12 @@ class ScanStages(wiring.Component):
 
 class LaneAccumulate(wiring.Component):
     """``ACC[addr] += addend`` for one lane word an event, pipelined: the event enters in the cycle
-    its weight, ``b`` and ``Bcum`` reads are issued (s0), ACC is read at s2, the addend of
-    each lane is formed from the reads at s4 (the weight ROM's bank select had s3), and the sum is
-    written at s5. The event one stage ahead is forwarded (ACC's read port is transparent for two
-    stages ahead), so back-to-back events on one word need no stall. ``sop``: the lanes added."""
+    its weight, ``b`` and ``Bcum`` reads are issued (s0), ACC's read is issued at s1 and its
+    registered output (``q``: no block-RAM output feeds logic) arrives at s4, the addend of each
+    lane is formed from the reads at s4 (the weight ROM's bank select had s3), and the sum is
+    written at s5. The sums of the events one and two stages ahead are forwarded (ACC's read port
+    is transparent for three stages ahead), so back-to-back events on one word need no stall.
+    ``sop``: the lanes added."""
 
     DEPTH = 5
 
@@ -117,22 +119,24 @@ class LaneAccumulate(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         P, W = self.P, self.W
-        s = [self.event] + [Signal(self.ev, name=f"s{i}") for i in range(1, self.DEPTH + 1)]
-        m.d.sync += [s[i].eq(s[i - 1]) for i in range(1, self.DEPTH + 1)]
-        with m.If(s[2].valid):
-            m.d.comb += self.acc.addr.eq(s[2].addr)
+        s = [self.event] + [Signal(self.ev, name=f"s{i}") for i in range(1, self.DEPTH + 2)]
+        m.d.sync += [s[i].eq(s[i - 1]) for i in range(1, self.DEPTH + 2)]
+        with m.If(s[1].valid):
+            m.d.comb += self.acc.addr.eq(s[1].addr)
         w_qq, cnt_qq, spk_qq = Signal.like(self.w_q), Signal.like(self.cnt_q), Signal.like(self.spk_q)
         m.d.sync += [w_qq.eq(self.w_q), cnt_qq.eq(self.cnt_q), spk_qq.eq(self.spk_q)]
         acc_q = Signal(lane_word(W["acc"], P))
         w, bc = lanes_of(w_qq, W["weight"], P), lanes_of(cnt_qq, W["cnt"], P, sign=False)
-        addend, sums = Signal(lane_word(W["acc"], P)), Signal(lane_word(W["acc"], P))
+        addend, sums, last = (Signal(lane_word(W["acc"], P), name=n) for n in ("addend", "sums", "last_sums"))
         for ln in range(P):
             tdec = Mux(s[4].a, bc[ln], 0) + Mux(spk_qq[ln], s[4].prev, 0)
             m.d.sync += addend[ln].eq(Mux(self.tdec, tdec, Mux(self.img, w[ln] << s[4].shift, w[ln])))
             m.d.comb += sums[ln].eq(acc_q[ln] + addend[ln])
-        # The event one stage ahead read ACC before this sum was written: forward it.
-        forward = s[4].valid & s[5].valid & (s[4].addr == s[5].addr)
-        m.d.sync += acc_q.eq(Mux(forward, sums, self.acc.data))
+        # The events one and two stages ahead read ACC before these sums were written: forward them
+        # (the nearer one wins: it includes the other).
+        ahead1 = s[4].valid & s[5].valid & (s[4].addr == s[5].addr)
+        ahead2 = s[4].valid & s[6].valid & (s[4].addr == s[6].addr)
+        m.d.sync += [last.eq(sums), acc_q.eq(Mux(ahead1, sums, Mux(ahead2, last, self.acc.q)))]
         with m.If(s[5].valid):
             m.d.comb += [self.acc_w.addr.eq(s[5].addr), self.acc_w.data.eq(sums), self.acc_w.en.eq(1),
                          self.sop.eq(s[5].lanes)]
