@@ -115,10 +115,13 @@ def issue_pipe(m, layout, depth: int, name: str) -> list:
 
 
 def idle_state(m, ctl, then: str, stmts=()) -> None:
-    """A phase unit's ``IDLE`` state: on ``ctl.start`` apply ``stmts`` (sync) and go to ``then``."""
+    """A phase unit's ``IDLE`` state: go to ``then`` on ``ctl.start``. ``stmts`` (sync) set the
+    unit's registers up for its pass from the op's fields; they apply in every idle cycle, not
+    only on ``start`` (the fields are loaded cycles before a start), so that ``start``, which
+    comes from another unit's ``done`` through the sequencer, drives no register enables."""
     with m.State("IDLE"):
+        m.d.sync += list(stmts)
         with m.If(ctl.start):
-            m.d.sync += list(stmts)
             m.next = then
 
 
