@@ -217,20 +217,9 @@ def test_direct_training_reaches_95_percent_on_digits(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_direct_torchrun_ddp_two_processes(tmp_path: Path) -> None:
     """Direct SNN training under torchrun, as the QANN's: two CPU processes (gloo), one checkpoint."""
-    import subprocess
-    import sys
+    from torchrun import torchrun_train
 
-    import yaml
-
-    raw = C.load("digits").to_dict()
-    raw["train"].update({"epochs": 1, "warmup_epochs": 0, "threads": 1, "direct": True})
-    cfg = tmp_path / "ddp.yaml"
-    cfg.write_text(yaml.safe_dump(raw))
-    out = tmp_path / "run"
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29519",
-                        "-m", "csdformer", "train", str(cfg), "--out", str(out), "--quiet"],
-                       capture_output=True, text=True, timeout=600, check=False)
-    assert p.returncode == 0, p.stderr[-2000:]
+    _, out = torchrun_train(tmp_path, 29519, direct=True)
     _, model, ck = load_checkpoint(out)
     assert isinstance(model, DirectSNN) and ck["epoch"] == 1
     assert ck["scheduler"]["last_epoch"] == 11  # half of the 1,437 training images per rank, batch 64

@@ -208,20 +208,9 @@ def test_convert_cli_writes_atomically(tmp_path: Path, capsys) -> None:
 @pytest.mark.slow
 def test_torchrun_ddp_two_processes(tmp_path: Path) -> None:
     """The same training script under torchrun: two CPU processes (gloo), one checkpoint."""
-    import subprocess
-    import sys
+    from torchrun import torchrun_train
 
-    cfg = tmp_path / "ddp.yaml"
-    raw = C.load("digits").to_dict()
-    raw["train"].update({"epochs": 1, "warmup_epochs": 0, "threads": 1})
-    import yaml
-
-    cfg.write_text(yaml.safe_dump(raw))
-    out = tmp_path / "run"
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-                        "-m", "csdformer", "train", str(cfg), "--out", str(out), "--quiet"],
-                       capture_output=True, text=True, timeout=600, check=False)
-    assert p.returncode == 0, p.stderr[-2000:]
+    p, out = torchrun_train(tmp_path, 29517)
     assert p.stdout.count("trained digits") == 2  # both ranks finish
     _, _, ck = load_checkpoint(out)
     assert ck["epoch"] == 1
