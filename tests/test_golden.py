@@ -324,7 +324,7 @@ def test_int_matmul_dtype_minimum_is_bounded_correctly(dtype, bval):
     np.testing.assert_array_equal(golden.int_matmul(a, b).astype(object), _exact(a, b))
 
 
-# --- 7. peer check: D = 0 is SpikingJelly's soft-reset IF neuron -------------------------------------
+# --- 7. peer check: D = 0 is SpikingJelly's soft-reset IF neuron (the `compare` extra; restated below) --
 
 
 def _spikingjelly_if():
@@ -360,6 +360,39 @@ def test_dif_delay0_matches_spikingjelly_ifnode(T, shape, theta, data):
     # and the membrane left behind is the same: v0 + ΣI − θ·(spike count)
     v_end = v0_full + currents.sum(axis=0) - theta * got.astype(np.int64).sum(axis=0)
     np.testing.assert_array_equal(node.v.numpy(), v_end.astype(np.float64))
+
+
+def _if_soft_reset_multistep(currents: np.ndarray, theta: int, v0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SpikingJelly's ``IFNode(v_reset=None, step_mode="m")`` restated in numpy, step by step as its
+    multi-step loop does it: charge ``v = v + x[t]``, fire ``s = heaviside(v - v_th)`` with
+    heaviside(0) = 1, soft reset ``v = v - s * v_th``. Returns (spikes, membrane left behind)."""
+    v = v0.astype(np.int64).copy()
+    spikes = np.zeros(currents.shape, dtype=np.uint8)
+    for t in range(currents.shape[0]):
+        v = v + currents[t]
+        s = (v - theta >= 0).astype(np.int64)
+        v = v - s * theta
+        spikes[t] = s
+    return spikes, v
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(st.integers(1, 8), hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4),
+       st.one_of(st.just(1), st.integers(1, 20)), st.data())
+def test_dif_delay0_matches_if_soft_reset_restatement(T, shape, theta, data):
+    """The property of the SpikingJelly peer check, without SpikingJelly (an optional extra,
+    ``compare``): DIF at D = 0 is the soft-reset IF neuron, spikes and residual membrane alike."""
+    currents = data.draw(hnp.arrays(np.int64, (T,) + shape, elements=st.integers(-30, 30)), label="currents")
+    if data.draw(st.booleans(), label="per_neuron_v0"):
+        v0 = data.draw(hnp.arrays(np.int64, shape, elements=st.integers(-10, 30)), label="v0")
+    else:
+        v0 = data.draw(st.one_of(st.none(), st.integers(-10, 30)), label="v0")
+    v0_full = np.broadcast_to(_v0_eff(theta, v0), shape)
+    ref, v_left = _if_soft_reset_multistep(currents, theta, v0_full)
+    got = golden.dif(currents, theta, 0, v0)
+    np.testing.assert_array_equal(got, ref)
+    v_end = v0_full + currents.sum(axis=0) - theta * got.astype(np.int64).sum(axis=0)
+    np.testing.assert_array_equal(v_left, v_end)
 
 
 # --- 8. errors ---------------------------------------------------------------------------------------
