@@ -90,8 +90,11 @@ def _run_stages(out: Path, name: str, tag: str, report: BuildReport, progress: b
             return
         _say(progress, f"[{tag}] {stage} ...")
         t0 = time.monotonic()
-        beat = heartbeat(f"[{tag}] {stage}", announce=False) if progress else nullcontext()  # a line every 30 s
-        with open(out / f"{name}.{stage}.out", "w") as log, beat:
+        # A line every 30 s while the tool's log grows (quoting its newest line), none while it is
+        # silent: a line is a sign of progress (csdformer flow stops a build only after none for long).
+        logf = out / f"{name}.{stage}.out"
+        beat = heartbeat(f"[{tag}] {stage}", announce=False, watch=logf) if progress else nullcontext()
+        with open(logf, "w") as log, beat:
             rc = subprocess.run([exe, *argv[1:]], cwd=out, stdout=log, stderr=subprocess.STDOUT).returncode
         report.stages[stage] = report.stages.get(stage, 0.0) + time.monotonic() - t0
         _say(progress, f"[{tag}] {stage} {'done' if rc == 0 else 'FAILED'} in {report.stages[stage]:.1f} s")

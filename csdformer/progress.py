@@ -8,11 +8,14 @@ ends sooner prints nothing)::
     golden snn: 30/100 batches, elapsed 12 s, about 28 s left
 
 :func:`heartbeat` is the same for a phase with no count (a compiler run): a line every
-:data:`EVERY_S` seconds while it lasts.
+:data:`EVERY_S` seconds while it lasts; with ``watch`` (the tool's log file) a line only when the
+log has grown since the last one, quoting its newest line, so that a line is a sign of progress
+(``csdformer flow`` stops a board build only after a long time without one).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -114,19 +117,45 @@ def progress(items: Iterable, total: int, desc: str, *, enabled: bool = True, **
             p.update()
 
 
+def _last_line(path, size: int) -> str:
+    """The newest complete (or partial) non-empty line of the first ``size`` bytes of ``path``."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, size - 4096))
+            tail = f.read(min(size, 4096)).decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
+    return lines[-1][:120] if lines else ""
+
+
 @contextmanager
-def heartbeat(desc: str, *, stream: TextIO | None = None, every_s: float | None = None, announce: bool = True):
+def heartbeat(desc: str, *, stream: TextIO | None = None, every_s: float | None = None, announce: bool = True,
+              watch=None):
     """While the block runs, a line ``desc: still running, elapsed N s`` every ``every_s`` seconds
     (default :data:`EVERY_S`); with ``announce``, a line when it starts and one when it ends, with
-    its time."""
+    its time. ``watch``: a file (the tool's log) that must have grown since the last line for the
+    next one to be printed (with the log's newest line): no line while the tool writes nothing."""
     stream = sys.stderr if stream is None else stream
     every = EVERY_S if every_s is None else every_s
     t0 = time.monotonic()
     stop = threading.Event()
 
     def beat():
+        seen = 0
         while not stop.wait(every):
-            print(f"{desc}: still running, elapsed {fmt_seconds(time.monotonic() - t0)}", file=stream, flush=True)
+            msg = f"{desc}: still running, elapsed {fmt_seconds(time.monotonic() - t0)}"
+            if watch is not None:
+                try:
+                    size = os.path.getsize(watch)
+                except OSError:
+                    size = 0
+                if size <= seen:
+                    continue  # no new output: no line, so that silence shows
+                seen = size
+                last = _last_line(watch, size)
+                msg += f" ({last})" if last else ""
+            print(msg, file=stream, flush=True)
 
     if announce:
         print(f"{desc}: started", file=stream, flush=True)

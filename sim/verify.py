@@ -17,9 +17,10 @@ import numpy as np
 from ..artifact import Artifact
 from . import runner
 
-__all__ = ["ImageCheck", "VerifyReport", "select_images", "golden_reference", "compare", "verify"]
+__all__ = ["ImageCheck", "VerifyReport", "select_images", "golden_reference", "compare", "cycle_budget", "verify"]
 
 CYCLE_TOLERANCE = 0.05
+BUDGET_MARGIN = 2  # the bench's cycle budget: this many times the cycle model's cycles, plus I/O
 
 
 @dataclass
@@ -157,10 +158,23 @@ def compare(program, golden: dict, hw: dict, indices) -> list[ImageCheck]:
     return checks
 
 
+def cycle_budget(program, golden: dict, n_pixels: int) -> int:
+    """The accelerator bench's cycle budget for the images of ``golden``: :data:`BUDGET_MARGIN`
+    times the cycle model's cycles summed over the images, plus each image's pixel load, logits
+    and debug-port read-back (and a little slack for reset and handshakes)."""
+    from ..hw.accelerator import DBG_LATENCY
+
+    readback = sum(words for _, words in dump_ranges(program)) + DBG_LATENCY
+    io = n_pixels + program.num_classes + readback + 64
+    return BUDGET_MARGIN * sum(int(m.cycles) for m in golden["models"]) + len(golden["models"]) * io + 64
+
+
 def verify(program, indices, images: np.ndarray, *, delay: int, sim: str | None = None, waves: bool = False,
-           corrupt: dict | None = None, progress: bool = False) -> VerifyReport:
+           corrupt: dict | None = None, progress: bool = False, budget_cycles: int | None = None) -> VerifyReport:
     """Run ``images`` ``(N, C, H, W)`` through the RTL of ``program`` and judge every image.
-    ``progress``: plain lines on stderr (the simulator build's start and end, then one per image)."""
+    ``progress``: plain lines on stderr (the simulator build's start and end, then one per image).
+    ``budget_cycles``: the simulation's cycle budget (default :func:`cycle_budget`, from the cycle
+    model); past it the run stops with a :class:`~csdformer.CsdformerError` naming the image."""
     from .. import CsdformerError
     from ..hw.accelerator import Accelerator
     from .benchlib.runner import run_bench
@@ -173,8 +187,12 @@ def verify(program, indices, images: np.ndarray, *, delay: int, sim: str | None 
     res = run_bench(acc, "csdformer_accel", "csdformer.sim.benches.accelerator",
                     data={"images": pixels.astype(np.int64), "delays": np.full(len(images), delay)},
                     meta={"num_classes": program.num_classes, "logit_width": acc.logit_width,
-                          "dump": dump_ranges(program)},
+                          "dump": dump_ranges(program), "indices": [int(i) for i in indices],
+                          "budget_cycles": cycle_budget(program, golden, pixels.shape[1])
+                          if budget_cycles is None else int(budget_cycles)},
                     sim=sim, corrupt=corrupt, tag=f"verify-d{delay}", waves=waves, progress=progress)
+    if "budget_cycles" in res.result:  # the bench's one-line message: image and budget
+        raise CsdformerError("verify: " + res.result["error"])
     if "hw_npz" not in res.result:
         raise CsdformerError("verify: the simulation did not finish: " + res.summary()[-2000:])
     with np.load(res.result["hw_npz"]) as z:

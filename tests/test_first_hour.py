@@ -87,6 +87,25 @@ def test_heartbeat_says_start_end_and_beats():
     assert any(ln.startswith("compile: still running, elapsed ") for ln in lines[1:-1])
 
 
+def test_heartbeat_watching_a_log_beats_only_while_it_grows(tmp_path):
+    """With ``watch`` (a tool's log) a beat is a sign of progress: none while the log is silent,
+    one quoting its newest line after it grew."""
+    import time
+
+    log = tmp_path / "tool.out"
+    log.write_text("")
+    out = io.StringIO()
+    with P.heartbeat("nextpnr", stream=out, every_s=0.05, announce=False, watch=log):
+        time.sleep(0.3)
+        n_silent = len(out.getvalue().splitlines())
+        log.write_text("Info: placing\nInfo: routing iteration 7\n")
+        time.sleep(0.3)
+    lines = out.getvalue().splitlines()
+    assert n_silent == 0
+    assert len(lines) == 1 and lines[0].startswith("nextpnr: still running, elapsed ")
+    assert lines[0].endswith(" (Info: routing iteration 7)")
+
+
 def test_rtl_prints_typical_and_worst_case_cycles(tmp_path, capsys):
     assert main(["rtl", "digits", "-o", str(tmp_path / "rtl"), "--lanes", "8"]) == 0
     out = capsys.readouterr().out

@@ -156,3 +156,38 @@ def test_flow_end_to_end_no_train_with_the_icebreaker_bitstream(capsys):
     assert snn3 in md
     assert (out / "rtl" / "csdformer_accel.v").is_file()
     shutil.rmtree(out.parent)
+
+
+def _fake_board_stage(monkeypatch, tmp_path, script: str, idle_s: float):
+    """The flow's board stage with a fake build (``python -c script``) under an idle limit."""
+    import argparse
+    import sys
+
+    from csdformer import flow
+
+    monkeypatch.setattr(flow, "_board_command", lambda ctx, bdir: [sys.executable, "-c", script])
+    args = argparse.Namespace(board="icebreaker", board_timeout=idle_s)
+    st = Stage("board")
+    flow._stage_board(flow._Ctx(args, None, tmp_path), st)
+    return st
+
+
+def test_board_stage_busy_longer_than_the_idle_limit_is_not_stopped(monkeypatch, tmp_path):
+    """Progress, not the wall clock: a build printing a line every 0.2 s for 2.4 s under a 1 s idle
+    limit runs to its end (here it writes no report, so the stage says that, not a stop)."""
+    script = ("import sys, time\nfor i in range(12):\n    print(f'[build icebreaker] nextpnr: line {i}', "
+              "file=sys.stderr, flush=True)\n    time.sleep(0.2)\n")
+    st = _fake_board_stage(monkeypatch, tmp_path, script, 1.0)
+    assert st.figures["exit_status"] == 0 and len(st.figures["log_tail"]) == 12
+    assert st.reason == "icebreaker build wrote no report (exit 0): [build icebreaker] nextpnr: line 11"
+
+
+def test_board_stage_silent_past_the_idle_limit_is_stopped(monkeypatch, tmp_path):
+    script = ("import sys, time\nprint('[build icebreaker] nextpnr ...', file=sys.stderr, flush=True)\n"
+              "time.sleep(60)\n")
+    st = _fake_board_stage(monkeypatch, tmp_path, script, 0.5)
+    assert st.status == "FAILED" and st.figures["exit_status"] != 0
+    assert st.reason.startswith("icebreaker build made no progress (no output line) for 0.5 s (--board-timeout) "
+                                "and was stopped after ")
+    assert st.reason.endswith(" s (last stage line: [build icebreaker] nextpnr ...); fit and timing unknown")
+    assert st.summary == "icebreaker: stopped, no progress for 0.5 s"

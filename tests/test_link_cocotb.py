@@ -40,3 +40,15 @@ def test_link_bench_catches_corrupted_rtl():
     res, _ = _run("digits_like_d8", "images", corrupt_tx={"bit": 2, "beat": beat})
     assert not res.passed
     assert res.result.get("mismatches", 0) >= 1, res.summary()
+
+
+def test_link_bench_cycle_budget():
+    """Every run has a cycle budget from the script's model timing; past it the bench stops with
+    one line naming the step in progress and the budget (here a budget far too small)."""
+    soc, data, meta = link_case("digits_like_d8", "images", seed=1)
+    assert meta["budget_cycles"] > 0
+    meta["budget_cycles"] = 50
+    res = runner.run_bench(soc, "link_soc_digits_like_d8", BENCH, data=data, meta=meta, tag="budget")
+    assert not res.passed
+    assert res.result["error"] == (f"link images: step 1 of {len(meta['steps'])} (send): not done within the cycle budget of 50 "
+                                   "cycles (from the cycle model); the simulation was stopped"), res.summary()

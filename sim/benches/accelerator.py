@@ -6,8 +6,11 @@ the hardware did and leaves the judging to :mod:`csdformer.sim.verify` (golden m
 model), which also names the first layer that differs.
 
 Data: ``images`` uint ``(N, n_pixels)`` in ``(y, x, c)`` order, ``delays`` ``(N,)``. Meta:
-``num_classes``, ``dump`` ``[[base, words], ...]`` (SPK ranges to read back). Result (next to the
-JSON result): ``hw.npz`` with ``logits``, ``prediction``, ``cycles``, ``spikes``, ``sops``, ``spk``.
+``num_classes``, ``dump`` ``[[base, words], ...]`` (SPK ranges to read back), ``budget_cycles``
+(the whole run's cycle budget, from the cycle model: :func:`csdformer.sim.verify.cycle_budget`),
+``indices`` (the images' names in messages). Result (next to the JSON result): ``hw.npz`` with
+``logits``, ``prediction``, ``cycles``, ``spikes``, ``sops``, ``spk``; past the budget, an
+``error`` line naming the image in progress and the budget instead.
 """
 
 import os
@@ -17,7 +20,7 @@ import numpy as np
 from cocotb.triggers import FallingEdge, RisingEdge
 
 from csdformer.hw.accelerator import DBG_LATENCY
-from csdformer.sim.benchlib.stream import _to_int, bench_data, finish, start
+from csdformer.sim.benchlib.stream import _to_int, bench_data, finish, start, within_budget
 
 
 def _signed(v: int, width: int) -> int:
@@ -27,6 +30,14 @@ def _signed(v: int, width: int) -> int:
 @cocotb.test()
 async def accelerator(dut):
     data, meta = bench_data()
+    n = len(data["images"])
+    names = meta.get("indices") or list(range(n))
+    now = {"i": 0}  # the image in progress, for the budget's message
+    await within_budget(_run(dut, data, meta, now), meta["budget_cycles"],
+                        lambda: f"image {names[now['i']]} ({now['i'] + 1} of {n})")
+
+
+async def _run(dut, data, meta, now):
     images, delays = data["images"], data["delays"]
     nc, lw = meta["num_classes"], meta["logit_width"]
     addrs = [a for base, n in meta["dump"] for a in range(base, base + n)]
@@ -41,6 +52,7 @@ async def accelerator(dut):
     dut.prediction__ready.value = 0
     dut.image__valid.value = 0
     for i in range(n):
+        now["i"] = i
         await FallingEdge(dut.clk)
         dut.delay.value = int(delays[i])
         dut.image__valid.value = 1

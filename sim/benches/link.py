@@ -4,7 +4,9 @@ tests/test_link_cocotb.py; cases: :mod:`csdformer.sim.benches.link_cases`).
 A ``cocotbext.uart`` source on ``rx`` plays the case's steps (frames, garbage, idle, resets); a
 sink on ``tx`` feeds every answer byte to the host's decoder (:class:`~csdformer.firmware.protocol.Decoder`,
 as the runtime configures it). At the end the decoded frames must equal the device model's
-answers (``meta["expected_frames"]``), one for one.
+answers (``meta["expected_frames"]``), one for one. The whole run has a cycle budget
+(``meta["budget_cycles"]``, from the script's model timing: :func:`csdformer.sim.benches.link_cases.link_case`);
+past it the bench stops with a one-line error naming the step in progress.
 """
 
 import logging
@@ -15,7 +17,7 @@ from cocotb.triggers import FallingEdge, Timer
 from cocotbext.uart import UartSink, UartSource
 
 from csdformer.firmware import protocol as P
-from csdformer.sim.benchlib.stream import PERIOD_NS, bench_data, cycle_now, finish, start
+from csdformer.sim.benchlib.stream import PERIOD_NS, bench_data, cycle_now, finish, start, within_budget
 
 
 class Host:
@@ -66,11 +68,20 @@ def _key(frame: bytes, ignore_cycles: bool) -> str:
 @cocotb.test()
 async def link(dut):
     _, meta = bench_data()
+    steps = meta["steps"]
+    now = {"k": 0}  # the step in progress, for the budget's message
+    await within_budget(_run(dut, meta, now), meta["budget_cycles"],
+                        lambda: f"link {meta['scenario']}: step {now['k'] + 1} of {len(steps)} "
+                                f"({steps[now['k']][0] if now['k'] < len(steps) else 'final check'})")
+
+
+async def _run(dut, meta, now):
     await start(dut)
     host = Host(dut, meta["divisor"], meta["timeout"])
     answer_limit = meta["answer_limit"]
     late = 0
-    for step in meta["steps"]:
+    for k, step in enumerate(meta["steps"]):
+        now["k"] = k
         op = step[0]
         if op == "send":
             await host.src.write(bytes.fromhex(step[1]))
@@ -93,6 +104,7 @@ async def link(dut):
             if not await host.wait_for(lambda: len(host.frames) >= step[1], answer_limit):
                 dut._log.error("no answer: %d frames decoded, %d expected by now", len(host.frames), step[1])
                 late += 1
+    now["k"] = len(meta["steps"])
     await host.cycles(100 * host.byte_cycles)  # an unexpected answer would arrive by now
     host.frames += host.decoder.flush()
     got = [_key(P.encode(*f), meta["ignore_cycles"]) for f in host.frames]

@@ -172,4 +172,17 @@ def link_case(label: str, scenario: str, *, seed: int = 0, corrupt_tx: dict | No
     meta = {"divisor": divisor, "timeout": timeout, "steps": s.steps, "scenario": scenario,
             "expected_frames": [a.hex() for a in s.answers], "ignore_cycles": bool(ignore_cycles),
             "answer_limit": int(answer_bytes) * 10 * divisor}
+    meta["budget_cycles"] = link_budget(s, meta["answer_limit"])
     return soc, data, meta
+
+
+BUDGET_MARGIN = 2
+
+
+def link_budget(s: _Script, answer_limit: int) -> int:
+    """The link bench's cycle budget: :data:`BUDGET_MARGIN` times the script's duration in the
+    device model's timing (every byte sent, every idle), plus for each answer waited for the
+    bench's own answer allowance, for each reset its cycles, and the final 100 byte times."""
+    waits = sum(answer_limit for st in s.steps if st[0] == "answer")
+    waits += sum(st[1] + (answer_limit if st[2] else 0) for st in s.steps if st[0] == "reset")
+    return BUDGET_MARGIN * s.t + waits + 100 * s.byte_t + 64

@@ -13,6 +13,12 @@ Builds are cached: the build directory is ``cache_dir()/<sim>/<name>-<hash of th
 one directory per parameter set (and per corruption), rebuilt only when the Verilog changes.
 ``cache_dir()`` is ``$CSDFORMER_HW_CACHE`` or ``<repo>/build/hw-sim`` (git-ignored).
 Simulator choice: argument ``sim`` or ``$CSDFORMER_SIM`` (``verilator`` default, ``icarus``).
+
+Icarus compiles the Verilog as Verilog-2005 (``-g2005``), not as cocotb's default SystemVerilog
+(``-g2012``): Amaranth writes initialised declarations (``reg [3:0] x = 4'h0;``) feeding
+``always @*`` blocks; under ``-g2012`` such an initialiser raises no time-zero event, so those
+blocks stay unevaluated until an input changes and the design diverges from Verilator's; under
+Verilog-2005 semantics it is bit-exact.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import numpy as np
 
 from ...hw.common import FlipOutputBit, to_verilog
 
-__all__ = ["cache_dir", "tool_env", "build", "run_bench", "BenchResult", "Built"]
+__all__ = ["cache_dir", "get_runner", "tool_env", "build", "run_bench", "BenchResult", "Built"]
 
 _REPO = Path(__file__).resolve().parents[2]
 TIMESCALE = ("1ns", "1ps")
@@ -41,6 +47,39 @@ TIMESCALE = ("1ns", "1ps")
 def cache_dir() -> Path:
     """Root of the simulator build cache."""
     return Path(os.environ.get("CSDFORMER_HW_CACHE", _REPO / "build" / "hw-sim"))
+
+
+def _icarus_2005():
+    """cocotb's Icarus runner, compiling Verilog-2005 (``-g2005``) instead of ``-g2012``, with a
+    Verilog-2005 waveform-dump module (cocotb's declares a SystemVerilog ``string``)."""
+    from cocotb_tools.runner import Icarus, _sv_escape_string
+
+    class Icarus2005(Icarus):
+        def _build_command(self):
+            return [["-g2005" if a == "-g2012" else a for a in cmd] for cmd in super()._build_command()]
+
+        def _create_iverilog_dump_file(self) -> None:
+            path = _sv_escape_string(str(self.build_dir / f"{self.hdl_toplevel}.fst"))
+            with open(self.iverilog_dump_file, "w") as f:
+                f.write("module cocotb_iverilog_dump();\n"
+                        "reg [8*4096-1:0] dumpfile_path;\n"
+                        "initial begin\n"
+                        '    if ($value$plusargs("dumpfile_path=%s", dumpfile_path))\n'
+                        "        $dumpfile(dumpfile_path);\n"
+                        "    else\n"
+                        f"        $dumpfile({path});\n"
+                        f"    $dumpvars(0, {self.hdl_toplevel});\n"
+                        "end\n"
+                        "endmodule\n")
+
+    return Icarus2005()
+
+
+def get_runner(sim: str):
+    """cocotb's runner for ``sim``; Icarus compiles Verilog-2005 (see the module docstring)."""
+    from cocotb_tools.runner import get_runner as _get
+
+    return _icarus_2005() if sim == "icarus" else _get(sim)
 
 
 def tool_env() -> None:
@@ -90,8 +129,6 @@ def build(component, name: str, *, sim: str | None = None, corrupt: dict | None 
     """Generate the Verilog of ``component`` (corrupted with ``FlipOutputBit(**corrupt)`` if given)
     and build it for ``sim``; cached by Verilog hash. ``progress``: lines on stderr when the
     simulator build starts and ends, and every 30 s while it runs."""
-    from cocotb_tools.runner import get_runner
-
     from ...progress import heartbeat
 
     tool_env()
@@ -100,7 +137,8 @@ def build(component, name: str, *, sim: str | None = None, corrupt: dict | None 
         component = FlipOutputBit(component, **corrupt)
     vdir = cache_dir() / "verilog"
     vfile = to_verilog(component, name, vdir)
-    build_dir = cache_dir() / sim / (vfile.stem + ("-waves" if waves else ""))
+    # "-g2005": Icarus builds of the -g2012 days (the same Verilog) must not be reused.
+    build_dir = cache_dir() / sim / (vfile.stem + ("-g2005" if sim == "icarus" else "") + ("-waves" if waves else ""))
     t0 = time.monotonic()
     runner = get_runner(sim)
     build_args = []
@@ -240,7 +278,7 @@ def run_bench(component, name: str, test_module: str, *, data: dict[str, np.ndar
     end on stderr, then a line per item the bench reports done (a bench that writes
     ``$CSDFORMER_BENCH_PROGRESS``, one ``done total text`` line per item).
     """
-    from cocotb_tools.runner import get_results, get_runner
+    from cocotb_tools.runner import get_results
 
     built = build(component, name, sim=sim, corrupt=corrupt, waves=waves, progress=progress)
     for stale in built.build_dir.glob(f"test-{tag}-*"):  # keep only this run's directory...

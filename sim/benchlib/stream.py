@@ -20,7 +20,7 @@ from cocotb.triggers import FallingEdge, RisingEdge
 
 from . import check_cycles
 
-__all__ = ["PERIOD_NS", "start", "cycle_now", "bench_data", "finish"]
+__all__ = ["PERIOD_NS", "start", "cycle_now", "bench_data", "finish", "within_budget"]
 
 PERIOD_NS = 10
 _T0 = None  # wall-clock start of the bench (set by start)
@@ -83,3 +83,29 @@ def finish(*, mismatches: int, compared: int, measured_cycles: int | None = None
             json.dump(result, f, indent=1, default=int)
     assert mismatches == 0, f"{mismatches} mismatching values out of {compared} (see {path})"
     assert cyc_ok, f"measured {measured_cycles} cycles, model {model_cycles}: not within 5 %"
+
+
+async def within_budget(body, budget_cycles: int, where) -> None:
+    """Run the coroutine ``body`` (the bench's work) for at most ``budget_cycles`` clock cycles.
+
+    Every bench has such a budget, derived from the cycle model by its launcher, so that a design
+    that stops answering fails the run instead of hanging it. On overrun ``body`` is cancelled, the
+    result is written with a one-line ``error`` (``where()``, the item in progress, and the budget)
+    and the cocotb test fails with the same line.
+    """
+    from cocotb.triggers import SimTimeoutError, with_timeout
+
+    budget_cycles = int(budget_cycles)
+    task = cocotb.start_soon(body)
+    try:
+        await with_timeout(task, budget_cycles * PERIOD_NS, "ns")
+    except SimTimeoutError:
+        task.cancel()
+        msg = (f"{where()}: not done within the cycle budget of {budget_cycles:,} cycles "
+               f"(from the cycle model); the simulation was stopped")
+        path = os.environ.get("CSDFORMER_BENCH_RESULT")
+        if path:
+            with open(path, "w") as f:
+                json.dump({"error": msg, "budget_cycles": budget_cycles, "sim_cycles": cycle_now(),
+                           "mismatches": None, "compared": 0}, f, indent=1)
+        raise AssertionError(msg) from None
