@@ -40,7 +40,7 @@ from .cumulate import Cumulate
 from .logits import Logits
 from .maxpool import MaxPool
 from .memory import BankedMemory
-from .program import Program
+from .program import Program, compile_program
 from .scatter import Scatter
 from .sequencer import DBG_LATENCY, Sequencer
 from .sink import SinkArray
@@ -90,8 +90,6 @@ class Accelerator(wiring.Component):
 
     @classmethod
     def from_artifact(cls, artifact, lanes: int = 8, **kw) -> "Accelerator":
-        from .program import compile_program
-
         return cls(compile_program(artifact, lanes, **kw))
 
     def memories(self) -> dict[str, BankedMemory]:

@@ -13,6 +13,7 @@ from amaranth.lib import data
 
 from ..sim import golden
 from .memory import Q_LATENCY
+from .program import Src
 from .phase import PhaseUnit, Walk, addr_shape, cumulate, idle_state, issue_pipe
 
 __all__ = ["GOLDEN", "Cumulate", "cycles"]
@@ -23,8 +24,6 @@ GOLDEN = golden.cumulate
 
 def cycles(op, program) -> int:
     """Over a window: ``words + 1`` a step (one word a cycle, and the cycle that ends the pass)."""
-    from .program import Src
-
     words = op.f["b_wpf"] if op.src is Src.TDEC else op.f["in_words"]
     return program.T * (words + 1)
 

@@ -22,7 +22,7 @@ import numpy as np
 from . import bias, cumulate, logits, maxpool, scatter, sequencer, sink, transpose
 from .program import SCATTER_SRC, Op, Program, Sink, Src
 
-__all__ = ["ImageModel", "image_model", "trace_layers"]
+__all__ = ["ImageModel", "image_model", "trace_layers", "scatter_events", "op_costs"]
 
 
 @dataclass
@@ -50,7 +50,7 @@ def _bits(program: Program, name: str, frames: np.ndarray) -> np.ndarray:
     return m.reshape(frames.shape[0], t.words, program.lanes)
 
 
-def _scatter(program: Program, op: Op, frames: dict[str, np.ndarray], image: np.ndarray, T: int):
+def scatter_events(program: Program, op: Op, frames: dict[str, np.ndarray], image: np.ndarray, T: int):
     """(events, live_words, sops) of an op's scatter over all its frames (see :func:`op_costs`)."""
     f = op.f
     layer = program.artifact.layer(op.layers[0])
@@ -119,7 +119,7 @@ def image_model(program: Program, frames: dict[str, np.ndarray], image: np.ndarr
     for op, cost in zip(program.ops, op_costs(program, delay)):
         c, s = cost["fixed"], 0
         if op.src in SCATTER_SRC:
-            events, live_words, s = _scatter(program, op, frames, image, T)
+            events, live_words, s = scatter_events(program, op, frames, image, T)
             c += cost["per_event"] * events + cost["per_live_word"] * live_words
         if op.sink is Sink.DIF:
             spikes += int(frames[op.name].sum())
@@ -142,7 +142,7 @@ def op_costs(program: Program, delay: int) -> list[dict]:
     out = []
     for op in program.ops:
         steps = program.T + delay if op.sink is Sink.DIF else program.T
-        fixed = sequencer.cycles(program, op, delay)
+        fixed = sequencer.cycles(op, program, delay)
         per_event = per_live_word = 0
         if op.src in SCATTER_SRC:
             fixed += bias.cycles(op, program) + scatter.cycles(op, program, events=0, live_words=0)

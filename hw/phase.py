@@ -17,6 +17,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .common import unsigned_bits
+from .memory import ReadPort, WritePort
 
 __all__ = ["PhaseControl", "frame_layout", "addr_shape", "lane_word", "lanes_of", "Counter", "cumulate", "lowest", "issue_pipe", "idle_state", "Walk", "RowWalk", "PhaseUnit"]
 
@@ -40,8 +41,6 @@ class PhaseUnit(wiring.Component):
     members."""
 
     def __init__(self, program, op, *, reads=(), writes=(), extra=None, ctl_extra=None):
-        from .memory import ReadPort, WritePort
-
         self.program = program
         members = {"ctl": In(PhaseControl(program, op, ctl_extra))}
         members.update({n: Out(ReadPort(*program.memory_shape(n))) for n in reads})

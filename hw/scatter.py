@@ -25,6 +25,7 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ..sim import golden
 from .memory import ReadPort, WritePort
+from .program import Src
 from .phase import Counter, PhaseUnit, addr_shape, cumulate, idle_state, lane_word, lanes_of, lowest
 
 __all__ = ["GOLDEN", "Scatter", "ScanStages", "LaneAccumulate", "SCAN_FILL", "SCAN_DRAIN", "cycles"]
@@ -42,8 +43,6 @@ def cycles(op, program, *, events: int, live_words: int) -> int:
     (``SCAN_FILL + words + SCAN_DRAIN``), the fan-outs and the restarts.
     ``events``: input events over all frames; ``live_words``: words with events, but the last of
     each frame (see :func:`csdformer.hw.netmodel.scatter_events`)."""
-    from .program import Src
-
     f = op.f
     frames = 1 if op.src is Src.IMG else program.T
     return frames * (SCAN_FILL + f["words"] + SCAN_DRAIN) + f["fanout"] * events + RESTART * live_words

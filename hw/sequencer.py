@@ -29,7 +29,7 @@ __all__ = ["Sequencer", "DBG_LATENCY", "cycles"]
 DBG_LATENCY = DATA_LATENCY  # the debug port reads SPK's unregistered output
 
 
-def cycles(program: Program, op, delay: int) -> int:
+def cycles(op, program: Program, delay: int) -> int:
     """The sequencer's own cycles for ``op`` (its phases' cycles come on top)."""
     steps = program.T + delay if op.sink is Sink.DIF else program.T
     return 2 + 2 * steps + (1 if op.sink is Sink.LOGITS else 2)

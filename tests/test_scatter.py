@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from csdformer.hw import bias, cumulate, scatter
-from csdformer.hw.netmodel import _scatter as scatter_events
+from csdformer.hw.netmodel import scatter_events
 from csdformer.hw.program import Sink, Src
 from csdformer.sim import golden
 from csdformer.sim.benchlib.phase_rig import Flip, PhaseRig, acc_tensor, case, compare, op_named

@@ -93,7 +93,7 @@ def run_sequencer(name, lanes, single_port, delay, flip=None):
             assert opv.as_bits() == rig.op_const(op, getattr(seq, phase)).as_bits(), f"{where}: op fields"
         if phase not in ("bias", "logits"):  # the bias pass starts before the frame is set up
             assert {k: getattr(fr, k) for k, _ in fr.shape()} == frame(program, op, t, delay), f"{where}: frame"
-    model = program.n_pixels + sum(sequencer.cycles(program, op, delay) for op in program.ops)
+    model = program.n_pixels + sum(sequencer.cycles(op, program, delay) for op in program.ops)
     assert result["cycles"] == model + sum(STUB[w[0]] for w in want)
 
 
