@@ -14,8 +14,16 @@ ACC                     one frame of one layer's current (bias, scatter, sink, l
 MEM                     membrane potentials (sink)
 CNT                     cumulative spike counts (cumulate, scatter's TDEC, max-pool)
 IMG                     the image (sequencer writes, scatter reads)
-weight, bias ROMs       scatter, bias; threshold and ``v0`` ROMs: sink
+weight buffer           two slots: the running op's weights (scatter) and the next op's
+                        (loader)
+op staging              the op words of the two slots (loader writes, sequencer reads)
+bias, threshold, ``v0``  the model's tables (loader writes at reset; bias unit, sink)
 ======================  =============================================================
+
+The model is data (:mod:`csdformer.hw.flash_image`): the
+:class:`~csdformer.hw.loader.ModelLoader` reads it through the ``bus`` port
+(:class:`~csdformer.hw.weightstream.WeightStream`: the board's flash, or on-chip memory), so the
+RTL depends on the program's fabric only (:mod:`csdformer.hw.fabric`).
 
 Phase units: :class:`~csdformer.hw.bias.Bias` (``ACC ← bias`` before an op's first frame),
 :class:`~csdformer.hw.cumulate.Cumulate` (cumulative spike counts for TDEC and max-pool),
@@ -28,18 +36,19 @@ them. The datapath only adds, compares, subtracts and shifts.
 
 from __future__ import annotations
 
-import zlib
-
 from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from .bias import Bias
+from .loader import ModelLoader
 from .common import unsigned_bits
 from .cumulate import Cumulate
 from .logits import Logits
 from .maxpool import MaxPool
-from .memory import BankedMemory
+from .memory import BankedMemory, WeightBuffer
+from .flash_image import op_bytes
+from .weightstream import WeightStream
 from .program import Program, compile_program
 from .scatter import Scatter
 from .sequencer import DBG_LATENCY, Sequencer
@@ -47,11 +56,6 @@ from .sink import SinkArray
 from .transpose import Transpose
 
 __all__ = ["Accelerator", "DBG_LATENCY"]
-
-
-def _pack(rows, width: int) -> list[int]:
-    mask = (1 << width) - 1
-    return [sum((int(v) & mask) << (i * width) for i, v in enumerate(r)) for r in rows]
 
 
 class Accelerator(wiring.Component):
@@ -62,20 +66,22 @@ class Accelerator(wiring.Component):
     performance counters ``cycles`` / ``spikes`` / ``sops`` of the last image (valid with
     ``prediction``), ``busy``, and the debug read port ``dbg_addr`` → ``dbg_data`` (one SPK word,
     :data:`DBG_LATENCY` cycles later, while idle): every spike layer's frames can be read back.
+    The model: ``bus`` (the weight stream; the image at byte ``base``), ``model_id`` (from the
+    image's header once loaded, else 0), ``ready`` (tables loaded), ``prefetched`` (both slots
+    hold their records: an image started now waits for no weights), ``error`` (the image's header
+    is not for this fabric).
     """
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, *, base: int = 0):
         self.program = p = program
         self.lanes, self.T = p.lanes, p.T
         self.pixel_bits, self.n_pixels, self.num_classes = p.pixel_bits, p.n_pixels, p.num_classes
         self.logit_width = p.widths["acc"]
         self.class_bits = max(1, unsigned_bits(p.num_classes - 1))
-        # Identifies the model a bitstream carries (the host checks it): CRC-32 of name and ROMs.
-        crc = zlib.crc32(p.artifact.name.encode())
-        for rom in (p.weights, p.biases, p.thresholds, p.v0):
-            crc = zlib.crc32(rom.astype("<i8").tobytes(), crc)
-        self.model_id = crc
+        self.base = base
         super().__init__({
+            "bus": Out(WeightStream()),
+            "model_id": Out(32), "ready": Out(1), "prefetched": Out(1), "error": Out(1),
             "image": In(stream.Signature(unsigned(self.pixel_bits))),
             "logits": Out(stream.Signature(signed(self.logit_width))),
             "prediction": Out(stream.Signature(unsigned(self.class_bits))),
@@ -97,9 +103,6 @@ class Accelerator(wiring.Component):
         p = self.program
         P, W, D, sp = p.lanes, p.widths, p.depths, p.single_port
 
-        def rom(key, depth, width, rows):
-            return BankedMemory(P * width, depth, init=_pack(rows, width), rom=True)
-
         return {
             "spk": BankedMemory(P, D["spk"], readers=4, writers=3, registered_write=True),
             "cur": BankedMemory(P * W["cur"], D["cur"], single_port="cur" in sp, registered_write="cur" in sp),
@@ -108,10 +111,11 @@ class Accelerator(wiring.Component):
             "cnt": BankedMemory(P * W["cnt"], D["cnt"], readers=3, writers=3, transparent=True, registered_write=True),
             "img": BankedMemory(W["pixel"], D["img"]),
             "acc": BankedMemory(P * W["acc"], D["acc"], readers=3, writers=3, transparent=True),
-            "weight": rom("weight", D["weight"], W["weight"], p.weights),
-            "bias": rom("bias", D["bias"], W["bias"], p.biases),
-            "threshold": rom("threshold", D["param"], W["threshold"], p.thresholds),
-            "v0": rom("v0", D["param"], W["v0"], p.v0),
+            "weight": WeightBuffer(P * W["weight"], D["weight"], single_port="weight" in sp),
+            "op": BankedMemory(8, 2 * op_bytes(p)),
+            "bias": BankedMemory(P * W["bias"], D["bias"]),
+            "threshold": BankedMemory(P * W["threshold"], D["param"]),
+            "v0": BankedMemory(P * W["v0"], D["param"]),
         }
 
     def elaborate(self, platform):
@@ -125,6 +129,7 @@ class Accelerator(wiring.Component):
         m.submodules.maxpool = pool = MaxPool(p)
         m.submodules.transpose = tr = Transpose(p)
         m.submodules.logits = logits = Logits(p)
+        m.submodules.loader = loader = ModelLoader(p, base=self.base)
         mem = self.memories()
         for name, unit in mem.items():
             m.submodules[f"{name}_mem"] = unit
@@ -139,12 +144,24 @@ class Accelerator(wiring.Component):
         connect(m, seq.logits, logits.ctl)
         m.d.comb += [seq.sop.eq(scatter.sop), seq.fired.eq(sink.fired)]
 
+        # The model: the loader fills the tables, the op staging RAM and the weight buffer's free slot.
+        connect(m, loader.bus, flipped(self.bus))
+        m.d.comb += [seq.full.eq(loader.full), loader.free.eq(seq.free), mem["weight"].slot.eq(seq.slot),
+                     self.model_id.eq(loader.model_id), self.ready.eq(loader.ready),
+                     self.prefetched.eq(loader.full == 0b11), self.error.eq(loader.error)]
+        connect(m, scatter.weight, mem["weight"].read)
+        connect(m, loader.weight_w, mem["weight"].write)
+        connect(m, seq.op_rd, mem["op"].read[0])
+        for port, name in ((loader.op_w, "op"), (loader.bias_w, "bias"), (loader.threshold_w, "threshold"),
+                           (loader.v0_w, "v0")):
+            connect(m, port, mem[name].write[0])
+
         # Memory ports, one per user.
         for port, (name, i) in (
                 (seq.spk, ("spk", 0)), (scatter.spk, ("spk", 1)), (cum.spk, ("spk", 2)), (tr.spk, ("spk", 3)),
                 (scatter.cnt, ("cnt", 0)), (pool.cnt, ("cnt", 1)), (cum.cnt, ("cnt", 2)), (scatter.img, ("img", 0)),
                 (scatter.acc, ("acc", 0)), (sink.acc, ("acc", 1)), (logits.acc, ("acc", 2)),
-                (scatter.weight, ("weight", 0)), (bias.bias, ("bias", 0)), (sink.cur, ("cur", 0)),
+                (bias.bias, ("bias", 0)), (sink.cur, ("cur", 0)),
                 (sink.mem, ("mem", 0)), (sink.threshold, ("threshold", 0)), (sink.v0, ("v0", 0))):
             connect(m, port, mem[name].read[i])
         for port, (name, i) in (

@@ -39,7 +39,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["ReadPort", "WritePort", "BankedMemory", "SinglePortRam", "tile_depth", "SPRAM_DEPTH", "SPRAM_WIDTH",
+__all__ = ["ReadPort", "WritePort", "BankedMemory", "SinglePortRam", "WeightBuffer", "tile_depth", "SPRAM_DEPTH", "SPRAM_WIDTH",
            "DATA_LATENCY", "Q_LATENCY"]
 
 SPRAM_DEPTH, SPRAM_WIDTH = 16384, 16  # one SB_SPRAM256KA
@@ -187,3 +187,41 @@ class BankedMemory(wiring.Component):
         r = Signal.like(v, name=(v.name or "v") + "_r")
         m.d.sync += r.eq(v)
         return r
+
+
+class WeightBuffer(wiring.Component):
+    """The weight double buffer: two slots of ``depth`` words of ``width`` bits. The scatter reads
+    slot ``slot`` through ``read`` (addresses from 0 within the slot, :class:`ReadPort` timing)
+    while the loader writes the other through ``write`` (slot 1 from word ``depth``). With
+    ``single_port`` each slot is its own single-port RAM (the iCE40UP5K's SPRAM): the slots are
+    never read and written at once, since the loader only fills a free slot."""
+
+    def __init__(self, width: int, depth: int, *, single_port: bool = False):
+        self.width, self.depth, self.single_port = width, depth, single_port
+        super().__init__({"read": In(ReadPort(depth, width)), "slot": In(1),
+                          "write": In(WritePort(2 * depth, width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        if not self.single_port:
+            m.submodules.ram = ram = BankedMemory(self.width, 2 * self.depth)
+            m.d.comb += [ram.read[0].addr.eq(self.read.addr + Mux(self.slot, self.depth, 0)),
+                         self.read.data.eq(ram.read[0].data), self.read.q.eq(ram.read[0].q)]
+            wiring.connect(m, wiring.flipped(self.write), ram.write[0])
+            return m
+        w_slot = Signal()
+        m.d.comb += w_slot.eq(self.write.addr >= self.depth)
+        slot3 = Signal()  # the slot of the read whose data is out (q: c + 3)
+        s1, s2 = Signal(), Signal()
+        m.d.sync += [s1.eq(self.slot), s2.eq(s1), slot3.eq(s2)]
+        outs = []
+        for s in range(2):
+            ram = BankedMemory(self.width, self.depth, single_port=True)
+            m.submodules[f"slot{s}"] = ram
+            mine = self.write.en & (w_slot == s)
+            m.d.comb += [ram.read[0].addr.eq(Mux(self.slot == s, self.read.addr, 0)),
+                         ram.write[0].addr.eq(Mux(mine, self.write.addr - s * self.depth, 0)),
+                         ram.write[0].data.eq(self.write.data), ram.write[0].en.eq(mine)]
+            outs.append(ram.read[0].q)
+        m.d.comb += self.read.q.eq(Mux(slot3, outs[1], outs[0]))
+        return m

@@ -9,6 +9,14 @@ plus those of each phase unit it runs, each from the unit's own module: ``bias.c
 here from the golden frames), ``sink.cycles``, ``maxpool.cycles``, ``transpose.cycles``,
 ``logits.cycles``; the image load costs one cycle a pixel.
 
+With a memory backend's timing (:class:`~csdformer.hw.weightstream.StreamTiming`) the model
+also runs the model loader (:mod:`csdformer.hw.loader`) beside the ops: record ``k`` (op ``k``'s
+op word and weights) starts loading when the loader has finished record ``k − 1`` and op ``k − 2``
+has freed its slot, and takes :func:`~csdformer.hw.loader.record_cycles`; op ``k`` waits in
+``OP_START`` until its record is in. Images start with the first two records in (the loader runs
+ahead while the accelerator is idle). :attr:`ImageModel.wait_cycles` is the time spent waiting
+on weights; :attr:`ImageModel.bound` names which bound holds.
+
 The accelerator's own counters (``cycles``, ``sops``, ``spikes``) are held to this model exactly
 by the verification bench.
 """
@@ -20,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import bias, cumulate, logits, maxpool, scatter, sequencer, sink, transpose
+from .loader import record_cycles
 from .program import SCATTER_SRC, Op, Program, Sink, Src
 
 __all__ = ["ImageModel", "image_model", "trace_layers", "scatter_events", "op_costs"]
@@ -32,6 +41,14 @@ class ImageModel:
     spikes: int
     per_op: dict[str, int] = field(default_factory=dict)
     sops_per_op: dict[str, int] = field(default_factory=dict)
+    wait_cycles: int = 0  # cycles ops waited for their records (weights)
+    load_cycles: int = 0  # cycles the loader spent reading records (all ops of the image)
+
+    @property
+    def bound(self) -> str:
+        """``"memory"`` when loading the image's records takes longer than computing it, else
+        ``"compute"``."""
+        return "memory" if self.load_cycles > self.cycles - self.wait_cycles else "compute"
 
     def utilization(self, lanes: int) -> float:
         """Ideal SOP cycles (SOPs / lanes) over the cycles spent."""
@@ -105,11 +122,14 @@ def _resolve(program: Program, name: str) -> str:
     return name
 
 
-def image_model(program: Program, frames: dict[str, np.ndarray], image: np.ndarray, delay: int) -> ImageModel:
+def image_model(program: Program, frames: dict[str, np.ndarray], image: np.ndarray, delay: int,
+                timing=None) -> ImageModel:
     """Cycles, SOPs and spikes of one image.
 
     ``frames``: golden ``snn`` frames ``(T, *shape)`` of every spike layer of this image (see
-    :func:`trace_layers`), at the same ``delay``; ``image``: its pixels ``(C, H, W)``.
+    :func:`trace_layers`), at the same ``delay``; ``image``: its pixels ``(C, H, W)``;
+    ``timing``: the memory backend's :class:`~csdformer.hw.weightstream.StreamTiming` (None: the
+    records are always in time).
     """
     T = program.T
     total = program.n_pixels
@@ -126,7 +146,39 @@ def image_model(program: Program, frames: dict[str, np.ndarray], image: np.ndarr
         per_op[op.name] = c
         sops_op[op.name] = s
         total += c
-    return ImageModel(cycles=total, sops=sum(sops_op.values()), spikes=spikes, per_op=per_op, sops_per_op=sops_op)
+    waits = load = 0
+    if timing is not None:
+        waits, load = _memory_waits(program, list(per_op.values()), timing)
+        total += waits
+    return ImageModel(cycles=total, sops=sum(sops_op.values()), spikes=spikes, per_op=per_op, sops_per_op=sops_op,
+                      wait_cycles=waits, load_cycles=load)
+
+
+def _memory_waits(program: Program, costs: list[int], timing) -> tuple[int, int]:
+    """(cycles ops wait for their records, cycles spent loading) over one image; ``costs``: each
+    op's cycles without waiting. Times are cycles from the first ``OP_START``."""
+    rec = [record_cycles(program, op, timing) for op in program.ops]
+    start = 0  # the current op's first OP_START cycle
+    ready: list[int] = []  # when each record's slot flag is up
+    ends: list[int] = []  # each op's last cycle (it frees its slot there)
+    loader_idle = -(1 << 40)
+    waits = 0
+    for k, cost in enumerate(costs):
+        if k < 2:
+            ready.append(-(1 << 40))  # prefetched before the image
+        else:
+            # The loader's IDLE sees the slot free the cycle after op k-2's last cycle, and
+            # hands the read to the backend in that cycle (the backend is always ready).
+            issue = max(loader_idle, ends[k - 2] + 1)
+            ready.append(issue + rec[k])
+            loader_idle = ready[k]
+        if k == 1:
+            loader_idle = -(1 << 40)
+        wait = max(0, ready[k] - start)
+        waits += wait
+        ends.append(start + wait + cost - 1)
+        start = ends[k] + 1
+    return waits, sum(rec)
 
 
 def op_costs(program: Program, delay: int) -> list[dict]:

@@ -162,11 +162,18 @@ class Op:
     f: dict = field(default_factory=dict)  # integer facts (address constants, sizes, flags)
     bmul: list[int] = field(default_factory=list)  # lane index b → address offset of its row
     refs: dict = field(default_factory=dict)  # field → tensor whose base it holds (set by allocation)
+    weights: np.ndarray | None = None  # (words, P) int: the op's weight block (scatter SYN / IMG ops)
 
 
 @dataclass
 class Program:
-    """A compiled artifact: ops, tensors, ROMs, widths, memory depths."""
+    """A compiled artifact: ops, tensors, the model's tables, widths, memory depths.
+
+    ``widths`` / ``depths`` are what the hardware is built with: the program's own needs
+    (``natural_widths`` / ``natural_depths``), or those of the ``fabric`` it was compiled into
+    (:mod:`csdformer.hw.fabric`). ``weights`` is every op's block, concatenated (``op.f["w_base"]``
+    is a block's first word there); the hardware holds one block at a time per buffer slot, so the
+    scatter addresses a block from 0."""
 
     artifact: Artifact
     lanes: int
@@ -184,6 +191,9 @@ class Program:
     pixel_bits: int
     num_classes: int
     single_port: tuple[str, ...] = ()  # memories built single-port (SPRAM); see compile_program
+    natural_widths: dict = field(default_factory=dict)
+    natural_depths: dict = field(default_factory=dict)
+    fabric: "Fabric | None" = None
 
     @property
     def sink_gap(self) -> int:
@@ -209,9 +219,12 @@ class Program:
         return d["param" if name in ("threshold", "v0") else name], P * w[name]
 
     def memory_bits(self) -> dict[str, int]:
-        """Bits of each on-chip memory (RAM and ROM); thresholds and ``v0`` together as ``param``."""
+        """Bits of each on-chip memory; thresholds and ``v0`` together as ``param``; the weight
+        buffer's two slots and the op staging RAM (two op words) as ``weight`` and ``op``."""
         bits = {n: d * w for n, (d, w) in ((n, self.memory_shape(n)) for n in self.MEMORIES)}
         bits["param"] = bits.pop("threshold") + bits.pop("v0")
+        bits["weight"] *= 2
+        bits["op"] = 2 * 8 * -(-self.layout.size // 8)
         return bits
 
     def describe(self) -> dict:
@@ -273,11 +286,8 @@ class Program:
                                   "groups_m1": f["sink_groups"] - 1}
         return out
 
-    @cached_property
-    def layout(self) -> data.StructLayout:
-        """The op register: ``src`` (:class:`Src`), ``sink`` (:class:`Sink`), ``frame``, ``source``
-        (a union of the scatter, max-pool and transpose groups), ``bias``, ``cumulate`` and ``sink_fields``; each
-        field as wide as the program's values need."""
+    def field_values(self) -> dict[tuple[str, str], list[int]]:
+        """Every value each op field takes over the program, by ``(group, field)``."""
         values: dict[tuple[str, str], list[int]] = {}
         for op in self.ops:
             fl = self.fields(op)
@@ -289,15 +299,32 @@ class Program:
                     if k not in FIELDS[group]:
                         raise HwParamError(f"op {op.name!r}: field {group}.{k} does not exist")
                     values.setdefault((group, k), []).extend(v if isinstance(v, list) else [v])
+        return values
+
+    def natural_fields(self) -> list[tuple[str, str, object]]:
+        """``(group, field, shape)`` of every op field, as wide as this program's values need."""
+        values = self.field_values()
 
         def shape(group, k):
             vs = values.get((group, k), [0])
             lo, hi = min(vs), max(vs)
             return signed(signed_bits(lo, hi)) if lo < 0 else unsigned(max(1, unsigned_bits(hi)))
 
+        return [(g, k, data.ArrayLayout(shape(g, k), self.lanes) if k == "bmul" else shape(g, k))
+                for g in FIELDS for k in FIELDS[g]]
+
+    @cached_property
+    def layout(self) -> data.StructLayout:
+        """The op register: ``src`` (:class:`Src`), ``sink`` (:class:`Sink`), ``frame``, ``source``
+        (a union of the scatter, max-pool and transpose groups), ``bias``, ``cumulate`` and
+        ``sink_fields``; each field as wide as the program's values need, or as the fabric's."""
+        if self.fabric is not None:
+            shapes = {(f.group, f.name): f.shape() for f in self.fabric.fields}
+        else:
+            shapes = {(g, k): s for g, k, s in self.natural_fields()}
+
         def struct(group):
-            return data.StructLayout({k: data.ArrayLayout(shape(group, k), self.lanes) if k == "bmul"
-                                      else shape(group, k) for k in FIELDS[group]})
+            return data.StructLayout({k: shapes[(group, k)] for k in FIELDS[group]})
 
         return data.StructLayout({
             "src": Src, "sink": Sink, "frame": struct("frame"),
@@ -504,7 +531,8 @@ class _Compiler:
         wpad = np.zeros((cin, K, K, g_out * P), dtype=np.int64)
         wpad[..., :cout] = np.transpose(w4, (1, 2, 3, 0))
         f["w_base"] = sum(len(r) for r in self.w_rows)
-        self.w_rows.append(wpad.reshape(-1, P))
+        op.weights = wpad.reshape(-1, P)
+        self.w_rows.append(op.weights)
         f["bias_base"] = sum(len(r) for r in self.bias_rows)
         self.bias_rows.append(self.lane_rows(bias, g_out))
         f["has_bias"] = 1
@@ -535,7 +563,7 @@ class _Compiler:
             e_s = (wout * g_out, g_out, 0)
             e_base = (pad * wout + pad) * g_out
         self.affine(f, "e", e_base, e_s, (n2, n1, n0))
-        self.affine(f, "b", f["w_base"], (0, 0, grp_step), (n2, n1, n0))
+        self.affine(f, "b", 0, (0, 0, grp_step), (n2, n1, n0))  # the op's block, from word 0
         # Fan-out (ky, kx, go): ACC offset −(ky·Wout + kx)·G + go, weight offset (ky·K + kx)·G + go.
         fo = (K, K, g_out)
         acc_s = (0, 0, 1) if layer.kind == "head" else (-wout * g_out, -g_out, 1)
@@ -707,14 +735,16 @@ def _allocate(c: "_Compiler", keep_spikes: bool) -> None:
 
 
 def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimited",
-                    keep_spikes: bool = True, single_port: tuple[str, ...] = ()) -> Program:
+                    keep_spikes: bool = True, single_port: tuple[str, ...] = (), fabric=None) -> Program:
     """Compile ``artifact`` for ``lanes`` lanes; raise :class:`HwParamError` before any RTL exists
     if the generator cannot build it (unknown kind, unsupported geometry, widths, memory).
 
     ``keep_spikes=False`` lets spike tensors share SPK words by liveness (smaller; for boards):
     the debug port then no longer holds every layer after an image. ``single_port`` names the
     memories among :data:`SINGLE_PORT_OK` to build as single-port RAMs (the iCE40UP5K's SPRAM);
-    the sink then takes two cycles a word (:attr:`Program.sink_gap`)."""
+    the sink then takes two cycles a word (:attr:`Program.sink_gap`). ``fabric``
+    (:class:`~csdformer.hw.fabric.Fabric`) compiles the artifact into a bitstream's structure:
+    what does not fit is refused, naming each quantity."""
     single_port = tuple(single_port)
     bad = [n for n in single_port if n not in SINGLE_PORT_OK]
     if bad or len(set(single_port)) != len(single_port):
@@ -768,12 +798,26 @@ def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimi
         "acc": max([op.f.get("acc_words", 1) for op in c.ops] + [1]),
         "mem": max([op.f.get("sink_words", 1) for op in c.ops if op.sink is Sink.DIF] + [1]),
         "cnt": max([op.f.get("cnt_words", 1) for op in c.ops] + [1]),
-        "img": c_in * h * w, "weight": len(weights), "bias": len(biases), "param": len(th),
+        "img": c_in * h * w, "weight": max([len(op.weights) for op in c.ops if op.weights is not None] + [1]),
+        "bias": len(biases), "param": len(th), "ops": len(c.ops),
     }
     prog = Program(artifact=artifact, lanes=P, T=T, ops=c.ops, tensors=c.tensors, spike_layers=c.spike_layers,
                    weights=weights, biases=biases, thresholds=th, v0=v0, widths=widths, depths=depths,
                    input_shape=(c_in, h, w), pixel_bits=widths["pixel"], num_classes=artifact.num_classes,
-                   single_port=single_port)
+                   single_port=single_port, natural_widths=dict(widths), natural_depths=dict(depths))
+    if fabric is not None:
+        problems = fabric.problems(prog)
+        if problems:
+            more = f" (and {len(problems) - 4} more)" if len(problems) > 4 else ""
+            raise HwParamError(f"{artifact.name}: does not fit the bitstream's fabric "
+                               f"{fabric.fabric_id:08x}: " + "; ".join(problems[:4]) + more)
+        prog.fabric = fabric
+        prog.widths, prog.depths = dict(fabric.widths), dict(fabric.depths)
+        prog.pixel_bits = fabric.pixel_bits
+    else:
+        from .fabric import Fabric
+
+        prog.fabric = Fabric.of(prog)  # its own structure, no headroom
     for op in prog.ops:
         prog.encode(op)  # every field declared and representable, before any RTL exists
     total = sum(prog.memory_bits().values())

@@ -1,25 +1,30 @@
 """The sequencer: runs the op program, one op after the other, each over the window's steps.
 
-Per image: the pixels are written to IMG (one a cycle), then for each op ``OP_START`` loads its
-fields into the op register (a constant per op, muxed by the op index), ``OP_SETUP`` sets the
-frame bases (and starts the bias pass, ``ACC ← bias``, for a scatter op), then per step
+Per image: the pixels are written to IMG (one a cycle), then for each op ``OP_START`` waits until
+the op's buffer slot (op index mod 2) holds its record (:mod:`csdformer.hw.loader`),
+``OP_FETCH`` copies its op word from the staging RAM into the op register (a byte a cycle),
+``OP_DECODE`` decodes its kinds, ``OP_SETUP`` sets the frame bases (and starts the bias pass, ``ACC ← bias``, for a scatter op), then per step
 ``t = 1 .. T (+ D)``: ``FRAME`` dispatches the step's phases (scatter then sink, TDEC's cumulative
 counts first; or the sink alone; cumulative counts then max-pool; transpose), waits for each, and ``NEXT`` moves the frame on. After the head's steps it
 starts the logits unit. It also keeps the performance counters (cycles, SOPs, spikes) and the
 debug read port (an SPK word, :data:`DBG_LATENCY` cycles after its address, while idle).
 
-Cycles (:func:`cycles`): ``n_pixels`` for the image, per op ``2`` (start, setup) ``+ 2`` per step
-(FRAME, NEXT) ``+ 2`` (the last FRAME, OP_END; the head's last FRAME starts the logits instead),
-besides the phases' own cycles.
+When an op ends it frees its slot for the loader.
+
+Cycles (:func:`cycles`): ``n_pixels`` for the image, per op ``3 + op_bytes + DATA_LATENCY``
+(start, fetch, decode, setup; plus any wait for the op's record) ``+ 2`` per step (FRAME, NEXT)
+``+ 2`` (the last FRAME, OP_END; the head's last FRAME starts the logits instead), besides the
+phases' own cycles.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .common import one_hot_in_synthesis
+from .flash_image import op_bytes
 from .memory import DATA_LATENCY, ReadPort, WritePort
 from .phase import PhaseControl
 from .program import SCATTER_SRC, Program, Sink, Src
@@ -30,9 +35,9 @@ DBG_LATENCY = DATA_LATENCY  # the debug port reads SPK's unregistered output
 
 
 def cycles(op, program: Program, delay: int) -> int:
-    """The sequencer's own cycles for ``op`` (its phases' cycles come on top)."""
+    """The sequencer's own cycles for ``op`` once its record is in (its phases' cycles come on top)."""
     steps = program.T + delay if op.sink is Sink.DIF else program.T
-    return 2 + 2 * steps + (1 if op.sink is Sink.LOGITS else 2)
+    return 3 + op_bytes(program) + DATA_LATENCY + 2 * steps + (1 if op.sink is Sink.LOGITS else 2)
 
 
 class Sequencer(wiring.Component):
@@ -55,6 +60,8 @@ class Sequencer(wiring.Component):
             "dbg_data": Out(p.lanes),
             "spk": Out(ReadPort(p.depths["spk"], p.lanes)),
             "img": Out(WritePort(p.depths["img"], p.pixel_bits)),
+            "op_rd": Out(ReadPort(2 * op_bytes(p), 8)),
+            "full": In(2), "free": Out(2), "slot": Out(1),
             "bias": Out(PhaseControl(p, L["bias"].shape)),
             "cumulate": Out(PhaseControl(p, L["cumulate"].shape)),
             "scatter": Out(PhaseControl(p, src["scatter"].shape)),
@@ -68,15 +75,18 @@ class Sequencer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        p, T, ops = self.program, self.program.T, self.program.ops
-        op = Signal(range(len(ops)))
-        reg = Signal(p.layout)
-        # One-hot copies of the op's kinds, loaded beside it: no decode on the dispatch paths.
+        p, T = self.program, self.program.T
+        OB = op_bytes(p)
+        op = Signal(range(max(p.depths["ops"], 2)))
+        slot = Signal()
+        m.d.comb += [slot.eq(op[0]), self.slot.eq(slot)]
+        raw = Signal(8 * OB)  # the op register, filled a byte a cycle from the staging RAM
+        reg = data.View(p.layout, raw[:p.layout.size])
+        fi = Signal(range(OB + DATA_LATENCY + 1))
+        # One-hot copies of the op's kinds, decoded once: no decode on the dispatch paths.
         src_is = {s: Signal(name=f"src_is_{s.name.lower()}") for s in Src}
         sink_is = {s: Signal(name=f"sink_is_{s.name.lower()}") for s in Sink}
-        load = [reg.as_value().eq(Array(Const(p.encode(o), p.layout.size) for o in ops)[op])]
-        load += [v.eq(Array(Const(int(o.src is s), 1) for o in ops)[op]) for s, v in src_is.items()]
-        load += [v.eq(Array(Const(int(o.sink is s), 1) for o in ops)[op]) for s, v in sink_is.items()]
+        load = [v.eq(reg.src == s) for s, v in src_is.items()] + [v.eq(reg.sink == s) for s, v in sink_is.items()]
         scatter_src = src_is[SCATTER_SRC[0]] | src_is[SCATTER_SRC[1]] | src_is[SCATTER_SRC[2]]
 
         t, last_t = Signal(range(2 * T + 2)), Signal(range(2 * T + 2))
@@ -111,6 +121,18 @@ class Sequencer(wiring.Component):
                     with m.If(pix == p.n_pixels - 1):
                         m.next = "OP_START"
             with m.State("OP_START"):
+                with m.If(self.full.bit_select(slot, 1)):
+                    m.d.sync += fi.eq(0)
+                    m.next = "OP_FETCH"
+            with m.State("OP_FETCH"):
+                with m.If(fi < OB):
+                    m.d.comb += self.op_rd.addr.eq(Mux(slot, OB, 0) + fi)
+                with m.If(fi >= DATA_LATENCY):
+                    m.d.sync += raw.word_select((fi - DATA_LATENCY)[:len(fi)], 8).eq(self.op_rd.data)
+                m.d.sync += fi.eq(fi + 1)
+                with m.If(fi == OB + DATA_LATENCY - 1):
+                    m.next = "OP_DECODE"
+            with m.State("OP_DECODE"):
                 m.d.sync += load + [t.eq(1), frame.first.eq(1), frame.integrate.eq(1), frame.fire.eq(dly == 0),
                                     t_over.eq(0)]
                 m.next = "OP_SETUP"
@@ -160,6 +182,7 @@ class Sequencer(wiring.Component):
                 with m.If(self.logits.last):
                     m.d.sync += [self.cycles.eq(cyc + 1), self.spikes.eq(spikes), self.sops.eq(sops)]
                 with m.If(self.logits.done):
+                    m.d.comb += self.free.eq(Mux(slot, 0b10, 0b01))
                     m.next = "IDLE"
             with m.State("NEXT"):
                 st = reg.frame
@@ -170,6 +193,7 @@ class Sequencer(wiring.Component):
                     m.d.sync += frame.out.eq(frame.out + st.out_step)
                 m.next = "FRAME"
             with m.State("OP_END"):
+                m.d.comb += self.free.eq(Mux(slot, 0b10, 0b01))
                 m.d.sync += op.eq(op + 1)
                 m.next = "OP_START"
         one_hot_in_synthesis(fsm)

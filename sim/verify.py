@@ -80,12 +80,13 @@ def select_images(artifact: Artifact, n: int, seed: int = 0, root=None) -> tuple
     return idx, x[idx]
 
 
-def golden_reference(program, images: np.ndarray, delay: int) -> dict:
-    """Golden logits, counts and frames of every spike layer, plus the cycle model per image."""
+def golden_reference(program, images: np.ndarray, delay: int, timing=None) -> dict:
+    """Golden logits, counts and frames of every spike layer, plus the cycle model per image
+    (``timing``: the memory backend's, see :func:`csdformer.hw.netmodel.image_model`)."""
     from ..hw.netmodel import image_model, trace_layers
 
     res = runner.run(program.artifact, images, mode="snn", delay=delay, trace=trace_layers(program))
-    models = [image_model(program, {k: v[:, i] for k, v in res.frames.items()}, images[i], delay)
+    models = [image_model(program, {k: v[:, i] for k, v in res.frames.items()}, images[i], delay, timing)
               for i in range(len(images))]
     return {"logits": res.logits, "prediction": res.predictions, "counts": res.counts, "frames": res.frames,
             "models": models}
@@ -170,20 +171,21 @@ def cycle_budget(program, golden: dict, n_pixels: int) -> int:
 
 
 def verify(program, indices, images: np.ndarray, *, delay: int, sim: str | None = None, waves: bool = False,
-           corrupt: dict | None = None, progress: bool = False, budget_cycles: int | None = None) -> VerifyReport:
+           corrupt: dict | None = None, progress: bool = False, budget_cycles: int | None = None,
+           backend: str = "rom") -> VerifyReport:
     """Run ``images`` ``(N, C, H, W)`` through the RTL of ``program`` and judge every image.
     ``progress``: plain lines on stderr (the simulator build's start and end, then one per image).
     ``budget_cycles``: the simulation's cycle budget (default :func:`cycle_budget`, from the cycle
     model); past it the run stops with a :class:`~csdformer.CsdformerError` naming the image."""
     from .. import CsdformerError
-    from ..hw.accelerator import Accelerator
     from .benchlib.runner import run_bench
+    from .testbed import Testbed
 
     if not 0 <= delay <= program.T - 1:
         raise CsdformerError(f"--delay: must be in 0..T-1 = 0..{program.T - 1}, got {delay}")
-    golden = golden_reference(program, images, delay)
+    acc = Testbed(program, backend=backend)
+    golden = golden_reference(program, images, delay, timing=acc.timing)
     pixels = np.transpose(images, (0, 2, 3, 1)).reshape(len(images), -1)  # (y, x, c) order
-    acc = Accelerator(program)
     res = run_bench(acc, "csdformer_accel", "csdformer.sim.benches.accelerator",
                     data={"images": pixels.astype(np.int64), "delays": np.full(len(images), delay)},
                     meta={"num_classes": program.num_classes, "logit_width": acc.logit_width,

@@ -1,6 +1,6 @@
 """cocotb bench of the whole-network accelerator (:mod:`csdformer.hw.accelerator`).
 
-Streams each image in (one pixel a cycle), collects the logits, the predicted class and the
+Waits until the model loader has the first ops' records in (``prefetched``), streams each image in (one pixel a cycle), collects the logits, the predicted class and the
 performance counters, then reads back every spike tensor through the debug port. It records what
 the hardware did and leaves the judging to :mod:`csdformer.sim.verify` (golden model, cycle
 model), which also names the first layer that differs.
@@ -54,6 +54,10 @@ async def _run(dut, data, meta, now):
     for i in range(n):
         now["i"] = i
         await FallingEdge(dut.clk)
+        # The cycle model counts from a loader that has the first two records in (steady state).
+        while not _to_int(dut.prefetched.value):
+            assert not _to_int(dut.error.value), "the accelerator refused its flash image (error)"
+            await FallingEdge(dut.clk)
         dut.delay.value = int(delays[i])
         dut.image__valid.value = 1
         for px in images[i]:

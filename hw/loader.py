@@ -1,0 +1,176 @@
+"""The model loader: reads the flash image (:mod:`csdformer.hw.flash_image`) through the weight
+stream and fills the accelerator's on-chip copies of the model.
+
+At reset it reads the header (magic, version and fabric id checked; the op count and model id
+kept) and the tables (biases, thresholds, ``v0``) into their RAMs. Then, forever, it loads the op
+records in program order, wrapping to the first after the last: record ``j`` into buffer slot
+``j mod 2`` (its op word into the op staging RAM, its weights into the weight buffer), each as
+one read that starts when the slot is free (``free`` pulses from the sequencer when the op that
+held it ends) and takes a byte whenever one comes, so its time is the backend's
+:class:`~csdformer.hw.weightstream.StreamTiming` exactly: the next op's weights load while the
+current op runs (double buffering), and each weight is read once per image.
+
+A header that is not for this fabric sets ``error`` and loads nothing (the host sees no model:
+model id 0). Cycles of a record: :func:`record_cycles`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .flash_image import COUNT_BYTES, HEADER_BYTES, MAGIC, VERSION, op_bytes, record_bytes, records_offset, \
+    table_specs, word_bytes
+from .memory import WritePort
+from .weightstream import ADDR_BITS, WeightStream
+
+__all__ = ["ModelLoader", "record_cycles", "FULL_DELAY"]
+
+FULL_DELAY = 2  # cycles from a record's last byte to its slot's ``full`` flag
+
+
+def record_cycles(program, op, timing) -> int:
+    """Cycles from a record's ``cmd`` handshake to its slot's ``full`` flag."""
+    return timing.read_cycles(record_bytes(program, op)) + FULL_DELAY
+
+
+class ModelLoader(wiring.Component):
+    """See the module docstring. ``base``: the image's byte address in the external memory.
+
+    Ports: ``bus`` (:class:`WeightStream`), write ports ``bias_w``, ``threshold_w``, ``v0_w``,
+    ``weight_w`` (both slots: slot 1 from word ``depths["weight"]``), ``op_w`` (the op staging
+    RAM: slot ``s`` from byte ``s·op_bytes``); ``full`` (a slot holds its record), ``free``
+    (pulses: the op in that slot ended); ``ready`` (tables loaded), ``error``, ``model_id``."""
+
+    def __init__(self, program, *, base: int = 0):
+        self.program = p = program
+        self.base = base
+        self.op_bytes = op_bytes(p)
+        D = p.depths
+        P, W = p.lanes, p.widths
+        super().__init__({
+            "bus": Out(WeightStream()),
+            "bias_w": Out(WritePort(*p.memory_shape("bias"))),
+            "threshold_w": Out(WritePort(*p.memory_shape("threshold"))),
+            "v0_w": Out(WritePort(*p.memory_shape("v0"))),
+            "weight_w": Out(WritePort(2 * D["weight"], P * W["weight"])),
+            "op_w": Out(WritePort(2 * self.op_bytes, 8)),
+            "full": Out(2), "free": In(2),
+            "ready": Out(1), "error": Out(1), "model_id": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p, bus, OB = self.program, self.bus, self.op_bytes
+        P, W, D = p.lanes, p.widths, p.depths
+        tables = table_specs(p)
+        wb = word_bytes(P, W["weight"])
+        kmax = max([wb] + [-(-bits // 8) for _, _, bits in tables])
+        word = Signal(8 * kmax)
+        bi = Signal(range(max(kmax, HEADER_BYTES, OB, COUNT_BYTES) + 1))  # byte in the word / field
+        wi = Signal(range(max([D["weight"]] + [n for _, n, _ in tables]) + 1))  # word in the table / block
+        n_ops = Signal(16)
+        mid = Signal(32)
+        j = Signal(16)  # the record
+        nw = Signal(8 * COUNT_BYTES)  # its weight words
+        slot = Signal()
+        m.d.comb += slot.eq(j[0])
+        start = self.base + records_offset(p)
+        raddr = Signal(ADDR_BITS, init=start)
+        full = Signal(2)
+        m.d.sync += full.eq(full & ~self.free)
+        m.d.comb += [self.full.eq(full), self.model_id.eq(Mux(self.ready, mid, 0))]
+        beat = Signal()
+        m.d.comb += [bus.data.ready.eq(1), beat.eq(bus.data.valid)]
+        byte = bus.data.payload
+        # A word's bytes land in ``word`` (little-endian); it is written the cycle after its last.
+        pend, pend_mem, pend_addr = Signal(), Signal(range(4)), Signal(range(max(2 * D["weight"], 2)))
+        with m.If(beat):
+            m.d.sync += word.word_select(bi, 8).eq(byte)
+        m.d.sync += pend.eq(0)
+        writes = (self.bias_w, self.threshold_w, self.v0_w, self.weight_w)
+        for i, port in enumerate(writes):
+            m.d.comb += [port.addr.eq(Mux(pend & (pend_mem == i), pend_addr, 0)),
+                         port.data.eq(Mux(pend & (pend_mem == i), word, 0)), port.en.eq(pend & (pend_mem == i))]
+
+        def take_word(mem: int, k: int, addr, last, then):
+            """Collect a ``k``-byte word; on its last byte, write it to ``writes[mem]`` at ``addr``."""
+            with m.If(beat):
+                with m.If(bi == k - 1):
+                    m.d.sync += [bi.eq(0), pend.eq(1), pend_mem.eq(mem), pend_addr.eq(addr), wi.eq(wi + 1)]
+                    with m.If(last):
+                        m.d.sync += wi.eq(0)
+                        m.next = then
+                with m.Else():
+                    m.d.sync += bi.eq(bi + 1)
+
+        head = bytearray(MAGIC) + VERSION.to_bytes(2, "little")
+        with m.FSM(name="loader"):
+            with m.State("INIT"):
+                m.d.comb += [bus.cmd.valid.eq(1), bus.cmd.payload.eq(self.base)]
+                with m.If(bus.cmd.ready):
+                    m.d.sync += bi.eq(0)
+                    m.next = "HEADER"
+            with m.State("HEADER"):
+                # Bytes 0-5: magic and version; 6-7: ops; 8-11: fabric id; 12-15: model id.
+                fab = (p.fabric.fabric_id if p.fabric is not None else 0).to_bytes(4, "little")
+                want = Array(Const(b, 8) for b in list(head) + [0, 0] + list(fab) + [0] * 4)
+                check = (bi < 6) | ((bi >= 8) & (bi < 12)) if p.fabric is not None else bi < 6
+                with m.If(beat):
+                    m.d.sync += bi.eq(bi + 1)
+                    with m.If(check & (byte != want[bi[:4]])):
+                        m.next = "ERROR"
+                    with m.If(bi == 6):
+                        m.d.sync += n_ops[:8].eq(byte)
+                    with m.If(bi == 7):
+                        m.d.sync += n_ops[8:].eq(byte)
+                    for k in range(4):
+                        with m.If(bi == 12 + k):
+                            m.d.sync += mid.word_select(k, 8).eq(byte)
+                    with m.If(bi == HEADER_BYTES - 1):
+                        m.d.sync += bi.eq(0)
+                        m.next = "TABLE0"
+            for t, (name, n, bits) in enumerate(tables):
+                with m.State(f"TABLE{t}"):
+                    take_word(t, -(-bits // 8), wi, wi == n - 1, f"TABLE{t + 1}" if t + 1 < len(tables) else "TABLES_DONE")
+            with m.State("TABLES_DONE"):
+                m.d.sync += self.ready.eq(1)
+                m.next = "IDLE"
+            with m.State("IDLE"):
+                with m.If(~full.bit_select(slot, 1)):
+                    m.d.comb += [bus.cmd.valid.eq(1), bus.cmd.payload.eq(raddr)]
+                    with m.If(bus.cmd.ready):
+                        m.d.sync += [bi.eq(0), wi.eq(0)]
+                        m.next = "COUNT"
+            with m.State("COUNT"):
+                with m.If(beat):
+                    m.d.sync += [raddr.eq(raddr + 1), bi.eq(bi + 1)]
+                    m.d.sync += nw.word_select(bi[:2], 8).eq(byte)
+                    with m.If(bi == COUNT_BYTES - 1):
+                        m.d.sync += bi.eq(0)
+                        m.next = "OPWORD"
+            with m.State("OPWORD"):
+                m.d.comb += [self.op_w.addr.eq(Mux(slot, OB, 0) + bi), self.op_w.data.eq(byte), self.op_w.en.eq(beat)]
+                with m.If(beat):
+                    m.d.sync += [raddr.eq(raddr + 1), bi.eq(bi + 1)]
+                    with m.If(bi == OB - 1):
+                        m.d.sync += bi.eq(0)
+                        with m.If(nw == 0):
+                            m.next = "DONE"
+                        with m.Else():
+                            m.next = "WEIGHTS"
+            with m.State("WEIGHTS"):
+                with m.If(beat):
+                    m.d.sync += raddr.eq(raddr + 1)
+                take_word(3, wb, Mux(slot, D["weight"], 0) + wi, wi == nw - 1, "DONE")
+            with m.State("DONE"):
+                m.d.sync += full.eq((full & ~self.free) | Mux(slot, 0b10, 0b01))
+                with m.If(j == n_ops - 1):
+                    m.d.sync += [j.eq(0), raddr.eq(start)]
+                with m.Else():
+                    m.d.sync += j.eq(j + 1)
+                m.next = "IDLE"
+            with m.State("ERROR"):
+                m.d.sync += self.error.eq(1)
+        return m
