@@ -6,7 +6,8 @@ board-independent: any :class:`~amaranth.lib.wiring.Component` with
 
 - ``rx: In(1)``: the UART line from the host, already synchronized to ``sync`` here (idle 1);
 - ``tx: Out(1)``: the UART line to the host (idle 1);
-- optionally ``busy: Out(1)`` and ``error: Out(1)``, shown on LEDs.
+- optionally ``busy: Out(1)`` and ``error: Out(1)``, shown on LEDs;
+- optionally ``flash: Out(QspiPins())``, connected to the board's flash (:mod:`.flash`).
 
 The core runs in ``sync`` at the PLL's achieved frequency, which the core factory receives.
 
@@ -25,7 +26,9 @@ from amaranth.lib.wiring import In, Out
 
 from .. import CsdformerError
 from ..hw.common import HwParamError
+from ..hw.qspi import QspiPins
 from .clocking import DEFAULT_TOLERANCE
+from .flash import flash_pins
 from .targets import get_board
 
 __all__ = ["BoardTop", "check_core", "uart_divisor", "accelerator_core", "DEFAULT_BAUD"]
@@ -147,6 +150,9 @@ class BoardTop(Elaboratable):
         m.submodules.tx_buf = tx_buf = io.Buffer("o", uart.tx)
         m.submodules.rx_sync = FFSynchronizer(rx_buf.i, core.rx, init=1)
         m.d.comb += tx_buf.o.eq(core.tx)
+        flash = members["flash"] if "flash" in members else None
+        if flash is not None and not flash.is_port and flash.flow == Out and isinstance(flash.signature, QspiPins):
+            flash_pins(m, platform, core.flash)
 
         busy = core.busy if "busy" in members else Const(0)
         error = core.error if "error" in members else Const(0)

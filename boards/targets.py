@@ -77,6 +77,16 @@ class Board:
     memory_target : str
         The device's on-chip memory budget in :data:`csdformer.hw.program.TARGETS` (checked before
         synthesis: a model whose memories cannot fit is reported at once).
+    flash_bytes : int
+        Size of the configuration flash, which also holds the model image.
+    model_offset : int
+        Byte address of the model image in the flash: past the bitstream(s), 64 KiB aligned (the
+        flash's largest erase block, so writing the model never erases part of a bitstream).
+    flash_quad : bool
+        The flash's IO2/IO3 are wired as bidirectional pins: quad reads (``lines=4``) work;
+        otherwise the reader must use ``lines=1`` (:func:`csdformer.boards.flash.flash_pins`).
+    flash_parts : tuple
+        The flash parts the board is built with.
     """
 
     name: str
@@ -95,6 +105,10 @@ class Board:
     notes: str = ""
     memory_target: str = "unlimited"
     single_port: tuple = ()  # accelerator memories built single-port (the iCE40UP5K's SPRAM)
+    flash_bytes: int = 16 << 20
+    model_offset: int = 0
+    flash_quad: bool = False
+    flash_parts: tuple = ()
 
     @property
     def programming(self) -> Programming:
@@ -143,6 +157,8 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         freq_mhz=30.0, goal_mhz=50.0, lanes=1,
         leds={"heartbeat": ("led", 1), "error": ("led", 0)},  # green, red; busy speeds the heartbeat
         reset=("button", 0), synth_opts="-dsp", memory_target="ice40up5k", single_port=("cur", "mem"),
+        # The iCE40UP5K bitstream (104,090 bytes) sits at 0: the first 64 KiB boundary past it.
+        flash_bytes=16 << 20, model_offset=0x20000, flash_quad=True, flash_parts=("W25Q128JVSIM",),
         notes="UART on the FTDI second channel (rx pin 6, tx pin 9); user button resets; "
               "green LED heartbeat (fast while busy), red LED error.",
     ),
@@ -153,6 +169,9 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         freq_mhz=100.0, goal_mhz=125.0, lanes=16,
         leds={"heartbeat": ("led", 0), "busy": ("led", 1), "error": ("led", 2)},
         reset=("button_pwr", 0), memory_target="ecp5-85f",
+        # The LFE5U-85F bitstream (about 2.3 MB uncompressed) sits at 0: 3 MiB leaves room for it
+        # to grow a little. Single-line reads: amaranth-boards declares WP#/HOLD# as outputs only.
+        flash_bytes=16 << 20, model_offset=0x300000, flash_quad=False, flash_parts=("IS25LP128F", "W25Q128JV"),
         notes="UART on the FTDI USB port (rx M1, tx L4); PWR button resets; "
               "LED0 heartbeat, LED1 busy, LED2 error.",
     ),
@@ -163,6 +182,9 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         freq_mhz=100.0, goal_mhz=125.0, lanes=8,
         leds={"heartbeat": ("rgb_led", 0, "g"), "busy": ("rgb_led", 0, "b"), "error": ("rgb_led", 0, "r")},
         reset=("button", 0), extra_resources=(ORANGECRAB_UART,), memory_target="ecp5-25f",
+        # The DFU bootloader sits at 0, the user bitstream at 0x80000 (LFE5U-25F, about 0.6 MB
+        # uncompressed, so it reaches past 0x100000); 2 MiB is the first round boundary clear of both.
+        flash_bytes=16 << 20, model_offset=0x200000, flash_quad=True, flash_parts=("W25Q128JVEIM",),
         notes="No UART on the board: rx on Feather pin 0 (N17), tx on pin 1 (M18), 3.3 V; "
               "the button resets (hold it while plugging in for the DFU bootloader); "
               "RGB LED green heartbeat, blue busy, red error.",

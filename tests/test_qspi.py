@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from csdformer.hw.common import HwParamError, verilog_text
-from csdformer.hw.qspi import QspiFlashReader
+from csdformer.hw.qspi import QspiFlashReader, QspiPins
 from csdformer.sim.flash_model import JEDEC_ID, SpiFlashModel
 
 CLOCK_HZ = 100e6
@@ -432,3 +432,61 @@ def test_model_against_cocotbext_qspi_master(corrupt):
         assert not res.passed and res.result["mismatches"] == 2, res.summary()  # read by 0x03 and by 0xEB
     else:
         assert res.passed and res.result["compared"] == 3 + 12 + 11 and res.result["model_error"] == 0, res.summary()
+
+
+# --- board pins ---------------------------------------------------------------------------------------
+
+class FlashCore(wiring.Component):
+    """Test fixture, not the real core: a QspiFlashReader reading from address ``rx`` toggles, its
+    bytes' parity on ``tx``."""
+
+    rx: In(1)
+    tx: Out(1, init=1)
+    flash: Out(QspiPins())
+
+    def __init__(self, sync_hz, lines):
+        self.reader = QspiFlashReader(clock_hz=sync_hz, lines=lines)
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.reader = r = self.reader
+        wiring.connect(m, wiring.flipped(self.flash), r.pins)
+        m.d.comb += [r.bus.cmd.valid.eq(~self.rx), r.bus.cmd.payload.eq(0x20000), r.bus.data.ready.eq(1)]
+        with m.If(r.bus.data.valid):
+            m.d.sync += self.tx.eq(r.bus.data.payload.xor())
+        return m
+
+
+@pytest.mark.parametrize("board, text", [
+    ("icebreaker", ["set_io spi_flash_4x_0__cs__io 16", "set_io spi_flash_4x_0__clk__io 15",
+                    "set_io spi_flash_4x_0__dq__io[0] 14", "set_io spi_flash_4x_0__dq__io[3] 13"]),
+    ("ulx3s-85f", ['"spi_flash_0__cs__io" SITE "R2"', '"spi_flash_0__copi__io" SITE "W2"',
+                   '"spi_flash_0__cipo__io" SITE "V2"', '"spi_flash_0__wp__io" SITE "Y2"']),
+    ("orangecrab-25f", ['"spi_flash_4x_0__cs__io" SITE "U17"', '"spi_flash_4x_0__dq__io[0]" SITE "U18"',
+                        '"spi_flash_4x_0__dq__io[3]" SITE "N18"']),
+])
+def test_flash_pins_on_each_board(board, text):
+    """BoardTop wires a core's ``flash`` to each board's flash (elaboration and Verilog only, no
+    synthesis): the pins in the constraints, SCK through USRMCLK on ECP5, quad where the board can."""
+    from csdformer.boards.soc import BoardTop
+    from csdformer.boards.targets import get_board
+
+    b = get_board(board)
+    lines = 4 if b.flash_quad else 1
+    top = BoardTop(lambda hz: FlashCore(hz, lines), b)
+    plan = b.platform().build(top, name="top", do_build=False)
+    pins = plan.files["top.pcf" if b.family == "ice40" else "top.lpf"]
+    for t in text:
+        assert t in pins, t
+    assert ("cell \\USRMCLK" in plan.files["top.il"]) == (b.family == "ecp5")
+    assert "U16" not in pins  # OrangeCrab: the configuration clock pin is reached through USRMCLK only
+    assert b.model_offset % 0x10000 == 0 and 0 < b.model_offset < b.flash_bytes and b.flash_parts
+
+
+def test_flash_pins_refuses_quad_on_a_single_line_board():
+    from csdformer.boards.flash import flash_pins
+    from csdformer.boards.targets import get_board
+
+    with pytest.raises(HwParamError, match=r"^lines: the flash of ULX3S_85F_Platform is wired for 1 data line\(s\), not 4$"):
+        flash_pins(inspected(Module()), get_board("ulx3s-85f").platform(), QspiPins().create(), lines=4)
