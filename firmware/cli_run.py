@@ -4,7 +4,9 @@
 draws ``N`` images (seeded) from the artifact's data set's test split, sends them to the device
 one at a time and reports accuracy, images/s and cycles; ``--check`` also runs the golden model
 (:func:`csdformer.sim.runner.run`) on the same images and reports how many answers agree
-(logits and class), exiting 1 if any differs.
+(logits and class), exiting 1 if any differs. The device must report the artifact's shape and model
+id (INFO). A request the link cannot complete (after retries) stops the run: the results so far
+are reported, then the error (one line, exit status 2).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from .. import CsdformerError
 from ..artifact import load, resolve_artifact
 from ..datasets import load as load_dataset
 from ..sim.runner import predict, run_batches
-from .runtime import Device, run_images
+from .runtime import Device, RunStopped, run_images
 
 __all__ = ["add_run_parser", "run_command"]
 
@@ -34,6 +36,11 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0, help="seed of the image draw (default 0)")
     r.add_argument("--delay", type=int, help="DIF delay D (default: the artifact's)")
     r.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each answer (default 5)")
+    r.add_argument("--retries", type=int, default=3,
+                   help="retries of a request without a valid answer (default 3, with backoff)")
+    r.add_argument("--model-id", type=lambda v: int(v, 0), dest="model_id",
+                   help="the model id the device must report (default: computed from the artifact "
+                        "for the device's lanes; needs the hw extra, else not checked)")
     r.add_argument("--check", action="store_true", help="compare every answer with the golden model")
     r.set_defaults(fn=run_command)
     return r
@@ -47,35 +54,87 @@ def _pick(art, n: int, seed: int):
     return x[idx], y[idx]
 
 
+def expected_model_id(art, lanes: int) -> int | None:
+    """The model id a bitstream of ``art`` with ``lanes`` lanes reports, as the accelerator computes
+    it (:class:`csdformer.hw.accelerator.Accelerator`); ``None`` without the hw extra."""
+    try:
+        from ..hw.accelerator import Accelerator
+        from ..hw.program import compile_program
+    except ModuleNotFoundError:
+        return None
+    program = compile_program(art, lanes, keep_spikes=False)
+    core = Accelerator(program)
+    core._MustUse__silence = True  # built for its model id only, never elaborated
+    mid = core.model_id
+    if isinstance(mid, int):
+        return mid
+    from ..hw.flash_image import build_image, parse_header  # the id read from flash at run time
+
+    return parse_header(build_image(program)).model_id
+
+
+def check_device(art, info, model_id: int | None) -> str:
+    """Refuse a device whose INFO does not fit ``art`` (shape, or model id when ``model_id`` is
+    given); returns a note on the model id check for the report."""
+    want = (int(np.prod(art.input.shape)), art.num_classes, art.T)
+    if (info.n_pixels, info.num_classes, info.T) != want:
+        raise CsdformerError(f"--port: the device runs a model with {info.n_pixels} pixels, "
+                             f"{info.num_classes} classes, T={info.T}; {art.name} has {want[0]}, "
+                             f"{want[1]}, T={want[2]}")
+    if model_id is None:
+        return "model id not checked: the hw extra is not installed"
+    if info.model_id != model_id:
+        raise CsdformerError(f"--port: the device reports model id 0x{info.model_id:08x}, {art.name} with "
+                             f"{info.lanes} lanes is 0x{model_id:08x}: another model (or other weights) "
+                             "is loaded")
+    return "model id checked"
+
+
 def run_command(args: argparse.Namespace) -> int:
     art = load(resolve_artifact(args.artifact))
     delay = art.delay if args.delay is None else args.delay
     if not 0 <= delay <= art.T - 1:
         raise CsdformerError(f"--delay: must be in 0..T-1 = 0..{art.T - 1}, got {delay}")
+    if args.retries < 0:
+        raise CsdformerError(f"--retries: must be >= 0, got {args.retries}")
     x, y = _pick(art, args.images, args.seed)
-    with Device(args.port, args.baud, timeout=args.timeout) as dev:
+    stopped = None
+    with Device(args.port, args.baud, timeout=args.timeout, retries=args.retries) as dev:
         info = dev.info()
-        want = (int(np.prod(art.input.shape)), art.num_classes, art.T)
-        if (info.n_pixels, info.num_classes, info.T) != want:
-            raise CsdformerError(f"--port: the device runs a model with {info.n_pixels} pixels, "
-                                 f"{info.num_classes} classes, T={info.T}; {art.name} has {want[0]}, "
-                                 f"{want[1]}, T={want[2]}")
+        mid = args.model_id
+        if mid is None:
+            try:
+                mid = expected_model_id(art, info.lanes)
+            except CsdformerError as e:
+                raise CsdformerError(f"--port: the device reports {info.lanes} lanes, no build of {art.name} "
+                                     f"has them ({e})") from None
+        id_note = check_device(art, info, mid)
         t0 = time.monotonic()
-        ans = run_images(dev, x, delay, progress=sys.stderr.isatty())
+        try:
+            ans = run_images(dev, x, delay, progress=sys.stderr.isatty())
+        except RunStopped as e:
+            ans, stopped = e.answers, e
         dt = time.monotonic() - t0
-    acc = float(np.mean(ans.predictions == y))
-    print(f"{art.name} on the device (model id 0x{info.model_id:08x}, lanes={info.lanes}), D={delay}: "
-          f"accuracy {acc * 100:.2f} % over {len(y)} images ({len(y) / max(dt, 1e-9):.1f} images/s over the "
-          f"link), cycles per image mean {ans.cycles.mean():.0f} min {ans.cycles.min()} max {ans.cycles.max()}")
-    if not args.check:
-        return 0
-    gold = np.concatenate([r.logits for r in run_batches(art, x, delay=delay)])
-    same_logits = np.all(ans.logits == gold, axis=1)
-    same_class = ans.predictions == predict(gold)
-    print(f"check against the golden model: logits equal for {int(same_logits.sum())}/{len(y)} images, "
-          f"classes equal for {int(same_class.sum())}/{len(y)}")
-    if not same_logits.all():
-        i = int(np.argmin(same_logits))
-        print(f"first difference: image {i}: device {ans.logits[i].tolist()} golden {gold[i].tolist()}")
-        return 1
-    return 0
+        link = dev.stats
+    n = len(ans.predictions)
+    rc = 0
+    if n:
+        acc = float(np.mean(ans.predictions == y[:n]))
+        print(f"{art.name} on the device (model id 0x{info.model_id:08x}, {id_note}, lanes={info.lanes}), D={delay}: "
+              f"accuracy {acc * 100:.2f} % over {n} images ({n / max(dt, 1e-9):.1f} images/s over the "
+              f"link), cycles per image mean {ans.cycles.mean():.0f} min {ans.cycles.min()} max {ans.cycles.max()}"
+              + (f"; link: {link['retries']} retries, {link['late']} late answers dropped"
+                 if link["retries"] or link["late"] else ""))
+        if args.check:
+            gold = np.concatenate([r.logits for r in run_batches(art, x[:n], delay=delay)])
+            same_logits = np.all(ans.logits == gold, axis=1)
+            same_class = ans.predictions == predict(gold)
+            print(f"check against the golden model: logits equal for {int(same_logits.sum())}/{n} images, "
+                  f"classes equal for {int(same_class.sum())}/{n}")
+            if not same_logits.all():
+                i = int(np.argmin(same_logits))
+                print(f"first difference: image {i}: device {ans.logits[i].tolist()} golden {gold[i].tolist()}")
+                rc = 1
+    if stopped is not None:
+        raise CsdformerError(f"run stopped after {n} of {len(y)} images (their results are above): {stopped}")
+    return rc

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from .protocol import ErrorCode, Info, MsgType, Result, SYNC, crc16, encode, infer_size
+from .protocol import HEADER_SIZE, SYNC, ErrorCode, Info, MsgType, Result, crc16, encode, infer_size
 
 __all__ = ["DeviceModel", "LoopbackSerial"]
 
@@ -65,21 +65,23 @@ class DeviceModel:
             if b == SYNC:
                 self._state, self._body = "type", bytearray()
             return None
-        if st in ("type", "len0", "len1", "payload"):
+        if st in ("type", "seq", "len0", "len1", "payload"):
             self._body.append(b)
         if st == "type":
+            self._state = "seq"
+        elif st == "seq":
             self._state = "len0"
         elif st == "len0":
             self._state = "len1"
         elif st == "len1":
-            self._length = self._body[1] | self._body[2] << 8
+            self._length = self._body[2] | self._body[3] << 8
             if self._length > self.max_length:
                 self._state = "hunt"
                 self.dropped += 1
             else:
                 self._state = "payload" if self._length else "crc0"
         elif st == "payload":
-            if len(self._body) == 3 + self._length:
+            if len(self._body) == HEADER_SIZE - 1 + self._length:
                 self._state = "crc0"
         elif st == "crc0":
             self._crc_lo, self._state = b, "crc1"
@@ -88,22 +90,23 @@ class DeviceModel:
             if crc16(self._body) != (self._crc_lo | b << 8):
                 self.dropped += 1
                 return None
-            return self._answer(self._body[0], bytes(self._body[3:]))
+            return self._answer(self._body[0], self._body[1], bytes(self._body[HEADER_SIZE - 1:]))
         return None
 
-    def _answer(self, mtype: int, payload: bytes) -> bytes:
-        """The answer to a frame whose CRC was good (checks in this order: type, length, delay)."""
+    def _answer(self, mtype: int, seq: int, payload: bytes) -> bytes:
+        """The answer to a frame whose CRC was good (checks in this order: type, length, delay),
+        with the request's ``seq``."""
         if mtype not in (MsgType.INFER, MsgType.INFO):
-            return encode(MsgType.ERROR, bytes([ErrorCode.UNKNOWN_TYPE]))
+            return encode(MsgType.ERROR, bytes([ErrorCode.UNKNOWN_TYPE]), seq)
         if mtype == MsgType.INFO:
             if payload:
-                return encode(MsgType.ERROR, bytes([ErrorCode.BAD_LENGTH]))
-            return encode(MsgType.INFO_REPLY, self.info.pack())
+                return encode(MsgType.ERROR, bytes([ErrorCode.BAD_LENGTH]), seq)
+            return encode(MsgType.INFO_REPLY, self.info.pack(), seq)
         if len(payload) != self.max_length:
-            return encode(MsgType.ERROR, bytes([ErrorCode.BAD_LENGTH]))
+            return encode(MsgType.ERROR, bytes([ErrorCode.BAD_LENGTH]), seq)
         if payload[0] >= self.info.T:
-            return encode(MsgType.ERROR, bytes([ErrorCode.BAD_DELAY]))
-        return encode(MsgType.RESULT, self.compute(payload[1:], payload[0]).pack())
+            return encode(MsgType.ERROR, bytes([ErrorCode.BAD_DELAY]), seq)
+        return encode(MsgType.RESULT, self.compute(payload[1:], payload[0]).pack(), seq)
 
 
 class LoopbackSerial:

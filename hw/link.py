@@ -4,8 +4,9 @@
 an INFER image (``n_pixels`` pixels of ``pixel_bits``) and streams it to the accelerator core only
 after the CRC proved good, so a damaged frame never reaches the core. It then collects the core's
 logits, prediction and cycle count and sends the RESULT frame (logits sign-extended to int32).
-INFO is answered from constants; a frame with a good CRC but a bad type, length or delay gets an
-ERROR answer; a bad CRC, an oversized length (more than ``1 + n_pixels``) or an inter-byte
+INFO is answered from constants and the core's model id (a constant, or a port read when INFO is
+answered); every answer carries its request's sequence number; a frame with a good CRC but a bad
+type, length or delay gets an ERROR answer; a bad CRC, an oversized length (more than ``1 + n_pixels``) or an inter-byte
 timeout drops the partial frame silently. Bytes arriving while a request is being executed or
 answered are discarded (the host waits for each answer). For timing, the pixels reach the core
 through a 4-entry FIFO (registered, one a cycle while the core is ready) and every answer byte,
@@ -27,7 +28,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..firmware.protocol import MAX_PAYLOAD, Info
+from ..firmware.protocol import INFO_SIZE, MAX_PAYLOAD, Info
 from .common import FlipOutputBit, HwParamError, check_int, validated
 from .link_run import Executor, core_signature
 from .link_rx import FrameReceiver
@@ -41,7 +42,8 @@ CORE_PORTS = ("image", "logits", "prediction", "delay", "cycles")
 
 
 def _check_params(*, pixel_bits, n_pixels, num_classes, logit_width, T, lanes, model_id) -> dict:
-    """The core attributes, validated against the protocol's field sizes."""
+    """The core attributes, validated against the protocol's field sizes (``model_id`` ``None``:
+    the core has a ``model_id`` port)."""
     return {
         "pixel_bits": check_int("pixel_bits", pixel_bits, lo=1, hi=8),
         "n_pixels": check_int("n_pixels", n_pixels, lo=1, hi=MAX_PAYLOAD - 1),
@@ -49,7 +51,7 @@ def _check_params(*, pixel_bits, n_pixels, num_classes, logit_width, T, lanes, m
         "logit_width": check_int("logit_width", logit_width, lo=1, hi=32),
         "T": check_int("T", T, lo=1, hi=255),
         "lanes": check_int("lanes", lanes, lo=1, hi=255),
-        "model_id": check_int("model_id", model_id, lo=0, hi=2**32 - 1),
+        "model_id": None if model_id is None else check_int("model_id", model_id, lo=0, hi=2**32 - 1),
     }
 
 
@@ -60,12 +62,25 @@ def _check_timing(timeout, divisor) -> tuple[int, int | None]:
     return check_int("timeout", timeout, lo=lo), divisor
 
 
+MODEL_ID_PORT = Out(32)
+
+
 def core_params(core) -> dict:
-    """The attributes a core must have (:data:`CORE_ATTRS`), validated."""
+    """The attributes a core must have (:data:`CORE_ATTRS`), validated. ``model_id`` is an int
+    (a constant of the bitstream) or, when the core's signature has a ``model_id`` member, that
+    port (:data:`MODEL_ID_PORT`: the core reads its model id at run time, e.g. from flash); then
+    ``params["model_id"]`` is ``None``."""
     missing = [a for a in CORE_ATTRS if not hasattr(core, a)]
     if missing:
         raise HwParamError(f"core: {type(core).__name__} lacks attribute(s) {', '.join(missing)}")
-    return _check_params(**{a: getattr(core, a) for a in CORE_ATTRS})
+    attrs = {a: getattr(core, a) for a in CORE_ATTRS}
+    members = getattr(getattr(core, "signature", None), "members", {})
+    if "model_id" in members:
+        member = members["model_id"]
+        if not _same_member(member, MODEL_ID_PORT):
+            raise HwParamError(f"core: port 'model_id' must be {MODEL_ID_PORT!r}, got {member!r}")
+        attrs["model_id"] = None
+    return _check_params(**attrs)
 
 
 def _same_member(a, b) -> bool:
@@ -104,8 +119,10 @@ class Link(wiring.Component):
 
     Parameters
     ----------
-    pixel_bits, n_pixels, num_classes, logit_width, T, lanes, model_id : int
+    pixel_bits, n_pixels, num_classes, logit_width, T, lanes : int
         The core's attributes (see :data:`CORE_ATTRS`; :meth:`for_core` reads them).
+    model_id : int or None
+        The model id INFO answers; ``None``: read from the ``model_id`` port when INFO is answered.
     timeout : int
         Inter-byte timeout in clock cycles: a partial frame with no byte for this long is dropped.
     divisor : int, optional
@@ -120,6 +137,8 @@ class Link(wiring.Component):
         Bytes to the UART transmitter.
     image, logits, prediction, delay, cycles
         The core's ports, flipped (:func:`core_signature`).
+    model_id : In(32)
+        Only when built with ``model_id=None``: the core's model id.
     busy : Out(1)
         High while a frame is being received, executed or answered.
     error : Out(1)
@@ -138,6 +157,7 @@ class Link(wiring.Component):
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),
             **core.flip().members,
+            **({"model_id": In(32)} if self._p["model_id"] is None else {}),
             "busy": Out(1),
             "error": Out(1),
         })
@@ -150,7 +170,8 @@ class Link(wiring.Component):
     params = property(lambda self: dict(self._p), doc="The core attributes the link was built for.")
     timeout = property(lambda self: self._timeout, doc="Inter-byte timeout, clock cycles.")
     info = property(lambda self: Info(self._p["n_pixels"], self._p["num_classes"], self._p["T"],
-                                      self._p["lanes"], self._p["model_id"]), doc="What INFO answers.")
+                                      self._p["lanes"], self._p["model_id"] or 0),
+                    doc="What INFO answers (model id 0 when it comes from the port).")
 
     def elaborate(self, platform):
         m = Module()
@@ -165,7 +186,7 @@ class Link(wiring.Component):
         m.submodules.executor = run = Executor(pixel_bits=p["pixel_bits"], n_pixels=n, num_classes=K,
                                                logit_width=p["logit_width"], T=p["T"])
         m.submodules.sender = tx = AnswerSender(num_classes=K, logit_width=p["logit_width"],
-                                                info=self.info.pack())
+                                                info=self.info.pack()[:INFO_SIZE - 4])
 
         wiring.connect(m, wiring.flipped(self.rx), rx.rx)
         wiring.connect(m, rx.image_w, imem.write_port())
@@ -178,7 +199,8 @@ class Link(wiring.Component):
         wiring.connect(m, run.result, tx.result)
         wiring.connect(m, tx.logit_r, lmem.read_port(transparent_for=()))
         wiring.connect(m, tx.tx, wiring.flipped(self.tx))
-        m.d.comb += [self.delay.eq(run.delay), run.cycles.eq(self.cycles), rx.release.eq(tx.done),
+        m.d.comb += tx.model_id.eq(self.model_id if p["model_id"] is None else p["model_id"])
+        m.d.comb += [tx.seq.eq(rx.seq), self.delay.eq(run.delay), run.cycles.eq(self.cycles), rx.release.eq(tx.done),
                      tx.dropped.eq(rx.dropped), self.busy.eq(rx.busy), self.error.eq(tx.error)]
         return m
 
@@ -189,7 +211,8 @@ class LinkSoC(wiring.Component):
     Parameters
     ----------
     core : wiring.Component
-        Has the attributes :data:`CORE_ATTRS` and the ports of :func:`core_signature`.
+        Has the attributes :data:`CORE_ATTRS` and the ports of :func:`core_signature`; its
+        ``model_id`` is an int or an ``Out(32)`` port (see :func:`core_params`).
     divisor : int
         Clock cycles per UART bit (``clock_hz // baud``, >= 4).
     timeout : int
@@ -241,5 +264,7 @@ class LinkSoC(wiring.Component):
         for name in ("image", "logits", "prediction"):
             wiring.connect(m, getattr(link, name), getattr(core, name))
         m.d.comb += [core.delay.eq(link.delay), link.cycles.eq(core.cycles)]
+        if self._p["model_id"] is None:
+            m.d.comb += link.model_id.eq(core.model_id)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx), self.busy.eq(link.busy), self.error.eq(link.error)]
         return m

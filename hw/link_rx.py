@@ -4,7 +4,8 @@
 CRC-16, writes an INFER frame's pixels into the image buffer as they arrive, registers the frame's
 verdict bits with its last byte and decides a cycle later (CHECK): drop the frame, ask for an
 answer without the core (:data:`Reply`: INFO or an ERROR with its code), or start an inference.
-It then ignores bytes (WAIT) until the answer is sent.
+It then ignores bytes (WAIT) until the answer is sent; the frame's sequence number (``seq``) is
+held for the answer meanwhile.
 """
 
 from contextlib import contextmanager
@@ -52,6 +53,8 @@ class FrameReceiver(wiring.Component):
         A good INFER frame, its payload the delay (valid for one cycle).
     dropped : Out(1)
         A frame dropped (one cycle).
+    seq : Out(8)
+        The sequence number of the frame being answered (held from its CHECK until ``release``).
     release : In(1)
         The answer is sent: hunt for the next frame.
     busy : Out(1)
@@ -69,6 +72,7 @@ class FrameReceiver(wiring.Component):
             "reply": Out(stream.Signature(Reply, always_ready=True)),
             "infer": Out(stream.Signature(range(self._T), always_ready=True)),
             "dropped": Out(1),
+            "seq": Out(8),
             "release": In(1),
             "busy": Out(1),
         })
@@ -115,6 +119,10 @@ class FrameReceiver(wiring.Component):
             with m.State("TYPE"):
                 with on_byte():
                     m.d.sync += [crc.eq(crc_rx), mtype.eq(byte)]
+                    m.next = "SEQ"
+            with m.State("SEQ"):
+                with on_byte():
+                    m.d.sync += [crc.eq(crc_rx), self.seq.eq(byte)]
                     m.next = "LEN0"
             with m.State("LEN0"):
                 with on_byte():

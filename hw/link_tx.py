@@ -1,8 +1,8 @@
 """Answer side of the host link (``docs/protocol.md``): the device's frames, byte by byte.
 
 :class:`AnswerSender` sends a RESULT (the prediction, the cycle count and the logits read from the
-logit memory, sign-extended to int32), INFO_REPLY or ERROR frame through one byte register towards
-the UART. For timing, the byte's CRC-16 update and the logit memory's output are registered too (a
+logit memory, sign-extended to int32), INFO_REPLY or ERROR frame, with the request's sequence
+number, through one byte register towards the UART. For timing, the byte's CRC-16 update and the logit memory's output are registered too (a
 byte is loaded at most every other cycle).
 """
 
@@ -29,7 +29,8 @@ class AnswerSender(wiring.Component):
     num_classes, logit_width : int
         The core's logit count and width.
     info : bytes
-        The INFO_REPLY payload (:meth:`~csdformer.firmware.protocol.Info.pack`).
+        The INFO_REPLY payload (:meth:`~csdformer.firmware.protocol.Info.pack`) but its model id,
+        which comes from ``model_id``: the first ``INFO_SIZE - 4`` bytes.
 
     Attributes
     ----------
@@ -37,6 +38,10 @@ class AnswerSender(wiring.Component):
         Answer RESULT (the logits are in the logit memory).
     reply : In(stream.Signature(Reply, always_ready=True))
         Answer INFO_REPLY or ERROR (with its code).
+    seq : In(8)
+        The request's sequence number, read when an answer starts.
+    model_id : In(32)
+        The model id INFO_REPLY carries, read when an INFO_REPLY starts.
     logit_r : In(ReadPort.Signature(...))
         The logit memory's read port (not transparent).
     tx : Out(stream.Signature(8))
@@ -52,12 +57,15 @@ class AnswerSender(wiring.Component):
     @validated
     def __init__(self, *, num_classes, logit_width, info: bytes):
         self._K = check_int("num_classes", num_classes, lo=1)
-        if len(info) != INFO_SIZE:
-            raise HwParamError(f"info: must be {INFO_SIZE} bytes, got {len(info)}")
+        if len(info) != INFO_SIZE - 4:
+            raise HwParamError(f"info: must be {INFO_SIZE - 4} bytes (INFO_REPLY without its model id), "
+                               f"got {len(info)}")
         self._info = bytes(info)
         super().__init__({
             "result": In(stream.Signature(Result, always_ready=True)),
             "reply": In(stream.Signature(Reply, always_ready=True)),
+            "seq": In(8),
+            "model_id": In(32),
             "logit_r": In(ReadPort.Signature(addr_width=ceil_log2(self._K), shape=signed(logit_width))),
             "tx": Out(stream.Signature(8)),
             "done": Out(1),
@@ -68,14 +76,15 @@ class AnswerSender(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         K = self._K
-        tx_type, tx_len, ecode = Signal(8), Signal(16), Signal(8)
+        tx_type, tx_seq, tx_len, ecode = Signal(8), Signal(8), Signal(16), Signal(8)
+        mid = Signal(32)
         pred, cyc = Signal(8), Signal(32)
         tx_idx, tx_end, tx_last = Signal(16), Signal(16), Signal(16)  # byte index, body end, last byte
         tcrc = Signal(16, init=INIT)
         cls, lbyte = Signal(range(K + 1)), Signal(2)
         out_valid, out_byte, crc_pend = Signal(), Signal(8), Signal()
         lword = Signal(signed(32))
-        info = Const(int.from_bytes(self._info, "little"), 8 * INFO_SIZE)
+        info = Cat(Const(int.from_bytes(self._info, "little"), 8 * len(self._info)), mid)
         m.d.comb += [self.logit_r.addr.eq(cls), self.tx.valid.eq(out_valid), self.tx.payload.eq(out_byte)]
         m.d.sync += lword.eq(self.logit_r.data)
         with m.If(self.tx.ready):
@@ -86,7 +95,7 @@ class AnswerSender(wiring.Component):
             m.d.sync += self.error.eq(1)
 
         def answer(mt, size, code=0):
-            m.d.sync += [tx_type.eq(mt), tx_len.eq(size), tx_end.eq(HEADER_SIZE + size),
+            m.d.sync += [tx_type.eq(mt), tx_seq.eq(self.seq), tx_len.eq(size), tx_end.eq(HEADER_SIZE + size),
                          tx_last.eq(HEADER_SIZE + size + CRC_SIZE - 1), ecode.eq(code), tx_idx.eq(0),
                          tcrc.eq(INIT), cls.eq(0), lbyte.eq(0), self.error.eq(mt == MsgType.ERROR)]
             m.next = "SEND"
@@ -98,11 +107,12 @@ class AnswerSender(wiring.Component):
                     answer(MsgType.RESULT, result_size(K))
                 with m.Elif(self.reply.valid):
                     mt = self.reply.payload.mtype
+                    m.d.sync += mid.eq(self.model_id)
                     answer(mt, Mux(mt == MsgType.INFO_REPLY, INFO_SIZE, 1), self.reply.payload.code)
             with m.State("SEND"):
                 with m.If(~out_valid & ~crc_pend):
-                    m.d.sync += [out_byte.eq(_answer_byte(m, tx_idx, tx_type, tx_len, tx_end, tcrc, pred, cyc,
-                                                          lword, lbyte, info, ecode)),
+                    m.d.sync += [out_byte.eq(_answer_byte(m, tx_idx, tx_type, tx_seq, tx_len, tx_end, tcrc, pred,
+                                                          cyc, lword, lbyte, info, ecode)),
                                  out_valid.eq(1), tx_idx.eq(tx_idx + 1)]
                     with m.If((tx_idx != 0) & (tx_idx < tx_end)):
                         m.d.sync += crc_pend.eq(1)
@@ -118,7 +128,7 @@ class AnswerSender(wiring.Component):
         return m
 
 
-def _answer_byte(m, idx, mtype, length, end, crc, pred, cyc, lword, lbyte, info, ecode):
+def _answer_byte(m, idx, mtype, seq, length, end, crc, pred, cyc, lword, lbyte, info, ecode):
     """Byte ``idx`` of the answer: header, payload (by type), CRC — from registers only."""
     pos = Signal(4)  # payload byte index, low bits (the fixed fields are < 16 bytes)
     body, byte = Signal(8), Signal(8)
@@ -136,8 +146,10 @@ def _answer_byte(m, idx, mtype, length, end, crc, pred, cyc, lword, lbyte, info,
     with m.Elif(idx == 1):
         m.d.comb += byte.eq(mtype)
     with m.Elif(idx == 2):
-        m.d.comb += byte.eq(length[:8])
+        m.d.comb += byte.eq(seq)
     with m.Elif(idx == 3):
+        m.d.comb += byte.eq(length[:8])
+    with m.Elif(idx == 4):
         m.d.comb += byte.eq(length[8:])
     with m.Elif(idx < end):
         m.d.comb += byte.eq(body)

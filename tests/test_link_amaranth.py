@@ -7,8 +7,10 @@ Python device model (firmware/device_model.py) fed the same bytes at the same ti
 import random
 
 import pytest
+from amaranth.back import rtlil
 from amaranth.hdl import Module
 from amaranth.lib import wiring
+from amaranth.lib.wiring import In
 from amaranth.sim import Simulator
 
 from csdformer.firmware import protocol as P
@@ -29,6 +31,8 @@ def _run(core, schedule, cycles, *, tx_every=4):
     for name in ("image", "logits", "prediction"):
         wiring.connect(m, getattr(link, name), getattr(core, name))
     m.d.comb += [core.delay.eq(link.delay), link.cycles.eq(core.cycles)]
+    if "model_id" in link.signature.members:
+        m.d.comb += link.model_id.eq(core.model_id)
     at = dict(schedule)
     out = []
 
@@ -49,7 +53,7 @@ def _run(core, schedule, cycles, *, tx_every=4):
 
 
 def _model(core):
-    info = P.Info(core.n_pixels, core.num_classes, core.T, core.lanes, core.model_id)
+    info = P.Info(core.n_pixels, core.num_classes, core.T, core.lanes, core.model_id_value)
     return DeviceModel(info, core.reference, timeout=TIMEOUT)
 
 
@@ -79,22 +83,24 @@ def test_link_answers_like_the_model(kw):
     rng = random.Random(3)
     n = core.n_pixels
     img = lambda: bytes(rng.randrange(1 << core.pixel_bits) for _ in range(n))  # noqa: E731
-    good = P.infer_request(core.T - 1, img())
-    bad_crc = bytearray(P.infer_request(0, img()))
+    seqs = iter(range(0, 256, 19))  # every request its own sequence number (echoed)
+    sq = lambda: next(seqs)  # noqa: E731
+    good = P.infer_request(core.T - 1, img(), sq())
+    bad_crc = bytearray(P.infer_request(0, img(), sq()))
     bad_crc[-1] ^= 0x40
     chunks = [
-        (0, P.info_request()),
+        (0, P.info_request(sq())),
         (400, good),
-        (800, b"\x00\x13\x37" + P.infer_request(0, img())),  # garbage, then a frame
-        (800, bytes(bad_crc) + P.infer_request(0, img())),  # dropped, then answered at once
+        (800, b"\x00\x13\x37" + P.infer_request(0, img(), sq())),  # garbage, then a frame
+        (800, bytes(bad_crc) + P.infer_request(0, img(), sq())),  # dropped, then answered at once
         (800, good[:9]),  # truncated ...
-        (200, P.infer_request(0, img())),  # ... answered after the timeout
-        (800, bytes([P.SYNC, P.MsgType.INFER, 0xFF, 0x7F]) + good),  # oversized false sync
-        (800, P.encode(P.MsgType.INFER, bytes([core.T]) + img())),  # bad delay
-        (400, P.encode(P.MsgType.INFER, bytes([0]))),  # bad length
-        (400, P.encode(P.MsgType.INFO, b"\x00")),  # bad length
-        (400, P.encode(0x33, b"xy")),  # unknown type
-        (400, P.infer_request(0, bytes(n))),  # all-zero image: negative logits
+        (200, P.infer_request(0, img(), sq())),  # ... answered after the timeout
+        (800, bytes([P.SYNC, P.MsgType.INFER, 0, 0xFF, 0x7F]) + good),  # oversized false sync
+        (800, P.encode(P.MsgType.INFER, bytes([core.T]) + img(), sq())),  # bad delay
+        (400, P.encode(P.MsgType.INFER, bytes([0]), sq())),  # bad length
+        (400, P.encode(P.MsgType.INFO, b"\x00", sq())),  # bad length
+        (400, P.encode(0x33, b"xy", sq())),  # unknown type
+        (400, P.infer_request(0, bytes(n), sq())),  # all-zero image: negative logits
     ]
     sched, end = _schedule(chunks)
     want = _expected(_model(core), sched)
@@ -105,6 +111,24 @@ def test_link_answers_like_the_model(kw):
     assert got == b"".join(want)
     kinds = [f.type for f in frames]
     assert kinds.count(P.MsgType.RESULT) == 6 and kinds.count(P.MsgType.ERROR) == 4
+    assert len({f.seq for f in frames}) == len(frames) - 1  # each echoes its request's ("good" is sent twice)
+
+
+def test_link_model_id_from_a_port():
+    """A core whose model id is an Out(32) port (read from flash at run time): INFO answers what the
+    port holds when INFO is answered: 0 before the core has "loaded" it, the id after."""
+    core = FixtureCore(n_pixels=6, num_classes=2, T=2, model_id=0xC0FFEE42, model_id_load=300)
+    params = check_core(core)
+    link = Link.for_core(core, timeout=TIMEOUT)
+    link._MustUse__silence = True  # only its signature is looked at
+    assert params["model_id"] is None and link.signature.members["model_id"] == In(32)
+    sched, end = _schedule([(0, P.info_request(1)), (400, P.info_request(2))])
+    dec = P.Decoder()
+    frames = dec.feed(_run(core, sched, end + 400)) + dec.flush()
+    assert [(f.seq, P.Info.unpack(f.payload).model_id) for f in frames] == [(1, 0), (2, 0xC0FFEE42)]
+    soc = LinkSoC(core, divisor=4, timeout=100)  # the SoC wires the port too
+    assert soc.params["model_id"] is None
+    rtlil.convert(soc)
 
 
 def test_link_params_checked():

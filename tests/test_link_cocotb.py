@@ -35,8 +35,9 @@ def test_link_bench_other_params():
 
 def test_link_bench_catches_corrupted_rtl():
     """One bit of one byte the link sends inverted (logit 3 of the 3rd answer, after the INFO answer
-    of 15 bytes and a RESULT of 51): the host's decoder drops that answer, and the bench must fail."""
-    beat = 15 + 51 + P.HEADER_SIZE + P.RESULT_HEAD_SIZE + 4 * 3 + 1
+    and a RESULT): the host's decoder drops that answer, and the bench must fail."""
+    info, result = (P.HEADER_SIZE + n + P.CRC_SIZE for n in (P.INFO_SIZE, P.result_size(10)))
+    beat = info + result + P.HEADER_SIZE + P.RESULT_HEAD_SIZE + 4 * 3 + 1
     res, _ = _run("digits_like_d8", "images", corrupt_tx={"bit": 2, "beat": beat})
     assert not res.passed
     assert res.result.get("mismatches", 0) >= 1, res.summary()

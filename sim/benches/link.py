@@ -34,7 +34,7 @@ class Host:
             self.src = UartSource(dut.rx, baud=baud)
             self.sink = UartSink(dut.tx, baud=baud)
         self.byte_cycles = 10 * divisor
-        self.decoder = P.Decoder(max_payload=P.MAX_DEVICE_PAYLOAD, types=P.DEVICE_TYPES, timeout=timeout)
+        self.decoder = P.host_decoder(timeout=timeout)
         self.frames: list[P.Frame] = []
         self.tx_bytes = 0
         cocotb.start_soon(self._collect())

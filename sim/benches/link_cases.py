@@ -44,13 +44,19 @@ LINK_PARAMS = {
 class _Script:
     """Builds the steps and, through the device model, the expected answers."""
 
-    def __init__(self, core, compute, divisor: int, timeout: int):
+    def __init__(self, core, compute, divisor: int, timeout: int, model_id: int):
         self.core, self.byte_t, self.timeout = core, 10 * divisor, timeout
-        info = P.Info(core.n_pixels, core.num_classes, core.T, core.lanes, core.model_id)
+        info = P.Info(core.n_pixels, core.num_classes, core.T, core.lanes, model_id)
         self.model = DeviceModel(info, compute, timeout=timeout)
         self.steps: list[list] = []
         self.answers: list[bytes] = []
         self.t = 0
+        self._seq = 0
+
+    def seq(self) -> int:
+        """A new sequence number (every request gets its own, so every echo is checked)."""
+        self._seq = (self._seq + 37) & 0xFF
+        return self._seq
 
     def send(self, data: bytes, *, wait: bool = True, answer: bool = False):
         self.steps.append(["send", bytes(data).hex(), wait])
@@ -79,8 +85,8 @@ class _Script:
 
 
 def _script(scenario: str, core, compute, divisor: int, timeout: int, rng: np.random.Generator,
-            top: int) -> _Script:
-    s = _Script(core, compute, divisor, timeout)
+            top: int, model_id: int) -> _Script:
+    s = _Script(core, compute, divisor, timeout, model_id)
     n, T = core.n_pixels, core.T
 
     def image(kind="random"):
@@ -91,10 +97,10 @@ def _script(scenario: str, core, compute, divisor: int, timeout: int, rng: np.ra
         return rng.integers(0, top + 1, n, dtype=np.uint8).tobytes()
 
     def infer(delay=None, kind="random"):
-        return P.infer_request(int(rng.integers(0, T)) if delay is None else delay, image(kind))
+        return P.infer_request(int(rng.integers(0, T)) if delay is None else delay, image(kind), s.seq())
 
     if scenario == "images":
-        s.send(P.info_request(), answer=True)
+        s.send(P.info_request(s.seq()), answer=True)
         s.send(infer(0, "zeros"), answer=True)
         s.send(infer(T - 1, "max"), answer=True)
         for i in range(10):
@@ -102,8 +108,8 @@ def _script(scenario: str, core, compute, divisor: int, timeout: int, rng: np.ra
     elif scenario == "garbage":
         junk = bytes(b for b in rng.integers(0, 256, 40, dtype=np.uint8).tobytes() if b != P.SYNC)
         s.send(junk + infer(), answer=True)
-        s.send(bytes([P.SYNC, P.MsgType.INFER, 0xFF, 0xFF]) + infer(), answer=True)  # oversized: dropped at once
-        s.send(bytes([P.SYNC, P.MsgType.INFER, 5, 0]) + infer())  # swallows the next frame
+        s.send(bytes([P.SYNC, P.MsgType.INFER, 0, 0xFF, 0xFF]) + infer(), answer=True)  # oversized: dropped at once
+        s.send(bytes([P.SYNC, P.MsgType.INFER, 0, 5, 0]) + infer())  # swallows the next frame
         s.rest()
         s.send(infer(), answer=True)
     elif scenario == "bad_crc":
@@ -140,11 +146,11 @@ def _script(scenario: str, core, compute, divisor: int, timeout: int, rng: np.ra
         s.rest()
         s.send(infer(), answer=True)
     elif scenario == "errors":
-        s.send(P.info_request(), answer=True)
-        s.send(P.encode(P.MsgType.INFER, bytes([T]) + image()), answer=True)
-        s.send(P.encode(P.MsgType.INFER, bytes([0]) + image()[:-1]), answer=True)
-        s.send(P.encode(P.MsgType.INFO, b"\x01"), answer=True)
-        s.send(P.encode(0x7E, b"\x00\x01\x02"), answer=True)
+        s.send(P.info_request(s.seq()), answer=True)
+        s.send(P.encode(P.MsgType.INFER, bytes([T]) + image(), s.seq()), answer=True)
+        s.send(P.encode(P.MsgType.INFER, bytes([0]) + image()[:-1], s.seq()), answer=True)
+        s.send(P.encode(P.MsgType.INFO, b"\x01", s.seq()), answer=True)
+        s.send(P.encode(0x7E, b"\x00\x01\x02", s.seq()), answer=True)
         s.send(infer(), answer=True)
     else:
         raise ValueError(f"scenario: one of {SCENARIOS}, got {scenario!r}")
@@ -152,22 +158,29 @@ def _script(scenario: str, core, compute, divisor: int, timeout: int, rng: np.ra
 
 
 def link_case(label: str, scenario: str, *, seed: int = 0, corrupt_tx: dict | None = None, core=None,
-              compute=None, ignore_cycles: bool = False, answer_bytes: int = 400, pixel_max: int | None = None):
+              compute=None, ignore_cycles: bool = False, answer_bytes: int = 400, pixel_max: int | None = None,
+              model_id: int | None = None):
     """``(soc, data, meta)`` for :func:`csdformer.sim.benchlib.runner.run_bench`.
 
     ``label`` picks :data:`LINK_PARAMS` (the fixture core's parameters, divisor, timeout). To bench
     another core (the real accelerator) pass ``core`` and its reference ``compute(pixels, delay) ->
     Result``; with ``ignore_cycles`` the RESULT's cycle field is not compared (a reference that has no
     cycle model puts 0 there). ``answer_bytes``: byte times the bench waits for each answer;
-    ``pixel_max``: largest pixel drawn (default ``2**pixel_bits - 1``).
+    ``pixel_max``: largest pixel drawn (default ``2**pixel_bits - 1``); ``model_id``: what INFO must
+    answer (default: the core's ``model_id`` when it is an int; a core with a ``model_id`` port
+    needs it).
     """
     core_kw, divisor, timeout_bytes = LINK_PARAMS[label]
     core = FixtureCore(**core_kw) if core is None else core
     compute = core.reference if compute is None else compute
+    if model_id is None:
+        model_id = getattr(core, "model_id_value", core.model_id)
+    if not isinstance(model_id, int):
+        raise ValueError("model_id: the core has a model_id port; pass the id INFO must answer")
     timeout = timeout_bytes * 10 * divisor
     soc = LinkSoC(core, divisor=divisor, timeout=timeout, corrupt_tx=corrupt_tx)
     top = (1 << core.pixel_bits) - 1 if pixel_max is None else int(pixel_max)
-    s = _script(scenario, core, compute, divisor, timeout, np.random.default_rng(seed), top)
+    s = _script(scenario, core, compute, divisor, timeout, np.random.default_rng(seed), top, model_id)
     data = {"expected": np.frombuffer(b"".join(s.answers), dtype=np.uint8)}
     meta = {"divisor": divisor, "timeout": timeout, "steps": s.steps, "scenario": scenario,
             "expected_frames": [a.hex() for a in s.answers], "ignore_cycles": bool(ignore_cycles),

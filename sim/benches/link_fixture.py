@@ -10,7 +10,9 @@ something cheap but image- and delay-dependent, so that every RESULT field can b
 * ``cycles`` = first pixel accepted to prediction sent, inclusive.
 
 It refuses a pixel for one cycle after every ``stall_every``-th (backpressure on the link's image
-stream) and waits ``latency`` cycles before the logits. :func:`reference` is its Python model; with
+stream) and waits ``latency`` cycles before the logits. With ``model_id_load``, its model id is not
+a constant but an ``Out(32)`` port that reads 0 until ``model_id_load`` cycles after reset (as a
+core that reads its id from flash). :func:`reference` is its Python model; with
 an always-valid image source and an always-ready sink its cycle count is
 ``n + (n − 1) // stall_every + latency + K + 1``.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
+from amaranth.lib.wiring import Out
 
 from ...firmware.protocol import Result
 from ...hw.common import check_int, check_width, unsigned_bits, validated
@@ -50,25 +53,33 @@ class FixtureCore(wiring.Component):
         Pixels between one-cycle stalls of ``image.ready`` (0: never stall).
     latency : int
         Cycles between the last pixel and the first logit.
+    model_id_load : int, optional
+        Give the core a ``model_id`` port instead of the constant, reading ``model_id`` from this
+        many cycles after reset (0 before); the constant is then ``model_id_value``.
     """
 
     @validated
     def __init__(self, *, pixel_bits=5, n_pixels=64, num_classes=10, T=4, lanes=1, model_id=0x5EED1E55,
-                 logit_width=None, stall_every=3, latency=5):
+                 logit_width=None, stall_every=3, latency=5, model_id_load=None):
         self.pixel_bits = check_int("pixel_bits", pixel_bits, lo=1, hi=8)
         self.n_pixels = check_int("n_pixels", n_pixels, lo=1)
         self.num_classes = check_int("num_classes", num_classes, lo=1)
         self.T = check_int("T", T, lo=1)
         self.lanes = check_int("lanes", lanes, lo=1)
-        self.model_id = check_int("model_id", model_id, lo=0)
+        self.model_id_value = check_int("model_id", model_id, lo=0, hi=2**32 - 1)
+        self.model_id_load = None if model_id_load is None else check_int("model_id_load", model_id_load, lo=1)
+        if self.model_id_load is None:
+            self.model_id = self.model_id_value
         self.stall_every = check_int("stall_every", stall_every, lo=0)
         self.latency = check_int("latency", latency, lo=0)
         K = self.num_classes
         self._acc_max = -(-self.n_pixels // K) * ((1 << self.pixel_bits) - 1)
         self.logit_width = check_width("logit_width", logit_width, -(self.T - 1) * (K - 1), self._acc_max,
                                        what="logits")
-        super().__init__(core_signature(pixel_bits=self.pixel_bits, logit_width=self.logit_width,
-                                        num_classes=K, T=self.T))
+        sig = core_signature(pixel_bits=self.pixel_bits, logit_width=self.logit_width, num_classes=K, T=self.T)
+        if self.model_id_load is not None:
+            sig = wiring.Signature({**sig.members, "model_id": Out(32)})
+        super().__init__(sig)
 
     def reference(self, pixels, delay: int) -> Result:
         """:func:`reference` with this core's parameters."""
@@ -90,6 +101,11 @@ class FixtureCore(wiring.Component):
         val, best = Signal(signed(self.logit_width)), Signal(signed(self.logit_width))
         best_i = Signal.like(self.prediction.payload)
         img, lg, pr = self.image, self.logits, self.prediction
+        if self.model_id_load is not None:  # the id "read from flash" some cycles after reset
+            load = Signal(range(self.model_id_load + 1))
+            with m.If(load != self.model_id_load):
+                m.d.sync += load.eq(load + 1)
+            m.d.comb += self.model_id.eq(Mux(load == self.model_id_load, self.model_id_value, 0))
 
         m.d.comb += [val.eq(acc[c] - dsub), lg.payload.eq(val), pr.payload.eq(best_i), self.cycles.eq(cnt + 1)]
         with m.If(started):
