@@ -151,7 +151,7 @@ class Accelerator(wiring.Component):
                      self.prefetched.eq(loader.full == 0b11), self.error.eq(loader.error)]
         connect(m, scatter.weight, mem["weight"].read)
         connect(m, loader.weight_w, mem["weight"].write)
-        connect(m, seq.op_rd, mem["op"].read[0])
+        connect(m, seq.op, mem["op"].read[0])
         for port, name in ((loader.op_w, "op"), (loader.bias_w, "bias"), (loader.threshold_w, "threshold"),
                            (loader.v0_w, "v0")):
             connect(m, port, mem[name].write[0])

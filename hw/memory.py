@@ -205,6 +205,7 @@ class WeightBuffer(wiring.Component):
         m = Module()
         if not self.single_port:
             m.submodules.ram = ram = BankedMemory(self.width, 2 * self.depth)
+            self.ram = ram  # read-only, for tests: slot 0 from word 0, slot 1 from word ``depth``
             m.d.comb += [ram.read[0].addr.eq(self.read.addr + Mux(self.slot, self.depth, 0)),
                          self.read.data.eq(ram.read[0].data), self.read.q.eq(ram.read[0].q)]
             wiring.connect(m, wiring.flipped(self.write), ram.write[0])

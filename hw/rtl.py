@@ -1,4 +1,8 @@
-"""``csdformer rtl``: the accelerator's Verilog, memory images and JSON description, in one folder.
+"""``csdformer rtl``: the accelerator's Verilog, the model's flash image and a JSON description,
+in one folder.
+
+The Verilog depends on the fabric only (:mod:`csdformer.hw.fabric`); the model is ``model.bin``
+(:mod:`csdformer.hw.flash_image`), which the accelerator reads through its ``bus`` port.
 
 Everything is checked before anything is written (:func:`csdformer.hw.program.compile_program`
 raises :class:`HwParamError` for an artifact the generator cannot build), and the folder is
@@ -19,6 +23,7 @@ from amaranth.lib import wiring
 from .. import __version__
 from .accelerator import Accelerator
 from .common import HwParamError, verilog_text
+from .flash_image import build_image
 from .netmodel import op_costs
 from .program import Program
 
@@ -27,32 +32,23 @@ __all__ = ["TOP", "write_rtl", "describe"]
 TOP = "csdformer_accel"
 
 
-def _hex_lines(rows, width: int, lanes: int) -> str:
-    digits = -(-width * lanes // 4)
-    mask = (1 << width) - 1
-    words = [sum((int(v) & mask) << (i * width) for i, v in enumerate(r)) for r in rows]
-    return "".join(f"{w:0{digits}x}\n" for w in words)
-
-
 def describe(acc: Accelerator, delay: int) -> dict:
     """Ports, memories, parameters, tensor map and the cycle model of one generated accelerator."""
     p: Program = acc.program
     ports = []
-    for name, member in acc.signature.members.items():
-        if member.is_port:
-            ports.append({"name": name, "direction": "out" if member.flow == wiring.Out else "in",
-                          "width": Value.cast(getattr(acc, name)).shape().width})
-        else:
-            for sub, m in member.signature.members.items():
-                out = m.flow == wiring.Out  # an In member's signature is already flipped
-                ports.append({"name": f"{name}__{sub}", "direction": "out" if out else "in",
-                              "width": Value.cast(getattr(getattr(acc, name), sub)).shape().width})
+
+    def walk(prefix, members, obj, flip):
+        for name, member in members.items():
+            if member.is_port:
+                out = (member.flow == wiring.Out) != flip
+                ports.append({"name": prefix + name, "direction": "out" if out else "in",
+                              "width": Value.cast(getattr(obj, name)).shape().width})
+            else:  # an In member's signature is already flipped
+                walk(f"{prefix}{name}__", member.signature.members, getattr(obj, name), False)
+
+    walk("", acc.signature.members, acc, False)
     d = p.describe()
     W = p.widths
-    mems = {
-        "weights": ("weight", p.weights), "biases": ("bias", p.biases),
-        "thresholds": ("threshold", p.thresholds), "v0": ("v0", p.v0),
-    }
     costs = op_costs(p, delay)
     return {
         "generator": f"csdformer {__version__}",
@@ -62,7 +58,7 @@ def describe(acc: Accelerator, delay: int) -> dict:
                        "pixel_bits": p.pixel_bits, "n_pixels": p.n_pixels, "num_classes": p.num_classes},
         "ports": ports,
         "memories": {"depths": d["depths"], "bits": d["memory_bits"],
-                     "rom_images": {k: f"mem/{k}.hex" for k in mems}},
+                     "flash_image": "model.bin", "fabric_id": f"{p.fabric.fabric_id:08x}"},
         "tensors": d["tensors"],
         "ops": [dict(o, **c) for o, c in zip(d["ops"], costs)],
         "cycle_model": {
@@ -74,7 +70,7 @@ def describe(acc: Accelerator, delay: int) -> dict:
 
 
 def write_rtl(program: Program, out_dir, *, force: bool = False, delay: int | None = None) -> Path:
-    """Write ``<out_dir>/{csdformer_accel.v, accelerator.json, mem/*.hex}``; return the folder."""
+    """Write ``<out_dir>/{csdformer_accel.v, accelerator.json, fabric.json, model.bin}``; return the folder."""
     out = Path(out_dir)
     if out.exists() and not force:
         raise HwParamError(f"{out}: already exists (use --force to replace it)")
@@ -87,11 +83,8 @@ def write_rtl(program: Program, out_dir, *, force: bool = False, delay: int | No
     try:
         os.chmod(tmp, 0o755)
         (tmp / f"{TOP}.v").write_text(text)
-        (tmp / "mem").mkdir()
-        W, P = program.widths, program.lanes
-        for key, width, rows in (("weights", W["weight"], program.weights), ("biases", W["bias"], program.biases),
-                                 ("thresholds", W["threshold"], program.thresholds), ("v0", W["v0"], program.v0)):
-            (tmp / "mem" / f"{key}.hex").write_text(_hex_lines(rows, width, P))
+        (tmp / "model.bin").write_bytes(build_image(program))
+        (tmp / "fabric.json").write_text(json.dumps(program.fabric.to_json(), indent=1) + "\n")
         (tmp / "accelerator.json").write_text(json.dumps(desc, indent=1) + "\n")
         if out.exists():
             shutil.rmtree(out)

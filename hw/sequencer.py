@@ -60,7 +60,7 @@ class Sequencer(wiring.Component):
             "dbg_data": Out(p.lanes),
             "spk": Out(ReadPort(p.depths["spk"], p.lanes)),
             "img": Out(WritePort(p.depths["img"], p.pixel_bits)),
-            "op_rd": Out(ReadPort(2 * op_bytes(p), 8)),
+            "op": Out(ReadPort(2 * op_bytes(p), 8)),
             "full": In(2), "free": Out(2), "slot": Out(1),
             "bias": Out(PhaseControl(p, L["bias"].shape)),
             "cumulate": Out(PhaseControl(p, L["cumulate"].shape)),
@@ -126,9 +126,9 @@ class Sequencer(wiring.Component):
                     m.next = "OP_FETCH"
             with m.State("OP_FETCH"):
                 with m.If(fi < OB):
-                    m.d.comb += self.op_rd.addr.eq(Mux(slot, OB, 0) + fi)
+                    m.d.comb += self.op.addr.eq(Mux(slot, OB, 0) + fi)
                 with m.If(fi >= DATA_LATENCY):
-                    m.d.sync += raw.word_select((fi - DATA_LATENCY)[:len(fi)], 8).eq(self.op_rd.data)
+                    m.d.sync += raw.word_select((fi - DATA_LATENCY)[:len(fi)], 8).eq(self.op.data)
                 m.d.sync += fi.eq(fi + 1)
                 with m.If(fi == OB + DATA_LATENCY - 1):
                     m.next = "OP_DECODE"

@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 import numpy as np
+
+from csdformer.hw.flash_image import parse_header
 import pytest
 
 from csdformer.artifact import resolve_artifact
@@ -103,16 +105,14 @@ def test_rtl_is_byte_identical_across_runs(tmp_path):
                        capture_output=True)
         outs.append(out)
     files = sorted(p.relative_to(outs[0]) for p in outs[0].rglob("*") if p.is_file())
-    assert [str(f) for f in files] == ["accelerator.json", "csdformer_accel.v", "mem/biases.hex", "mem/thresholds.hex",
-                                       "mem/v0.hex", "mem/weights.hex"]
+    assert [str(f) for f in files] == ["accelerator.json", "csdformer_accel.v", "fabric.json", "model.bin"]
     for f in files:
         assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
     desc = json.loads((outs[0] / "accelerator.json").read_text())
     assert desc["parameters"]["lanes"] == 8 and desc["top"] == "csdformer_accel"
     assert {p["name"]: p["direction"] for p in desc["ports"]}["image__payload"] == "in"
-    w = desc["parameters"]["widths"]["weight"] * 8
-    first = (outs[0] / "mem" / "weights.hex").read_text().split()[0]
-    assert len(first) == w // 4
+    header = parse_header((outs[0] / "model.bin").read_bytes())
+    assert f"{header.fabric_id:08x}" == desc["memories"]["fabric_id"]
 
 
 def test_no_multiplier_anywhere_in_the_accelerator():

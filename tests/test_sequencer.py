@@ -3,8 +3,10 @@ stub phase units that answer ``done`` after a known number of cycles, it must st
 the program's order (the bias pass before a scatter op's frames; per step the scatter then the
 sink, or the sink, max-pool or transposer alone; the logits after the head's steps), each with
 its op group and the step's frame (``phase_rig.frame``), write the image's pixels to IMG, and take
-``n_pixels + Σ sequencer.cycles + the stubs' cycles`` to the last logit. A flipped bit of one
-pixel write must fail."""
+``n_pixels + Σ sequencer.cycles + the stubs' cycles`` to the last logit. A stub loader fills the
+two op slots as the model loader does (a record into a slot the sequencer frees, ``LOAD_DELAY``
+cycles later), so the op words come through the staging RAM and every op whose record is late
+waits for it. A flipped bit of one pixel write must fail."""
 
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ import numpy as np
 import pytest
 
 from csdformer.hw import sequencer
+from csdformer.hw.flash_image import op_bytes
 from csdformer.hw.phase import PhaseControl
 from csdformer.hw.program import SCATTER_SRC, Sink, Src
 from csdformer.sim.benchlib.phase_rig import Flip, PhaseRig, case, compare, frame, steps
 
+LOAD_DELAY = 300  # cycles from a slot's release to its next record being in (stub loader)
 STUB = {"bias": 3, "cumulate": 7, "scatter": 4, "sink": 2, "maxpool": 5, "transpose": 6, "logits": 3}  # cycles a start
 
 
@@ -68,6 +72,32 @@ def run_sequencer(name, lanes, single_port, delay, flip=None):
                     ctx.set(port.last, 0)
         return run
 
+    ob = op_bytes(program)
+
+    async def loader(ctx):
+        """The model loader's protocol: records 0 and 1 in at once; then record j starts loading
+        when the one before it is in and slot j mod 2 is free (a ``free`` pulse cleared its
+        flag), and is in LOAD_DELAY cycles later."""
+        def put(j):
+            word = program.encode(program.ops[j]).to_bytes(ob, "little")
+            rig.load(ctx, "op", (j % 2) * ob, list(word))
+
+        put(0)
+        put(1)
+        full, j, done_at, now = 0b11, 2, None, 0
+        ctx.set(seq.full, full)
+        while j < len(program.ops) and now < 20_000:
+            *_, free = await ctx.tick().sample(seq.free)
+            now += 1
+            full &= ~free
+            if done_at is not None and now >= done_at:
+                put(j)
+                full |= 1 << (j % 2)
+                j, done_at = j + 1, None
+            if done_at is None and j < len(program.ops) and not full >> (j % 2) & 1:
+                done_at = now + LOAD_DELAY
+            ctx.set(seq.full, full)
+
     async def bench(ctx):
         pixels = c.image.transpose(1, 2, 0).reshape(-1).tolist()  # (y, x, c) order
         ctx.set(seq.delay, delay)
@@ -81,7 +111,7 @@ def run_sequencer(name, lanes, single_port, delay, flip=None):
 
     phases = [n for n, m in seq.signature.members.items() if m.is_signature and isinstance(m.signature, PhaseControl)]
     assert sorted(phases) == sorted(STUB)
-    rig.run(bench, *[stub(p) for p in phases])
+    rig.run(bench, loader, *[stub(p) for p in phases])
     compare(f"{name}@{lanes} IMG (pixel)", np.array(result["img"]), np.array(result["pixels"]))
     got = [s[0] for s in starts]
     i = next((i for i, (g, w) in enumerate(zip(got + [None] * len(want), want)) if g != w[0]), None)
@@ -93,8 +123,27 @@ def run_sequencer(name, lanes, single_port, delay, flip=None):
             assert opv.as_bits() == rig.op_const(op, getattr(seq, phase)).as_bits(), f"{where}: op fields"
         if phase not in ("bias", "logits"):  # the bias pass starts before the frame is set up
             assert {k: getattr(fr, k) for k, _ in fr.shape()} == frame(program, op, t, delay), f"{where}: frame"
-    model = program.n_pixels + sum(sequencer.cycles(op, program, delay) for op in program.ops)
-    assert result["cycles"] == model + sum(STUB[w[0]] for w in want)
+    costs = [sequencer.cycles(op, program, delay) + sum(STUB[w[0]] for w in want if w[1] is op)
+             for op in program.ops]
+    waits = _waits(costs)
+    assert waits > 0, "no op waited for its record: the stub loader does not exercise OP_START"
+    assert result["cycles"] == program.n_pixels + sum(costs) + waits
+
+
+def _waits(costs):
+    """Cycles the ops wait for their records with the stub loader: record j starts when record
+    j − 1 is in and op j − 2 has ended (its flag is clear the cycle after), and its flag is up
+    LOAD_DELAY cycles later."""
+    start, ends, waits, loader = 0, [], 0, 0
+    for k, cost in enumerate(costs):
+        ready = 0
+        if k >= 2:
+            ready = loader = max(loader, ends[k - 2] + 1) + LOAD_DELAY
+        wait = max(0, ready - start)
+        waits += wait
+        ends.append(start + wait + cost - 1)
+        start = ends[k] + 1
+    return waits
 
 
 CASES = [("digits", 8, (), 3), ("digits", 8, (), 0), ("digits", 1, ("cur", "mem"), 3), ("fashion_mnist", 16, (), 3)]

@@ -33,7 +33,7 @@ from amaranth.lib.wiring import connect
 from amaranth.sim import Simulator
 
 from ...hw.accelerator import Accelerator
-from ...hw.memory import DATA_LATENCY, Q_LATENCY, ReadPort, WritePort
+from ...hw.memory import DATA_LATENCY, Q_LATENCY, ReadPort, WeightBuffer, WritePort
 from ...hw.program import Program, Sink, Tensor, compile_program
 
 __all__ = ["PhaseRig", "Flip", "frame", "steps", "acc_tensor", "op_named", "compare", "pack", "unpack", "Case", "case", "simulate"]
@@ -178,7 +178,8 @@ class PhaseRig:
                     self.memories[key] = m.submodules[key] = memories[key]
                 kind = "read" if isinstance(sig, ReadPort) else "write"
                 n = used[kind][key] = used[kind].get(key, -1) + 1
-                port, mem_port = getattr(u, name), getattr(self.memories[key], kind)[n]
+                ports = getattr(self.memories[key], kind)
+                port, mem_port = getattr(u, name), ports if isinstance(self.memories[key], WeightBuffer) else ports[n]
                 if u is unit and flip is not None and flip.port == name:
                     (self._flipped_read if kind == "read" else self._flipped_write)(m, port, mem_port)
                 else:
@@ -187,6 +188,7 @@ class PhaseRig:
             x._MustUse__silence = True  # made for their memories' shapes only
         if flip is not None and flip.port not in unit.signature.members:
             raise ValueError(f"flip: the unit has no port {flip.port!r}")
+        self._model_op = None  # the op whose weights the weight buffer's slot 0 holds
         self.clock = Signal(32, name="clock")  # cycles since the start of the simulation
         m.d.sync += self.clock.eq(self.clock + 1)
 
@@ -249,6 +251,8 @@ class PhaseRig:
         ``helpers``); return its cycles until ``done``, inclusive. One
         more cycle passes after ``done`` (the sequencer's ``NEXT``) before this returns."""
         ctl = (unit or self.unit).ctl
+        if op is not None and op is not self._model_op:
+            self.load_model(ctx, op)
         if op is not None and "op" in ctl.signature.members:
             ctx.set(ctl.op, self.op_const(op, ctl))
         if t is not None:
@@ -270,8 +274,20 @@ class PhaseRig:
         await ctx.tick().repeat(cycles)
 
     # ---- memories -----------------------------------------------------------------------------
+    def load_model(self, ctx, op) -> None:
+        """What the model loader would have put on chip for ``op``: the tables (biases,
+        thresholds, ``v0``) and ``op``'s weights in the weight buffer's slot 0."""
+        p = self.program
+        for name, rows in (("bias", p.biases), ("threshold", p.thresholds), ("v0", p.v0)):
+            if name in self.memories:
+                self.load(ctx, name, 0, pack(rows, self.width(name)))
+        if "weight" in self.memories and op.weights is not None:
+            self.load(ctx, "weight", 0, pack(op.weights, self.width("weight")))
+        self._model_op = op
+
     def _cells(self, name: str, base: int, n: int):
         mem = self.memories[name]
+        mem = getattr(mem, "ram", mem)  # the weight buffer: its RAM (slot 0 first)
         banks = mem.banks
         if mem.single_port:
             ram = banks[0].ram
