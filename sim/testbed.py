@@ -31,10 +31,11 @@ BACKENDS = ("rom", "flash")
 
 class Testbed(wiring.Component):
     """``program``'s accelerator with its image in ``backend`` (module docstring). ``image``: the
-    flash image to hold (default: the program's own); ``divisor``, ``lines``: the QSPI reader's."""
+    flash image to hold (default: the program's own); ``divisor``, ``lines``, ``clock_hz``: the QSPI
+    reader's; ``byte_cycles``: the on-chip backend's."""
 
     def __init__(self, program, *, backend: str = "rom", image: bytes | None = None, divisor: int = 1,
-                 lines: int = 4, byte_cycles: int = 1):
+                 lines: int = 4, byte_cycles: int = 1, clock_hz: float = 50e6):
         if backend not in BACKENDS:
             raise HwParamError(f"backend: {backend!r}; one of {', '.join(BACKENDS)}")
         self.program = program
@@ -48,8 +49,9 @@ class Testbed(wiring.Component):
             from ..hw.qspi import QspiFlashReader
             from .flash_model import SpiFlashModel
 
-            self.reader = QspiFlashReader(divisor=divisor, lines=lines)
-            self.store = SpiFlashModel(self.flash_image)
+            self.reader = QspiFlashReader(clock_hz=clock_hz, divisor=divisor, lines=lines)
+            # A short wake-up time keeps simulations short; the reader waits its own (longer) one.
+            self.store = SpiFlashModel(self.flash_image, t_res_cycles=min(16, self.reader.init_cycles))
         members = {k: v for k, v in self.accelerator.signature.members.items() if k != "bus"}
         super().__init__(members)
         for name in ("pixel_bits", "n_pixels", "num_classes", "logit_width", "class_bits", "lanes", "T"):
