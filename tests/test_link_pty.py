@@ -159,3 +159,64 @@ def test_csdformer_run_over_a_pty(art, capsys):
     assert rc == 2 and "over 2 images" in out and "logits equal for 2/2" in out
     assert err.count("\n") == 1 and err.startswith("csdformer: error: run stopped after 2 of 6 images")
     assert "the port failed" in err
+
+
+def test_rtl_soc_behind_a_pty(tmp_path):
+    """The RTL SoC (UART + link + the digits accelerator with its model in an on-chip ROM,
+    :class:`csdformer.sim.testbed.Testbed`) in Verilator behind a pty (bench:
+    ``sim/benches/link_pty.py``), driven by the runtime through pyserial: INFO (the model id read
+    from the core's port once its model is loaded) and images, each answered with the golden
+    model's class and logits."""
+    import os
+    import threading
+    import time
+
+    from csdformer.hw.flash_image import parse_header
+    from csdformer.hw.link import LinkSoC
+    from csdformer.hw.program import compile_program
+    from csdformer.sim.benchlib import runner
+    from csdformer.sim.testbed import Testbed
+    from csdformer.sim.verify import reference_result
+    from csdformer.firmware.runtime import to_wire
+
+    art = load(resolve_artifact("digits"))
+    program = compile_program(art, 8, keep_spikes=False)
+    core = Testbed(program)
+    soc = LinkSoC(core, divisor=8, timeout=4 * 80)
+    meta = {"divisor": 8, "port_file": str(tmp_path / "port"), "done_file": str(tmp_path / "done"), "wall_s": 900}
+    out = {}
+
+    def bench():
+        try:
+            out["res"] = runner.run_bench(soc, "link_pty_digits", "csdformer.sim.benches.link_pty",
+                                          data={"none": np.zeros(1)}, meta=meta, tag="pty")
+        except BaseException as e:  # noqa: BLE001 - reported below
+            out["error"] = e
+
+    t = threading.Thread(target=bench, daemon=True)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        while not os.path.exists(meta["port_file"]):  # the Verilator build, then the bench's pty
+            assert t.is_alive() and time.monotonic() - t0 < 900, f"the bench did not start: {out}"
+            time.sleep(0.2)
+        port = (tmp_path / "port").read_text()
+        x, _ = load_dataset("digits", "test")
+        want_id = parse_header(core.flash_image).model_id
+        with Device(port, timeout=30, retries=1) as dev:
+            info = dev.info()
+            for _ in range(20):  # 0 until the core has loaded its model from the ROM
+                if info.model_id:
+                    break
+                time.sleep(0.5)
+                info = dev.info()
+            assert info == P.Info(64, 10, art.T, 8, want_id)
+            got = [dev.infer(img, d) for img, d in zip(x[:3], (art.delay, 0, art.T - 1))]
+    finally:
+        (tmp_path / "done").touch()
+        t.join(timeout=300)
+    assert "error" not in out, out.get("error")
+    assert out["res"].passed, out["res"].summary()
+    for (cls, logits, cycles), img, d in zip(got, x[:3], (art.delay, 0, art.T - 1)):
+        ref = reference_result(program, to_wire(img), d)
+        assert cls == ref.cls and logits.tolist() == list(ref.logits) and cycles > 0
