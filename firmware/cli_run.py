@@ -84,9 +84,10 @@ def check_device(art, info, model_id: int | None) -> str:
     if model_id is None:
         return "model id not checked: the hw extra is not installed"
     if info.model_id != model_id:
+        what = ("no model is loaded yet (a device that reads its model from flash reports 0 until it has)"
+                if info.model_id == 0 else "another model (or other weights) is loaded")
         raise CsdformerError(f"--port: the device reports model id 0x{info.model_id:08x}, {art.name} with "
-                             f"{info.lanes} lanes is 0x{model_id:08x}: another model (or other weights) "
-                             "is loaded")
+                             f"{info.lanes} lanes is 0x{model_id:08x}: {what}")
     return "model id checked"
 
 

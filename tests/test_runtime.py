@@ -232,6 +232,9 @@ def test_run_command_refuses_another_model_id(monkeypatch, art):
     with pytest.raises(CsdformerError, match=r"reports model id 0x12345678, digits with 1 lanes is 0x"):
         run_command(_args("--images", "2"))
     assert run_command(_args("--images", "2", "--model-id", "0x12345678")) == 0
+    model.info = dataclasses.replace(model.info, model_id=0)
+    with pytest.raises(CsdformerError, match=r"reports model id 0x00000000, .*no model is loaded yet"):
+        run_command(_args("--images", "2"))
 
 
 def test_run_command_reports_then_fails(monkeypatch, capsys, art):
