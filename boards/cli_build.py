@@ -8,7 +8,7 @@ The core seam
 -------------
 The core (UART link + whole-network accelerator) is made by the function named in
 :data:`CORE_PROVIDER`, ``csdformer.boards.soc:accelerator_core`` (contract in its docstring):
-``provider(artifact, lanes, divisor, single_port=()) -> wiring.Component``. The environment variable
+``provider(program, divisor, *, board, clock_hz) -> wiring.Component``. The environment variable
 ``CSDFORMER_CORE_PROVIDER=module:function`` overrides it, and tests may set
 :data:`CORE_PROVIDER` to a callable; this is how a stand-in core is built today.
 """
@@ -23,6 +23,8 @@ from pathlib import Path
 from .. import CsdformerError
 from ..artifact import load, resolve_artifact
 from ..hw.common import HwParamError, check_int
+from ..hw.fabric import Fabric
+from ..hw.flash_image import build_image
 from ..hw.program import compile_program
 from .build import build
 from .report import BuildReport
@@ -56,13 +58,18 @@ def memory_check(artifact, lanes: int, board, out_dir, freq_mhz=None):
     """Compile the artifact's layer program for the board's memory budget (seconds, no synthesis).
 
     Returns ``(program, None)`` when its memories can fit (the board's program: spike tensors
-    shared by liveness, the board's single-port memories), else ``(None, report)``: a failed
+    shared by liveness, the board's single-port memories, compiled into a fabric with a bit of
+    headroom in every value-dependent width, so that retrained models of the same shape run on
+    the same bitstream), else ``(None, report)``: a failed
     :class:`BuildReport` (written to ``out_dir``) whose error says how much memory each part
     needs against what the device has.
     """
     try:
+        natural = compile_program(artifact, lanes, keep_spikes=False, target=board.memory_target,
+                                  single_port=board.single_port)
+        fabric = Fabric.of(natural, headroom=True)
         return compile_program(artifact, lanes, keep_spikes=False, target=board.memory_target,
-                               single_port=board.single_port), None
+                               single_port=board.single_port, fabric=fabric), None
     except HwParamError as e:
         if not str(e).startswith("memory:"):
             raise
@@ -107,11 +114,12 @@ def build_command(args) -> int:
         raise CsdformerError(f"{out}: already exists (use --force to replace it, or -o another folder)")
     program, report = memory_check(artifact, lanes, board, out, args.freq)
     if report is None:
-        top = BoardTop(lambda hz: provider(artifact, lanes, uart_divisor(hz, args.baud), single_port=board.single_port),
+        top = BoardTop(lambda hz: provider(program, uart_divisor(hz, args.baud), board=board, clock_hz=hz),
                        board, freq_mhz=args.freq)
         report = build(top, board, out)
+        (out / "model.bin").write_bytes(build_image(program))
         try:
-            report.cycles_per_image, report.model_images = model_cycles(program)
+            report.cycles_per_image, report.model_images = model_cycles(program, timing=getattr(top.core, "timing", None))
         except CsdformerError as e:
             report.notes.append(f"no speed estimate: {e}")
         report.write(out)

@@ -49,20 +49,28 @@ def uart_divisor(sync_hz: float, baud: int = DEFAULT_BAUD) -> int:
     return div
 
 
-def accelerator_core(artifact, lanes: int, divisor: int, single_port=()) -> wiring.Component:
-    """The real core: UART link (:class:`csdformer.hw.link.LinkSoC`) around the whole-network
-    accelerator of ``artifact`` with ``lanes`` lanes; ``divisor`` is the UART's clock cycles per bit
-    (:func:`uart_divisor`); ``single_port`` names the memories to build single-port (the board's
-    :attr:`~csdformer.boards.targets.Board.single_port`: SPRAM on the iCE40UP5K). Spike tensors
-    share memory by liveness (no debug read-back on boards).
-    ``csdformer build`` finds this function through :data:`csdformer.boards.cli_build.CORE_PROVIDER`.
-    """
-    from ..hw.accelerator import Accelerator
-    from ..hw.link import LinkSoC
-    from ..hw.program import compile_program
+FLASH_SCK_HZ = 50e6  # the flash clock's ceiling here (the parts read 0x6B / 0x0B at up to 104-133 MHz)
 
-    core = Accelerator(compile_program(artifact, lanes, keep_spikes=False, single_port=tuple(single_port)))
-    return LinkSoC(core, divisor=divisor, timeout=LINK_TIMEOUT_BYTES * 10 * divisor)
+
+def flash_divisor(clock_hz: float) -> int:
+    """The QSPI reader's SCK half-period in clock cycles: SCK = clock / (2·divisor) ≤ 50 MHz."""
+    return max(1, math.ceil(clock_hz / (2 * FLASH_SCK_HZ)))
+
+
+def accelerator_core(program, divisor: int, *, board, clock_hz: float) -> wiring.Component:
+    """The real core: :class:`csdformer.hw.device.FlashDevice`, the UART link around the
+    whole-network accelerator of ``program`` (compiled for the board: its lanes, its single-port
+    memories, spike tensors sharing memory by liveness, into its fabric), which reads the model
+    from the board's flash at :attr:`~csdformer.boards.targets.Board.model_offset` (quad reads
+    where the board wires IO2/IO3). ``divisor`` is the UART's clock cycles per bit
+    (:func:`uart_divisor`). ``csdformer build`` finds this function through
+    :data:`csdformer.boards.cli_build.CORE_PROVIDER`.
+    """
+    from ..hw.device import FlashDevice
+
+    return FlashDevice(program, divisor=divisor, timeout=LINK_TIMEOUT_BYTES * 10 * divisor, clock_hz=clock_hz,
+                       base=board.model_offset, flash_divisor=flash_divisor(clock_hz),
+                       lines=4 if board.flash_quad else 1)
 
 
 def check_core(core) -> wiring.Component:

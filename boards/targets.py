@@ -156,7 +156,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         resources=Resources(lut=5280, ff=5280, bram=30, spram=4, dsp=8),
         freq_mhz=30.0, goal_mhz=50.0, lanes=1,
         leds={"heartbeat": ("led", 1), "error": ("led", 0)},  # green, red; busy speeds the heartbeat
-        reset=("button", 0), synth_opts="-dsp", memory_target="ice40up5k", single_port=("cur", "mem"),
+        reset=("button", 0), synth_opts="-dsp", memory_target="ice40up5k", single_port=("cur", "weight"),
         # The iCE40UP5K bitstream (104,090 bytes) sits at 0: the first 64 KiB boundary past it.
         flash_bytes=16 << 20, model_offset=0x20000, flash_quad=True, flash_parts=("W25Q128JVSIM",),
         notes="UART on the FTDI second channel (rx pin 6, tx pin 9); user button resets; "

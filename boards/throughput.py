@@ -12,16 +12,17 @@ __all__ = ["model_cycles", "cycle_estimate", "worst_case_cycles", "N_IMAGES"]
 N_IMAGES = 20
 
 
-def model_cycles(program, n: int = N_IMAGES, seed: int = 0) -> tuple[float, int]:
+def model_cycles(program, n: int = N_IMAGES, seed: int = 0, timing=None) -> tuple[float, int]:
     """Mean modelled cycles per image of ``program`` (a compiled :class:`~csdformer.hw.program.Program`)
-    over ``n`` test images of its artifact's data set at the artifact's delay D, and ``n``.
+    over ``n`` test images of its artifact's data set at the artifact's delay D, and ``n``;
+    ``timing``: the memory backend's (the flash reader's), so that waits for weights count.
 
     Raises :class:`~csdformer.CsdformerError` when the data set cannot be loaded."""
     from ..sim.verify import golden_reference, select_images
 
     artifact = program.artifact
     _, x = select_images(artifact, n, seed)
-    models = golden_reference(program, x, artifact.delay)["models"]
+    models = golden_reference(program, x, artifact.delay, timing=timing)["models"]
     return sum(m.cycles for m in models) / len(models), len(models)
 
 

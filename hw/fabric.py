@@ -11,8 +11,9 @@ then the fabric's, bit for bit). :attr:`Fabric.fabric_id` is stored in the flash
 and the build cache finds a bitstream by it.
 
 :meth:`Fabric.of` takes a program's structure; with ``headroom`` every value-dependent width gets
-one more bit (acc, cur, mem, sum, bias, threshold, v0, and each op field) and the weight width is
-the artifact's ``weight_bits``, so that a retrained model of the same shape fits.
+one more bit (acc, cur, mem, sum, bias, threshold, v0, and the op fields that come from trained
+values: the attention shift) and the weight width is the artifact's ``weight_bits``, so that a
+retrained model of the same shape fits.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from amaranth.lib import data
 __all__ = ["Fabric", "FieldShape"]
 
 HEADROOM_WIDTHS = ("acc", "cur", "mem", "sum", "bias", "threshold", "v0")
+# The op fields that depend on trained values (the rest are addresses and sizes: the shape's).
+HEADROOM_FIELDS = (("sink", "shift"),)
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,8 @@ class Fabric:
             if isinstance(shape, data.ArrayLayout):
                 lanes, shape = shape.length, shape.elem_shape
             s = Shape.cast(shape)
-            fields.append(FieldShape(group, name, s.width + int(headroom), s.signed, lanes))
+            extra = int(headroom and (group, name) in HEADROOM_FIELDS)
+            fields.append(FieldShape(group, name, s.width + extra, s.signed, lanes))
         return cls(program.lanes, program.T, tuple(program.input_shape), program.pixel_bits, program.num_classes,
                    tuple(sorted(widths.items())), tuple(sorted(program.natural_depths.items())), tuple(fields),
                    tuple(program.single_port))

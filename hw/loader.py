@@ -16,7 +16,7 @@ model id 0). Cycles of a record: :func:`record_cycles`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -70,17 +70,17 @@ class ModelLoader(wiring.Component):
         word = Signal(8 * kmax)
         bi = Signal(range(max(kmax, HEADER_BYTES, OB, COUNT_BYTES) + 1))  # byte in the word / field
         wi = Signal(range(max([D["weight"]] + [n for _, n, _ in tables]) + 1))  # word in the table / block
-        n_ops = Signal(16)
+        n_ops = Signal(range(max(D["ops"], 2) + 1))
         mid = Signal(32)
-        j = Signal(16)  # the record
-        nw = Signal(8 * COUNT_BYTES)  # its weight words
+        j = Signal.like(n_ops)  # the record
+        nw = Signal(range(D["weight"] + 1))  # its weight words (a fitting image's counts fit)
         slot = Signal()
         m.d.comb += slot.eq(j[0])
         start = self.base + records_offset(p)
         raddr = Signal(ADDR_BITS, init=start)
         full = Signal(2)
         m.d.sync += full.eq(full & ~self.free)
-        m.d.comb += [self.full.eq(full), self.model_id.eq(Mux(self.ready, mid, 0))]
+        m.d.comb += [self.full.eq(full), self.model_id.eq(mid)]
         beat = Signal()
         m.d.comb += [bus.data.ready.eq(1), beat.eq(bus.data.valid)]
         byte = bus.data.payload
@@ -90,9 +90,8 @@ class ModelLoader(wiring.Component):
             m.d.sync += word.word_select(bi, 8).eq(byte)
         m.d.sync += pend.eq(0)
         writes = (self.bias_w, self.threshold_w, self.v0_w, self.weight_w)
-        for i, port in enumerate(writes):
-            m.d.comb += [port.addr.eq(Mux(pend & (pend_mem == i), pend_addr, 0)),
-                         port.data.eq(Mux(pend & (pend_mem == i), word, 0)), port.en.eq(pend & (pend_mem == i))]
+        for i, port in enumerate(writes):  # the loader is each of these memories' only writer
+            m.d.comb += [port.addr.eq(pend_addr), port.data.eq(word), port.en.eq(pend & (pend_mem == i))]
 
         def take_word(mem: int, k: int, addr, last, then):
             """Collect a ``k``-byte word; on its last byte, write it to ``writes[mem]`` at ``addr``."""
@@ -122,12 +121,11 @@ class ModelLoader(wiring.Component):
                     with m.If(check & (byte != want[bi[:4]])):
                         m.next = "ERROR"
                     with m.If(bi == 6):
-                        m.d.sync += n_ops[:8].eq(byte)
+                        m.d.sync += n_ops.eq(byte)
                     with m.If(bi == 7):
-                        m.d.sync += n_ops[8:].eq(byte)
-                    for k in range(4):
-                        with m.If(bi == 12 + k):
-                            m.d.sync += mid.word_select(k, 8).eq(byte)
+                        m.d.sync += n_ops.eq(Cat(n_ops[:8], byte))
+                    with m.If((bi >= 12) & (bi < 16)):  # the model id, shifted in
+                        m.d.sync += mid.eq(Cat(mid[8:], byte))
                     with m.If(bi == HEADER_BYTES - 1):
                         m.d.sync += bi.eq(0)
                         m.next = "TABLE0"
@@ -146,7 +144,10 @@ class ModelLoader(wiring.Component):
             with m.State("COUNT"):
                 with m.If(beat):
                     m.d.sync += [raddr.eq(raddr + 1), bi.eq(bi + 1)]
-                    m.d.sync += nw.word_select(bi[:2], 8).eq(byte)
+                    for k in range(COUNT_BYTES):
+                        if 8 * k < len(nw):
+                            with m.If(bi == k):
+                                m.d.sync += nw[8 * k:].eq(byte)
                     with m.If(bi == COUNT_BYTES - 1):
                         m.d.sync += bi.eq(0)
                         m.next = "OPWORD"
@@ -172,5 +173,5 @@ class ModelLoader(wiring.Component):
                     m.d.sync += j.eq(j + 1)
                 m.next = "IDLE"
             with m.State("ERROR"):
-                m.d.sync += self.error.eq(1)
+                m.d.sync += [self.error.eq(1), mid.eq(0)]
         return m

@@ -47,7 +47,7 @@ from .common import HwParamError, unsigned_bits
 __all__ = ["Program", "Op", "Tensor", "Src", "Sink", "compile_program", "TARGETS", "SINGLE_PORT_OK", "FIELDS"]
 
 # Memories that may be single-port: only the sink touches them, so a half-rate sink suffices.
-SINGLE_PORT_OK = ("cur", "mem")
+SINGLE_PORT_OK = ("cur", "mem", "weight")  # weight: each buffer slot its own single-port RAM
 
 SYNAPTIC = ("encode_conv", "conv", "linear", "head")
 
@@ -199,7 +199,7 @@ class Program:
     def sink_gap(self) -> int:
         """Cycles between the sink's words: 2 when a memory the sink reads and writes
         (``cur``, ``mem``) is single-port (reads and writes then take alternate cycles), else 1."""
-        return 2 if self.single_port else 1
+        return 2 if {"cur", "mem"} & set(self.single_port) else 1
 
     @property
     def n_pixels(self) -> int:

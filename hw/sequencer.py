@@ -19,7 +19,7 @@ phases' own cycles.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -80,7 +80,7 @@ class Sequencer(wiring.Component):
         op = Signal(range(max(p.depths["ops"], 2)))
         slot = Signal()
         m.d.comb += [slot.eq(op[0]), self.slot.eq(slot)]
-        raw = Signal(8 * OB)  # the op register, filled a byte a cycle from the staging RAM
+        raw = Signal(8 * OB)  # the op register, shifted in a byte a cycle from the staging RAM
         reg = data.View(p.layout, raw[:p.layout.size])
         fi = Signal(range(OB + DATA_LATENCY + 1))
         # One-hot copies of the op's kinds, decoded once: no decode on the dispatch paths.
@@ -127,8 +127,8 @@ class Sequencer(wiring.Component):
             with m.State("OP_FETCH"):
                 with m.If(fi < OB):
                     m.d.comb += self.op.addr.eq(Mux(slot, OB, 0) + fi)
-                with m.If(fi >= DATA_LATENCY):
-                    m.d.sync += raw.word_select((fi - DATA_LATENCY)[:len(fi)], 8).eq(self.op.data)
+                with m.If(fi >= DATA_LATENCY):  # byte 0 first: after OB shifts it is at the bottom
+                    m.d.sync += raw.eq(Cat(raw[8:], self.op.data))
                 m.d.sync += fi.eq(fi + 1)
                 with m.If(fi == OB + DATA_LATENCY - 1):
                     m.next = "OP_DECODE"

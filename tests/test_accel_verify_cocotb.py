@@ -1,7 +1,9 @@
 """The whole-network accelerator's RTL against the golden model, image by image (issue #4).
 
-Digits, 20 test images at D = T−1 and at D = 0: logits, class, every spike layer's counts and
-frames bit-exact; the hardware's cycle, SOP and spike counters equal the cycle model. The judging
+Digits, 20 test images at D = T−1 with the model read from the QSPI flash model through the QSPI
+reader (issue 12: the memory model in the loop) and at D = 0 from the on-chip backend: logits,
+class, every spike layer's counts and frames bit-exact; the hardware's cycle, SOP and spike
+counters equal the cycle model, waits for weights included. The judging
 is shown to catch a perturbation of any single layer, and a corrupted RTL.
 """
 
@@ -29,10 +31,11 @@ def images(prog):
     return select_images(prog.artifact, N_IMAGES, seed=0)
 
 
-@pytest.fixture(scope="module", params=[3, 0], ids=["D3", "D0"])
+@pytest.fixture(scope="module", params=[(3, "flash"), (0, "rom")], ids=["D3-flash", "D0-rom"])
 def report(request, prog, images):
     idx, x = images
-    return verify(prog, idx, x, delay=request.param)
+    delay, backend = request.param
+    return verify(prog, idx, x, delay=delay, backend=backend)
 
 
 def test_every_image_bit_exact_with_counters_equal_to_the_model(report):
@@ -68,6 +71,36 @@ def test_a_corrupted_rtl_fails(prog, images):
     rep = verify(prog, idx[:2], x[:2], delay=3, corrupt={"stream": "logits", "bit": 3, "beat": 12})
     assert rep.summary() == "1 passed, 1 failed"
     assert rep.checks[1].first_layer == "logits"
+
+
+def test_a_corrupted_flash_image_fails(prog, images):
+    """One weight bit flipped in the flash image (the head's first weight word): the model the
+    hardware reads is not the artifact's, and the verification says so at the logits."""
+    from csdformer.hw.flash_image import build_image, op_bytes, record_bytes, records_offset
+
+    idx, x = images
+    img = bytearray(build_image(prog))
+    head = len(prog.ops) - 1
+    at = records_offset(prog) + sum(record_bytes(prog, op) for op in prog.ops[:head]) + 3 + op_bytes(prog)
+    img[at] ^= 0x40
+    rep = verify(prog, idx[:3], x[:3], delay=3, image=bytes(img))
+    assert rep.failed >= 1 and {c.first_layer for c in rep.checks if not c.ok} == {"logits"}
+
+
+def test_an_image_for_another_fabric_is_refused_by_the_hardware(prog, images):
+    """A flash image whose header names another fabric: the loader sets ``error`` and loads
+    nothing; the bench stops with that message instead of running the images."""
+    import zlib
+
+    from csdformer import CsdformerError
+    from csdformer.hw.flash_image import build_image
+
+    idx, x = images
+    img = bytearray(build_image(prog))
+    img[8] ^= 1  # the fabric id's low byte
+    img[28:32] = zlib.crc32(bytes(img[:28])).to_bytes(4, "little")
+    with pytest.raises(CsdformerError, match="refused its flash image"):
+        verify(prog, idx[:1], x[:1], delay=3, image=bytes(img), budget_cycles=20_000)
 
 
 def test_cli_verify(capsys):

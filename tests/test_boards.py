@@ -44,8 +44,8 @@ class EchoCore(wiring.Component):
         return m
 
 
-def echo_core(artifact, lanes, divisor, single_port=()):
-    """Stand-in for ``accelerator_core(artifact, lanes, divisor, single_port)``."""
+def echo_core(program, divisor, *, board=None, clock_hz=None):
+    """Stand-in for ``accelerator_core(program, divisor, board=..., clock_hz=...)``."""
     return EchoCore()
 
 
@@ -235,19 +235,28 @@ def _parse(argv):
 
 
 def test_build_command_uses_the_real_core(monkeypatch):
-    """The default provider is the UART link around the whole-network accelerator of the artifact."""
+    """The default provider is the UART link around the whole-network accelerator of the program,
+    with the QSPI reader of the board's flash (quad where the board wires IO2/IO3), the model at
+    the board's offset."""
     from csdformer import artifact as A
     from csdformer.artifact import resolve_artifact
     from csdformer.hw.accelerator import Accelerator
+    from csdformer.hw.device import FlashDevice
     from csdformer.hw.link import LinkSoC
+    from csdformer.hw.program import compile_program
 
     monkeypatch.delenv(cli_build.CORE_PROVIDER_ENV, raising=False)
     args = _parse(["build", "digits", "--board", "icebreaker", "--lanes", "2", "--freq", "40"])
     assert (args.board, args.lanes, args.freq, args.fn) == ("icebreaker", 2, 40.0, cli_build.build_command)
-    made = cli_build.core_provider()(A.load(resolve_artifact("digits")), 2, 347)
-    assert isinstance(made, LinkSoC) and isinstance(made._core, Accelerator)
-    assert made._core.lanes == 2 and made._core.n_pixels == 64
-    made._MustUse__silence = made._core._MustUse__silence = True  # built to inspect, not elaborated
+    board = get_board("icebreaker")
+    program = compile_program(A.load(resolve_artifact("digits")), 2, keep_spikes=False)
+    made = cli_build.core_provider()(program, 347, board=board, clock_hz=40e6)
+    assert isinstance(made, FlashDevice) and isinstance(made.soc, LinkSoC)
+    assert isinstance(made.accelerator, Accelerator) and made.soc._core is made.accelerator
+    assert made.accelerator.lanes == 2 and made.accelerator.n_pixels == 64
+    assert made.accelerator.base == board.model_offset and made.reader.lines == 4
+    for x in (made, made.soc, made.accelerator, made.reader):
+        x._MustUse__silence = True  # built to inspect, not elaborated
     monkeypatch.setenv(cli_build.CORE_PROVIDER_ENV, "csdformer.boards.soc:no_such_function")
     with pytest.raises(CsdformerError, match="cannot be loaded"):
         cli_build.core_provider()
@@ -261,7 +270,7 @@ def _tools_missing(family):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("board, lanes, single_port, divisor, bitstream", [
-    ("icebreaker", 1, ("cur", "mem"), 260, "top.bin"),  # 30 MHz / 115200 baud; SPRAM for CUR, MEM
+    ("icebreaker", 1, ("cur", "weight"), 260, "top.bin"),  # 30 MHz / 115200 baud; SPRAM for CUR, weights
     ("ulx3s-85f", 16, (), 868, "top.bit"),  # 100 MHz / 115200 baud
     ("orangecrab-25f", 8, (), 868, "top.bit"),
 ])
@@ -272,9 +281,9 @@ def test_build_echo_stand_in(board, lanes, single_port, divisor, bitstream, monk
         pytest.skip(f"YoWASP tools not installed: {', '.join(missing)}")
     calls = []
 
-    def provider(artifact, lanes, divisor, single_port=()):
-        calls.append((artifact.name, lanes, divisor, single_port))
-        return echo_core(artifact, lanes, divisor)
+    def provider(program, divisor, *, board, clock_hz):
+        calls.append((program.artifact.name, program.lanes, divisor, program.single_port))
+        return echo_core(program, divisor)
 
     monkeypatch.setattr(cli_build, "CORE_PROVIDER", provider)
     monkeypatch.delenv(cli_build.CORE_PROVIDER_ENV, raising=False)
@@ -296,7 +305,7 @@ def test_build_echo_stand_in(board, lanes, single_port, divisor, bitstream, monk
 
 def test_build_reports_a_model_too_large_for_the_board_before_synthesis(tmp_path, monkeypatch, capsys):
     """Fashion-MNIST on the ULX3S: the report names what does not fit; nothing is synthesized."""
-    def provider(artifact, lanes, divisor, single_port=()):  # must not be reached
+    def provider(program, divisor, *, board, clock_hz):  # must not be reached
         raise AssertionError("the core was built")
 
     monkeypatch.setattr(cli_build, "CORE_PROVIDER", provider)
@@ -307,7 +316,8 @@ def test_build_reports_a_model_too_large_for_the_board_before_synthesis(tmp_path
     assert report == json.loads((tmp_path / "report.json").read_text())
     assert report["fit"] is False and not report["ok"] and report["bitstream"] is None
     (err,) = report["errors"]
-    assert err.startswith("the accelerator's on-chip memory: 7438 kbit needed, target ecp5-85f has 3744 kbit")
-    assert "weight 4962 kbit" in err
+    # The weights stream from flash; the two slots of the weight buffer hold its largest op twice.
+    assert err.startswith("the accelerator's on-chip memory: 4781 kbit needed, target ecp5-85f has 3744 kbit")
+    assert "weight 2304 kbit" in err
     assert "does NOT fit" in (tmp_path / "report.md").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "report.md", "resources.png"]
