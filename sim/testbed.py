@@ -34,6 +34,8 @@ class Testbed(wiring.Component):
     flash image to hold (default: the program's own); ``divisor``, ``lines``, ``clock_hz``: the QSPI
     reader's; ``byte_cycles``: the on-chip backend's."""
 
+    __test__ = False  # not a pytest test class
+
     def __init__(self, program, *, backend: str = "rom", image: bytes | None = None, divisor: int = 1,
                  lines: int = 4, byte_cycles: int = 1, clock_hz: float = 50e6):
         if backend not in BACKENDS:

@@ -92,15 +92,16 @@ def golden_reference(program, images: np.ndarray, delay: int, timing=None) -> di
             "models": models}
 
 
-def reference_result(program, pixels: bytes, delay: int):
+def reference_result(program, pixels: bytes, delay: int, timing=None):
     """What the device must answer to an INFER of ``pixels`` (``(y, x, c)`` bytes): the golden
-    class and logits and the cycle model's cycles (a :class:`csdformer.firmware.protocol.Result`)."""
+    class and logits and the cycle model's cycles (a :class:`csdformer.firmware.protocol.Result`);
+    ``timing``: the memory backend's (see :func:`golden_reference`)."""
     from ..firmware.protocol import Result
 
     c, h, w = program.input_shape
     image = np.frombuffer(bytes(pixels), dtype=np.uint8).astype(np.int64)
     image = (image & ((1 << program.pixel_bits) - 1)).reshape(h, w, c).transpose(2, 0, 1)[None]
-    g = golden_reference(program, image, delay)
+    g = golden_reference(program, image, delay, timing)
     return Result(int(g["prediction"][0]), int(g["models"][0].cycles), tuple(int(v) for v in g["logits"][0]))
 
 
