@@ -1,4 +1,5 @@
-"""Single-port CUR and MEM (the iCE40UP5K's SPRAM, as the iCEBreaker build uses them).
+"""Single-port CUR and MEM (the iCE40UP5K's SPRAM, as the iCEBreaker build uses them; the weight
+buffer's slots may be single-port too).
 
 The single-port RAM's model (a write takes the port, the read output holds) is what the SPRAM
 does; the accelerator built with it and its half-rate sink stays bit-exact and on the cycle model,
@@ -63,11 +64,18 @@ def test_on_an_ice40_ultraplus_it_is_spram_side_by_side():
         Fragment.get(SinglePortRam(4, 20000), SimpleNamespace(device="iCE40UP5K"))
 
 
-def test_only_cur_and_mem_may_be_single_port():
+def test_only_cur_mem_and_weight_may_be_single_port():
+    """CUR, MEM and the weight buffer (each slot its own single-port RAM) may be built single-port,
+    each named at most once; only CUR and MEM, which the sink reads and writes, halve its rate."""
     art = A.load(resolve_artifact("digits"))
-    with pytest.raises(HwParamError, match="single_port: \\['spk'\\]; each of cur, mem at most once"):
-        compile_program(art, 1, single_port=("spk",))
+    assert program_mod.SINGLE_PORT_OK == ("cur", "mem", "weight")
+    for bad in (("spk",), ("cur", "acc"), ("weight", "weight")):
+        with pytest.raises(HwParamError) as e:
+            compile_program(art, 1, single_port=bad)
+        assert str(e.value) == f"single_port: {list(bad)!r}; each of cur, mem, weight at most once"
     assert compile_program(art, 1, single_port=SP).sink_gap == 2
+    assert compile_program(art, 1, single_port=("weight",)).sink_gap == 1
+    assert compile_program(art, 1, single_port=SP + ("weight",)).sink_gap == 2
     assert compile_program(art, 1).sink_gap == 1
 
 

@@ -12,7 +12,7 @@ from csdformer.hw.program import Src
 from csdformer.sim import golden
 from csdformer.sim.benchlib.phase_rig import Flip, PhaseRig, case, compare, op_named
 
-CASES = [("digits", 8, "stages.1.pool"), ("digits", 8, "blocks.0.attn.quant_attn"),
+CASES = [("digits", 8, "stages.2.pool"), ("digits", 8, "blocks.0.attn.quant_attn"),
          ("digits", 1, "blocks.0.attn.quant_out"), ("fashion_mnist", 16, "blocks.1.attn.quant_attn")]
 
 

@@ -1,4 +1,4 @@
-"""Malformed artifacts (issue 16): each one, built from a copy of the shipped ``digits`` artifact,
+"""Malformed artifacts (issue 16): each one, built from a copy of a frozen ``digits`` artifact,
 goes through ``csdformer eval ART --data digits`` (and a subset through ``csdformer rtl ART -o
 OUT``) under a 2 GB memory limit and a 30 s time limit. Each must end with exit status 2 and
 exactly one stderr line naming the offending field (the text is asserted, not only the status),
@@ -6,6 +6,10 @@ and nothing may be written.
 
 The cases run in one worker process per command (``hostile.run_group``: each case under the
 limits, one interpreter start-up); the memory and time blow-ups also run alone in a fresh process.
+
+The base artifact is the digits model as shipped at commit 4575c58 (csdformer-1-16, 1 head, MLP x4),
+frozen under ``tests/fixtures/digits-4575c58/``: the layer indices, names, shapes and values in the
+expected messages refer to it, so they do not move when the shipped model is retrained.
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ import pytest
 from csdformer.artifact import resolve_artifact
 from hostile import check_one_line_error, run_alone, run_watched, snapshot
 
-DIGITS = resolve_artifact("digits")
+#: the digits artifact of commit 4575c58, frozen (the layer indices below refer to it)
+DIGITS = Path(__file__).parent / "fixtures" / "digits-4575c58"
 BASE_MANIFEST = json.loads((DIGITS / "manifest.json").read_text())
 with np.load(DIGITS / "arrays.npz") as _z:
     BASE_ARRAYS = {k: _z[k] for k in _z.files}
 
-# layer indices in the digits artifact
+# layer indices in the frozen digits artifact
 ENC, Q0, POOL, CONV1, FLAT, RPEQ, RPE, ADD, QIN, LQ, QQ = range(11)
 SCORES, QATTN, VALUES, HEAD = 15, 16, 17, 27
 

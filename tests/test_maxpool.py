@@ -12,7 +12,7 @@ from csdformer.hw import cumulate, maxpool
 from csdformer.sim import golden
 from csdformer.sim.benchlib.phase_rig import Flip, PhaseRig, case, compare, op_named
 
-CASES = [("digits", 8, "stages.1.pool"), ("digits", 1, "stages.1.pool"), ("fashion_mnist", 16, "stages.2.pool")]
+CASES = [("digits", 8, "stages.2.pool"), ("digits", 1, "stages.2.pool"), ("fashion_mnist", 16, "stages.2.pool")]
 
 
 def run_maxpool(name, lanes, op_name, flip=None):

@@ -27,7 +27,7 @@ from csdformer.sim import runner  # noqa: E402
     "patch, message",
     [
         ({"model": {"arch": "csdformer-x"}}, "model.arch: expected 'csdformer-L-D'"),
-        ({"model": {"heads": 3}}, "model.heads: 3 does not divide the model dimension 16"),
+        ({"model": {"heads": 3}}, "model.heads: 3 does not divide the model dimension 32"),  # csdformer-1-32
         ({"model": {"levels": "4"}}, "model.levels: expected int, got str"),
         ({"model": {"levels": 0}}, "model.levels: must be >= 1"),
         ({"model": {"colour": 1}}, "model.colour: unknown key"),
