@@ -41,7 +41,7 @@ from .report import (MULTIPLIER_CELLS, BuildReport, clock_rows, netlist_cells, p
 from .soc import BoardTop
 from .targets import get_board
 
-__all__ = ["build", "find_tool", "BITSTREAM_SUFFIX"]
+__all__ = ["build", "render", "find_tool", "BITSTREAM_SUFFIX"]
 
 BITSTREAM_SUFFIX = {"ice40": ".bin", "ecp5": ".bit"}
 _OPTIONAL_TOOLS = {"dfu-suffix"}
@@ -141,8 +141,22 @@ def _collect(out: Path, name: str, family: str, report: BuildReport) -> None:
     report.bitstream = str(bit) if bit.exists() and not report.errors else None
 
 
+def render(top, board, *, name: str = "top", threads: int = 1, seed: int | None = None):
+    """Amaranth's build plan of ``top`` for ``board`` (elaborated; RTLIL, constraints, tool
+    scripts): what :func:`build` runs, and whose ``digest()`` names the design in the bitstream
+    cache (:mod:`csdformer.boards.cache`)."""
+    board = get_board(board)
+    opts = [f"--threads {int(threads)}", f"--report {name}.pnr.json", "--timing-allow-fail"]
+    if seed is not None:
+        opts.append(f"--seed {int(seed)}")
+    overrides = {"nextpnr_opts": " ".join(opts)}
+    if board.synth_opts:
+        overrides["synth_opts"] = board.synth_opts
+    return board.platform().build(top, name=name, do_build=False, **overrides)
+
+
 def build(top, board, out_dir, *, freq_mhz=None, name: str = "top", threads: int = 1, seed: int | None = None,
-          progress: bool = True) -> BuildReport:
+          progress: bool = True, plan=None) -> BuildReport:
     """Build ``top`` for ``board`` in ``out_dir`` and return (and write) its :class:`BuildReport`.
 
     Parameters
@@ -159,6 +173,8 @@ def build(top, board, out_dir, *, freq_mhz=None, name: str = "top", threads: int
         nextpnr ``--threads`` / ``--seed``.
     progress : bool
         Print each stage and its time on stderr.
+    plan : BuildPlan, optional
+        ``top`` already rendered by :func:`render` (with the same ``name``, ``threads``, ``seed``).
 
     A design that does not fit, misses timing or fails a tool gives a report with ``ok=False``
     (no exception); bad parameters raise :class:`HwParamError` before anything runs.
@@ -178,16 +194,11 @@ def build(top, board, out_dir, *, freq_mhz=None, name: str = "top", threads: int
                          goal_mhz=board.goal_mhz)
     if isinstance(top, BoardTop):
         report.sync_mhz, report.pll = top.pll.f_out_mhz, top.pll.describe()
-    opts = [f"--threads {int(threads)}", f"--report {name}.pnr.json", "--timing-allow-fail"]
-    if seed is not None:
-        opts.append(f"--seed {int(seed)}")
-    overrides = {"nextpnr_opts": " ".join(opts)}
-    if board.synth_opts:
-        overrides["synth_opts"] = board.synth_opts
     tag = f"build {board.name}"
     t0 = time.monotonic()
     _say(progress, f"[{tag}] elaborate ...")
-    plan = board.platform().build(top, name=name, do_build=False, **overrides)
+    if plan is None:
+        plan = render(top, board, name=name, threads=threads, seed=seed)
     plan.extract(out)
     report.stages["elaborate"] = time.monotonic() - t0
     _run_stages(out, name, tag, report, progress)

@@ -18,19 +18,21 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 from .. import CsdformerError
 from ..artifact import load, resolve_artifact
 from ..hw.common import HwParamError, check_int
 from ..hw.fabric import Fabric
-from ..hw.flash_image import build_image
+from ..hw.flash_image import build_image, parse_header
 from ..hw.program import compile_program
-from .build import build
+from .build import build, render
+from .cache import BitstreamCache
 from .report import BuildReport
 from .soc import DEFAULT_BAUD, BoardTop, uart_divisor
 from .targets import BOARDS, get_board
-from .throughput import model_cycles
+from .throughput import estimate
 
 __all__ = ["add_build_parser", "build_command", "core_provider", "memory_check", "CORE_PROVIDER",
            "CORE_PROVIDER_ENV"]
@@ -97,6 +99,9 @@ def add_build_parser(subparsers):
     b.add_argument("--lanes", type=int, help="parallel lanes (default: the board's)")
     b.add_argument("--freq", type=float, metavar="MHZ", help="sync clock (default: the board's)")
     b.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART baud rate (default {DEFAULT_BAUD})")
+    b.add_argument("--cache", metavar="DIR", help="bitstream cache (default $CSDFORMER_CACHE/bitstreams or "
+                   "~/.cache/csdformer/bitstreams): an artifact that fits a cached design reuses its bitstream")
+    b.add_argument("--no-cache", action="store_true", help="neither reuse nor store a bitstream")
     b.set_defaults(fn=build_command)
     return b
 
@@ -114,14 +119,70 @@ def build_command(args) -> int:
         raise CsdformerError(f"{out}: already exists (use --force to replace it, or -o another folder)")
     program, report = memory_check(artifact, lanes, board, out, args.freq)
     if report is None:
-        top = BoardTop(lambda hz: provider(program, uart_divisor(hz, args.baud), board=board, clock_hz=hz),
-                       board, freq_mhz=args.freq)
-        report = build(top, board, out)
-        (out / "model.bin").write_bytes(build_image(program))
+        cache = None if getattr(args, "no_cache", False) else BitstreamCache(getattr(args, "cache", None))
+        image = build_image(program)
+        check_image(image, board)  # before anything is built or written
+        top, plan, program, image, hit = _design(program, artifact, lanes, board, args, provider, cache)
+        if hit is not None:
+            report = _reused(hit, out)
+        else:
+            report = build(top, board, out, plan=plan)
+            if cache is not None and report.ok:
+                cache.store(board.name, plan.digest().hex(), Path(report.bitstream), report.to_dict(),
+                            program.fabric)
+        (out / "model.bin").write_bytes(image)
+        header = parse_header(image)
+        report.model = {"name": artifact.name, "image": str(out / "model.bin"), "bytes": len(image),
+                        "offset": board.model_offset, "flash_bytes": board.flash_bytes,
+                        "model_id": f"{header.model_id:08x}", "fabric_id": f"{header.fabric_id:08x}"}
         try:
-            report.cycles_per_image, report.model_images = model_cycles(program, timing=getattr(top.core, "timing", None))
+            speed = estimate(program, top.core.timing if hasattr(top.core, "timing") else None,
+                             (top.sync_hz if hasattr(top, "sync_hz") else None))
+            report.cycles_per_image, report.model_images, report.memory = speed
         except CsdformerError as e:
             report.notes.append(f"no speed estimate: {e}")
         report.write(out)
     print(json.dumps(report.to_dict()) if args.json else report.to_markdown(), end="\n" if args.json else "")
     return 0 if report.ok else 1
+
+
+def check_image(image: bytes, board) -> None:
+    """Refuse a model image that does not fit the board's flash from its model offset."""
+    end = board.model_offset + len(image)
+    if end > board.flash_bytes:
+        raise CsdformerError(f"model: its flash image is {len(image):,} bytes; the {board.name}'s flash holds "
+                             f"{max(0, board.flash_bytes - board.model_offset):,} from the model's offset "
+                             f"0x{board.model_offset:x}")
+
+
+def _design(program, artifact, lanes, board, args, provider, cache):
+    """The design to build or reuse: the first cached fabric of ``board`` that ``artifact`` fits and
+    whose rendered design is in ``cache`` (a hit), else the program's own fabric (headroom).
+    Returns ``(top, plan, program, image, hit)``."""
+    def make(prog):
+        top = BoardTop(lambda hz: provider(prog, uart_divisor(hz, args.baud), board=board, clock_hz=hz),
+                       board, freq_mhz=args.freq)
+        return top, render(top, board)
+
+    if cache is not None:
+        for fabric in cache.fabrics(board.name):
+            if fabric.lanes != lanes or fabric.problems(program):
+                continue
+            prog = compile_program(artifact, lanes, keep_spikes=False, target=board.memory_target,
+                                   single_port=board.single_port, fabric=fabric)
+            top, plan = make(prog)
+            hit = cache.find(board.name, plan.digest().hex())
+            if hit is not None:
+                return top, plan, prog, build_image(prog), hit
+    top, plan = make(program)
+    return top, plan, program, build_image(program), None
+
+
+def _reused(entry, out: Path) -> BuildReport:
+    """The report of a cached build, its bitstream copied into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    bit = out / entry.bitstream.name
+    shutil.copy2(entry.bitstream, bit)
+    report = BuildReport.from_dict(entry.report)
+    report.bitstream, report.reused, report.stages, report.seconds = str(bit), str(entry.path), {}, 0.0
+    return report

@@ -10,13 +10,20 @@ Markdown lines (``report.md``'s "Programming the board").
   ``.bit`` into the FPGA (add ``-f`` / ``-j flash`` to keep it over a power cycle).
 - OrangeCrab: its DFU bootloader; the ``.bit`` needs the DFU suffix (``dfu-suffix``, which the
   build runs when it is installed), then ``dfu-util -D``; both tools are Debian's ``dfu-util``.
+
+The model (``model.bin``, :mod:`csdformer.hw.flash_image`) goes to the same flash at the board's
+:attr:`~csdformer.boards.targets.Board.model_offset`, once per model: a retrained model of the
+same shape needs only this step (``MODEL_STEPS``). The ULX3S's bitstream must then go to the
+flash too (``-f``) or be loaded after the model: the FPGA reads the model from the flash either
+way. On the OrangeCrab the DFU bootloader writes only its bitstream slot, so the model goes
+through JTAG (a cable on the board's JTAG pads).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Programming", "PROGRAMMING", "instructions", "DFU_SUFFIX_SKIPPED"]
+__all__ = ["Programming", "PROGRAMMING", "MODEL_STEPS", "instructions", "DFU_SUFFIX_SKIPPED"]
 
 # The build's note when dfu-suffix was missing (boards/build.py): the report then lists that step.
 DFU_SUFFIX_SKIPPED = "dfu-suffix not installed: step skipped"
@@ -61,19 +68,40 @@ PROGRAMMING: dict[str, Programming] = {
 }
 
 
-def instructions(board: str, bitstream: str | None, notes=()) -> dict | None:
+# Writing the model image (``{model}``) at ``{offset}`` (hex) of the board's flash: (how, commands).
+MODEL_STEPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "icebreaker": ("Write the model to the flash beside the bitstream (the same USB port):",
+                   ("iceprog -o {offset} {model}",)),
+    "ulx3s-85f": ("Write the model to the flash (and the bitstream with -f, so that it starts from the flash):",
+                  ("openFPGALoader -b ulx3s -f -o {offset} --file-type bin {model}",
+                   "openFPGALoader -b ulx3s -f {bitstream}")),
+    "orangecrab-25f": ("Write the model to the flash through JTAG (its DFU bootloader writes only the bitstream "
+                       "slot; CABLE: your JTAG adapter, see openFPGALoader --list-cables):",
+                       ("openFPGALoader -c CABLE -f -o {offset} --file-type bin {model}",)),
+}
+
+
+def instructions(board: str, bitstream: str | None, notes=(), model: dict | None = None) -> dict | None:
     """The programming steps of ``board`` for ``bitstream`` (``None`` for an unknown board):
-    ``{"how", "steps", "alternative", "install"}`` with the bitstream's path filled in. A DFU
-    suffix step the build already did (no :data:`DFU_SUFFIX_SKIPPED` among ``notes``) is left out."""
+    ``{"how", "steps", "alternative", "install", "model"}`` with the paths filled in. A DFU
+    suffix step the build already did (no :data:`DFU_SUFFIX_SKIPPED` among ``notes``) is left out.
+    ``model`` (``{"image": path, "offset": int}``) adds the model's steps (:data:`MODEL_STEPS`)."""
     p = PROGRAMMING.get(board)
     if p is None:
         return None
     path = bitstream or ("top.bin" if board == "icebreaker" else "top.bit")
     skipped = any(n.startswith(DFU_SUFFIX_SKIPPED) for n in notes)
     steps = [s for s in p.steps if s != p.suffix_step or skipped or not bitstream]
-    return {"how": p.how, "steps": [s.format(bitstream=path) for s in steps],
-            "alternative": [s.format(bitstream=path) for s in p.alternative],
-            "install": [{"tool": t, "install": how} for t, how in p.install]}
+    out = {"how": p.how, "steps": [s.format(bitstream=path) for s in steps],
+           "alternative": [s.format(bitstream=path) for s in p.alternative],
+           "install": [{"tool": t, "install": how} for t, how in p.install], "model": None}
+    if model is not None and board in MODEL_STEPS:
+        how, cmds = MODEL_STEPS[board]
+        out["model"] = {"how": how, "steps": [c.format(model=model["image"], offset=f"0x{model['offset']:x}",
+                                                       bitstream=path) for c in cmds]}
+        if board == "orangecrab-25f":
+            out["install"].append({"tool": "openFPGALoader", "install": APT_OPENFPGALOADER})
+    return out
 
 
 def markdown(info: dict | None) -> list[str]:
@@ -83,6 +111,8 @@ def markdown(info: dict | None) -> list[str]:
     lines = ["", "## Programming the board", "", info["how"], "", "```sh"] + info["steps"] + ["```"]
     if info["alternative"]:
         lines += ["", "or:", "", "```sh"] + info["alternative"] + ["```"]
+    if info.get("model"):
+        lines += ["", info["model"]["how"], "", "```sh"] + info["model"]["steps"] + ["```"]
     lines += ["", "Tools: " + "; ".join(f"{x['tool']}: `{x['install']}`" if x["install"].startswith("sudo")
                                         else f"{x['tool']}: {x['install']}" for x in info["install"]) + "."]
     return lines

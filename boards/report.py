@@ -135,6 +135,13 @@ class BuildReport:
     notes: list[str] = field(default_factory=list)
     cycles_per_image: float | None = None  # the cycle model's mean over model_images test images
     model_images: int = 0
+    # The model's flash image: {"name", "image" (path), "bytes", "offset", "flash_bytes", "model_id",
+    # "fabric_id"} (hex ids); None for a build without one.
+    model: dict | None = None
+    # The memory backend in the cycle model: {"backend", "latency", "byte_cycles", "mbytes_per_s",
+    # "wait_cycles", "load_cycles", "bound"} (per image, means); None when not modelled.
+    memory: dict | None = None
+    reused: str | None = None  # the cached build whose bitstream this one reuses (no synthesis)
 
     def images_per_s(self, mhz: float | None) -> float | None:
         """Images per second at ``mhz`` from the cycle model (``None`` when either is unknown)."""
@@ -175,7 +182,8 @@ class BuildReport:
 
     def programming(self) -> dict | None:
         """How to put the bitstream on the board (:func:`csdformer.boards.programming.instructions`)."""
-        return instructions(self.board, self.bitstream, self.notes)
+        model = {"image": self.model["image"], "offset": self.model["offset"]} if self.model else None
+        return instructions(self.board, self.bitstream, self.notes, model)
 
     def verdict(self) -> str:
         """One plain line: usable, or the reasons it is not; the goal clock as a goal."""
@@ -227,12 +235,25 @@ class BuildReport:
             lines.append(f"- Clock {self.goal_text()}" + (f" (Fmax {self.fmax_mhz:.1f} MHz)" if self.fmax_mhz else ""))
         stages = ", ".join(f"{k} {v:.1f} s" for k, v in self.stages.items())
         lines += [f"- Build time: {self.seconds:.1f} s ({stages})", f"- Bitstream: {self.bitstream or 'none'}"]
+        if self.reused:
+            lines.append(f"- Bitstream reused from the build cache ({self.reused}): the model fits its fabric, "
+                         "so no synthesis ran; only the model image is new")
+        if self.model:
+            md = self.model
+            lines.append(f"- Model: {md['name']} (model id {md['model_id']}, fabric {md['fabric_id']}), flash image "
+                         f"{md['image']}: {md['bytes']:,} bytes at 0x{md['offset']:x} of the "
+                         f"{md['flash_bytes'] // (1 << 20)} MiB flash")
         if self.cycles_per_image:
             rate = f"{self.images_per_s(self.sync_mhz):.1f} images/s at {self.sync_mhz:.1f} MHz" if self.sync_mhz else ""
             if self.fmax_mhz:
                 rate += f"{'; ' if rate else ''}{self.images_per_s(self.fmax_mhz):.1f} at Fmax"
             lines.append(f"- Expected speed (cycle model, mean of {self.model_images} test images: "
                          f"{self.cycles_per_image:,.0f} cycles/image): {rate or 'no clock known'}")
+        if self.memory:
+            mm = self.memory
+            lines.append(f"- Memory: {mm['backend']}, {mm['mbytes_per_s']:.1f} MB/s ({mm['byte_cycles']} cycles a "
+                         f"byte, {mm['latency']} cycles to the first); per image {mm['load_cycles']:,.0f} cycles "
+                         f"loading weights, {mm['wait_cycles']:,.0f} waiting for them: **{mm['bound']}-bound**")
         lines.append("")
         lines += ["| resource | used | available | % |", "|---|---:|---:|---:|"]
         for r in self.resources:

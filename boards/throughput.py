@@ -7,7 +7,7 @@ cycle model (:mod:`csdformer.hw.netmodel`) of the same program the board builds.
 
 from __future__ import annotations
 
-__all__ = ["model_cycles", "cycle_estimate", "worst_case_cycles", "N_IMAGES"]
+__all__ = ["model_cycles", "estimate", "cycle_estimate", "worst_case_cycles", "N_IMAGES"]
 
 N_IMAGES = 20
 
@@ -24,6 +24,28 @@ def model_cycles(program, n: int = N_IMAGES, seed: int = 0, timing=None) -> tupl
     _, x = select_images(artifact, n, seed)
     models = golden_reference(program, x, artifact.delay, timing=timing)["models"]
     return sum(m.cycles for m in models) / len(models), len(models)
+
+
+def estimate(program, timing, clock_hz: float | None, n: int = N_IMAGES, seed: int = 0):
+    """``(mean cycles an image, n, memory)`` of ``program`` with its memory backend's ``timing``
+    (:class:`~csdformer.hw.weightstream.StreamTiming`; ``None``: no memory in the model), over
+    ``n`` test images at the artifact's delay. ``memory`` (``None`` without ``timing``): the
+    backend's figures, the mean cycles an image spends loading records and waiting for them, and
+    the bound that holds (``"memory"`` when loading takes longer than computing, on average)."""
+    from ..sim.verify import golden_reference, select_images
+
+    artifact = program.artifact
+    _, x = select_images(artifact, n, seed)
+    models = golden_reference(program, x, artifact.delay, timing=timing)["models"]
+    mean = sum(m.cycles for m in models) / len(models)
+    memory = None
+    if timing is not None:
+        wait = sum(m.wait_cycles for m in models) / len(models)
+        load = sum(m.load_cycles for m in models) / len(models)
+        memory = {"backend": timing.name, "latency": timing.latency, "byte_cycles": timing.byte_cycles,
+                  "mbytes_per_s": (clock_hz or 0) / timing.byte_cycles / 1e6, "wait_cycles": wait,
+                  "load_cycles": load, "bound": "memory" if load > mean - wait else "compute"}
+    return mean, len(models), memory
 
 
 def worst_case_cycles(program, delay: int) -> int:

@@ -113,7 +113,8 @@ def test_rtl_prints_typical_and_worst_case_cycles(tmp_path, capsys):
     line = next(ln for ln in out.splitlines() if ln.startswith("cycles an image (cycle model, D=3): typically "))
     typical = int(line.split("typically ")[1].split(" ")[0].replace(",", ""))
     worst = int(line.split("worst case ")[1].split(" ")[0].replace(",", ""))
-    assert 25_000 < typical < 40_000 < worst  # digits images take about 31,000 cycles on 8 lanes
+    # The shipped digits model (1-32, 16 tokens) takes 76,699..85,971 cycles an image on 8 lanes.
+    assert 70_000 < typical < 90_000 < worst
     assert main(["rtl", "digits", "-o", str(tmp_path / "rtl1"), "--lanes", "1"]) == 0
     assert ", 1 lane, " in capsys.readouterr().out
 
