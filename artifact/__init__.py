@@ -3,6 +3,7 @@
 ``quantize`` writes it; ``sim`` and ``hw`` read it. See ``docs/artifact.md``.
 """
 
+from .identity import model_id
 from .io import from_manifest, load, resolve_artifact, save, shipped_models, to_manifest
 from .schema import (
     FORMAT,
@@ -19,5 +20,5 @@ from .schema import (
 __all__ = [
     "FORMAT", "SCHEMA_VERSION", "Artifact", "ArtifactError", "InputSpec", "Layer",
     "bounds", "signed_bits", "validate", "load", "save", "to_manifest", "from_manifest",
-    "resolve_artifact", "shipped_models",
+    "resolve_artifact", "shipped_models", "model_id",
 ]

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from .. import CsdformerError
-from ..artifact import load, resolve_artifact
+from ..artifact import load, model_id, resolve_artifact
 from ..datasets import load as load_dataset
 from ..sim.runner import predict, run_batches
 from .runtime import Device, RunStopped, run_images
@@ -39,8 +39,8 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--retries", type=int, default=3,
                    help="retries of a request without a valid answer (default 3, with backoff)")
     r.add_argument("--model-id", type=lambda v: int(v, 0), dest="model_id",
-                   help="the model id the device must report (default: computed from the artifact "
-                        "for the device's lanes; needs the hw extra, else not checked)")
+                   help="the model id the device must report (default: the artifact's, "
+                        "csdformer.artifact.model_id)")
     r.add_argument("--check", action="store_true", help="compare every answer with the golden model")
     r.set_defaults(fn=run_command)
     return r
@@ -54,23 +54,10 @@ def _pick(art, n: int, seed: int):
     return x[idx], y[idx]
 
 
-def expected_model_id(art, lanes: int) -> int | None:
-    """The model id a bitstream of ``art`` with ``lanes`` lanes reports, as the accelerator computes
-    it (:class:`csdformer.hw.accelerator.Accelerator`); ``None`` without the hw extra."""
-    try:
-        from ..hw.accelerator import Accelerator
-        from ..hw.program import compile_program
-    except ModuleNotFoundError:
-        return None
-    program = compile_program(art, lanes, keep_spikes=False)
-    core = Accelerator(program)
-    core._MustUse__silence = True  # built for its model id only, never elaborated
-    mid = core.model_id
-    if isinstance(mid, int):
-        return mid
-    from ..hw.flash_image import build_image, parse_header  # the id read from flash at run time
-
-    return parse_header(build_image(program)).model_id
+def expected_model_id(art, lanes: int | None = None) -> int:
+    """The model id a device running ``art`` reports (read from its flash image's header):
+    :func:`csdformer.artifact.model_id`, the same on any board, lane count or fabric."""
+    return model_id(art)
 
 
 def check_device(art, info, model_id: int | None) -> str:
@@ -81,8 +68,6 @@ def check_device(art, info, model_id: int | None) -> str:
         raise CsdformerError(f"--port: the device runs a model with {info.n_pixels} pixels, "
                              f"{info.num_classes} classes, T={info.T}; {art.name} has {want[0]}, "
                              f"{want[1]}, T={want[2]}")
-    if model_id is None:
-        return "model id not checked: the hw extra is not installed"
     if info.model_id != model_id:
         what = ("no model is loaded yet (a device that reads its model from flash reports 0 until it has)"
                 if info.model_id == 0 else "another model (or other weights) is loaded")
@@ -102,13 +87,7 @@ def run_command(args: argparse.Namespace) -> int:
     stopped = None
     with Device(args.port, args.baud, timeout=args.timeout, retries=args.retries) as dev:
         info = dev.info()
-        mid = args.model_id
-        if mid is None:
-            try:
-                mid = expected_model_id(art, info.lanes)
-            except CsdformerError as e:
-                raise CsdformerError(f"--port: the device reports {info.lanes} lanes, no build of {art.name} "
-                                     f"has them ({e})") from None
+        mid = expected_model_id(art) if args.model_id is None else args.model_id
         id_note = check_device(art, info, mid)
         t0 = time.monotonic()
         try:

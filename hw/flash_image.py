@@ -18,9 +18,9 @@ records     one record an op, in program order: the op's weight words ``n`` (u24
 
 The accelerator (:mod:`csdformer.hw.loader`) checks the magic, the version and the fabric id,
 loads the tables, then streams the records, one op ahead, into the two buffer slots. The model id
-is a CRC-32 of the model's name and every byte after the header: ``csdformer run`` compares the
-id the device reports with the artifact's. :func:`parse_header` refuses a bad header with a
-one-line error, before anything is written or run.
+is the artifact's (:func:`csdformer.artifact.model_id`: its name, window and arrays, whatever the
+fabric): ``csdformer run`` compares the id the device reports with the artifact's.
+:func:`parse_header` refuses a bad header with a one-line error, before anything is written or run.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import CsdformerError
+from ..artifact.identity import model_id as artifact_model_id
 
 __all__ = ["MAGIC", "VERSION", "HEADER_BYTES", "COUNT_BYTES", "FlashImageError", "Header", "word_bytes",
            "op_bytes", "table_specs", "records_offset", "build_image", "parse_header", "record_bytes"]
@@ -105,7 +106,7 @@ def build_image(program) -> bytes:
         body += program.encode(op).to_bytes(ob, "little")
         if n:
             body += _words(op.weights, W["weight"], n, wb)
-    model_id = zlib.crc32(body, zlib.crc32(program.artifact.name.encode()))
+    model_id = artifact_model_id(program.artifact)
     length = HEADER_BYTES + len(body)
     head = _HEADER.pack(MAGIC, VERSION, len(program.ops), fab.fabric_id, model_id, length, bytes(8))
     return head + zlib.crc32(head).to_bytes(4, "little") + bytes(body)
