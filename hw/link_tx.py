@@ -41,7 +41,8 @@ class AnswerSender(wiring.Component):
     seq : In(8)
         The request's sequence number, read when an answer starts.
     model_id : In(32)
-        The model id INFO_REPLY carries, read when an INFO_REPLY starts.
+        The model id INFO_REPLY carries, read as its bytes are sent (the core holds it: a
+        register that changes only while the core loads its model).
     logit_r : In(ReadPort.Signature(...))
         The logit memory's read port (not transparent).
     tx : Out(stream.Signature(8))
@@ -77,14 +78,13 @@ class AnswerSender(wiring.Component):
         m = Module()
         K = self._K
         tx_type, tx_seq, tx_len, ecode = Signal(8), Signal(8), Signal(16), Signal(8)
-        mid = Signal(32)
         pred, cyc = Signal(8), Signal(32)
         tx_idx, tx_end, tx_last = Signal(16), Signal(16), Signal(16)  # byte index, body end, last byte
         tcrc = Signal(16, init=INIT)
         cls, lbyte = Signal(range(K + 1)), Signal(2)
         out_valid, out_byte, crc_pend = Signal(), Signal(8), Signal()
         lword = Signal(signed(32))
-        info = Cat(Const(int.from_bytes(self._info, "little"), 8 * len(self._info)), mid)
+        info = Cat(Const(int.from_bytes(self._info, "little"), 8 * len(self._info)), self.model_id)
         m.d.comb += [self.logit_r.addr.eq(cls), self.tx.valid.eq(out_valid), self.tx.payload.eq(out_byte)]
         m.d.sync += lword.eq(self.logit_r.data)
         with m.If(self.tx.ready):
@@ -107,7 +107,6 @@ class AnswerSender(wiring.Component):
                     answer(MsgType.RESULT, result_size(K))
                 with m.Elif(self.reply.valid):
                     mt = self.reply.payload.mtype
-                    m.d.sync += mid.eq(self.model_id)
                     answer(mt, Mux(mt == MsgType.INFO_REPLY, INFO_SIZE, 1), self.reply.payload.code)
             with m.State("SEND"):
                 with m.If(~out_valid & ~crc_pend):
