@@ -11,7 +11,7 @@ from amaranth.lib import data
 
 from ..sim import golden
 from .memory import Q_LATENCY
-from .phase import PhaseUnit, RowWalk, addr_shape, idle_state, issue_pipe, lane_word, lanes_of
+from .phase import PhaseUnit, RowWalk, WriteCursor, idle_state, issue_pipe, lane_word, lanes_of
 
 __all__ = ["GOLDEN", "Bias", "cycles"]
 
@@ -33,20 +33,23 @@ class Bias(PhaseUnit):
     def elaborate(self, platform):
         m = Module()
         p, f = self.program, self.ctl.op
-        P, W, A = p.lanes, p.widths, addr_shape(p)
+        P, W = p.lanes, p.widths
         walk = RowWalk(f.words, f.groups_m1, f.base, p.depths["bias"])
-        q = issue_pipe(m, data.StructLayout({"valid": 1, "w": A}), Q_LATENCY, "q")
+        q = issue_pipe(m, data.StructLayout({"valid": 1}), Q_LATENCY, "q")
+        issued = Signal()
+        w = WriteCursor(m, "w", len(walk.word), 0, issue=issued, write=q[Q_LATENCY].valid)  # the ACC word written
         m.d.comb += self.bias.addr.eq(walk.rom)
         with m.FSM(name="bias"):
-            idle_state(m, self.ctl, "BIAS", walk.restart())
+            idle_state(m, self.ctl, "BIAS", walk.restart() + w.idle())
             with m.State("BIAS"):
                 with m.If(walk.more):
-                    m.d.sync += [q[1].valid.eq(1), q[1].w.eq(walk.word)] + walk.step()
+                    m.d.comb += issued.eq(1)
+                    m.d.sync += [q[1].valid.eq(1)] + walk.step()
                 with m.Else():
                     m.d.comb += self.ctl.done.eq(1)
                     m.next = "IDLE"
         bias, word = lanes_of(self.bias.q, W["bias"], P), Signal(lane_word(W["acc"], P))
         m.d.comb += [word[i].eq(Mux(f.has_bias, bias[i], 0)) for i in range(P)]
         with m.If(q[Q_LATENCY].valid):
-            m.d.comb += [self.acc_w.addr.eq(q[Q_LATENCY].w), self.acc_w.data.eq(word), self.acc_w.en.eq(1)]
+            m.d.comb += [self.acc_w.addr.eq(w.value), self.acc_w.data.eq(word), self.acc_w.en.eq(1)]
         return m

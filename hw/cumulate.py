@@ -8,13 +8,13 @@ cycles after the read; ``C(0) = 0`` (the first frame adds to nothing). Cycles: :
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data
 
 from ..sim import golden
 from .memory import Q_LATENCY
 from .program import Src
-from .phase import PhaseUnit, Walk, addr_shape, cumulate, idle_state, issue_pipe
+from .phase import PhaseUnit, Walk, WriteCursor, addr_shape, cumulate, idle_state, issue_pipe
 
 __all__ = ["GOLDEN", "Cumulate", "cycles"]
 
@@ -41,19 +41,22 @@ class Cumulate(PhaseUnit):
         A = addr_shape(p)
         walk = Walk(f.words)
         wi = walk.word
-        q = issue_pipe(m, data.StructLayout({"valid": 1, "w": A, "first": 1}), Q_LATENCY, "q")
+        q = issue_pipe(m, data.StructLayout({"valid": 1, "first": 1}), Q_LATENCY, "q")
+        issued = Signal()
+        w = WriteCursor(m, "w", A, f.base, issue=issued, write=q[Q_LATENCY].valid)  # the CNT word written
         with m.FSM(name="cumulate"):
-            idle_state(m, self.ctl, "CUM", walk.restart())
+            idle_state(m, self.ctl, "CUM", walk.restart() + w.idle())
             with m.State("CUM"):
                 m.d.comb += [self.spk.addr.eq(Mux(f.use_b, fr.b, fr.src) + wi), self.cnt.addr.eq(f.base + wi)]
                 with m.If(walk.more):
-                    m.d.sync += [q[1].valid.eq(1), q[1].w.eq(f.base + wi), q[1].first.eq(fr.first)] + walk.step()
+                    m.d.comb += issued.eq(1)
+                    m.d.sync += [q[1].valid.eq(1), q[1].first.eq(fr.first)] + walk.step()
                 with m.Else():
                     m.d.comb += self.ctl.done.eq(1)
                     m.next = "IDLE"
         last = q[Q_LATENCY]
         with m.If(last.valid):
-            m.d.comb += [self.cnt_w.addr.eq(last.w), self.cnt_w.en.eq(1),
+            m.d.comb += [self.cnt_w.addr.eq(w.value), self.cnt_w.en.eq(1),
                          self.cnt_w.data.eq(cumulate(Mux(last.first, 0, self.cnt.q), self.spk.q, p.widths["cnt"],
                                                      p.lanes))]
         return m

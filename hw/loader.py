@@ -39,7 +39,7 @@ class ModelLoader(wiring.Component):
     """See the module docstring. ``base``: the image's byte address in the external memory.
 
     Ports: ``bus`` (:class:`WeightStream`), write ports ``bias_w``, ``threshold_w``, ``v0_w``,
-    ``weight_w`` (both slots: slot 1 from word ``depths["weight"]``), ``op_w`` (the op staging
+    ``weight_w`` (the slot ``weight_slot``'s words from 0), ``op_w`` (the op staging
     RAM: slot ``s`` from byte ``s·op_bytes``); ``full`` (a slot holds its record), ``free``
     (pulses: the op in that slot ended); ``ready`` (tables loaded), ``error``, ``model_id``."""
 
@@ -54,7 +54,7 @@ class ModelLoader(wiring.Component):
             "bias_w": Out(WritePort(*p.memory_shape("bias"))),
             "threshold_w": Out(WritePort(*p.memory_shape("threshold"))),
             "v0_w": Out(WritePort(*p.memory_shape("v0"))),
-            "weight_w": Out(WritePort(2 * D["weight"], P * W["weight"])),
+            "weight_w": Out(WritePort(D["weight"], P * W["weight"])), "weight_slot": Out(1),
             "op_w": Out(WritePort(2 * self.op_bytes, 8)),
             "full": Out(2), "free": In(2),
             "ready": Out(1), "error": Out(1), "model_id": Out(32),
@@ -75,7 +75,7 @@ class ModelLoader(wiring.Component):
         j = Signal.like(n_ops)  # the record
         nw = Signal(range(D["weight"] + 1))  # its weight words (a fitting image's counts fit)
         slot = Signal()
-        m.d.comb += slot.eq(j[0])
+        m.d.comb += [slot.eq(j[0]), self.weight_slot.eq(slot)]
         start = self.base + records_offset(p)
         raddr = Signal(ADDR_BITS, init=start)
         full = Signal(2)
@@ -85,7 +85,8 @@ class ModelLoader(wiring.Component):
         m.d.comb += [bus.data.ready.eq(1), beat.eq(bus.data.valid)]
         byte = bus.data.payload
         # A word's bytes land in ``word`` (little-endian); it is written the cycle after its last.
-        pend, pend_mem, pend_addr = Signal(), Signal(range(4)), Signal(range(max(2 * D["weight"], 2)))
+        pend, pend_mem = Signal(), Signal(range(4))
+        pend_addr = Signal(range(max([D["weight"], 2] + [n for _, n, _ in tables])))
         with m.If(beat):
             m.d.sync += word.word_select(bi, 8).eq(byte)
         m.d.sync += pend.eq(0)
@@ -164,10 +165,10 @@ class ModelLoader(wiring.Component):
             with m.State("WEIGHTS"):
                 with m.If(beat):
                     m.d.sync += raddr.eq(raddr + 1)
-                take_word(3, wb, Mux(slot, D["weight"], 0) + wi, wi == nw - 1, "DONE")
+                take_word(3, wb, wi, wi + 1 == nw, "DONE")
             with m.State("DONE"):
                 m.d.sync += full.eq((full & ~self.free) | Mux(slot, 0b10, 0b01))
-                with m.If(j == n_ops - 1):
+                with m.If(j + 1 == n_ops):
                     m.d.sync += [j.eq(0), raddr.eq(start)]
                 with m.Else():
                     m.d.sync += j.eq(j + 1)

@@ -13,7 +13,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data
 
 from ..sim import golden
-from .phase import Counter, PhaseUnit, Walk, addr_shape, idle_state, issue_pipe, lanes_of
+from .phase import Counter, PhaseUnit, Walk, WriteCursor, addr_shape, idle_state, issue_pipe, lanes_of
 
 __all__ = ["GOLDEN", "MaxPool", "cycles"]
 
@@ -43,10 +43,14 @@ class MaxPool(PhaseUnit):
         wi = walk.word
         E, FA = Signal(A), Signal(A)  # the window's first tap, the tap's offset
         k0, k1 = Signal(nb), Signal(nb)  # tap, and column within the window's row
-        q = issue_pipe(m, data.StructLayout({"tap": 1, "first_tap": 1, "out": 1, "first": 1,
-                                             "a": A, "a2": A}), 3, "q")
+        q = issue_pipe(m, data.StructLayout({"tap": 1, "first_tap": 1, "out": 1, "first": 1}), 3, "q")
+        issued = Signal()  # an output word's last read (its previous max)
+        # The output word's SPK address and its previous max's CNT address, counted at q3.
+        a = WriteCursor(m, "a", A, fr.out, issue=issued, write=q[3].out)
+        a2 = WriteCursor(m, "a2", A, f.prev, issue=issued, write=q[3].out)
         with m.FSM(name="maxpool"):
-            idle_state(m, self.ctl, "WAIT", c0.restart() + c1.restart() + walk.restart() + [x.eq(0) for x in (E, k0, k1, FA)])
+            idle_state(m, self.ctl, "WAIT", c0.restart() + c1.restart() + walk.restart()
+                       + [x.eq(0) for x in (E, k0, k1, FA)] + a.idle() + a2.idle())
             with m.State("WAIT"):  # C's last write lands before MP2 reads it
                 m.next = "MP2"
             with m.State("MP2"):  # per output word: K·K tap reads of C, then one of the previous max
@@ -60,8 +64,9 @@ class MaxPool(PhaseUnit):
                             m.d.sync += [k1.eq(k1 + 1), FA.eq(FA + f.fa_j0)]
                     with m.Else():
                         m.d.comb += self.cnt.addr.eq(f.prev + wi)
-                        m.d.sync += [q[1].out.eq(1), q[1].first.eq(fr.first), q[1].a.eq(fr.out + wi),
-                                     q[1].a2.eq(f.prev + wi), k0.eq(0), k1.eq(0), FA.eq(0)] + walk.step()
+                        m.d.comb += issued.eq(1)
+                        m.d.sync += [q[1].out.eq(1), q[1].first.eq(fr.first), k0.eq(0), k1.eq(0),
+                                     FA.eq(0)] + walk.step()
                         with m.If(~c0.last):
                             m.d.sync += c0.step() + [E.eq(E + f.e_j0)]
                         with m.Elif(~c1.last):
@@ -71,12 +76,12 @@ class MaxPool(PhaseUnit):
                 with m.Else():
                     m.d.comb += self.ctl.done.eq(1)
                     m.next = "IDLE"
-        self._datapath(m, q[3])
+        self._datapath(m, q[3], a.value, a2.value)
         return m
 
-    def _datapath(self, m, q3):
+    def _datapath(self, m, q3, a, a2):
         """At q3 (the reads are there): the running max over the taps; the output spike against the
-        previous max, which is then replaced."""
+        previous max (at ``a2``), which is then replaced; the spike word at ``a``."""
         P, CW = self.program.lanes, self.program.widths["cnt"]
         cnt = lanes_of(self.cnt.q, CW, P, sign=False)
         run = Signal(P * CW)  # the running max
@@ -85,5 +90,5 @@ class MaxPool(PhaseUnit):
             m.d.sync += run.eq(Cat(*[Mux(q3.first_tap | (cnt[i] > best[i]), cnt[i], best[i]) for i in range(P)]))
         with m.If(q3.out):
             bits = Cat(*[best[i] > Mux(q3.first, 0, cnt[i]) for i in range(P)])
-            m.d.comb += [self.spk_w.addr.eq(q3.a), self.spk_w.data.eq(bits), self.spk_w.en.eq(1),
-                         self.cnt_w.addr.eq(q3.a2), self.cnt_w.data.eq(run), self.cnt_w.en.eq(1)]
+            m.d.comb += [self.spk_w.addr.eq(a), self.spk_w.data.eq(bits), self.spk_w.en.eq(1),
+                         self.cnt_w.addr.eq(a2), self.cnt_w.data.eq(run), self.cnt_w.en.eq(1)]

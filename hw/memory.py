@@ -192,14 +192,15 @@ class BankedMemory(wiring.Component):
 class WeightBuffer(wiring.Component):
     """The weight double buffer: two slots of ``depth`` words of ``width`` bits. The scatter reads
     slot ``slot`` through ``read`` (addresses from 0 within the slot, :class:`ReadPort` timing)
-    while the loader writes the other through ``write`` (slot 1 from word ``depth``). With
-    ``single_port`` each slot is its own single-port RAM (the iCE40UP5K's SPRAM): the slots are
-    never read and written at once, since the loader only fills a free slot."""
+    while the loader writes slot ``w_slot`` through ``write`` (addresses from 0 within the slot).
+    With ``single_port`` each slot is its own single-port RAM (the iCE40UP5K's SPRAM), both behind
+    one pair of address registers: the slots are never read and written at once, since the loader
+    only fills a free slot."""
 
     def __init__(self, width: int, depth: int, *, single_port: bool = False):
         self.width, self.depth, self.single_port = width, depth, single_port
         super().__init__({"read": In(ReadPort(depth, width)), "slot": In(1),
-                          "write": In(WritePort(2 * depth, width))})
+                          "write": In(WritePort(depth, width)), "w_slot": In(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -207,22 +208,23 @@ class WeightBuffer(wiring.Component):
             m.submodules.ram = ram = BankedMemory(self.width, 2 * self.depth)
             self.ram = ram  # read-only, for tests: slot 0 from word 0, slot 1 from word ``depth``
             m.d.comb += [ram.read[0].addr.eq(self.read.addr + Mux(self.slot, self.depth, 0)),
-                         self.read.data.eq(ram.read[0].data), self.read.q.eq(ram.read[0].q)]
-            wiring.connect(m, wiring.flipped(self.write), ram.write[0])
+                         self.read.data.eq(ram.read[0].data), self.read.q.eq(ram.read[0].q),
+                         ram.write[0].addr.eq(self.write.addr + Mux(self.w_slot, self.depth, 0)),
+                         ram.write[0].data.eq(self.write.data), ram.write[0].en.eq(self.write.en)]
             return m
-        w_slot = Signal()
-        m.d.comb += w_slot.eq(self.write.addr >= self.depth)
+        # BankedMemory(single_port=True)'s timing: the read address twice registered (the RAM
+        # reads it in c + 2), ``q`` the RAM's output (c + 3).
+        a1, a2 = Signal.like(self.read.addr, name="raddr_q"), Signal.like(self.read.addr, name="raddr_qq")
         slot3 = Signal()  # the slot of the read whose data is out (q: c + 3)
         s1, s2 = Signal(), Signal()
-        m.d.sync += [s1.eq(self.slot), s2.eq(s1), slot3.eq(s2)]
+        m.d.sync += [a1.eq(self.read.addr), a2.eq(a1), s1.eq(self.slot), s2.eq(s1), slot3.eq(s2)]
+        self.banks = []  # read-only, for tests: the two slots' SinglePortRam
         outs = []
         for s in range(2):
-            ram = BankedMemory(self.width, self.depth, single_port=True)
-            m.submodules[f"slot{s}"] = ram
-            mine = self.write.en & (w_slot == s)
-            m.d.comb += [ram.read[0].addr.eq(Mux(self.slot == s, self.read.addr, 0)),
-                         ram.write[0].addr.eq(Mux(mine, self.write.addr - s * self.depth, 0)),
-                         ram.write[0].data.eq(self.write.data), ram.write[0].en.eq(mine)]
-            outs.append(ram.read[0].q)
+            m.submodules[f"slot{s}"] = ram = SinglePortRam(self.width, self.depth)
+            self.banks.append(ram)
+            m.d.comb += [ram.addr.eq(a2), ram.w_addr.eq(self.write.addr), ram.w_data.eq(self.write.data),
+                         ram.w_en.eq(self.write.en & (self.w_slot == s))]
+            outs.append(ram.data)
         m.d.comb += self.read.q.eq(Mux(slot3, outs[1], outs[0]))
         return m

@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 from .common import unsigned_bits
 from .memory import ReadPort, WritePort
 
-__all__ = ["PhaseControl", "frame_layout", "addr_shape", "lane_word", "lanes_of", "Counter", "cumulate", "lowest", "issue_pipe", "idle_state", "Walk", "RowWalk", "PhaseUnit"]
+__all__ = ["PhaseControl", "frame_layout", "addr_shape", "lane_word", "lanes_of", "Counter", "cumulate", "lowest", "issue_pipe", "WriteCursor", "idle_state", "Walk", "RowWalk", "PhaseUnit"]
 
 
 def addr_shape(program) -> signed:
@@ -111,6 +111,30 @@ def issue_pipe(m, layout, depth: int, name: str) -> list:
     m.d.sync += stages[1].eq(0)
     m.d.sync += [stages[i].eq(stages[i - 1]) for i in range(2, depth + 1)]
     return stages
+
+
+class WriteCursor:
+    """The address a linear pass writes, counted at the write end instead of carried down its
+    issue pipeline: loaded with ``base`` when the pass issues its first word, one on with each
+    write. A pass writes one word per word it issues, in order, so the cursor is the issued word's
+    address (``base`` + its index) without a register a stage. The next pass's first issue comes
+    no earlier than the previous pass's last write (which still sees the old cursor: the load
+    wins that cycle, after the write has used it).
+
+    ``fresh`` is set by :meth:`idle` (the unit's idle statements) and cleared by the first issue."""
+
+    def __init__(self, m, name: str, shape, base, *, issue, write):
+        self.value = Signal(shape, name=name)
+        self.fresh = Signal(name=f"{name}_fresh")
+        with m.If(write):
+            m.d.sync += self.value.eq(self.value + 1)
+        with m.If(issue):
+            m.d.sync += self.fresh.eq(0)
+            with m.If(self.fresh):
+                m.d.sync += self.value.eq(base)
+
+    def idle(self) -> list:
+        return [self.fresh.eq(1)]
 
 
 def idle_state(m, ctl, then: str, stmts=()) -> None:

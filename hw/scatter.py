@@ -19,7 +19,7 @@ pipeline drains (``SCAN_DRAIN``) so that the sink may read ACC. Cycles: :func:`c
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
@@ -168,15 +168,16 @@ class Scatter(PhaseUnit):
         c0, c1 = Counter("c0", nb, f.n0_m1), Counter("c1", nb, f.n1_m1)
         k0, k1, k2 = Counter("k0", nb, f.f0_m1), Counter("k1", nb, f.f1_m1), Counter("k2", nb, f.f2_m1)
         wi, ri = (Signal(max(len(f.words_m1), 3) + 1, name=n) for n in ("wi", "ri"))  # the word, the next to read
-        c2 = Signal(A)
+        c2 = Signal(len(f.words_m1) + 1)  # the level-2 count: at most the words
         E, B, FA, RO = (Signal(A, name=n) for n in ("E", "B", "FA", "RO"))
-        Bb = [Signal(A, name=f"Bb{b}") for b in range(P)]  # B + bmul[b]: starting an event is a mux
+        # B + bmul[b]: starting an event is a mux (bmul[0] is 0: lane 0's row is B's own)
+        Bb = [B] + [Signal(A, name=f"Bb{b}") for b in range(1, P)]
         mask, nxt, single = Signal(mw), Signal(range(mw)), Signal()
         evb = Signal(range(mw))  # the event being fanned out, the lowest set bit of mask
         abits, aprev = Signal(P), Signal(P * CW)
 
         def set_b(value_of):
-            return [B.eq(value_of(B, 0))] + [Bb[b].eq(value_of(Bb[b], f.bmul[b])) for b in range(P)]
+            return [B.eq(value_of(B, 0))] + [Bb[b].eq(value_of(Bb[b], f.bmul[b])) for b in range(1, P)]
 
         def advance():
             """Step the word counters (c2, c1, c0) and the address accumulators E and B."""
@@ -221,7 +222,8 @@ class Scatter(PhaseUnit):
                     start_event(scan.mask, scan.low, scan.low2, scan.single)
                     m.next = "FANOUT"
             with m.State("FANOUT"):
-                oy, ox = Signal(A), Signal(A)
+                # The output row and column of this tap (signed, as wide as its terms need)
+                oy, ox = (Signal(signed(max(len(c2), nb, len(f.hout), len(f.wout)) + 2), name=n) for n in ("oy", "ox"))
                 m.d.comb += [oy.eq(c2 + f.pad - k2.value), ox.eq(c1.value + f.pad - k1.value)]
                 inside = ~f.check | ((oy >= 0) & (oy < f.hout) & (ox >= 0) & (ox < f.wout))
                 lane = evb[:max(1, (P - 1).bit_length())] if P > 1 else 0

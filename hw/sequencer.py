@@ -42,8 +42,8 @@ def cycles(op, program: Program, delay: int) -> int:
 
 class Sequencer(wiring.Component):
     """Runs ``program``; see the module docstring. Ports: ``image``, ``delay`` (sampled with the first
-    pixel), ``busy``, ``cycles`` / ``spikes`` / ``sops`` (of the last image, set with its last
-    logit), ``dbg_addr`` → ``dbg_data``; ``spk`` (debug read), ``img`` (pixel writes); a
+    pixel), ``busy``, ``cycles`` / ``spikes`` / ``sops`` (of the last image from the cycle after its
+    last logit on; ``cycles`` counts up while an image runs), ``dbg_addr`` → ``dbg_data``; ``spk`` (debug read), ``img`` (pixel writes); a
     :class:`~csdformer.hw.phase.PhaseControl` per phase unit; ``sop`` (lanes added this cycle) and
     ``fired`` (spikes fired) from the units, summed into the counters."""
 
@@ -94,7 +94,8 @@ class Sequencer(wiring.Component):
         frame = Signal(self.scatter.frame.shape())
         t_over = Signal()  # t > last_t: the op is done
         pix = Signal(range(p.n_pixels + 1))
-        cyc = Signal(32)
+        cyc = Signal(32)  # the image's cycles; stops with its last logit: the ``cycles`` port
+        counting = Signal()
         phases = (self.bias, self.cumulate, self.scatter, self.sink, self.maxpool, self.transpose, self.logits)
         m.d.comb += [ph.frame.eq(frame) for ph in phases]
         m.d.comb += [self.bias.op.eq(reg.bias), self.cumulate.op.eq(reg.cumulate), self.scatter.op.eq(reg.source.scatter), self.sink.op.eq(reg.sink_fields),
@@ -111,7 +112,8 @@ class Sequencer(wiring.Component):
                 m.d.comb += [self.image.ready.eq(1), self.spk.addr.eq(self.dbg_addr)]
                 with m.If(self.image.valid):
                     m.d.comb += [self.img.addr.eq(0), self.img.data.eq(self.image.payload), self.img.en.eq(1)]
-                    m.d.sync += [pix.eq(1), dly.eq(self.delay), cyc.eq(1), spikes.eq(0), sops.eq(0), op.eq(0)]
+                    m.d.sync += [pix.eq(1), dly.eq(self.delay), cyc.eq(1), counting.eq(1), spikes.eq(0), sops.eq(0),
+                                 op.eq(0)]
                     m.next = "OP_START" if p.n_pixels == 1 else "LOAD"
             with m.State("LOAD"):
                 m.d.comb += self.image.ready.eq(1)
@@ -179,8 +181,8 @@ class Sequencer(wiring.Component):
                     with m.If(phase.done):
                         m.next = "NEXT"
             with m.State("WAIT_LOGITS"):
-                with m.If(self.logits.last):
-                    m.d.sync += [self.cycles.eq(cyc + 1), self.spikes.eq(spikes), self.sops.eq(sops)]
+                with m.If(self.logits.last):  # the count stops after this cycle's
+                    m.d.sync += [counting.eq(0), self.spikes.eq(spikes), self.sops.eq(sops)]
                 with m.If(self.logits.done):
                     m.d.comb += self.free.eq(Mux(slot, 0b10, 0b01))
                     m.next = "IDLE"
@@ -197,7 +199,7 @@ class Sequencer(wiring.Component):
                 m.d.sync += op.eq(op + 1)
                 m.next = "OP_START"
         one_hot_in_synthesis(fsm)
-        m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE")), self.dbg_data.eq(self.spk.data)]
-        with m.If(~fsm.ongoing("IDLE")):
+        m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE")), self.dbg_data.eq(self.spk.data), self.cycles.eq(cyc)]
+        with m.If(counting):
             m.d.sync += cyc.eq(cyc + 1)
         return m

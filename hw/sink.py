@@ -7,8 +7,9 @@ fires where ``t > D`` and ``v ≥ θ``, resets by subtraction and writes the spi
 ``ACC (+ a stored current)`` to CUR (:func:`csdformer.sim.golden.add`). ACC is cleared behind it.
 
 Two arithmetic stages (for clock speed): first ``I``, ``v`` and ``v − θ``; then ``v + I`` and
-``v − θ + I`` side by side, whose sign is the fire decision. Frame flags and addresses travel
-down the pipeline with their word. With single-port CUR and MEM (``Program.sink_gap == 2``) a
+``v − θ + I`` side by side, whose sign is the fire decision. Frame flags travel down the
+pipeline with their word; the write addresses are counted where the writes are
+(:class:`~csdformer.hw.phase.WriteCursor`). With single-port CUR and MEM (``Program.sink_gap == 2``) a
 word is issued every other cycle: reads and registered writes then fall on cycles of different
 parity. Cycles: :func:`cycles`.
 """
@@ -21,7 +22,7 @@ from amaranth.lib.wiring import Out
 
 from ..sim import golden
 from .memory import Q_LATENCY
-from .phase import PhaseUnit, RowWalk, addr_shape, idle_state, issue_pipe, lanes_of
+from .phase import PhaseUnit, RowWalk, WriteCursor, addr_shape, idle_state, issue_pipe, lanes_of
 
 __all__ = ["GOLDEN", "SinkArray", "cycles", "DEPTH"]
 
@@ -51,30 +52,37 @@ class SinkArray(PhaseUnit):
         A = addr_shape(p)
         walk, gap = RowWalk(f.words, f.groups_m1, f.prm_base, p.depths["param"], f.prm_scalar), Signal()
         wi = walk.word
-        q = issue_pipe(m, data.StructLayout({"valid": 1, "w": A, "a": A, "first": 1, "fire": 1, "integrate": 1}),
-                       DEPTH, "q")
+        q = issue_pipe(m, data.StructLayout({"valid": 1, "first": 1, "fire": 1, "integrate": 1}), DEPTH, "q")
+        issued = Signal()
+        # The words written (ACC's clear at q2, MEM at q4) and the output address (SPK or CUR),
+        # counted where they are written.
+        w2 = WriteCursor(m, "w2", len(wi), 0, issue=issued, write=q[2].valid)
+        w4 = WriteCursor(m, "w4", len(wi), 0, issue=issued, write=q[4].valid)
+        a4 = WriteCursor(m, "a4", A, fr.out, issue=issued, write=q[4].valid)
         m.d.comb += [self.threshold.addr.eq(walk.rom), self.v0.addr.eq(walk.rom)]
         with m.FSM(name="sink"):
-            idle_state(m, self.ctl, "SINK", walk.restart())
+            idle_state(m, self.ctl, "SINK", walk.restart() + w2.idle() + w4.idle() + a4.idle())
             with m.State("SINK"):
                 m.d.comb += [self.acc.addr.eq(wi), self.cur.addr.eq(fr.cur + wi), self.mem.addr.eq(wi)]
                 with m.If(gap):  # half rate (single-port memories): a cycle without a read
                     m.d.sync += gap.eq(0)
                 with m.Elif(walk.more):
-                    m.d.sync += [q[1].valid.eq(1), q[1].w.eq(wi), q[1].a.eq(fr.out + wi), q[1].first.eq(fr.first),
-                                 q[1].fire.eq(fr.fire), q[1].integrate.eq(fr.integrate)] + walk.step()
+                    m.d.comb += issued.eq(1)
+                    m.d.sync += [q[1].valid.eq(1), q[1].first.eq(fr.first), q[1].fire.eq(fr.fire),
+                                 q[1].integrate.eq(fr.integrate)] + walk.step()
                     if p.sink_gap == 2:
                         m.d.sync += gap.eq(1)
                 with m.Else():
                     m.d.comb += self.ctl.done.eq(1)
                     m.next = "IDLE"
         with m.If(q[2].valid):  # ACC is cleared behind the sink (after its read)
-            m.d.comb += [self.acc_w.addr.eq(q[2].w), self.acc_w.data.eq(0), self.acc_w.en.eq(f.use_acc)]
-        self._neurons(m, q[3], q[4])
+            m.d.comb += [self.acc_w.addr.eq(w2.value), self.acc_w.data.eq(0), self.acc_w.en.eq(f.use_acc)]
+        self._neurons(m, q[3], q[4], w4.value, a4.value)
         return m
 
-    def _neurons(self, m, q3, q4):
-        """Stage q3: ``I``, ``v`` and ``v − θ``; stage q4: fire or not, the new potential, writes."""
+    def _neurons(self, m, q3, q4, w4, a4):
+        """Stage q3: ``I``, ``v`` and ``v − θ``; stage q4: fire or not, the new potential, writes
+        (MEM at word ``w4``, SPK or CUR at ``a4``)."""
         p, f = self.program, self.ctl.op
         P, W = p.lanes, p.widths
         SW = W["sum"] + 1
@@ -99,9 +107,9 @@ class SinkArray(PhaseUnit):
         m.d.sync += self.fired.eq(0)
         with m.If(q4.valid):
             with m.If(f.dif):
-                m.d.comb += [self.mem_w.addr.eq(q4.w), self.mem_w.data.eq(Cat(*vnew)), self.mem_w.en.eq(1)]
+                m.d.comb += [self.mem_w.addr.eq(w4), self.mem_w.data.eq(Cat(*vnew)), self.mem_w.en.eq(1)]
                 with m.If(q4.fire):
-                    m.d.comb += [self.spk_w.addr.eq(q4.a), self.spk_w.data.eq(Cat(*fire)), self.spk_w.en.eq(1)]
+                    m.d.comb += [self.spk_w.addr.eq(a4), self.spk_w.data.eq(Cat(*fire)), self.spk_w.en.eq(1)]
                     m.d.sync += self.fired.eq(Cat(*fire))
             with m.Else():
-                m.d.comb += [self.cur_w.addr.eq(q4.a), self.cur_w.data.eq(Cat(*stored)), self.cur_w.en.eq(1)]
+                m.d.comb += [self.cur_w.addr.eq(a4), self.cur_w.data.eq(Cat(*stored)), self.cur_w.en.eq(1)]

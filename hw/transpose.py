@@ -40,7 +40,9 @@ class Transpose(PhaseUnit):
         end = 2 * P + Q_LATENCY - 1  # the block's last step
         block = [Signal(P, name=f"row{r}") for r in range(P)]
         step = Signal(range(end + 2))
-        rd, wr, row, in0, out0, row0 = (Signal(A, name=n) for n in ("rd", "wr", "row", "in0", "out0", "row0"))
+        rd, wr, in0, out0 = (Signal(A, name=n) for n in ("rd", "wr", "in0", "out0"))
+        # The row read, and the row group's first: below rows + P (compared with ``rows``)
+        row, row0 = (Signal(range((1 << len(f.rows)) + 2 * P), name=n) for n in ("row", "row0"))
         c0, c1 = Signal(len(f.row_groups)), Signal(len(f.groups))  # row group, column group
         more = Signal()  # column groups left (c1 < groups), kept in a register
         valid = [Signal(name=f"valid{i}") for i in range(Q_LATENCY + 1)]  # a row read in flight
