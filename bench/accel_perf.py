@@ -7,8 +7,11 @@ cycles = SOPs / lanes, over measured cycles) and images per second at 100 MHz. `
 the modeled cycles per op (one bar per op and lane setting).
 
 Usage: ``python bench/accel_perf.py [--artifact digits] [--lanes 8,16] [--images 20] [--delay D]
-[--single-port] [--plot build/accel_cycles.png]``; ``--single-port`` builds CUR and MEM single-port
-(the iCEBreaker's SPRAM configuration: half-rate sink).
+[--single-port cur,weight] [--backend rom|flash] [--plot build/accel_cycles.png]``;
+``--single-port`` names the memories built single-port (``cur,weight``: the iCEBreaker's SPRAM
+configuration, half-rate sink); ``--backend flash`` reads the model through the QSPI reader from
+the flash model (the boards' path; ``rom``: on-chip, a byte a cycle), and the cycle model counts the
+waits for weights with that backend's timing.
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--delay", type=int)
-    ap.add_argument("--single-port", action="store_true", help="CUR and MEM single-port (iCEBreaker)")
+    ap.add_argument("--single-port", default="", help="memories built single-port, e.g. cur,weight (iCEBreaker)")
+    ap.add_argument("--backend", default="rom", choices=("rom", "flash"), help="where the model is read from")
     ap.add_argument("--plot")
     args = ap.parse_args(argv)
-    single_port = ("cur", "mem") if args.single_port else ()
+    single_port = tuple(v for v in args.single_port.split(",") if v)
     art = A.load(resolve_artifact(args.artifact))
     delay = art.delay if args.delay is None else args.delay
     idx, x = select_images(art, args.images, args.seed)
@@ -43,7 +47,7 @@ def main(argv=None) -> int:
     for lanes in (int(v) for v in args.lanes.split(",")):
         prog = compile_program(art, lanes, single_port=single_port)
         t0 = time.time()
-        rep = verify(prog, idx, x, delay=delay)
+        rep = verify(prog, idx, x, delay=delay, backend=args.backend)
         failed += rep.failed
         meas = np.array([c.cycles for c in rep.checks], dtype=float)
         model = np.array([c.model_cycles for c in rep.checks], dtype=float)
@@ -53,8 +57,8 @@ def main(argv=None) -> int:
                      time.time() - t0))
         models = rep.golden["models"]
         per_op[lanes] = {k: np.mean([m.per_op[k] for m in models]) for k in models[0].per_op}
-    sp = ", CUR and MEM single-port" if single_port else ""
-    print(f"{art.name}, D={delay}, {len(idx)} test images (seed {args.seed}){sp}")
+    sp = f", single-port {'+'.join(single_port)}" if single_port else ""
+    print(f"{art.name}, D={delay}, {len(idx)} test images (seed {args.seed}){sp}, model from {args.backend}")
     print(f"{'lanes':>5} {'cycles/img':>11} {'model':>11} {'max dev %':>9} {'SOPs/img':>10} {'util %':>7} "
           f"{'img/s@100MHz':>12}  check")
     for r in rows:
