@@ -17,7 +17,7 @@ import os
 
 import cocotb
 import numpy as np
-from cocotb.triggers import FallingEdge, RisingEdge
+from cocotb.triggers import FallingEdge, First, RisingEdge
 
 from csdformer.hw.accelerator import DBG_LATENCY
 from csdformer.sim.benchlib.stream import _to_int, bench_data, finish, start, within_budget
@@ -57,6 +57,8 @@ async def _run(dut, data, meta, now):
         # The cycle model counts from a loader that has the first two records in (steady state).
         while not _to_int(dut.prefetched.value):
             assert not _to_int(dut.error.value), "the accelerator refused its flash image (error)"
+            # no coroutine a cycle while the records load: wake on the flags, look at the falling edge
+            await First(RisingEdge(dut.prefetched), RisingEdge(dut.error))
             await FallingEdge(dut.clk)
         dut.delay.value = int(delays[i])
         dut.image__valid.value = 1
