@@ -37,6 +37,8 @@ def main(argv=None) -> int:
     ap.add_argument("--delay", type=int)
     ap.add_argument("--single-port", default="", help="memories built single-port, e.g. cur,weight (iCEBreaker)")
     ap.add_argument("--backend", default="rom", choices=("rom", "flash"), help="where the model is read from")
+    ap.add_argument("--clock-mhz", type=float, default=50.0, help="the clock the QSPI reader is built for "
+                    "(30: the iCEBreaker's)")
     ap.add_argument("--plot")
     args = ap.parse_args(argv)
     single_port = tuple(v for v in args.single_port.split(",") if v)
@@ -47,7 +49,7 @@ def main(argv=None) -> int:
     for lanes in (int(v) for v in args.lanes.split(",")):
         prog = compile_program(art, lanes, single_port=single_port)
         t0 = time.time()
-        rep = verify(prog, idx, x, delay=delay, backend=args.backend)
+        rep = verify(prog, idx, x, delay=delay, backend=args.backend, clock_hz=args.clock_mhz * 1e6)
         failed += rep.failed
         meas = np.array([c.cycles for c in rep.checks], dtype=float)
         model = np.array([c.model_cycles for c in rep.checks], dtype=float)
