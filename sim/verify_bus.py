@@ -54,11 +54,12 @@ def stream_layout(program, base: int = 0) -> dict:
 def verify_bus(program, indices, images: np.ndarray, *, delay: int, image: bytes | None = None,
                mode: str = "records", sim: str | None = None, progress: bool = False,
                budget_cycles: int | None = None, corrupt: dict | None = None,
-               waves: bool = False) -> BusVerifyReport:
+               waves: bool = False, heartbeat_cycles: int | None = None) -> BusVerifyReport:
     """Run ``images`` ``(N, C, H, W)`` through the bare accelerator of ``program``, its model read
     from ``image`` (default: the program's own flash image) by the bench's weight-stream model
     (``mode``: see ``sim/benches/accelerator_bus.py``), and judge every image as
-    :func:`csdformer.sim.verify.verify` does."""
+    :func:`csdformer.sim.verify.verify` does. ``heartbeat_cycles``: how often the bench writes a
+    progress line to ``heartbeat.txt`` in its test directory."""
     from .. import CsdformerError
     from ..hw.accelerator import Accelerator
     from ..hw.flash_image import build_image
@@ -85,7 +86,8 @@ def verify_bus(program, indices, images: np.ndarray, *, delay: int, image: bytes
                           "dump": dump_ranges(program), "indices": [int(i) for i in indices],
                           "budget_cycles": cycle_budget(program, golden, pixels.shape[1])
                           if budget_cycles is None else int(budget_cycles),
-                          "stream": dict(stream_layout(program), mode=mode)},
+                          "stream": dict(stream_layout(program), mode=mode),
+                          **({"heartbeat_cycles": int(heartbeat_cycles)} if heartbeat_cycles else {})},
                     sim=sim, corrupt=corrupt, tag=f"verify-bus-d{delay}", waves=waves, progress=progress)
     if "budget_cycles" in res.result:
         raise CsdformerError("verify: " + res.result["error"])

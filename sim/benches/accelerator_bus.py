@@ -24,23 +24,27 @@ Data: as :mod:`.accelerator`, plus ``flash`` (the image, uint8). Meta: as :mod:`
 plus ``stream``: ``mode``, ``base``, ``tables_end`` (the header and tables' read length),
 ``records`` (``[[address, length, count], ...]`` of the program's op records). Result: as
 :mod:`.accelerator`, plus ``stream`` (windows, stepped cycles, bytes delivered, mode) and
-``vm_hwm_mb`` (the simulator process's peak resident memory).
+``vm_hwm_mb`` (the simulator process's peak resident memory); ``heartbeat.txt`` beside it, a
+line every ``heartbeat_cycles`` (meta; default :data:`HEARTBEAT_CYCLES`) cycles.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 
 import cocotb
 from cocotb import simulator
+from cocotb.triggers import Timer
 
-from csdformer.sim.benchlib.stream import bench_data, within_budget
+from csdformer.sim.benchlib.stream import PERIOD_NS, bench_data, cycle_now, within_budget
 from csdformer.sim.benches.accelerator import _run
 
 __all__ = ["RomStreamModel", "MARGIN"]
 
 MARGIN = 2  # beats stepped past a window's last byte
+HEARTBEAT_CYCLES = 1_000_000  # a line in heartbeat.txt (beside the result) this often
 _DEPOSIT = 0  # the GPI's deposit action (cocotb.handle._GPISetAction.DEPOSIT)
 _ADDR_MASK = (1 << 24) - 1  # RomStream's ``cur``: the bus's 24 address bits
 
@@ -196,6 +200,7 @@ async def accelerator_bus(dut):
     model = RomStreamModel(dut, data["flash"].tobytes(), mode=s["mode"], base=s["base"],
                            tables_end=s["tables_end"], records=s["records"])
     model.start()
+    cocotb.start_soon(_heartbeat(dut, model, int(meta.get("heartbeat_cycles", HEARTBEAT_CYCLES))))
     n = len(data["images"])
     names = meta.get("indices") or list(range(n))
     now = {"i": 0}
@@ -206,6 +211,20 @@ async def accelerator_bus(dut):
         model.stop()
         _add_result(stream=model.stats, stream_error=model.error, vm_hwm_mb=_vm_hwm_mb())
     assert model.error is None, f"the weight-stream model failed: {model.error}"
+
+
+async def _heartbeat(dut, model: RomStreamModel, every: int) -> None:
+    """Every ``every`` cycles, one JSON line: the cycle, the wall time, the stream model's counts,
+    the loader's flags, the peak memory (so a run stopped early says where it was)."""
+    path = os.path.join(os.path.dirname(os.environ["CSDFORMER_BENCH_RESULT"]), "heartbeat.txt")
+    t0 = time.perf_counter()
+    while True:
+        await Timer(every * PERIOD_NS, "ns")
+        line = {"cycle": cycle_now(), "wall_s": round(time.perf_counter() - t0, 2), **model.stats,
+                "loader_ready": int(dut.ready.value), "prefetched": int(dut.prefetched.value),
+                "busy": int(dut.busy.value), "vm_hwm_mb": _vm_hwm_mb()}
+        with open(path, "a") as f:
+            f.write(json.dumps(line) + "\n")
 
 
 def _vm_hwm_mb() -> float | None:
