@@ -132,9 +132,11 @@ class LaneAccumulate(wiring.Component):
             m.d.sync += addend[ln].eq(Mux(self.tdec, tdec, Mux(self.img, w[ln] << s[4].shift, w[ln])))
             m.d.comb += sums[ln].eq(acc_q[ln] + addend[ln])
         # The events one and two stages ahead read ACC before these sums were written: forward them
-        # (the nearer one wins: it includes the other).
-        ahead1 = s[4].valid & s[5].valid & (s[4].addr == s[5].addr)
-        ahead2 = s[4].valid & s[6].valid & (s[4].addr == s[6].addr)
+        # (the nearer one wins: it includes the other). The stages shift every cycle, so the
+        # compares are made a stage earlier and registered (off the path into acc_q).
+        ahead1, ahead2 = Signal(), Signal()  # s4 meets s5 / s6 on one word
+        m.d.sync += [ahead1.eq(s[3].valid & s[4].valid & (s[3].addr == s[4].addr)),
+                     ahead2.eq(s[3].valid & s[5].valid & (s[3].addr == s[5].addr))]
         m.d.sync += [last.eq(sums), acc_q.eq(Mux(ahead1, sums, Mux(ahead2, last, self.acc.q)))]
         with m.If(s[5].valid):
             m.d.comb += [self.acc_w.addr.eq(s[5].addr), self.acc_w.data.eq(sums), self.acc_w.en.eq(1),
