@@ -2,23 +2,33 @@
 
 :class:`AnswerSender` sends a RESULT (the prediction, the cycle count and the logits read from the
 logit memory, sign-extended to int32), INFO_REPLY or ERROR frame, with the request's sequence
-number, through one byte register towards the UART. For timing, the byte's CRC-16 update and the logit memory's output are registered too (a
-byte is loaded at most every other cycle).
+number, through one byte register towards the UART. For timing, each byte is chosen a cycle
+ahead into a register (``nxt``) from registers only, by one-hot flags of the frame's parts (no
+byte-index comparisons before the byte multiplexer); the byte's CRC-16 update is registered too
+and the logit memory's output goes into ``nxt`` alone, so a byte is loaded at most every
+:data:`HOLD` + 1 cycles (a UART byte takes ten bit times).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import ReadPort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..firmware.protocol import CRC_SIZE, HEADER_SIZE, INFO_SIZE, RESULT_HEAD_SIZE, SYNC, MsgType, result_size
+from ..firmware.protocol import INFO_SIZE, RESULT_HEAD_SIZE, SYNC, MsgType, result_size
 from .common import HwParamError, check_int, one_hot_in_synthesis, validated
 from .crc16 import INIT, crc16_byte
 from .link_run import Result
 from .link_rx import Reply
 
 __all__ = ["AnswerSender"]
+
+#: The parts of an answer frame, in order: sync, type, sequence number, length (2), payload, CRC (2).
+_SEGMENTS = ("sync", "type", "seq", "len0", "len1", "body", "crc0", "crc1")
+#: Cycles after a byte's load before the next can load: a load at cycle c moves the logit address
+#: (the memory's output in c + 2) and the CRC (updated in c + 1, in ``tcrc`` from c + 2), and
+#: ``nxt`` follows a cycle later, so its new value is there in c + 3.
+HOLD = 2
 
 
 class AnswerSender(wiring.Component):
@@ -77,83 +87,82 @@ class AnswerSender(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         K = self._K
-        tx_type, tx_seq, tx_len, ecode = Signal(8), Signal(8), Signal(16), Signal(8)
+        size = result_size(K)
+        tx_type, tx_seq, ecode = Signal(8), Signal(8), Signal(8)
+        is_result, is_info = Signal(), Signal()
         pred, cyc = Signal(8), Signal(32)
-        tx_idx, tx_end, tx_last = Signal(16), Signal(16), Signal(16)  # byte index, body end, last byte
+        # Where the next byte is: one of the header's five bytes, the payload, or the CRC's two
+        # (one-hot, moved on as a byte is loaded); ``left``: payload bytes still to load.
+        seg = Signal(data.StructLayout({n: 1 for n in _SEGMENTS}))
+        left = Signal(range(max(size, INFO_SIZE, 1) + 1))
+        pos = Signal(4)  # payload byte index, low bits (the fixed fields are < 16 bytes)
+        in_logits = Signal()
         tcrc = Signal(16, init=INIT)
         cls, lbyte = Signal(range(K + 1)), Signal(2)
         out_valid, out_byte, crc_pend = Signal(), Signal(8), Signal()
-        lword = Signal(signed(32))
+        nxt = Signal(8)  # the next byte, from registers only, a cycle ahead
+        hold = Signal(HOLD)  # cycles since the last load, so that ``nxt`` has caught up
+        lword = Signal(signed(32))  # the logit read, sign-extended (read a cycle ahead of ``nxt``)
         info = Cat(Const(int.from_bytes(self._info, "little"), 8 * len(self._info)), self.model_id)
         m.d.comb += [self.logit_r.addr.eq(cls), self.tx.valid.eq(out_valid), self.tx.payload.eq(out_byte)]
-        m.d.sync += lword.eq(self.logit_r.data)
+        m.d.comb += lword.eq(self.logit_r.data)
+        m.d.sync += hold.eq(hold >> 1)
         with m.If(self.tx.ready):
             m.d.sync += out_valid.eq(0)
         with m.If(crc_pend):
             m.d.sync += [tcrc.eq(crc16_byte(tcrc, out_byte)), crc_pend.eq(0)]
         with m.If(self.dropped):
             m.d.sync += self.error.eq(1)
+        length = Mux(is_result, size, Mux(is_info, INFO_SIZE, 1))
+        body = Mux(is_result, Mux(in_logits, lword.word_select(lbyte, 8), Cat(pred, cyc).word_select(pos[:3], 8)),
+                   Mux(is_info, info.word_select(pos, 8), ecode))
+        sources = {"sync": SYNC, "type": tx_type, "seq": tx_seq, "len0": length[:8], "len1": length[8:16],
+                   "body": body, "crc0": tcrc[:8], "crc1": tcrc[8:]}
+        m.d.sync += nxt.eq(_one_hot_mux(seg, sources))
 
-        def answer(mt, size, code=0):
-            m.d.sync += [tx_type.eq(mt), tx_seq.eq(self.seq), tx_len.eq(size), tx_end.eq(HEADER_SIZE + size),
-                         tx_last.eq(HEADER_SIZE + size + CRC_SIZE - 1), ecode.eq(code), tx_idx.eq(0),
-                         tcrc.eq(INIT), cls.eq(0), lbyte.eq(0), self.error.eq(mt == MsgType.ERROR)]
+        def answer(mt, n, result, info_, code=0):
+            m.d.sync += [tx_type.eq(mt), tx_seq.eq(self.seq), is_result.eq(result), is_info.eq(info_),
+                         left.eq(n), ecode.eq(code), self.error.eq(mt == MsgType.ERROR)]
             m.next = "SEND"
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
+                # The frame's start, set in every idle cycle (not on a request: short enables).
+                m.d.sync += [seg.eq(1), pos.eq(0), in_logits.eq(0), hold.eq(2**HOLD - 1), tcrc.eq(INIT),
+                             cls.eq(0), lbyte.eq(0)]
                 with m.If(self.result.valid):
                     m.d.sync += [pred.eq(self.result.payload.prediction), cyc.eq(self.result.payload.cycles)]
-                    answer(MsgType.RESULT, result_size(K))
+                    answer(MsgType.RESULT, size, 1, 0)
                 with m.Elif(self.reply.valid):
                     mt = self.reply.payload.mtype
-                    answer(mt, Mux(mt == MsgType.INFO_REPLY, INFO_SIZE, 1), self.reply.payload.code)
+                    info_ = mt == MsgType.INFO_REPLY
+                    answer(mt, Mux(info_, INFO_SIZE, 1), 0, info_, self.reply.payload.code)
             with m.State("SEND"):
-                with m.If(~out_valid & ~crc_pend):
-                    m.d.sync += [out_byte.eq(_answer_byte(m, tx_idx, tx_type, tx_seq, tx_len, tx_end, tcrc, pred,
-                                                          cyc, lword, lbyte, info, ecode)),
-                                 out_valid.eq(1), tx_idx.eq(tx_idx + 1)]
-                    with m.If((tx_idx != 0) & (tx_idx < tx_end)):
-                        m.d.sync += crc_pend.eq(1)
-                    with m.If((tx_type == MsgType.RESULT) & (tx_idx >= HEADER_SIZE + RESULT_HEAD_SIZE)
-                              & (tx_idx < tx_end)):
-                        m.d.sync += lbyte.eq(lbyte + 1)
-                        with m.If(lbyte == 3):
-                            m.d.sync += cls.eq(cls + 1)
-                    with m.If(tx_idx == tx_last):
+                with m.If(~out_valid & ~hold[0]):
+                    m.d.sync += [out_byte.eq(nxt), out_valid.eq(1), hold.eq(2**HOLD - 1),
+                                 crc_pend.eq(~seg.sync & ~seg.crc0 & ~seg.crc1)]
+                    with m.If(~seg.body):  # the header's bytes and the CRC's, one each
+                        m.d.sync += seg.eq(seg.as_value() << 1)
+                    with m.Else():
+                        m.d.sync += [left.eq(left - 1), pos.eq(pos + 1)]
+                        with m.If(left == 1):
+                            m.d.sync += [seg.body.eq(0), seg.crc0.eq(1)]
+                        with m.If(is_result & (pos == RESULT_HEAD_SIZE - 1)):
+                            m.d.sync += in_logits.eq(1)
+                        with m.If(in_logits):
+                            m.d.sync += lbyte.eq(lbyte + 1)
+                            with m.If(lbyte == 3):
+                                m.d.sync += cls.eq(cls + 1)
+                    with m.If(seg.crc1):
                         m.d.comb += self.done.eq(1)
                         m.next = "IDLE"
         one_hot_in_synthesis(fsm)
         return m
 
 
-def _answer_byte(m, idx, mtype, seq, length, end, crc, pred, cyc, lword, lbyte, info, ecode):
-    """Byte ``idx`` of the answer: header, payload (by type), CRC — from registers only."""
-    pos = Signal(4)  # payload byte index, low bits (the fixed fields are < 16 bytes)
-    body, byte = Signal(8), Signal(8)
-    m.d.comb += pos.eq(idx[:4] - HEADER_SIZE)
-    with m.Switch(mtype):
-        with m.Case(MsgType.RESULT):
-            m.d.comb += body.eq(Mux(idx >= HEADER_SIZE + RESULT_HEAD_SIZE, lword.word_select(lbyte, 8),
-                                    Cat(pred, cyc).word_select(pos[:3], 8)))
-        with m.Case(MsgType.INFO_REPLY):
-            m.d.comb += body.eq(info.word_select(pos, 8))
-        with m.Default():
-            m.d.comb += body.eq(ecode)
-    with m.If(idx == 0):
-        m.d.comb += byte.eq(SYNC)
-    with m.Elif(idx == 1):
-        m.d.comb += byte.eq(mtype)
-    with m.Elif(idx == 2):
-        m.d.comb += byte.eq(seq)
-    with m.Elif(idx == 3):
-        m.d.comb += byte.eq(length[:8])
-    with m.Elif(idx == 4):
-        m.d.comb += byte.eq(length[8:])
-    with m.Elif(idx < end):
-        m.d.comb += byte.eq(body)
-    with m.Elif(idx == end):
-        m.d.comb += byte.eq(crc[:8])
-    with m.Else():
-        m.d.comb += byte.eq(crc[8:])
-    return byte
+def _one_hot_mux(sel, sources: dict):
+    """The source whose flag in the one-hot ``sel`` is set (an OR of ANDs: no priority chain)."""
+    out = Const(0, 8)
+    for name, value in sources.items():
+        out = out | Mux(sel[name], value, 0)
+    return out

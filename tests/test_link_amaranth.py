@@ -114,6 +114,18 @@ def test_link_answers_like_the_model(kw):
     assert len({f.seq for f in frames}) == len(frames) - 1  # each echoes its request's ("good" is sent twice)
 
 
+def test_link_answers_to_an_always_ready_transmitter():
+    """A byte every :data:`~csdformer.hw.link_tx.HOLD` + 1 cycles (the sender's fastest): the logit
+    read and the CRC still reach each byte in time."""
+    core = FixtureCore(n_pixels=5, num_classes=3, T=2, pixel_bits=8)
+    rng = random.Random(5)
+    img = bytes(rng.randrange(256) for _ in range(core.n_pixels))
+    sched, end = _schedule([(0, P.info_request(7)), (200, P.infer_request(1, img, 8)),
+                            (300, P.encode(P.MsgType.INFER, bytes([0]), 9))])
+    got = _run(core, sched, end + 300, tx_every=1)
+    assert got == b"".join(_expected(_model(core), sched))
+
+
 def test_link_model_id_from_a_port():
     """A core whose model id is an Out(32) port (read from flash at run time): INFO answers what the
     port holds when INFO is answered: 0 before the core has "loaded" it, the id after."""
