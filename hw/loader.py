@@ -73,7 +73,7 @@ class ModelLoader(wiring.Component):
         n_ops = Signal(range(max(D["ops"], 2) + 1))
         mid = Signal(32)
         j = Signal.like(n_ops)  # the record
-        nw = Signal(range(D["weight"] + 1))  # its weight words (a fitting image's counts fit)
+        nw = Signal(range(D["weight"] + 1))  # its weight words left (a fitting image's counts fit)
         slot = Signal()
         m.d.comb += [slot.eq(j[0]), self.weight_slot.eq(slot)]
         start = self.base + records_offset(p)
@@ -94,11 +94,12 @@ class ModelLoader(wiring.Component):
         for i, port in enumerate(writes):  # the loader is each of these memories' only writer
             m.d.comb += [port.addr.eq(pend_addr), port.data.eq(word), port.en.eq(pend & (pend_mem == i))]
 
-        def take_word(mem: int, k: int, addr, last, then):
-            """Collect a ``k``-byte word; on its last byte, write it to ``writes[mem]`` at ``addr``."""
+        def take_word(mem: int, k: int, addr, last, then, also=()):
+            """Collect a ``k``-byte word; on its last byte, write it to ``writes[mem]`` at ``addr``
+            (and run ``also``)."""
             with m.If(beat):
                 with m.If(bi == k - 1):
-                    m.d.sync += [bi.eq(0), pend.eq(1), pend_mem.eq(mem), pend_addr.eq(addr), wi.eq(wi + 1)]
+                    m.d.sync += [bi.eq(0), pend.eq(1), pend_mem.eq(mem), pend_addr.eq(addr), wi.eq(wi + 1), *also]
                     with m.If(last):
                         m.d.sync += wi.eq(0)
                         m.next = then
@@ -165,7 +166,7 @@ class ModelLoader(wiring.Component):
             with m.State("WEIGHTS"):
                 with m.If(beat):
                     m.d.sync += raddr.eq(raddr + 1)
-                take_word(3, wb, wi, wi + 1 == nw, "DONE")
+                take_word(3, wb, wi, nw == 1, "DONE", [nw.eq(nw - 1)])  # nw: the words still to come
             with m.State("DONE"):
                 m.d.sync += full.eq((full & ~self.free) | Mux(slot, 0b10, 0b01))
                 with m.If(j + 1 == n_ops):
