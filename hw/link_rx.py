@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from ..firmware.protocol import SYNC, ErrorCode, MsgType, infer_size
-from .common import check_int, one_hot_in_synthesis, validated
+from .common import check_int, one_hot_in_synthesis, unsigned_bits, validated
 from .crc16 import INIT, crc16_byte
 
 __all__ = ["Reply", "FrameReceiver"]
@@ -82,7 +82,10 @@ class FrameReceiver(wiring.Component):
         max_len = infer_size(self._n)
         byte, got = self.rx.payload, self.rx.valid
         m.d.comb += self.rx.ready.eq(1)
-        mtype, length, count = Signal(8), Signal(16), Signal(16)
+        # A frame longer than ``max_len`` is dropped at its length's high byte, so the length kept
+        # (its low byte first) and the payload count are as wide as ``max_len``.
+        mtype = Signal(8)
+        length, count = Signal(max(8, unsigned_bits(max_len))), Signal(range(max_len + 1))
         crc, crc_lo, dbyte = Signal(16, init=INIT), Signal(8), Signal(8)
         # The frame's verdict, registered with its last byte (CHECK decides from single bits)
         crc_ok, is_infer, is_info, len_zero, len_max, delay_bad = (Signal() for _ in range(6))
