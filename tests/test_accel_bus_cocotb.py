@@ -10,6 +10,8 @@ corrupted image byte is reported where it first shows. The paper-size ``fashion_
 (16 lanes, one image) is the slow test.
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -93,9 +95,13 @@ def test_a_corrupted_first_layer_weight_is_named(prog, images):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("CSDFORMER_PAPER_RTL"),
+                    reason="opt-in (CSDFORMER_PAPER_RTL=1; or bench/paper_rtl.py): Verilator's build of the 4-384 "
+                           "model alone ran over 24 minutes (its symbol table under cocotb's --public-flat-rw), "
+                           "past CI's budget; not yet run to the end")
 def test_fashion_mnist_4_384_one_image_bit_exact():
     """The paper-size model (9.4 MB image, 16 lanes, every spike layer kept for the read-back):
-    one test image bit-exact in every layer, cycles equal to the model (about 10 minutes)."""
+    one test image bit-exact in every layer, cycles equal to the model."""
     art = A.load(resolve_artifact("fashion_mnist-4-384"))
     p = compile_program(art, 16)
     idx, x = select_images(art, 1, seed=0)
