@@ -11,3 +11,20 @@ with warnings.catch_warnings():
         import hypothesis.extra._patching  # noqa: F401
     except ImportError:  # libcst not installed: the plugin then never imports it either
         pass
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _bitstream_cache(tmp_path_factory):
+    """Builds in tests never read or fill the user's bitstream cache (~/.cache/csdformer)."""
+    import os
+
+    old = os.environ.get("CSDFORMER_CACHE")
+    os.environ["CSDFORMER_CACHE"] = str(tmp_path_factory.mktemp("csdformer-cache"))
+    yield
+    if old is None:
+        os.environ.pop("CSDFORMER_CACHE", None)
+    else:
+        os.environ["CSDFORMER_CACHE"] = old
