@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..hw.common import replacing_folder
 from ..hw.fabric import Fabric
 
 __all__ = ["BitstreamCache", "CacheEntry", "cache_root"]
@@ -86,17 +86,9 @@ class BitstreamCache:
 
     def store(self, board: str, digest: str, bitstream: Path, report: dict, fabric: Fabric) -> CacheEntry:
         """Keep ``bitstream`` with its ``report`` and ``fabric`` under ``digest``."""
-        self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / f"{board}-{digest}"
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=self.root))
-        try:
+        with replacing_folder(final) as tmp:
             shutil.copy2(bitstream, tmp / Path(bitstream).name)
             (tmp / "report.json").write_text(json.dumps(report, indent=1) + "\n")
             (tmp / "fabric.json").write_text(json.dumps(fabric.to_json(), indent=1) + "\n")
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return CacheEntry(final, board, digest)

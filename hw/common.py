@@ -9,9 +9,12 @@ Components expose derived facts (``latency``, widths) as read-only properties.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +37,25 @@ __all__ = [
     "FlipOutputBit",
     "signed_bits",
     "one_hot_in_synthesis",
+    "replacing_folder",
 ]
+
+
+@contextlib.contextmanager
+def replacing_folder(final):
+    """A temporary sibling of folder ``final`` to fill; renamed over ``final`` when the block ends
+    without an error, removed otherwise: a folder is never seen half written."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def one_hot_in_synthesis(fsm) -> None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from amaranth.hdl import Value
@@ -22,7 +20,7 @@ from amaranth.lib import wiring
 
 from .. import __version__
 from .accelerator import Accelerator
-from .common import HwParamError, verilog_text
+from .common import HwParamError, replacing_folder, verilog_text
 from .flash_image import build_image
 from .netmodel import op_costs
 from .program import Program
@@ -78,18 +76,10 @@ def write_rtl(program: Program, out_dir, *, force: bool = False, delay: int | No
     acc = Accelerator(program)
     text = verilog_text(acc, TOP)  # elaborate fully before touching the disk
     desc = describe(acc, delay)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with replacing_folder(out) as tmp:
         os.chmod(tmp, 0o755)
         (tmp / f"{TOP}.v").write_text(text)
         (tmp / "model.bin").write_bytes(build_image(program))
         (tmp / "fabric.json").write_text(json.dumps(program.fabric.to_json(), indent=1) + "\n")
         (tmp / "accelerator.json").write_text(json.dumps(desc, indent=1) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
