@@ -1,17 +1,25 @@
 """The paper-size model in RTL simulation: the bare accelerator in Verilator, its 9.4 MB model
-streamed over the ``bus`` ports by the bench's weight-stream model (RomStream's timing).
+streamed over the ``bus`` ports from the flash image with RomStream's timing.
 
-Runs ``--images`` test images through :func:`csdformer.sim.verify_bus.verify_bus` (cocotb +
-Verilator; the judging of :mod:`csdformer.sim.verify`) and prints, per image, every spike layer's
-verdict (neuron counts and frame bits against the golden model), the logits and class, the
-hardware's cycle counter against the cycle model (``RomStream`` timing), SOPs and spikes; then the
-Verilog size, the Verilator build time (0 when the build was cached), the golden model's time,
-the simulation's wall time, cycles simulated and cycles/s, the weight-stream model's stepped
-cycles, and the simulator's peak resident memory.
+Engines: ``verilator`` (default): the C++ bench of :mod:`csdformer.sim.verilator_bus` (no cocotb:
+the Verilog without its 499 k zero memory initialisers, no ``--public-flat-rw``); ``cocotb``:
+:func:`csdformer.sim.verify_bus.verify_bus` (cocotb + Verilator; its 4-384 build did not finish
+in 24 minutes). Both are judged by :mod:`csdformer.sim.verify`. Runs ``--images`` test images and
+prints, per image, every spike layer's verdict (neuron counts and frame bits against the golden
+model), the logits and class, the hardware's cycle counter against the cycle model (``RomStream``
+timing), SOPs and spikes; then the Verilog size, the build time (0 when cached), the golden
+model's time, the simulation's wall time, cycles simulated and cycles/s, and the simulator's peak
+resident memory.
 
 Usage: ``python bench/paper_rtl.py [--artifact fashion_mnist-4-384] [--lanes 16] [--images 1]
-[--seed 0] [--delay D] [--mode records|exact] [--json FILE]``. One 4-384 image simulates about
-25 M cycles.
+[--seed 0] [--delay D] [--engine verilator|cocotb] [--jobs 2] [--opt -O1] [--mode records|exact]
+[--json FILE]``. One 4-384 image simulates about 25 M cycles.
+
+On another machine (g++ and make, no Python packages): ``--prepare DIR`` writes the design, the
+bench, the inputs, Verilator's ``include/`` and the verilated C++ (``DIR/obj``) there; on that
+machine ``sh DIR/run.sh make && sh DIR/run.sh run``; back here, with DIR holding the results
+(``hw.txt``, ``spk.bin``, ``result.json``), ``--judge DIR`` (same artifact, images and delay)
+prints the verdicts.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ def main(argv=None) -> int:
     from csdformer.hw.flash_image import build_image
     from csdformer.hw.program import compile_program
     from csdformer.sim.verify import select_images
+    from csdformer.sim import verilator_bus as VB
     from csdformer.sim.verify_bus import MODES, verify_bus
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -55,7 +64,12 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--delay", type=int)
-    ap.add_argument("--mode", choices=MODES, default="records")
+    ap.add_argument("--mode", choices=MODES, default="records", help="cocotb engine's weight-stream model")
+    ap.add_argument("--engine", choices=("verilator", "cocotb"), default="verilator")
+    ap.add_argument("--jobs", type=int, default=2, help="make -j of the C++ build")
+    ap.add_argument("--opt", default=VB.OPT, help="g++ level of the design's C++")
+    ap.add_argument("--prepare", metavar="DIR", help="write DIR for a build and run elsewhere; no simulation")
+    ap.add_argument("--judge", metavar="DIR", help="judge the results of a run in DIR (see --prepare)")
     ap.add_argument("--json", help="write the figures as JSON")
     args = ap.parse_args(argv)
 
@@ -68,11 +82,43 @@ def main(argv=None) -> int:
     idx, x = select_images(art, args.images, args.seed)
     print(f"{art.name}: T={art.T}, D={delay}, {args.lanes} lanes, {len(prog.ops)} ops, flash image "
           f"{len(image):,} bytes; {len(idx)} test image(s) (seed {args.seed}: {', '.join(map(str, idx))}); "
-          f"weight stream: RomStream timing, bench model mode {args.mode!r}", flush=True)
+          f"weight stream: RomStream timing; engine {args.engine}"
+          + (f", bench model mode {args.mode!r}" if args.engine == "cocotb" else ""), flush=True)
     t0 = time.time()
-    rep = verify_bus(prog, idx, x, delay=delay, mode=args.mode, progress=True)
+    if args.prepare or args.judge:
+        return _elsewhere(args, prog, idx, x, delay, VB)
+    if args.engine == "cocotb":
+        rep = verify_bus(prog, idx, x, delay=delay, mode=args.mode, progress=True)
+    else:
+        rep = VB.verify_cxx(prog, idx, x, delay=delay, jobs=args.jobs, opt=args.opt, progress=True)
     wall = time.time() - t0
+    return report(args, art, prog, idx, delay, rep, wall, t_compile)
 
+
+def _elsewhere(args, prog, idx, x, delay, VB) -> int:
+    """--prepare DIR (the folder for another machine, verilated here) or --judge DIR."""
+    from csdformer.sim.verify import golden_reference
+
+    t0 = time.time()
+    golden = golden_reference(prog, x, delay, timing=VB.rom_timing())
+    golden_s = time.time() - t0
+    if args.prepare:
+        key, fig = VB.prepare(prog, x, delay, golden, args.prepare, indices=idx, opt=args.opt, jobs=args.jobs, ship_runtime=True)
+        print(f"Verilog {fig['verilog_bytes']:,} bytes, {fig['zero_inits_dropped']:,} zero initialisers dropped: "
+              f"{fig['verilog_stripped_bytes']:,} bytes ({fig['verilog_s']:.0f} s)", flush=True)
+        times = VB.build(args.prepare, steps=("verilate",))
+        print(f"verilated in {times['verilate_s']:.0f} s: {args.prepare}/obj; there: sh run.sh make && sh run.sh run")
+        return 0
+    import json as _json
+    from pathlib import Path
+
+    res = _json.loads((Path(args.judge) / "result.json").read_text())
+    rep = VB.judge(prog, golden, args.judge, res, idx, delay, wall=float(res.get("bench_wall_s") or 0.0),
+                   golden_s=golden_s)
+    return report(args, prog.artifact, prog, idx, delay, rep, 0.0, 0.0)
+
+
+def report(args, art, prog, idx, delay, rep, wall, t_compile) -> int:
     for i, c in enumerate(rep.checks):
         print(f"\nimage {c.index}: {'PASSED' if c.ok else 'FAILED: first difference in ' + repr(c.first_layer)}")
         for name, n, bad_counts, bad_bits in layer_verdicts(prog, rep.golden, rep.hw, i):
@@ -90,6 +136,11 @@ def main(argv=None) -> int:
     s = rep.stream
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\n{rep.summary()}")
+    v = rep.stream
+    if "verilog_bytes" in v:
+        print(f"Verilog {v['verilog_bytes']:,} bytes; {v['zero_inits_dropped']:,} zero memory initialisers dropped: "
+              f"{v['verilog_stripped_bytes']:,} bytes built ({v['verilog_s']:.0f} s to write); verilate "
+              f"{v['verilate_s']:.0f} s, make {v['make_s']:.0f} s (-j {args.jobs}, {args.opt}; 0 = cached)")
     print(f"Verilator build {rep.build_s:.0f} s (0 = cached); program + image {t_compile:.1f} s; golden + cycle model "
           f"{rep.golden_s:.1f} s; simulation {rep.sim_s:.0f} s wall (bench {rep.bench_s:.0f} s): {rep.sim_cycles:,} "
           f"cycles, {rep.cycles_per_s:,.0f} cycles/s; whole run {wall:.0f} s")
@@ -99,7 +150,7 @@ def main(argv=None) -> int:
     print(f"peak resident memory: simulator {hwm}; this process {rss_self:,.0f} MB")
     if args.json:
         out = {"artifact": art.name, "lanes": args.lanes, "delay": delay, "images": [int(i) for i in idx],
-               "mode": args.mode, "image_bytes": len(image), "summary": rep.summary(),
+               "engine": args.engine, "mode": args.mode if args.engine == "cocotb" else "exact", "summary": rep.summary(),
                "checks": [{"index": c.index, "ok": c.ok, "first_layer": c.first_layer, "cycles": c.cycles,
                            "model_cycles": c.model_cycles, "sops": c.sops, "spikes": c.spikes,
                            "layers": layer_verdicts(prog, rep.golden, rep.hw, i)} for i, c in enumerate(rep.checks)],

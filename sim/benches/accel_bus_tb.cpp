@@ -1,0 +1,323 @@
+// Verilator C++ bench of the bare accelerator, its model read over the ``bus`` ports from the flash
+// image held here: the C++ twin of the cocotb bench ``accelerator_bus.py`` (mode "exact"), without
+// cocotb, VPI or --public-flat-rw, so that the paper-size model builds and runs in minutes.
+// Launcher, file formats and judging: csdformer.sim.verilator_bus (sim/verilator_bus.py).
+//
+// The weight stream: RomStream (byte_cycles=1, StreamTiming("rom", 2, 1)) stepped every cycle, as
+// RomStreamModel._step does: at the falling edge of cycle c the beat of cycle c (RomStream's
+// registers after the rising edge that began it) is driven, cmd and data.ready of cycle c are
+// sampled (after the combinational logic settled) and the registers of the next cycle computed; a
+// rising edge that samples rst high resets them. Bytes past the image read 0xFF.
+//
+// The bench: accelerator.py's _run, falling edge for falling edge: reset (2 rising edges), then per
+// image: wait for ``prefetched``, one pixel a cycle, the logits, class and counters, the debug-port
+// read-back of the spike frames (DBG_LATENCY cycles behind the address).
+//
+// Usage: tb DIR   (DIR holds meta.txt, flash.bin; results written there: hw.txt, spk.bin,
+// result.json, heartbeat.txt, progress.txt)
+
+#include "Vtop.h"
+#include "verilated.h"
+
+#include <chrono>
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+// Verilator spells the "__" of a port name as "___05F".
+#define P_CMD_VALID bus___05Fcmd___05Fvalid
+#define P_CMD_READY bus___05Fcmd___05Fready
+#define P_CMD_PAYLOAD bus___05Fcmd___05Fpayload
+#define P_DATA_VALID bus___05Fdata___05Fvalid
+#define P_DATA_READY bus___05Fdata___05Fready
+#define P_DATA_PAYLOAD bus___05Fdata___05Fpayload
+#define P_IMG_VALID image___05Fvalid
+#define P_IMG_READY image___05Fready
+#define P_IMG_PAYLOAD image___05Fpayload
+#define P_LOG_VALID logits___05Fvalid
+#define P_LOG_READY logits___05Fready
+#define P_LOG_PAYLOAD logits___05Fpayload
+#define P_PRED_VALID prediction___05Fvalid
+#define P_PRED_READY prediction___05Fready
+#define P_PRED_PAYLOAD prediction___05Fpayload
+
+static const uint32_t ADDR_MASK = (1u << 24) - 1;  // RomStream's cur: the bus's 24 address bits
+
+static std::string dir;
+static Vtop* top;
+static uint64_t cycle = 0;  // rising clock edges so far
+static std::chrono::steady_clock::time_point t0;
+
+static double wall() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+static double vm_hwm_mb() {
+    FILE* f = std::fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    double mb = -1;
+    while (std::fgets(line, sizeof line, f))
+        if (!std::strncmp(line, "VmHWM:", 6)) mb = std::atof(line + 6) / 1024.0;
+    std::fclose(f);
+    return mb;
+}
+
+// RomStream (byte_cycles=1) at the bus ports: sim/benches/accelerator_bus.py's RomStreamModel.
+struct Rom {
+    std::vector<uint8_t> img;
+    uint64_t n = 0, amask = 1;
+    uint32_t cur = 0;
+    bool active = false;
+    uint32_t valid = 0;
+    uint64_t addr = 0;  // the read port's (latched) address
+    uint64_t cmds = 0, bytes = 0, stepped = 0;
+
+    void init() {
+        n = img.size();
+        uint64_t depth = n > 2 ? n : 2, bits = 0;
+        while ((1ull << bits) < depth) ++bits;  // (depth - 1).bit_length()
+        if (bits < 1) bits = 1;
+        amask = (1ull << bits) - 1;
+    }
+    void drive() {  // the beat of this cycle
+        top->P_DATA_VALID = valid;
+        top->P_DATA_PAYLOAD = addr < n ? img[addr] : 0xFF;
+    }
+    void step() {  // after the inputs settled: the registers of the next cycle
+        ++stepped;
+        uint32_t v = valid;
+        uint32_t ready = top->P_DATA_READY;
+        uint32_t fire = v & ready;
+        if (!v || ready) addr = (uint64_t)(cur + fire) & amask;
+        if (top->P_CMD_VALID) {  // cmd.ready is always 1
+            cur = (uint32_t)top->P_CMD_PAYLOAD & ADDR_MASK;
+            active = true;
+            valid = 0;
+            ++cmds;
+        } else if (active) {
+            if (fire) {
+                cur = (cur + 1) & ADDR_MASK;
+                ++bytes;
+            } else if (!v) {
+                valid = 1;
+            }
+        }
+    }
+    void reset() { cur = 0, active = false, valid = 0; }
+};
+
+static Rom rom;
+static uint64_t budget = 0, heartbeat_every = 1000000, next_heartbeat = 0;
+static std::string error;  // non-empty: the run stopped
+
+static void heartbeat() {
+    std::ofstream f(dir + "/heartbeat.txt", std::ios::app);
+    f << "{\"cycle\": " << cycle << ", \"wall_s\": " << wall() << ", \"cmds\": " << rom.cmds
+      << ", \"bytes\": " << rom.bytes << ", \"loader_ready\": " << (int)top->ready
+      << ", \"prefetched\": " << (int)top->prefetched << ", \"busy\": " << (int)top->busy
+      << ", \"vm_hwm_mb\": " << vm_hwm_mb() << "}\n";
+}
+
+// From one falling edge to the next: the beat, the inputs settle, the rising edge.
+struct Budget {};
+static int64_t img_not_ready = 0;  // pixels offered while image.ready was low (the bench assumes none)
+static void advance() {
+    rom.drive();
+    top->clk = 0;
+    top->eval();
+    rom.step();
+    if (top->P_IMG_VALID && !top->P_IMG_READY) ++img_not_ready;
+    top->clk = 1;
+    top->eval();
+    ++cycle;
+    if (top->rst) rom.reset();
+    if (cycle >= next_heartbeat) {
+        heartbeat();
+        next_heartbeat += heartbeat_every;
+    }
+    if (budget && cycle > budget) throw Budget();
+}
+
+static std::string grouped(uint64_t v) {  // 1234567 -> "1,234,567"
+    std::string d = std::to_string(v), out;
+    for (size_t k = 0; k < d.size(); ++k) {
+        if (k && (d.size() - k) % 3 == 0) out += ',';
+        out += d[k];
+    }
+    return out;
+}
+
+static std::vector<int64_t> read_ints(std::istream& in, size_t n) {
+    std::vector<int64_t> v(n);
+    for (auto& x : v) in >> x;
+    return v;
+}
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        std::fprintf(stderr, "usage: %s DIR\n", argv[0]);
+        return 2;
+    }
+    dir = argv[1];
+    t0 = std::chrono::steady_clock::now();
+    // meta.txt: "key value" lines; "dump K" then K "base words" lines; "indices" N values (the
+    // images' names in messages); "delays" N values; "pixels" N*n_pixels values (image by image).
+    std::map<std::string, int64_t> meta;
+    std::vector<int64_t> dump, delays, pixels, indices;
+    {
+        std::ifstream in(dir + "/meta.txt");
+        if (!in) {
+            std::fprintf(stderr, "no %s/meta.txt\n", dir.c_str());
+            return 2;
+        }
+        std::string key;
+        while (in >> key) {
+            if (key == "dump") {
+                int64_t k;
+                in >> k;
+                dump = read_ints(in, 2 * k);
+            } else if (key == "indices") {
+                indices = read_ints(in, meta.at("n_images"));
+            } else if (key == "delays") {
+                delays = read_ints(in, meta.at("n_images"));
+            } else if (key == "pixels") {
+                pixels = read_ints(in, meta.at("n_images") * meta.at("n_pixels"));
+            } else {
+                in >> meta[key];
+            }
+        }
+        if (!in.eof()) {
+            std::fprintf(stderr, "meta.txt: unreadable near %s\n", key.c_str());
+            return 2;
+        }
+    }
+    {
+        std::ifstream f(dir + "/flash.bin", std::ios::binary);
+        rom.img.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+        rom.init();
+    }
+    const int64_t n = meta.at("n_images"), npx = meta.at("n_pixels"), nc = meta.at("num_classes");
+    const int lw = (int)meta.at("logit_width"), lat = (int)meta.at("dbg_latency");
+    budget = (uint64_t)meta.at("budget_cycles");
+    if (meta.count("heartbeat_cycles")) heartbeat_every = (uint64_t)meta["heartbeat_cycles"];
+    next_heartbeat = heartbeat_every;
+    std::vector<uint32_t> addrs;
+    for (size_t k = 0; k + 1 < dump.size(); k += 2)
+        for (int64_t a = dump[k]; a < dump[k] + dump[k + 1]; ++a) addrs.push_back((uint32_t)a);
+
+    std::vector<int64_t> logits(n * nc, 0), pred(n, 0), cyc(n, 0), spikes(n, 0), sops(n, 0);
+    std::vector<uint64_t> spk(n * addrs.size(), 0);
+    int64_t i = 0;
+
+    auto* ctx = new VerilatedContext;
+    ctx->commandArgs(argc, argv);
+    top = new Vtop{ctx};
+    double t_built = wall();
+    try {
+        // RomStreamModel.start: cmd.ready 1, data.valid 0, the byte 0xFF; stream.start: reset
+        // for 2 rising edges, released at the falling edge after them.
+        top->P_CMD_READY = 1;
+        top->P_DATA_VALID = 0;
+        top->P_DATA_PAYLOAD = 0xFF;
+        top->clk = 0;
+        top->rst = 1;
+        top->eval();
+        advance();
+        advance();
+        top->rst = 0;
+        top->P_LOG_READY = 1;
+        top->P_PRED_READY = 0;
+        top->P_IMG_VALID = 0;
+        for (i = 0; i < n; ++i) {
+            advance();
+            while (!top->prefetched) {  // the cycle model counts from a loader with two records in
+                if (top->error) throw std::string("the accelerator refused its flash image (error)");
+                advance();
+            }
+            top->delay = (uint32_t)delays[i];
+            top->P_IMG_VALID = 1;
+            for (int64_t p = 0; p < npx; ++p) {
+                top->P_IMG_PAYLOAD = (uint32_t)pixels[i * npx + p];
+                advance();
+            }
+            top->P_IMG_VALID = 0;
+            if (!top->P_LOG_VALID) {
+                do advance();
+                while (!top->P_LOG_VALID);
+            }
+            for (int64_t k = 0; k < nc;) {
+                if (top->P_LOG_VALID) {
+                    uint64_t v = (uint64_t)top->P_LOG_PAYLOAD;
+                    int64_t s = (v >> (lw - 1)) & 1 ? (int64_t)v - ((int64_t)1 << lw) : (int64_t)v;
+                    logits[i * nc + k++] = s;
+                }
+                advance();
+            }
+            if (!top->P_PRED_VALID) throw std::string("no prediction after the logits");
+            pred[i] = top->P_PRED_PAYLOAD;
+            cyc[i] = top->cycles;
+            spikes[i] = top->spikes;
+            sops[i] = top->sops;
+            top->P_PRED_READY = 1;
+            advance();
+            top->P_PRED_READY = 0;
+            {
+                std::ofstream f(dir + "/progress.txt", std::ios::app);
+                f << i + 1 << " " << n << " class " << pred[i] << ", " << cyc[i] << " cycles\n";
+            }
+            // idle: the spike frames, one word a cycle, DBG_LATENCY cycles behind the address
+            const int64_t na = (int64_t)addrs.size();
+            for (int64_t j = 0; j < na + lat - 1; ++j) {
+                if (j < na) top->dbg_addr = addrs[j];
+                advance();
+                if (j >= lat - 1) spk[i * na + j - lat + 1] = (uint64_t)top->dbg_data;
+            }
+        }
+    } catch (Budget&) {
+        std::ostringstream m;
+        m << "image " << (i < (int64_t)indices.size() ? indices[i] : i) << " (" << i + 1 << " of " << n
+          << "): not done within the cycle budget of " << grouped(budget)
+          << " cycles (from the cycle model); the simulation was stopped";
+        error = m.str();
+    } catch (std::string& e) {
+        error = e;
+    }
+    if (error.empty() && img_not_ready)
+        error = "image.ready was low while pixels were offered (" + std::to_string(img_not_ready) + " beats)";
+    double sim_s = wall() - t_built;
+    top->final();
+    {  // hw.txt: per image "logits... prediction cycles spikes sops"; spk.bin: uint64 words
+        std::ofstream f(dir + "/hw.txt");
+        for (int64_t k = 0; k < n; ++k) {
+            for (int64_t c = 0; c < nc; ++c) f << logits[k * nc + c] << " ";
+            f << pred[k] << " " << cyc[k] << " " << spikes[k] << " " << sops[k] << "\n";
+        }
+        std::ofstream b(dir + "/spk.bin", std::ios::binary);
+        b.write((const char*)spk.data(), spk.size() * sizeof(uint64_t));
+    }
+    {
+        std::ofstream f(dir + "/result.json");
+        std::string esc;
+        for (char ch : error) esc += ch == '"' || ch == '\\' ? std::string("\\") + ch : std::string(1, ch);
+        f << "{\"sim_cycles\": " << cycle << ", \"bench_wall_s\": " << sim_s << ", \"images_done\": " << i
+          << ", \"vm_hwm_mb\": " << vm_hwm_mb() << ", \"stream\": {\"mode\": \"exact\", \"cmds\": " << rom.cmds
+          << ", \"windows\": " << rom.cmds << ", \"unknown_windows\": 0, \"bytes\": " << rom.bytes
+          << ", \"stepped_cycles\": " << rom.stepped << "}"
+          << (error.empty() ? std::string() : ", \"error\": \"" + esc + "\"") << "}\n";
+    }
+    delete top;
+    delete ctx;
+    if (!error.empty()) {
+        std::fprintf(stderr, "%s\n", error.c_str());
+        return 1;
+    }
+    return 0;
+}
