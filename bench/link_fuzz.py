@@ -6,9 +6,11 @@ The host's answer decoder (``protocol.host_decoder``) and the device's request p
 (``hw/link_rx.py`` ``FrameReceiver`` in the Amaranth simulator, against the device model) each get
 ``N`` random streams of frames (intact, bit-flipped, cut), garbage and pauses; the properties are
 those of :mod:`csdformer.sim.benches.link_fuzz`: no exception, no corrupted frame accepted, the next
-valid frame always decoded (the RTL: every intact frame the parser meets while hunting), and the RTL
-equal to the device model verdict for verdict. Prints the counts and times; exit status 1 on a
-failure (with Hypothesis' minimal failing stream). ``tests/test_link_fuzz.py`` runs 1000 of each.
+valid frame always decoded (the RTL: every intact frame the parser meets while hunting, or right
+behind a frame cut just before its last byte), and the RTL equal to the device model verdict for
+verdict. A quarter of the frames end in a byte ``0xA5``, a fifth are cut just before their last
+byte. Prints the counts and times; exit status 1 on a failure (with Hypothesis' minimal failing
+stream). ``tests/test_link_fuzz.py`` runs 1000 of each.
 """
 
 import argparse

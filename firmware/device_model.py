@@ -1,8 +1,10 @@
 """Python model of the device side of the link protocol, and a loopback "serial port" around it.
 
 :class:`DeviceModel` parses bytes exactly as the RTL link (:mod:`csdformer.hw.link`) does — no
-backtracking, inter-byte timeout, lengths above ``1 + n_pixels`` dropped at the header, answers
-only for frames whose CRC is good — and answers at once (the RTL answers after the core ran).
+backtracking, inter-byte timeout, lengths above ``1 + n_pixels`` dropped at the header, a frame's
+last byte ``0xA5`` taken as the next frame's sync byte, answers only for frames whose CRC is good —
+and answers at once (the RTL answers after the core ran, and discards the bytes that arrive
+meanwhile: a caller must not send while an answer is due).
 It is the reference the link's cocotb bench compares with, and, wrapped in
 :class:`LoopbackSerial`, the device the host runtime's tests talk to.
 """
@@ -51,8 +53,8 @@ class DeviceModel:
         out = []
         for b in bytes(data):
             if self._state != "hunt" and self.timeout is not None and now - self._last > self.timeout:
+                self.dropped += self._state != "type"  # a sync byte alone is no frame
                 self._state = "hunt"
-                self.dropped += 1
             self._last = now
             answer = self._byte(b)
             if answer is not None:
@@ -61,7 +63,7 @@ class DeviceModel:
 
     def _byte(self, b: int) -> bytes | None:
         st = self._state
-        if st == "hunt":
+        if st == "hunt" or st == "type" and b == SYNC:  # a type byte 0xA5 is a sync byte: the frame restarts
             if b == SYNC:
                 self._state, self._body = "type", bytearray()
             return None
@@ -75,9 +77,10 @@ class DeviceModel:
             self._state = "len1"
         elif st == "len1":
             self._length = self._body[2] | self._body[3] << 8
-            if self._length > self.max_length:
+            if self._length > self.max_length:  # (a high byte 0xA5 always is: it may be a sync byte)
                 self._state = "hunt"
                 self.dropped += 1
+                self._resync(b)
             else:
                 self._state = "payload" if self._length else "crc0"
         elif st == "payload":
@@ -87,11 +90,20 @@ class DeviceModel:
             self._crc_lo, self._state = b, "crc1"
         else:  # crc1
             self._state = "hunt"
-            if crc16(self._body) != (self._crc_lo | b << 8):
+            body = bytes(self._body)
+            self._resync(b)  # the last byte, dropped or answered frame alike
+            if crc16(body) != (self._crc_lo | b << 8):
                 self.dropped += 1
                 return None
-            return self._answer(self._body[0], self._body[1], bytes(self._body[HEADER_SIZE - 1:]))
+            return self._answer(body[0], body[1], body[HEADER_SIZE - 1:])
         return None
+
+    def _resync(self, b: int) -> None:
+        """A frame ended (dropped or answered) at byte ``b``: a ``0xA5`` may be the sync byte of
+        the next frame (one cut just before a last byte ``0xA5`` is completed by the next frame's
+        sync byte: that frame is still parsed)."""
+        if b == SYNC:
+            self._state, self._body = "type", bytearray()
 
     def _answer(self, mtype: int, seq: int, payload: bytes) -> bytes:
         """The answer to a frame whose CRC was good (checks in this order: type, length, delay),

@@ -6,6 +6,15 @@ verdict bits with its last byte and decides a cycle later (CHECK): drop the fram
 answer without the core (:data:`Reply`: INFO or an ERROR with its code), or start an inference.
 It then ignores bytes (WAIT) until the answer is sent; the frame's sequence number (``seq``) is
 held for the answer meanwhile.
+
+Resynchronisation without a buffer (the host decoder backtracks; this parser cannot): a frame
+that ends at a byte ``0xA5`` takes that byte as the sync byte of the next frame. That is a last
+(CRC) byte ``0xA5``, the frame dropped or answered — so a frame cut just before its last byte is
+completed by the next frame's sync byte and the next frame is still parsed —, and a length high
+byte ``0xA5`` (always too long). A type byte ``0xA5`` is no type: it restarts the frame (TYPE
+again). A sync byte followed by nothing for ``timeout`` cycles is no frame: back to HUNT silently.
+After an answered frame the candidate survives WAIT only while no byte arrives (bytes in WAIT are
+discarded) and not past the timeout; one register (``resync``) holds it.
 """
 
 from contextlib import contextmanager
@@ -90,8 +99,11 @@ class FrameReceiver(wiring.Component):
         # The frame's verdict, registered with its last byte (CHECK decides from single bits)
         crc_ok, is_infer, is_info, len_zero, len_max, delay_bad = (Signal() for _ in range(6))
         timer = Signal(range(self._timeout + 1))
-        stalled = Signal()
-        m.d.comb += [stalled.eq(~got & (timer == self._timeout)), self.infer.payload.eq(dbyte)]
+        expired, stalled = Signal(), Signal()
+        is_sync = byte == SYNC
+        resync = Signal()  # the frame's last byte was SYNC: the next frame's sync byte, maybe
+        m.d.comb += [expired.eq(timer == self._timeout), stalled.eq(~got & expired),
+                     self.infer.payload.eq(dbyte)]
         crc_rx = crc16_byte(crc, byte)
         image_frame = (mtype == MsgType.INFER) & (length == max_len)
         with m.If(got):
@@ -103,9 +115,16 @@ class FrameReceiver(wiring.Component):
             m.d.comb += [self.reply.valid.eq(1), self.reply.payload.mtype.eq(mt), self.reply.payload.code.eq(code)]
             m.next = "WAIT"
 
-        def drop():
+        def drop(resync=None):  # the frame dropped; ``resync`` true: its last byte starts the next
             m.d.comb += self.dropped.eq(1)
             m.next = "HUNT"
+            if resync is not None:
+                with m.If(resync):
+                    start()
+
+        def start():  # a sync byte (just received, or the last byte of a frame): a frame begins
+            m.d.sync += crc.eq(INIT)
+            m.next = "TYPE"
 
         @contextmanager
         def on_byte():  # a byte of the frame, or the frame dropped when none comes in time
@@ -116,13 +135,15 @@ class FrameReceiver(wiring.Component):
 
         with m.FSM() as fsm:
             with m.State("HUNT"):
-                with m.If(got & (byte == SYNC)):
-                    m.d.sync += crc.eq(INIT)
-                    m.next = "TYPE"
-            with m.State("TYPE"):
-                with on_byte():
-                    m.d.sync += [crc.eq(crc_rx), mtype.eq(byte)]
-                    m.next = "SEQ"
+                with m.If(got & is_sync):
+                    start()
+            with m.State("TYPE"):  # (crc is INIT here)
+                with m.If(got):
+                    with m.If(~is_sync):  # a type byte 0xA5 is no type but a sync byte: TYPE again
+                        m.d.sync += [crc.eq(crc_rx), mtype.eq(byte)]
+                        m.next = "SEQ"
+                with m.Elif(stalled):  # a sync byte alone is no frame: nothing dropped
+                    m.next = "HUNT"
             with m.State("SEQ"):
                 with on_byte():
                     m.d.sync += [crc.eq(crc_rx), self.seq.eq(byte)]
@@ -136,7 +157,7 @@ class FrameReceiver(wiring.Component):
                 with on_byte():
                     m.d.sync += [crc.eq(crc_rx), length.eq(new_len), count.eq(0)]
                     with m.If(new_len > max_len):  # cannot be a request: a false sync
-                        drop()
+                        drop(resync=is_sync)  # (a high byte 0xA5 is always too long)
                     with m.Elif(new_len == 0):
                         m.next = "CRC0"
                     with m.Else():
@@ -157,13 +178,15 @@ class FrameReceiver(wiring.Component):
                     m.next = "CRC1"
             with m.State("CRC1"):
                 with on_byte():
-                    m.d.sync += [crc_ok.eq(Cat(crc_lo, byte) == crc), is_infer.eq(mtype == MsgType.INFER),
+                    m.d.sync += [crc_ok.eq(Cat(crc_lo, byte) == crc), resync.eq(is_sync),
+                                 is_infer.eq(mtype == MsgType.INFER),
                                  is_info.eq(mtype == MsgType.INFO), len_zero.eq(length == 0),
                                  len_max.eq(length == max_len), delay_bad.eq(dbyte >= self._T)]
                     m.next = "CHECK"
             with m.State("CHECK"):  # the frame's verdict a cycle after its last byte (timing)
+                m.d.sync += crc.eq(INIT)  # (for a frame that the last byte may start)
                 with m.If(~crc_ok):
-                    drop()
+                    drop(resync=resync)
                 with m.Elif(~is_infer & ~is_info):
                     reply(MsgType.ERROR, ErrorCode.UNKNOWN_TYPE)
                 with m.Elif(is_info):
@@ -179,8 +202,12 @@ class FrameReceiver(wiring.Component):
                     m.d.comb += self.infer.valid.eq(1)
                     m.next = "WAIT"
             with m.State("WAIT"):  # the request executed and answered
+                with m.If(got):  # discarded: a frame the last byte started has lost a byte
+                    m.d.sync += resync.eq(0)
                 with m.If(self.release):
                     m.next = "HUNT"
+                    with m.If(resync & ~got & ~expired):  # that frame is still possible
+                        m.next = "TYPE"
             m.d.comb += self.busy.eq(~fsm.ongoing("HUNT"))
         one_hot_in_synthesis(fsm)
         return m

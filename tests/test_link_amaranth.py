@@ -126,6 +126,28 @@ def test_link_answers_to_an_always_ready_transmitter():
     assert got == b"".join(_expected(_model(core), sched))
 
 
+def test_link_frame_cut_before_its_last_byte():
+    """docs/protocol.md device rule 8 on the whole link. A request cut just before its last byte and
+    the next request right behind it: the next one's sync byte completes the cut one. Last byte not
+    0xA5: the cut request fails its CRC and the next one is answered (as the device model does).
+    Last byte 0xA5: the cut request is the one sent and is answered; the next one's later bytes
+    arrive while that answer is sent and are discarded (rule 6; the model, which answers at once,
+    would answer it too); a request after the answer is answered."""
+    core = FixtureCore(n_pixels=5, num_classes=2, T=2, pixel_bits=8)
+    img = bytes([1, 2, 3, 4, 5])
+    cut = P.info_request(3)
+    assert cut[-1] != P.SYNC
+    sched, end = _schedule([(0, cut[:-1] + P.infer_request(1, img, 4)), (400, P.info_request(5))])
+    got = _run(core, sched, end + 400)
+    assert got == b"".join(_expected(_model(core), sched))
+    assert [f.seq for f in P.Decoder().feed(got)] == [4, 5]
+    seq = next(s for s in range(256) if P.infer_request(1, img, s)[-1] == P.SYNC)
+    cut = P.infer_request(1, img, seq)
+    sched, end = _schedule([(0, cut[:-1] + P.info_request(6)), (400, P.info_request(7))])
+    frames = P.Decoder().feed(_run(core, sched, end + 400))
+    assert [(f.type, f.seq) for f in frames] == [(P.MsgType.RESULT, seq), (P.MsgType.INFO_REPLY, 7)]
+
+
 def test_link_model_id_from_a_port():
     """A core whose model id is an Out(32) port (read from flash at run time): INFO answers what the
     port holds when INFO is answered: 0 before the core has "loaded" it, the id after."""

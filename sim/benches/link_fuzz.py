@@ -1,7 +1,9 @@
 """Fuzzing the link's two parsers with Hypothesis streams (issue 16, done-when 2).
 
 A stream is a list of :class:`Event` s: whole frames (kept intact or corrupted by bit flips or
-truncation), garbage and pauses. Two checks run a stream:
+truncation; a quarter of them end in a byte ``0xA5``, and a fifth of them are cut just before their
+last byte: issue 16's "a frame cut before a last byte 0xA5 swallows the next frame"), garbage and
+pauses. Two checks run a stream:
 
 :func:`check_host_decoder`
     The host's answer decoder (:func:`csdformer.firmware.protocol.host_decoder`), fed the stream in
@@ -18,8 +20,11 @@ truncation), garbage and pauses. Two checks run a stream:
     (:class:`csdformer.firmware.device_model.DeviceModel`) fed the same bytes at the same cycles;
     every verdict is one a frame sent unaltered would get (no corrupted frame accepted); every
     frame sent intact while the parser hunts (at the start, after a pause, or right after another
-    such frame) gets its verdict (the device does not backtrack: a frame right behind garbage or a
-    cut frame may be swallowed, which ``docs/protocol.md`` states).
+    such frame or a frame cut just before its last byte) gets its verdict (the device does not
+    backtrack: a frame right behind garbage or a frame cut earlier may be swallowed, which
+    ``docs/protocol.md`` states; a frame cut just before its last byte is completed by the next
+    frame's sync byte — answered if that was its last byte, ``0xA5``, dropped otherwise — and the
+    receiver takes that byte as the next frame's sync byte).
 
 A CRC-16 passes a random corrupted span with probability 2⁻¹⁶: a corruption whose CRC check is
 not guaranteed (a cut frame completed by the next frame's bytes, a flipped length, a false sync in
@@ -56,15 +61,27 @@ class Event:
 
 
 def _corrupt(draw, frame: bytes) -> bytes:
-    how = draw(st.sampled_from(["intact", "intact", "flip", "cut"]))
+    how = draw(st.sampled_from(["intact", "intact", "flip", "cut", "cut_last"]))
     if how == "intact":
         return frame
+    if how == "cut_last":  # cut just before its last byte (the next frame's sync byte completes it)
+        return frame[:-1]
     if how == "cut":
         return frame[:draw(st.integers(1, len(frame) - 1))]
     b = bytearray(frame)
     for bit in draw(st.lists(st.integers(0, 8 * len(b) - 1), min_size=1, max_size=3, unique=True)):
         b[bit // 8] ^= 1 << bit % 8
     return bytes(b)
+
+
+def ending_in_sync(frame: bytes) -> bytes:
+    """``frame`` (a whole frame) with the first sequence number that makes its last byte (the CRC's
+    high byte) ``0xA5``; ``frame`` itself when none does."""
+    for seq in range(256):
+        f = P.encode(frame[1], frame[P.HEADER_SIZE:-2], seq)
+        if f[-1] == P.SYNC:
+            return f
+    return frame
 
 
 @st.composite
@@ -81,6 +98,8 @@ def _stream(draw, frame_st) -> list[Event]:
         kind = draw(st.sampled_from(["frame", "frame", "frame", "garbage", "pause"]))
         if kind == "frame":
             f = draw(frame_st)
+            if draw(st.integers(0, 3)) == 0:
+                f = ending_in_sync(f)
             events.append(Event("frame", f, _corrupt(draw, f)))
         elif kind == "garbage":
             events.append(Event("garbage", sent=draw(_garbage())))
@@ -233,6 +252,7 @@ class ReceiverFuzz:
         self._model_answers: list = []
         self._model = None
         self._done = True
+        self.drops = 0  # cycles with ``dropped`` high, over every stream
 
     def _model_compute(self, pixels: bytes, delay: int) -> P.Result:
         mask = (1 << self.pixel_bits) - 1
@@ -271,11 +291,12 @@ class ReceiverFuzz:
                 pixels = tuple(ctx.get(self._mem.data[i]) for i in range(self.n_pixels))
                 self._verdicts.append(("infer", ctx.get(rx.seq), ctx.get(rx.infer.payload), pixels))
                 released = 2
+            self.drops += ctx.get(rx.dropped)
             _STATS["rtl_cycles"] += 1
 
-    def check(self, events: list[Event]) -> None:
+    def check(self, events: list[Event]) -> list[tuple]:
         """Run one stream (after a pause: the parser hunts); raise ``AssertionError`` on a violated
-        property (module docstring)."""
+        property (module docstring). Returns the receiver's verdicts."""
         _STATS["streams_rtl"] += 1
         _count(events)
         info = P.Info(self.n_pixels, 1, self.T, 1, 0)
@@ -303,8 +324,11 @@ class ReceiverFuzz:
                 hunting = True
             elif e.intact and hunting:
                 guaranteed += [_verdict_of_answer(a, self.pixel_bits) for a in DeviceModel(info, self._model_compute).feed(e.data)]
+            elif hunting and e.kind == "frame" and e.sent == e.data[:-1]:
+                pass  # the next byte completes it; a sync byte there also starts the next frame
             else:
                 hunting = False
         it = iter(got)
         missing = [v for v in guaranteed if v not in it]
         assert not missing, f"frames sent intact while hunting got no verdict: {missing}; got {got}"
+        return got
