@@ -7,7 +7,12 @@ fires where ``t > D`` and ``v ≥ θ``, resets by subtraction and writes the spi
 ``ACC (+ a stored current)`` to CUR (:func:`csdformer.sim.golden.add`). ACC is cleared behind it.
 
 Two arithmetic stages (for clock speed): first ``I``, ``v`` and ``v − θ``; then ``v + I`` and
-``v − θ + I`` side by side, whose sign is the fire decision. Frame flags travel down the
+``v − θ + I`` side by side, whose sign is the fire decision. At full rate one stage more comes
+first (:func:`acc_stage`): ``ACC << shift`` and CUR's word are registered, ``v`` and ``v − θ``
+computed beside them, and ``I`` is their sum, from those registers (ACC's registered output and
+the shift amount sit far from the sink's lanes on a large part: their routes, the ``<< shift``
+multiplexers and the adder were one path, 98 MHz at 16 lanes on the ULX3S; the shift amount
+alone, feeding the adder through the multiplexers, 101 MHz). Frame flags travel down the
 pipeline with their word; the write addresses are counted where the writes are
 (:class:`~csdformer.hw.phase.WriteCursor`). With single-port CUR and MEM (``Program.sink_gap == 2``) a
 word is issued every other cycle: reads and registered writes then fall on cycles of different
@@ -24,17 +29,32 @@ from ..sim import golden
 from .memory import Q_LATENCY
 from .phase import PhaseUnit, RowWalk, WriteCursor, addr_shape, idle_state, issue_pipe, lanes_of
 
-__all__ = ["GOLDEN", "SinkArray", "cycles", "DEPTH"]
+__all__ = ["GOLDEN", "SinkArray", "cycles", "depth", "acc_stage"]
 
 #: The golden slice this unit is judged by (DIF neurons; the store of a residual add; tests/test_sink.py).
 GOLDEN = (golden.dif, golden.add)
 
-DEPTH = Q_LATENCY + 1  # issue to the registered write: the data at q3, the two stages' result at q4
+
+def acc_stage(program) -> int:
+    """1 where the sink registers ``ACC << shift`` and CUR before its adder: the
+    full-rate sink (``Program.sink_gap == 1``: the ECP5 boards, whose floor is 100 MHz); else 0:
+    the half-rate sink of single-port CUR or MEM, the iCEBreaker's, whose clock is 30 MHz and whose
+    logic cells are nearly all used (the stage costs it about 100 of them). The sink is exact
+    either way (tests/test_sink.py runs both)."""
+    return int(program.sink_gap == 1)
+
+
+def depth(program) -> int:
+    """Issue to the registered write: the data at q3, then :func:`acc_stage` and the two stages."""
+    return Q_LATENCY + 1 + acc_stage(program)
 
 
 def cycles(op, program, steps: int) -> int:
-    """The sink's cycles over ``steps`` steps: ``words · gap + 1`` a step."""
-    return steps * (op.f["sink_words"] * program.sink_gap + 1)
+    """The sink's cycles over ``steps`` steps: ``words · gap + 1 + acc_stage`` a step (with the
+    stage more, one cycle more before ``done``, so that the pass's last write still comes no later
+    than the next pass's first issue and a one-word layer's MEM write meets its next read in the
+    transparent port, as without it)."""
+    return steps * (op.f["sink_words"] * program.sink_gap + 1 + acc_stage(program))
 
 
 class SinkArray(PhaseUnit):
@@ -52,16 +72,20 @@ class SinkArray(PhaseUnit):
         A = addr_shape(p)
         walk, gap = RowWalk(f.words, f.groups_m1, f.prm_base, p.depths["param"], f.prm_scalar), Signal()
         wi = walk.word
-        q = issue_pipe(m, data.StructLayout({"valid": 1, "first": 1, "fire": 1, "integrate": 1}), DEPTH, "q")
+        extra, D = acc_stage(p), depth(p)
+        q = issue_pipe(m, data.StructLayout({"valid": 1, "first": 1, "fire": 1, "integrate": 1}), D, "q")
         issued = Signal()
-        # The words written (ACC's clear at q2, MEM at q4) and the output address (SPK or CUR),
-        # counted where they are written.
+        # The words written (ACC's clear at q2, MEM at the last stage) and the output address (SPK
+        # or CUR), counted where they are written.
         w2 = WriteCursor(m, "w2", len(wi), 0, issue=issued, write=q[2].valid)
-        w4 = WriteCursor(m, "w4", len(wi), 0, issue=issued, write=q[4].valid)
-        a4 = WriteCursor(m, "a4", A, fr.out, issue=issued, write=q[4].valid)
+        wd = WriteCursor(m, f"w{D}", len(wi), 0, issue=issued, write=q[D].valid)
+        ad = WriteCursor(m, f"a{D}", A, fr.out, issue=issued, write=q[D].valid)
         m.d.comb += [self.threshold.addr.eq(walk.rom), self.v0.addr.eq(walk.rom)]
         with m.FSM(name="sink"):
-            idle_state(m, self.ctl, "SINK", walk.restart() + w2.idle() + w4.idle() + a4.idle())
+            # With the stage more, the shift amount is a register of the sink's own, loaded while idle.
+            shift = Signal.like(f.shift, name="shift") if extra else f.shift
+            idle_state(m, self.ctl, "SINK", walk.restart() + w2.idle() + wd.idle() + ad.idle()
+                       + ([shift.eq(f.shift)] if extra else []))
             with m.State("SINK"):
                 m.d.comb += [self.acc.addr.eq(wi), self.cur.addr.eq(fr.cur + wi), self.mem.addr.eq(wi)]
                 with m.If(gap):  # half rate (single-port memories): a cycle without a read
@@ -73,16 +97,26 @@ class SinkArray(PhaseUnit):
                     if p.sink_gap == 2:
                         m.d.sync += gap.eq(1)
                 with m.Else():
+                    if extra:
+                        m.next = "END"
+                    else:
+                        m.d.comb += self.ctl.done.eq(1)
+                        m.next = "IDLE"
+            if extra:
+                with m.State("END"):  # the cycle the stage more costs (see cycles)
                     m.d.comb += self.ctl.done.eq(1)
                     m.next = "IDLE"
         with m.If(q[2].valid):  # ACC is cleared behind the sink (after its read)
             m.d.comb += [self.acc_w.addr.eq(w2.value), self.acc_w.data.eq(0), self.acc_w.en.eq(f.use_acc)]
-        self._neurons(m, q[3], q[4], w4.value, a4.value)
+        self._neurons(m, q[3], q[D], wd.value, ad.value, extra, shift)
         return m
 
-    def _neurons(self, m, q3, q4, w4, a4):
-        """Stage q3: ``I``, ``v`` and ``v − θ``; stage q4: fire or not, the new potential, writes
-        (MEM at word ``w4``, SPK or CUR at ``a4``)."""
+    def _neurons(self, m, q3, q4, w4, a4, extra, shift):
+        """Stage q3: ``I``, ``v`` and ``v − θ`` (with ``extra``: ``ACC << shift``, CUR, ``v`` and
+        ``v − θ``; then ``I``, their sum); the last stage ``q4``: fire or not, the new
+        potential, writes (MEM at word ``w4``, SPK or CUR at ``a4``). ``shift``: the op's ACC
+        shift (held while the pass and its pipeline run: loaded while idle, from the op register,
+        which changes only in the sequencer's next op fetch)."""
         p, f = self.program, self.ctl.op
         P, W = p.lanes, p.widths
         SW = W["sum"] + 1
@@ -93,8 +127,15 @@ class SinkArray(PhaseUnit):
         for i in range(P):
             current, v, vth = (Signal(signed(SW), name=f"{n}{i}") for n in ("in", "vb", "vth"))
             base = Mux(q3.first, v0[i], mem[i])
-            m.d.sync += [current.eq(Mux(q3.integrate, Mux(f.use_acc, acc[i] << f.shift, 0) + Mux(f.use_cur, cur[i], 0), 0)),
-                         v.eq(base), vth.eq(base - th[i])]
+            if extra:
+                a, c = Signal(signed(SW), name=f"acc{i}"), Signal(signed(W["cur"]), name=f"cur{i}")
+                vb1, vth1 = Signal(signed(SW), name=f"vb1_{i}"), Signal(signed(SW), name=f"vth1_{i}")
+                m.d.sync += [a.eq(Mux(q3.integrate & f.use_acc, acc[i] << shift, 0)),
+                             c.eq(Mux(q3.integrate & f.use_cur, cur[i], 0)), vb1.eq(base), vth1.eq(base - th[i])]
+                m.d.sync += [current.eq(a + c), v.eq(vb1), vth.eq(vth1)]
+            else:
+                m.d.sync += [current.eq(Mux(q3.integrate, Mux(f.use_acc, acc[i] << f.shift, 0) + Mux(f.use_cur, cur[i], 0), 0)),
+                             v.eq(base), vth.eq(base - th[i])]
             d = Signal(signed(SW), name=f"d{i}")
             m.d.comb += d.eq(vth + current)
             fi = Signal(name=f"fire{i}")

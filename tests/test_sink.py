@@ -1,7 +1,9 @@
 """The sink (hw/sink.py) against its golden slice, ``golden.dif`` (DIF neurons) and ``golden.add``
 (the store of a residual add), over all the steps of real ops of the shipped artifacts, on the
 product's memories (sim/benchlib/phase_rig.py): spikes / stored currents bit-exact, ACC cleared
-behind it, cycles equal to ``sink.cycles``; a flipped bit of one write must fail."""
+behind it, cycles equal to ``sink.cycles``; a flipped bit of one write must fail. The stage before
+``ACC << shift`` (``sink.acc_stage``: on at full rate, off in the half-rate sink) is timing only:
+each kind of sink is exact the other way too, its cycles ``sink.cycles`` of that way."""
 
 from __future__ import annotations
 
@@ -70,3 +72,27 @@ def test_sink_matches_golden(case):
 def test_sink_corrupted_rtl_fails(case, port):
     with pytest.raises(AssertionError, match=rf"{case[3]}: 1 of \d+ differ; first at .* \(word \d+ of the frame"):
         run_sink(*case, flip=Flip(port, n=5, bit=0))
+
+
+def test_the_acc_stage_is_on_at_full_rate_only():
+    """On for the ECP5 boards (dual-port memories, full rate), off for the iCEBreaker (single-port
+    CUR: the half-rate sink); the pipeline one stage deeper and a step one cycle longer with it."""
+    from csdformer.boards.targets import BOARDS
+
+    art = case("digits", 1).artifact
+    on = {name: sink.acc_stage(compile_program(art, 1, single_port=b.single_port)) for name, b in BOARDS.items()}
+    assert on == {"icebreaker": 0, "ulx3s-85f": 1, "orangecrab-25f": 1}
+    for name, lanes, single_port, _ in CASES:
+        program = case(name, lanes, single_port).program
+        k = sink.acc_stage(program)
+        assert k == (1 if program.sink_gap == 1 else 0)
+        assert sink.depth(program) == 4 + k
+        op = next(o for o in program.ops if o.sink is Sink.DIF)
+        assert sink.cycles(op, program, 3) == 3 * (op.f["sink_words"] * program.sink_gap + 1 + k)
+
+
+@pytest.mark.parametrize("c", CASES, ids=[f"{c[0]}@{c[1]}-{c[3]}" for c in CASES])
+def test_sink_with_the_acc_stage_the_other_way_matches_golden(c, monkeypatch):
+    on = sink.acc_stage(case(*c[:3]).program)
+    monkeypatch.setattr(sink, "acc_stage", lambda program: 1 - on)
+    run_sink(*c)

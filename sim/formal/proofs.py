@@ -9,7 +9,7 @@ name                      what                                                  
 ========================  ==========================================================  =========
 ``accumulate``            LaneAccumulate, 2 lanes, ACC of 4 words: every write equal   14 cycles
                           to ``old + addend`` (exact), any events, all modes
-``sink``                  SinkArray, 1 lane, 1 word: every MEM and spike write equal   13 cycles
+``sink``                  SinkArray, 1 lane, 1 word: every MEM and spike write equal   16 cycles
                           to the DIF step (exact), any step ``t0``, 2 steps from it
 ========================  ==========================================================  =========
 """
@@ -59,7 +59,7 @@ def build(case: Case) -> Proof:
         return Proof(case.name.replace("-", "_"), top, ACC_DEPTH)
     p = program(SINK_LANES)
     top = SinkHarness(p, words=SINK_WORDS, mem_width=p.widths["mem"] - 1 if case.narrow else None)
-    return Proof(case.name.replace("-", "_"), top, depth_for(SINK_WORDS, SINK_STEPS))
+    return Proof(case.name.replace("-", "_"), top, depth_for(p, SINK_WORDS, SINK_STEPS))
 
 
 def run_case(case: Case, workdir=None, *, timeout: float = 600) -> Result:

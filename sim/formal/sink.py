@@ -52,7 +52,7 @@ from amaranth.lib import data
 from ...hw.memory import BankedMemory, Q_LATENCY
 from ...hw.phase import lanes_of
 from ...hw.program import Sink
-from ...hw.sink import DEPTH, SinkArray
+from ...hw.sink import SinkArray, acc_stage, depth
 from .ranges import dif_ranges, widest_dif
 
 __all__ = ["SinkHarness", "MIN_GAP", "depth_for"]
@@ -60,10 +60,12 @@ __all__ = ["SinkHarness", "MIN_GAP", "depth_for"]
 MIN_GAP = 2  # cycles from the sink's done to its next start, at the soonest (the sequencer's NEXT, FRAME)
 
 
-def depth_for(words: int, steps: int) -> int:
-    """The BMC depth that covers ``steps`` steps with no waits (the initial potentials written,
-    each step's words, done and gap, the last step's writes): the harness's default."""
-    return words + steps * (words + 1 + MIN_GAP) - MIN_GAP + DEPTH + 2
+def depth_for(program, words: int, steps: int) -> int:
+    """The BMC depth that covers ``steps`` steps of ``program``'s sink with no waits (the initial
+    potentials written, each step's cycles (:func:`~csdformer.hw.sink.cycles`) and gap, the last
+    step's writes): the harness's default."""
+    per_step = words * program.sink_gap + 1 + acc_stage(program)
+    return words + steps * (per_step + MIN_GAP) - MIN_GAP + depth(program) + 2
 
 
 class SinkHarness(Elaboratable):
@@ -198,6 +200,7 @@ class SinkHarness(Elaboratable):
                         m.d.comb += Assert(dut.spk_w.data[ln] == fire)
                     m.d.sync += v[ln].eq(got[ln])  # = v2, or this assertion failed (see the module docstring)
         # The window over and the pipeline drained: every word written once a step.
+        DEPTH = depth(p)
         drained = Signal(range(DEPTH + 2), name="drained")
         with m.If(finished & ~running & (drained <= DEPTH)):
             m.d.sync += drained.eq(drained + 1)
