@@ -37,11 +37,13 @@ GOLDEN = (golden.dif, golden.add)
 
 def acc_stage(program) -> int:
     """1 where the sink registers ``ACC << shift`` and CUR before its adder: the
-    full-rate sink (``Program.sink_gap == 1``: the ECP5 boards, whose floor is 100 MHz); else 0:
-    the half-rate sink of single-port CUR or MEM, the iCEBreaker's, whose clock is 30 MHz and whose
-    logic cells are nearly all used (the stage costs it about 100 of them). The sink is exact
-    either way (tests/test_sink.py runs both)."""
-    return int(program.sink_gap == 1)
+    full-rate sink (CUR and MEM dual-port, ``Program.sink_gap == 1``: the ECP5 boards, whose floor
+    is 100 MHz); else 0: the half-rate sink of single-port CUR or MEM, the iCEBreaker's, whose clock
+    is 30 MHz and whose logic cells are nearly all used (the stage costs it about 100 of them). The
+    sink is exact either way (tests/test_sink.py runs both). Decided by the memories themselves,
+    as ``sink_gap`` is, not by ``sink_gap``: a full rate forced onto single-port memories (a test
+    that it fails) is the sink without the stage."""
+    return 0 if {"cur", "mem"} & set(program.single_port) else 1
 
 
 def depth(program) -> int:
