@@ -7,7 +7,10 @@ cycles = SOPs / lanes, over measured cycles) and images per second at 100 MHz. `
 the modeled cycles per op (one bar per op and lane setting).
 
 Usage: ``python bench/accel_perf.py [--artifact digits] [--lanes 8,16] [--images 20] [--delay D]
-[--single-port cur,weight] [--backend rom|flash] [--plot build/accel_cycles.png]``;
+[--single-port cur,weight] [--backend rom|flash] [--weight-depth WORDS] [--board NAME]
+[--plot build/accel_cycles.png]``; ``--board`` takes a board's configuration (lanes, single-port
+memories, weight buffer, flash lines and clock, model from flash), e.g. ``--artifact fashion_mnist
+--board ulx3s-85f`` (output tiles, single-line flash at 100 MHz);
 ``--single-port`` names the memories built single-port (``cur,weight``: the iCEBreaker's SPRAM
 configuration, half-rate sink); ``--backend flash`` reads the model through the QSPI reader from
 the flash model (the boards' path; ``rom``: on-chip, a byte a cycle), and the cycle model counts the
@@ -39,17 +42,30 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", default="rom", choices=("rom", "flash"), help="where the model is read from")
     ap.add_argument("--clock-mhz", type=float, default=50.0, help="the clock the QSPI reader is built for "
                     "(30: the iCEBreaker's)")
+    ap.add_argument("--weight-depth", type=int, help="weight buffer words (larger ops run as output tiles)")
+    ap.add_argument("--lines", type=int, default=4, choices=(1, 4), help="the flash's data lines")
+    ap.add_argument("--board", help="a board's configuration: lanes, single-port memories, weight buffer, "
+                    "flash lines and clock; the model from flash")
     ap.add_argument("--plot")
     args = ap.parse_args(argv)
+    if args.board:
+        from csdformer.boards.targets import get_board
+
+        board = get_board(args.board)
+        args.lanes = args.lanes if "--lanes" in (argv or sys.argv) else str(board.lanes)
+        args.single_port = ",".join(board.single_port)
+        args.weight_depth, args.lines = board.weight_depth, 4 if board.flash_quad else 1
+        args.clock_mhz, args.backend = board.freq_mhz, "flash"
     single_port = tuple(v for v in args.single_port.split(",") if v)
     art = A.load(resolve_artifact(args.artifact))
     delay = art.delay if args.delay is None else args.delay
     idx, x = select_images(art, args.images, args.seed)
     rows, per_op, failed = [], {}, 0
     for lanes in (int(v) for v in args.lanes.split(",")):
-        prog = compile_program(art, lanes, single_port=single_port)
+        prog = compile_program(art, lanes, single_port=single_port, weight_depth=args.weight_depth)
         t0 = time.time()
-        rep = verify(prog, idx, x, delay=delay, backend=args.backend, clock_hz=args.clock_mhz * 1e6)
+        rep = verify(prog, idx, x, delay=delay, backend=args.backend, clock_hz=args.clock_mhz * 1e6,
+                     lines=args.lines, progress=True)
         failed += rep.failed
         meas = np.array([c.cycles for c in rep.checks], dtype=float)
         model = np.array([c.model_cycles for c in rep.checks], dtype=float)
@@ -60,7 +76,10 @@ def main(argv=None) -> int:
         models = rep.golden["models"]
         per_op[lanes] = {k: np.mean([m.per_op[k] for m in models]) for k in models[0].per_op}
     sp = f", single-port {'+'.join(single_port)}" if single_port else ""
-    print(f"{art.name}, D={delay}, {len(idx)} test images (seed {args.seed}){sp}, model from {args.backend}")
+    wd = f", weight buffer {args.weight_depth} words (tiles)" if args.weight_depth else ""
+    fl = f" ({args.lines} line{'s' * (args.lines > 1)}, {args.clock_mhz:g} MHz)" if args.backend == "flash" else ""
+    print(f"{art.name}, D={delay}, {len(idx)} test images (seed {args.seed}){sp}{wd}, model from {args.backend}{fl}"
+          + (f", board {args.board}" if args.board else ""))
     print(f"{'lanes':>5} {'cycles/img':>11} {'model':>11} {'max dev %':>9} {'SOPs/img':>10} {'util %':>7} "
           f"{'img/s@100MHz':>12}  check")
     for r in rows:

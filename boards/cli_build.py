@@ -68,7 +68,8 @@ def memory_check(artifact, lanes: int, board, out_dir, freq_mhz=None):
     """
     try:
         natural = compile_program(artifact, lanes, keep_spikes=False, target=board.memory_target,
-                                  single_port=board.single_port)
+                                  single_port=board.single_port, weight_depth=board.weight_depth,
+                                  acc_depth=board.acc_depth)
         fabric = Fabric.of(natural, headroom=True)
         return compile_program(artifact, lanes, keep_spikes=False, target=board.memory_target,
                                single_port=board.single_port, fabric=fabric), None

@@ -87,6 +87,13 @@ class Board:
         otherwise the reader must use ``lines=1`` (:func:`csdformer.boards.flash.flash_pins`).
     flash_parts : tuple
         The flash parts the board is built with.
+    weight_depth : int or None
+        Words of the weight buffer (each of its two slots) the board's builds are limited to: a
+        synthesis op with a larger weight block is split into output tiles
+        (:class:`csdformer.hw.program.Tile`); None: as large as the model's largest block.
+    acc_depth : int or None
+        Words of ACC and MEM the board's builds are limited to: a synaptic op with a larger current
+        is split into output tiles; None: as large as the model's largest current.
     """
 
     name: str
@@ -109,6 +116,8 @@ class Board:
     model_offset: int = 0
     flash_quad: bool = False
     flash_parts: tuple = ()
+    weight_depth: int | None = None
+    acc_depth: int | None = None
 
     @property
     def programming(self) -> Programming:
@@ -172,6 +181,11 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         # The LFE5U-85F bitstream (about 2.3 MB uncompressed) sits at 0: 3 MiB leaves room for it
         # to grow a little. Single-line reads: amaranth-boards declares WP#/HOLD# as outputs only.
         flash_bytes=16 << 20, model_offset=0x300000, flash_quad=False, flash_parts=("IS25LP128F", "W25Q128JV"),
+        # Two slots of 2,304 words of 16 lanes: 20 block RAMs each (512 x 36 blocks, 4 wide, 5 deep).
+        # ACC and MEM of at most 1,024 words: the 28 x 28 encoding conv's current runs in two tiles,
+        # so each is 2 blocks deep instead of 4. Fashion-MNIST's largest blocks (9,216 words) run as
+        # output tiles.
+        weight_depth=2304, acc_depth=1024,
         notes="UART on the FTDI USB port (rx M1, tx L4); PWR button resets; "
               "LED0 heartbeat, LED1 busy, LED2 error.",
     ),

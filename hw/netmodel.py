@@ -105,6 +105,14 @@ def scatter_events(program: Program, op: Op, frames: dict[str, np.ndarray], imag
     return events, live_words, sops
 
 
+def _spikes(program: Program, op: Op, frames: np.ndarray) -> int:
+    """Spikes an op fires: all of its layer's, or those of its tile's lane groups."""
+    if op.tile is None:
+        return int(frames.sum())
+    P, t = program.lanes, op.tile
+    return int(program.tensors[op.name].to_words(frames)[..., t.first * P:(t.first + t.groups) * P].sum())
+
+
 def _valid_taps(f: dict, h: int, w: int) -> np.ndarray:
     """Per input position (y, x): how many of the K×K taps land inside the output."""
     K, pad, ho, wo = f["f2"], f["pad"], f["hout"], f["wout"]
@@ -142,9 +150,9 @@ def image_model(program: Program, frames: dict[str, np.ndarray], image: np.ndarr
             events, live_words, s = scatter_events(program, op, frames, image, T)
             c += cost["per_event"] * events + cost["per_live_word"] * live_words
         if op.sink is Sink.DIF:
-            spikes += int(frames[op.name].sum())
-        per_op[op.name] = c
-        sops_op[op.name] = s
+            spikes += _spikes(program, op, frames[op.name])
+        per_op[op.label] = c
+        sops_op[op.label] = s
         total += c
     waits = load = 0
     if timing is not None:
@@ -209,6 +217,6 @@ def op_costs(program: Program, delay: int) -> list[dict]:
             fixed += sink.cycles(op, program, steps)
         if op.sink is Sink.LOGITS:
             fixed += logits.cycles(program)
-        out.append({"op": op.name, "src": op.src.name.lower(), "sink": op.sink.name.lower(), "fixed": fixed,
+        out.append({"op": op.label, "src": op.src.name.lower(), "sink": op.sink.name.lower(), "fixed": fixed,
                     "per_event": per_event, "per_live_word": per_live_word})
     return out

@@ -121,13 +121,14 @@ class WriteCursor:
     no earlier than the previous pass's last write (which still sees the old cursor: the load
     wins that cycle, after the write has used it).
 
-    ``fresh`` is set by :meth:`idle` (the unit's idle statements) and cleared by the first issue."""
+    ``fresh`` is set by :meth:`idle` (the unit's idle statements) and cleared by the first issue.
+    ``skip``: words stepped over after a write, besides the one (an output tile's other groups)."""
 
-    def __init__(self, m, name: str, shape, base, *, issue, write):
+    def __init__(self, m, name: str, shape, base, *, issue, write, skip=0):
         self.value = Signal(shape, name=name)
         self.fresh = Signal(name=f"{name}_fresh")
         with m.If(write):
-            m.d.sync += self.value.eq(self.value + 1)
+            m.d.sync += self.value.eq(self.value + 1 + skip)
         with m.If(issue):
             m.d.sync += self.fresh.eq(0)
             with m.If(self.fresh):
@@ -178,7 +179,12 @@ class RowWalk(Walk):
     def restart(self) -> list:
         return super().restart() + [self.group.eq(0), self.rom.eq(self.base)]
 
+    @property
+    def row_end(self):
+        """The word is its row's last."""
+        return self.group == self.groups_m1
+
     def step(self) -> list:
-        row_end = self.group == self.groups_m1
+        row_end = self.row_end
         return super().step() + [self.group.eq(Mux(row_end, 0, self.group + 1)),
                                  self.rom.eq(Mux(row_end | self.scalar, self.base, self.rom + 1))]

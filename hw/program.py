@@ -44,7 +44,7 @@ from ..artifact.schema import bounds as artifact_bounds
 from ..artifact.schema import signed_bits
 from .common import HwParamError, unsigned_bits
 
-__all__ = ["Program", "Op", "Tensor", "Src", "Sink", "compile_program", "TARGETS", "SINGLE_PORT_OK", "FIELDS"]
+__all__ = ["Program", "Op", "Tile", "Tensor", "Src", "Sink", "compile_program", "TARGETS", "SINGLE_PORT_OK", "FIELDS"]
 
 # Memories that may be single-port: only the sink touches them, so a half-rate sink suffices.
 SINGLE_PORT_OK = ("cur", "mem", "weight")  # weight: each buffer slot its own single-port RAM
@@ -143,17 +143,33 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "maxpool": ("out_words", "k_m1", "taps", "cum", "prev", "e_j0", "e_j1", "e_j2", "fa_j0", "fa_j1",
                 "n0_m1", "n1_m1"),
     "transpose": ("rows", "groups", "row_groups", "row_groups_m1", "in_step", "out_step"),
-    "sink": ("dif", "use_acc", "use_cur", "shift", "prm_base", "prm_scalar", "words", "groups_m1"),
+    "sink": ("dif", "use_acc", "use_cur", "shift", "prm_base", "prm_scalar", "words", "groups_m1", "skip"),
 }
 SOURCE_GROUP = {Src.SYN: "scatter", Src.IMG: "scatter", Src.TDEC: "scatter", Src.MAXPOOL: "maxpool",
                 Src.TRANSPOSE: "transpose"}
+
+
+@dataclass(frozen=True)
+class Tile:
+    """The output lane groups ``[first, first + groups)`` of a synaptic op whose weight block is
+    larger than the weight buffer: tile ``index`` of ``count``. Each tile is an op of its own over
+    all frames (its DIF neurons are independent of the other tiles'), so every weight is still
+    loaded once an image; its current (ACC) and potentials (MEM) are compact (``groups`` words a
+    row), its output words are those of its groups in the layer's tensor (the sink skips the
+    others)."""
+
+    index: int
+    count: int
+    first: int
+    groups: int
 
 
 @dataclass
 class Op:
     """One op of the program. ``f`` holds the compiler's integer facts about it (geometry, address
     constants, the cycle model's fan-out); :meth:`Program.fields` picks what the hardware loads
-    when the op starts, by the groups of :data:`FIELDS`."""
+    when the op starts, by the groups of :data:`FIELDS`. ``tile``: the op is one output tile of
+    its layer (:class:`Tile`); ``label`` names it apart from its sibling tiles."""
 
     name: str  # the artifact layer whose output it makes
     src: Src
@@ -163,6 +179,12 @@ class Op:
     bmul: list[int] = field(default_factory=list)  # lane index b → address offset of its row
     refs: dict = field(default_factory=dict)  # field → tensor whose base it holds (set by allocation)
     weights: np.ndarray | None = None  # (words, P) int: the op's weight block (scatter SYN / IMG ops)
+    tile: Tile | None = None
+
+    @property
+    def label(self) -> str:
+        """The op's name, with ``[i/n]`` for tile ``i`` of ``n`` (unique in a program)."""
+        return self.name if self.tile is None else f"{self.name}[{self.tile.index + 1}/{self.tile.count}]"
 
 
 @dataclass
@@ -241,7 +263,7 @@ class Program:
             "tensors": {n: {"memory": t.memory, "base": t.base, "rows": t.rows, "cols": t.cols,
                             "groups": t.groups, "words_per_frame": t.words, "shape": list(t.shape),
                             "transposed_of": t.transposed_of} for n, t in self.tensors.items()},
-            "ops": [{"name": o.name, "src": o.src.name.lower(), "sink": o.sink.name.lower(), "layers": list(o.layers)}
+            "ops": [{"name": o.label, "src": o.src.name.lower(), "sink": o.sink.name.lower(), "layers": list(o.layers)}
                     for o in self.ops],
         }
 
@@ -283,7 +305,7 @@ class Program:
             out["sink_fields"] = {"dif": int(op.sink is Sink.DIF), "use_acc": f["use_acc"], "use_cur": f["use_cur"],
                                   "shift": f["shift"], "prm_base": f.get("prm_base", 0),
                                   "prm_scalar": f.get("prm_scalar", 0), "words": f["sink_words"],
-                                  "groups_m1": f["sink_groups"] - 1}
+                                  "groups_m1": f["sink_groups"] - 1, "skip": f.get("skip", 0)}
         return out
 
     def field_values(self) -> dict[tuple[str, str], list[int]]:
@@ -308,6 +330,8 @@ class Program:
         def shape(group, k):
             vs = values.get((group, k), [0])
             lo, hi = min(vs), max(vs)
+            if (group, k) == ("sink", "skip") and hi == 0:
+                return unsigned(0)  # no output tiles: the sink is built without their address
             return signed(signed_bits(lo, hi)) if lo < 0 else unsigned(max(1, unsigned_bits(hi)))
 
         return [(g, k, data.ArrayLayout(shape(g, k), self.lanes) if k == "bmul" else shape(g, k))
@@ -343,8 +367,13 @@ class Program:
 
 
 class _Compiler:
-    def __init__(self, a: Artifact, lanes: int):
+    def __init__(self, a: Artifact, lanes: int, weight_depth: int | None = None, acc_depth: int | None = None):
         self.a, self.P, self.T = a, lanes, a.T
+        self.weight_depth = weight_depth  # the weight buffer's words: larger blocks are tiled
+        self.acc_depth = acc_depth  # ACC's and MEM's words: larger currents are tiled
+        self.bias_base_of: dict[str, int] = {}  # layer → its first bias row
+        self.prm_base_of: dict[str, int] = {}  # DIF layer → its first threshold / v0 row
+        self.unsplit: list[HwParamError] = []  # blocks too large for the buffer that no tiling fits
         self.b = artifact_bounds(a)
         self.by_name = {layer.name: layer for layer in a.layers}
         self.consumers: dict[str, list[Layer]] = {}
@@ -473,25 +502,48 @@ class _Compiler:
     # ---- producers (scatter sources) -------------------------------------------------------
     def emit_producer(self, layer: Layer, *, sink: Sink, out: str, cur_a: str | None, dif: Layer | None = None) -> None:
         P = self.P
-        op = Op(out, {"encode_conv": Src.IMG, "tdec_matmul": Src.TDEC}.get(layer.kind, Src.SYN), sink,
-                tuple([layer.name] + ([out] if out != layer.name else [])))
-        f = op.f
-        if layer.kind == "tdec_matmul":
-            out_t = self.tdec_fields(op, layer)
-            acc_rows, acc_cols = out_t
-        else:
-            acc_rows, acc_cols = self.syn_fields(op, layer)
-        g_out = -(-acc_cols // P)
-        f["acc_words"] = acc_rows * g_out
-        f["acc_groups"] = g_out
-        if sink is Sink.LOGITS:
-            f["num_classes"] = acc_cols
-        if sink is Sink.DIF:
-            self.sink_fields(op, self.tensors[out], dif=dif, cur_a=None, use_acc=True,
-                             shift=layer.attrs.get("shift", 0) if layer.kind == "tdec_matmul" else 0)
-        elif sink is Sink.STORE:
-            self.sink_fields(op, self.tensors[out], dif=None, cur_a=cur_a, use_acc=True)
-        self.ops.append(op)
+        for tile in self.tiles(layer, sink, self.tensors[out].rows if sink is not Sink.LOGITS else 1):
+            op = Op(out, {"encode_conv": Src.IMG, "tdec_matmul": Src.TDEC}.get(layer.kind, Src.SYN), sink,
+                    tuple([layer.name] + ([out] if out != layer.name else [])), tile=tile)
+            f = op.f
+            if layer.kind == "tdec_matmul":
+                acc_rows, acc_cols = self.tdec_fields(op, layer)
+            else:
+                acc_rows, acc_cols = self.syn_fields(op, layer)
+            g_out = tile.groups if tile else -(-acc_cols // P)
+            f["acc_words"] = acc_rows * g_out
+            f["acc_groups"] = g_out
+            if sink is Sink.LOGITS:
+                f["num_classes"] = acc_cols
+            if sink is Sink.DIF:
+                self.sink_fields(op, self.tensors[out], dif=dif, cur_a=None, use_acc=True,
+                                 shift=layer.attrs.get("shift", 0) if layer.kind == "tdec_matmul" else 0)
+            elif sink is Sink.STORE:
+                self.sink_fields(op, self.tensors[out], dif=None, cur_a=cur_a, use_acc=True)
+            self.ops.append(op)
+
+    def tiles(self, layer: Layer, sink: Sink, rows: int) -> list[Tile | None]:
+        """The output tiles of a synaptic layer of ``rows`` output rows: ``[None]`` when its weight
+        block fits the weight buffer and its current (``rows`` × its lane groups) fits ACC and MEM
+        (or there are no limits), else as few tiles of whole lane groups as fit, balanced."""
+        if (self.weight_depth is None and self.acc_depth is None) or layer.kind not in SYNAPTIC:
+            return [None]
+        w = layer.arrays["weight"]
+        groups = -(-w.shape[0] // self.P)
+        per_group = int(np.prod(w.shape[1:]))  # words a lane group: cin · K · K
+        wd = self.weight_depth or per_group * groups
+        ad = self.acc_depth or rows * groups
+        if per_group * groups <= wd and rows * groups <= ad:
+            return [None]
+        if sink not in (Sink.DIF, Sink.STORE) or per_group > wd:
+            if per_group * groups > wd:
+                what = "the head's block" if sink is Sink.LOGITS else f"one lane group's block ({per_group} words)"
+                self.unsplit.append(self.err(layer, f"weights of {per_group * groups} words do not fit the weight "
+                                                    f"buffer of {wd} words, and {what} cannot be split"))
+            return [None]  # (a current larger than ACC: the natural depth grows; a fabric's check names it)
+        count = -(-groups // max(1, min(wd // per_group, ad // rows)))
+        sizes = [groups // count + (i < groups % count) for i in range(count)]
+        return [Tile(i, count, sum(sizes[:i]), n) for i, n in enumerate(sizes)]
 
     def syn_fields(self, op: Op, layer: Layer) -> tuple[int, int]:
         P, f = self.P, op.f
@@ -526,15 +578,21 @@ class _Compiler:
                 hin, win = self.by_name[layer.inputs[0]].shape[1:]
             hout, wout = hin + 2 * pad - K + 1, win + 2 * pad - K + 1
             acc_rows = hout * wout
-        g_out = -(-cout // P)
-        # Weight ROM rows: [ci][ky][kx][go] → P lanes of output channels.
-        wpad = np.zeros((cin, K, K, g_out * P), dtype=np.int64)
+        g_all = -(-cout // P)
+        # An output tile (op.tile) takes lane groups [g0, g0 + g_out) and their weights and biases;
+        # its current in ACC is compact: g_out words a row.
+        g0, g_out = (op.tile.first, op.tile.groups) if op.tile else (0, g_all)
+        cols = min(cout, (g0 + g_out) * P) - g0 * P  # the real output columns it makes
+        # Weight block rows: [ci][ky][kx][go] → P lanes of output channels.
+        wpad = np.zeros((cin, K, K, g_all * P), dtype=np.int64)
         wpad[..., :cout] = np.transpose(w4, (1, 2, 3, 0))
         f["w_base"] = sum(len(r) for r in self.w_rows)
-        op.weights = wpad.reshape(-1, P)
+        op.weights = wpad[..., g0 * P:(g0 + g_out) * P].reshape(-1, P)
         self.w_rows.append(op.weights)
-        f["bias_base"] = sum(len(r) for r in self.bias_rows)
-        self.bias_rows.append(self.lane_rows(bias, g_out))
+        if layer.name not in self.bias_base_of:
+            self.bias_base_of[layer.name] = sum(len(r) for r in self.bias_rows)
+            self.bias_rows.append(self.lane_rows(bias, g_all))
+        f["bias_base"] = self.bias_base_of[layer.name] + g0
         f["has_bias"] = 1
         kkg = K * K * g_out
         if layer.kind == "encode_conv":
@@ -570,7 +628,7 @@ class _Compiler:
         self.affine(f, "fa", 0, acc_s, fo)
         self.affine(f, "fw", 0, (K * g_out, g_out, 1), fo)
         f.update(f2=K, f1=K, f0=g_out, fanout=K * K * g_out, pad=pad, hout=hout, wout=wout,
-                 check=int(layer.kind != "head"), last_lanes=cout - (g_out - 1) * P, real_cols=cout)
+                 check=int(layer.kind != "head"), last_lanes=cols - (g_out - 1) * P, real_cols=cols)
         return acc_rows, cout
 
     def tdec_fields(self, op: Op, layer: Layer) -> tuple[int, int]:
@@ -642,12 +700,21 @@ class _Compiler:
             f["use_cur"], f["cur_base"], f["cur_wpf"] = 0, 0, 0
         f["out_base"], f["out_wpf"] = out.base, out.words
         op.refs["out_base"] = out.name
-        f["sink_words"] = out.words
-        f["sink_groups"] = out.groups
+        # A tile walks its own groups of each row (compact in ACC and MEM) and skips the others'
+        # words in the output (and stored input) tensor; its bases move to its first group
+        # (:func:`_allocate`).
+        g0, groups = (op.tile.first, op.tile.groups) if op.tile else (0, out.groups)
+        f["sink_words"] = out.rows * groups
+        f["sink_groups"] = groups
+        f["skip"] = out.groups - groups
         f.setdefault("acc_words", out.words)
         if dif is not None:
             th, v0 = dif.arrays["threshold"].astype(np.int64), dif.arrays["v0"].astype(np.int64)
-            f["prm_base"] = sum(len(r) for r in self.th_rows)
+            if dif.name in self.prm_base_of:  # a later tile: the layer's rows are there
+                f["prm_scalar"] = int(th.size == 1)
+                f["prm_base"] = self.prm_base_of[dif.name] + (0 if th.size == 1 else g0)
+                return
+            f["prm_base"] = self.prm_base_of[dif.name] = sum(len(r) for r in self.th_rows)
             if th.size == 1:
                 f["prm_scalar"] = 1
                 self.th_rows.append(np.full((1, self.P), int(th.reshape(-1)[0])))
@@ -730,12 +797,14 @@ def _allocate(c: "_Compiler", keep_spikes: bool) -> None:
                 free[t.memory].append((t.base, t.words * c.T))
     for op in ops:
         for key, name in op.refs.items():
-            op.f[key] = c.tensors[name].base
+            # A tile's output (and stored input) starts at its first lane group.
+            op.f[key] = c.tensors[name].base + (op.tile.first if op.tile and key in ("out_base", "cur_base") else 0)
     c.spk_top, c.cur_top = top["spk"], top["cur"]
 
 
 def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimited",
-                    keep_spikes: bool = True, single_port: tuple[str, ...] = (), fabric=None) -> Program:
+                    keep_spikes: bool = True, single_port: tuple[str, ...] = (), fabric=None,
+                    weight_depth: int | None = None, acc_depth: int | None = None) -> Program:
     """Compile ``artifact`` for ``lanes`` lanes; raise :class:`HwParamError` before any RTL exists
     if the generator cannot build it (unknown kind, unsupported geometry, widths, memory).
 
@@ -744,8 +813,19 @@ def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimi
     memories among :data:`SINGLE_PORT_OK` to build as single-port RAMs (the iCE40UP5K's SPRAM);
     the sink then takes two cycles a word (:attr:`Program.sink_gap`). ``fabric``
     (:class:`~csdformer.hw.fabric.Fabric`) compiles the artifact into a bitstream's structure:
-    what does not fit is refused, naming each quantity."""
+    what does not fit is refused, naming each quantity. ``weight_depth`` (default: the fabric's
+    weight buffer, else no limit) is the weight buffer's words and ``acc_depth`` (default: the
+    fabric's ACC and MEM, else no limit) their words: a synaptic op with a larger block or current
+    is split into output tiles (:class:`Tile`)."""
     single_port = tuple(single_port)
+    tiling = fabric is None or any(f.group == "sink" and f.name == "skip" and f.width for f in fabric.fields)
+    if fabric is not None and tiling:  # a fabric built without output tiles takes none
+        fd = dict(fabric.depths)
+        weight_depth = fd["weight"] if weight_depth is None else weight_depth
+        acc_depth = min(fd["acc"], fd["mem"]) if acc_depth is None else acc_depth
+    for key, v in (("weight_depth", weight_depth), ("acc_depth", acc_depth)):
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise HwParamError(f"{key}: must be a positive number of words, got {v!r}")
     bad = [n for n in single_port if n not in SINGLE_PORT_OK]
     if bad or len(set(single_port)) != len(single_port):
         raise HwParamError(f"single_port: {list(single_port)!r}; each of {', '.join(SINGLE_PORT_OK)} at most once")
@@ -756,8 +836,10 @@ def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimi
     for layer in artifact.layers:
         if layer.kind not in SYNAPTIC + ("dif", "maxpool", "flatten", "add", "tdec_matmul"):
             raise HwParamError(f"layer {layer.name!r} ({layer.kind}): unknown layer kind for the accelerator")
-    c = _Compiler(artifact, lanes)
+    c = _Compiler(artifact, lanes, weight_depth, acc_depth)
     c.run()
+    if c.unsplit and fabric is None:  # with a fabric, its check names the buffer that is too small
+        raise c.unsplit[0]
     _allocate(c, keep_spikes)
     P, T = lanes, artifact.T
     b = c.b

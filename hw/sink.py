@@ -76,27 +76,35 @@ class SinkArray(PhaseUnit):
         walk, gap = RowWalk(f.words, f.groups_m1, f.prm_base, p.depths["param"], f.prm_scalar), Signal()
         wi = walk.word
         extra, D = acc_stage(p), depth(p)
-        q = issue_pipe(m, data.StructLayout({"valid": 1, "first": 1, "fire": 1, "integrate": 1}), D, "q")
+        # The word's offset in the output (and stored input) tensor: ``wi`` but for an output tile,
+        # which skips the other tiles' ``skip`` words after each row (ACC and MEM stay compact).
+        tiles = len(f.skip) > 0  # a fabric with output tiles (Program.natural_fields)
+        wo = Signal(A, name="wo") if tiles else wi
+        q = issue_pipe(m, data.StructLayout({"valid": 1, "first": 1, "fire": 1, "integrate": 1, "row_end": 1}),
+                       D, "q")
         issued = Signal()
         # The words written (ACC's clear at q2, MEM at the last stage) and the output address (SPK
         # or CUR), counted where they are written.
         w2 = WriteCursor(m, "w2", len(wi), 0, issue=issued, write=q[2].valid)
         wd = WriteCursor(m, f"w{D}", len(wi), 0, issue=issued, write=q[D].valid)
-        ad = WriteCursor(m, f"a{D}", A, fr.out, issue=issued, write=q[D].valid)
+        ad = WriteCursor(m, f"a{D}", A, fr.out, issue=issued, write=q[D].valid,
+                         skip=Mux(q[D].row_end, f.skip, 0) if tiles else 0)
         m.d.comb += [self.threshold.addr.eq(walk.rom), self.v0.addr.eq(walk.rom)]
         with m.FSM(name="sink"):
             # With the stage more, the shift amount is a register of the sink's own, loaded while idle.
             shift = Signal.like(f.shift, name="shift") if extra else f.shift
             idle_state(m, self.ctl, "SINK", walk.restart() + w2.idle() + wd.idle() + ad.idle()
-                       + ([shift.eq(f.shift)] if extra else []))
+                       + ([shift.eq(f.shift)] if extra else []) + ([wo.eq(0)] if tiles else []))
             with m.State("SINK"):
-                m.d.comb += [self.acc.addr.eq(wi), self.cur.addr.eq(fr.cur + wi), self.mem.addr.eq(wi)]
+                m.d.comb += [self.acc.addr.eq(wi), self.cur.addr.eq(fr.cur + wo), self.mem.addr.eq(wi)]
                 with m.If(gap):  # half rate (single-port memories): a cycle without a read
                     m.d.sync += gap.eq(0)
                 with m.Elif(walk.more):
                     m.d.comb += issued.eq(1)
                     m.d.sync += [q[1].valid.eq(1), q[1].first.eq(fr.first), q[1].fire.eq(fr.fire),
-                                 q[1].integrate.eq(fr.integrate)] + walk.step()
+                                 q[1].integrate.eq(fr.integrate), q[1].row_end.eq(walk.row_end)] + walk.step()
+                    if tiles:
+                        m.d.sync += wo.eq(wo + 1 + Mux(walk.row_end, f.skip, 0))
                     if p.sink_gap == 2:
                         m.d.sync += gap.eq(1)
                 with m.Else():

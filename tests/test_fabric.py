@@ -39,15 +39,29 @@ def arts():
     return A.load(resolve_artifact("digits")), A.load(SEED3)
 
 
+# A weight buffer, ACC and MEM smaller than the largest blocks and currents, as on the ULX3S: the
+# design runs output tiles (hw/program.Tile) at 4 lanes: the encoding conv in 2, the MLP's hidden
+# DIF layer in 4, the RPE conv with its residual add in 8, ...
+LANES, WEIGHT_DEPTH, ACC_DEPTH = 4, 300, 64
+
+
 @pytest.fixture(scope="module")
 def progs(arts):
     a, b = arts  # every spike tensor kept: the verification reads them all back after an image
-    fabric = Fabric.of(compile_program(a, 8), headroom=True)
-    return compile_program(a, 8, fabric=fabric), compile_program(b, 8, fabric=fabric)
+    natural = compile_program(a, LANES, weight_depth=WEIGHT_DEPTH, acc_depth=ACC_DEPTH)
+    fabric = Fabric.of(natural, headroom=True)
+    return compile_program(a, LANES, fabric=fabric), compile_program(b, LANES, fabric=fabric)
 
 
 def test_two_seeds_compile_into_one_design(progs):
     pa, pb = progs
+    tiles = {op.name: op.tile.count for op in pa.ops if op.tile}
+    assert {n: tiles[n] for n in ("stages.1.quant", "blocks.0.mlp.quant2", "rpe_add")} == {
+        "stages.1.quant": 2, "blocks.0.mlp.quant2": 4, "rpe_add": 8}
+    assert [op.label for op in pb.ops] == [op.label for op in pa.ops]
+    assert max(len(op.weights) for op in pa.ops if op.weights is not None) <= WEIGHT_DEPTH
+    # the tiled ops' currents within ACC_DEPTH; ACC and MEM as deep as the untiled ops need
+    assert all(op.f["acc_words"] <= ACC_DEPTH for op in pa.ops if op.tile)
     ra = rtlil.convert(Accelerator(pa), name="top")
     rb = rtlil.convert(Accelerator(pb), name="top")
     assert ra == rb  # the RTL depends on the fabric only
@@ -79,7 +93,7 @@ def test_an_artifact_wider_than_the_fabric_is_refused_naming_the_width(arts, pro
     head = next(layer for layer in wide.layers if layer.kind == "head")
     head.arrays["bias"] = head.arrays["bias"] * 64  # far past the headroom (the bounds follow the arrays)
     with pytest.raises(HwParamError) as e:
-        compile_program(wide, 8, fabric=fabric)
+        compile_program(wide, LANES, fabric=fabric)
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith(f"digits: does not fit the bitstream's fabric {fabric.fabric_id:08x}: ")
     assert "bias width" in msg and "(the bitstream's: 14)" in msg
@@ -88,12 +102,12 @@ def test_an_artifact_wider_than_the_fabric_is_refused_naming_the_width(arts, pro
 def test_other_lanes_or_more_ops_are_refused(arts, progs):
     a, _ = arts
     fabric = progs[0].fabric
-    with pytest.raises(HwParamError, match=r"lanes 16 \(the bitstream's: 8\)"):
+    with pytest.raises(HwParamError, match=r"lanes 16 \(the bitstream's: 4\)"):
         compile_program(a, 16, fabric=fabric)
     small = Fabric.from_json(dict(fabric.to_json(), depths=[[k, (3 if k == "weight" else v)]
                                                              for k, v in fabric.depths]))
     with pytest.raises(HwParamError, match=r"largest op's weight buffer \d+ words \(the bitstream's: 3\)"):
-        compile_program(a, 8, fabric=small)
+        compile_program(a, LANES, fabric=small)
 
 
 # ---- the flash image -------------------------------------------------------------------------

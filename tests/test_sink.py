@@ -13,21 +13,27 @@ import pytest
 from csdformer.hw import sink
 from csdformer.hw.program import Sink, compile_program
 from csdformer.sim import golden
-from csdformer.sim.benchlib.phase_rig import Flip, PhaseRig, case, compare, op_named, steps
+from csdformer.sim.benchlib.phase_rig import Flip, PhaseRig, case, compare, pack, steps, tile_words
 
-CASES = [  # artifact, lanes, single-port memories, op
-    ("digits", 8, (), "blocks.0.attn.quant_attn"),  # fused TDEC current (ACC << shift), per-element θ
-    ("digits", 8, (), "rpe_add"),  # store: ACC + a stored current
-    ("digits", 1, ("cur", "mem"), "rpe_quant"),  # DIF of a stored current, half-rate single-port sink
-    ("digits", 1, ("cur", "mem"), "blocks.0.attn_add"),
-    ("fashion_mnist", 16, (), "head_quant"),
+CASES = [  # artifact, lanes, single-port memories, op, weight buffer words (None: no output tiles)
+    ("digits", 8, (), "blocks.0.attn.quant_attn", None),  # fused TDEC current (ACC << shift), per-element θ
+    ("digits", 8, (), "rpe_add", None),  # store: ACC + a stored current
+    ("digits", 1, ("cur", "mem"), "rpe_quant", None),  # DIF of a stored current, half-rate single-port sink
+    ("digits", 1, ("cur", "mem"), "blocks.0.attn_add", None),
+    ("fashion_mnist", 16, (), "head_quant", None),
+    # Output tiles (weight blocks larger than the buffer): each tile's compact current, its groups'
+    # thresholds, its words of the output (and stored input) tensor; the tiles in turn make the layer.
+    ("digits", 4, (), "blocks.0.mlp.quant2", 300),  # DIF, 2 tiles of 2 of 4 lane groups
+    ("digits", 8, ("cur", "mem"), "rpe_add", 300),  # store with a stored current, 4 tiles of 1 of 4
 ]
 
 
-def run_sink(name, lanes, single_port, op_name, flip=None):
-    c = case(name, lanes, single_port)
+def run_sink(name, lanes, single_port, op_name, weight_depth, flip=None):
+    c = case(name, lanes, single_port, weight_depth=weight_depth)
     program, fr, D = c.program, c.frames, c.delay
-    op = op_named(program, op_name)
+    ops = [o for o in program.ops if o.name == op_name]  # the layer's op, or its tiles in order
+    assert (len(ops) > 1) == (weight_depth is not None)  # the tiled cases are tiled
+    op = ops[0]
     f, last = op.f, c.artifact.layer(op.layers[-1])
     out_t = program.tensors[op.name]
     if op.sink is Sink.DIF:
@@ -47,11 +53,13 @@ def run_sink(name, lanes, single_port, op_name, flip=None):
         if f["use_cur"]:
             src = program.tensors[op.refs["cur_base"]]
             rig.load_tensor(ctx, "cur", src.base, src, fr[src.name])
-        for t in range(1, steps(program, op, D) + 1):
-            if f["use_acc"] and t <= program.T:
-                rig.load_tensor(ctx, "acc", 0, out_t, acc[t - 1][None])
-            measured.append(await rig.start(ctx, op, t, D))
-            cleared.append(not any(rig.dump(ctx, "acc", 0, f["sink_words"])) if f["use_acc"] else True)
+        for o in ops:
+            words = tile_words(program, o, out_t.to_words(acc))  # (T, rows, the op's lanes): ACC compact
+            for t in range(1, steps(program, o, D) + 1):
+                if f["use_acc"] and t <= program.T:
+                    rig.load(ctx, "acc", 0, pack(words[t - 1].reshape(-1, program.lanes), rig.width("acc")))
+                measured.append(await rig.start(ctx, o, t, D))
+                cleared.append(not any(rig.dump(ctx, "acc", 0, o.f["sink_words"])) if f["use_acc"] else True)
         await rig.drain(ctx)
         mem, signed = ("spk", False) if op.sink is Sink.DIF else ("cur", True)
         got.append(rig.read_tensor(ctx, mem, out_t.base, out_t, program.T, signed=signed))
@@ -60,10 +68,11 @@ def run_sink(name, lanes, single_port, op_name, flip=None):
     rig.run(bench)
     compare(f"{name}@{lanes} {op.name}", got[0], want, out_t)
     assert all(cleared), "ACC not cleared behind the sink"
-    assert sum(measured) == sink.cycles(op, program, steps(program, op, D))
+    assert sum(measured) == sum(sink.cycles(o, program, steps(program, o, D)) for o in ops)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}@{c[1]}-{c[3]}" for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}@{c[1]}-{c[3]}" + (f"-tiles{c[4]}" if c[4] else "")
+                                            for c in CASES])
 def test_sink_matches_golden(case):
     run_sink(*case)
 

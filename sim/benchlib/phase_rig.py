@@ -83,7 +83,17 @@ def simulate(top, *benches) -> None:
 
 
 def op_named(program: Program, name: str):
-    return next(op for op in program.ops if op.name == name)
+    """The op called ``name`` (or labelled so: ``rpe_add[2/4]`` is a tile)."""
+    return next(op for op in program.ops if name in (op.name, op.label))
+
+
+def tile_words(program: Program, op, m: np.ndarray) -> np.ndarray:
+    """Words ``(..., rows, groups·P)`` of ``op``'s output tensor → the lanes of its tile (all of
+    them for an op without tiles), as the tile's compact current in ACC keeps them."""
+    if op.tile is None:
+        return m
+    P, t = program.lanes, op.tile
+    return m[..., t.first * P:(t.first + t.groups) * P]
 
 
 def pack(values: np.ndarray, width: int) -> list[int]:
@@ -143,15 +153,17 @@ class Case:
 
 
 @functools.lru_cache(maxsize=None)
-def case(name: str, lanes: int, single_port: tuple[str, ...] = (), image: int = 0) -> Case:
+def case(name: str, lanes: int, single_port: tuple[str, ...] = (), image: int = 0,
+         weight_depth: int | None = None) -> Case:
     """The shipped artifact ``name`` at ``lanes`` lanes and test image ``image`` of its data set,
-    through the whole-network golden runner (``csdformer.sim.runner.run``, every layer traced)."""
+    through the whole-network golden runner (``csdformer.sim.runner.run``, every layer traced);
+    ``weight_depth``: the weight buffer's words (larger ops are split into output tiles)."""
     from ... import artifact as A
     from ...datasets import load as load_data
     from ..runner import run
 
     art = A.load(A.resolve_artifact(name))
-    program = compile_program(art, lanes, single_port=single_port)
+    program = compile_program(art, lanes, single_port=single_port, weight_depth=weight_depth)
     x = load_data(name, "test")[0][image]
     res = run(art, x[None], delay=art.delay, trace=tuple(layer.name for layer in art.layers))
     return Case(art, program, x, {k: v[:, 0] for k, v in res.frames.items()})
