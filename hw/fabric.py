@@ -63,6 +63,9 @@ class Fabric:
     depths: tuple[tuple[str, int], ...]
     fields: tuple[FieldShape, ...]
     single_port: tuple[str, ...] = ()
+    # The limits the program was tiled for (hw/program.Tile): ("weight", words), ("acc", words);
+    # an artifact compiled into this fabric is tiled for the same, so its ops match the op register.
+    tile_limits: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def of(cls, program, *, headroom: bool = False) -> "Fabric":
@@ -81,7 +84,8 @@ class Fabric:
             fields.append(FieldShape(group, name, s.width + extra, s.signed, lanes))
         return cls(program.lanes, program.T, tuple(program.input_shape), program.pixel_bits, program.num_classes,
                    tuple(sorted(widths.items())), tuple(sorted(program.natural_depths.items())), tuple(fields),
-                   tuple(program.single_port))
+                   tuple(program.single_port),
+                   tuple(sorted((k, v) for k, v in program.tile_limits.items() if v is not None)))
 
     # ---- what an artifact must fit ---------------------------------------------------------
     def problems(self, program) -> list[str]:
@@ -123,7 +127,8 @@ class Fabric:
     def from_json(cls, d: dict) -> "Fabric":
         return cls(d["lanes"], d["T"], tuple(d["input_shape"]), d["pixel_bits"], d["num_classes"],
                    tuple((k, v) for k, v in d["widths"]), tuple((k, v) for k, v in d["depths"]),
-                   tuple(FieldShape(**f) for f in d["fields"]), tuple(d["single_port"]))
+                   tuple(FieldShape(**f) for f in d["fields"]), tuple(d["single_port"]),
+                   tuple((k, v) for k, v in d.get("tile_limits", ())))
 
     @property
     def fabric_id(self) -> int:

@@ -216,6 +216,7 @@ class Program:
     natural_widths: dict = field(default_factory=dict)
     natural_depths: dict = field(default_factory=dict)
     fabric: "Fabric | None" = None
+    tile_limits: dict = field(default_factory=dict)  # "weight" / "acc" → the words it was tiled for (or None)
 
     @property
     def sink_gap(self) -> int:
@@ -813,16 +814,18 @@ def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimi
     memories among :data:`SINGLE_PORT_OK` to build as single-port RAMs (the iCE40UP5K's SPRAM);
     the sink then takes two cycles a word (:attr:`Program.sink_gap`). ``fabric``
     (:class:`~csdformer.hw.fabric.Fabric`) compiles the artifact into a bitstream's structure:
-    what does not fit is refused, naming each quantity. ``weight_depth`` (default: the fabric's
-    weight buffer, else no limit) is the weight buffer's words and ``acc_depth`` (default: the
-    fabric's ACC and MEM, else no limit) their words: a synaptic op with a larger block or current
-    is split into output tiles (:class:`Tile`)."""
+    what does not fit is refused, naming each quantity. ``weight_depth`` is the weight buffer's
+    words and ``acc_depth`` ACC's and MEM's (default: the limits the fabric was tiled for, else
+    none): a synaptic op with a larger block or current is split into output tiles (:class:`Tile`)."""
     single_port = tuple(single_port)
     tiling = fabric is None or any(f.group == "sink" and f.name == "skip" and f.width for f in fabric.fields)
-    if fabric is not None and tiling:  # a fabric built without output tiles takes none
-        fd = dict(fabric.depths)
-        weight_depth = fd["weight"] if weight_depth is None else weight_depth
-        acc_depth = min(fd["acc"], fd["mem"]) if acc_depth is None else acc_depth
+    if fabric is not None and tiling:  # tiled as the fabric's own program was (a fabric without tiles: none)
+        # (within its buffers: the same tiles for its own program, none larger for another)
+        limits, fd = dict(fabric.tile_limits), dict(fabric.depths)
+        if weight_depth is None and "weight" in limits:
+            weight_depth = min(limits["weight"], fd["weight"])
+        if acc_depth is None and "acc" in limits:
+            acc_depth = min(limits["acc"], fd["acc"])
     for key, v in (("weight_depth", weight_depth), ("acc_depth", acc_depth)):
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise HwParamError(f"{key}: must be a positive number of words, got {v!r}")
@@ -886,7 +889,8 @@ def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimi
     prog = Program(artifact=artifact, lanes=P, T=T, ops=c.ops, tensors=c.tensors, spike_layers=c.spike_layers,
                    weights=weights, biases=biases, thresholds=th, v0=v0, widths=widths, depths=depths,
                    input_shape=(c_in, h, w), pixel_bits=widths["pixel"], num_classes=artifact.num_classes,
-                   single_port=single_port, natural_widths=dict(widths), natural_depths=dict(depths))
+                   single_port=single_port, natural_widths=dict(widths), natural_depths=dict(depths),
+                   tile_limits={"weight": weight_depth, "acc": acc_depth})
     if fabric is not None:
         problems = fabric.problems(prog)
         if problems:
