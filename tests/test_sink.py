@@ -91,8 +91,8 @@ def test_the_acc_stage_is_on_at_full_rate_only():
     art = case("digits", 1).artifact
     on = {name: sink.acc_stage(compile_program(art, 1, single_port=b.single_port)) for name, b in BOARDS.items()}
     assert on == {"icebreaker": 0, "ulx3s-85f": 1, "orangecrab-25f": 1}
-    for name, lanes, single_port, _ in CASES:
-        program = case(name, lanes, single_port).program
+    for name, lanes, single_port, _, weight_depth in CASES:
+        program = case(name, lanes, single_port, weight_depth=weight_depth).program
         k = sink.acc_stage(program)
         assert k == (1 if program.sink_gap == 1 else 0)
         assert sink.depth(program) == 4 + k
@@ -100,8 +100,9 @@ def test_the_acc_stage_is_on_at_full_rate_only():
         assert sink.cycles(op, program, 3) == 3 * (op.f["sink_words"] * program.sink_gap + 1 + k)
 
 
-@pytest.mark.parametrize("c", CASES, ids=[f"{c[0]}@{c[1]}-{c[3]}" for c in CASES])
+@pytest.mark.parametrize("c", CASES, ids=[f"{c[0]}@{c[1]}-{c[3]}" + (f"-tiles{c[4]}" if c[4] else "")
+                                         for c in CASES])
 def test_sink_with_the_acc_stage_the_other_way_matches_golden(c, monkeypatch):
-    on = sink.acc_stage(case(*c[:3]).program)
+    on = sink.acc_stage(case(*c[:3], weight_depth=c[4]).program)
     monkeypatch.setattr(sink, "acc_stage", lambda program: 1 - on)
     run_sink(*c)
