@@ -304,20 +304,21 @@ def test_build_echo_stand_in(board, lanes, single_port, divisor, bitstream, monk
 
 
 def test_build_reports_a_model_too_large_for_the_board_before_synthesis(tmp_path, monkeypatch, capsys):
-    """Fashion-MNIST on the ULX3S: the report names what does not fit; nothing is synthesized."""
+    """Fashion-MNIST on the OrangeCrab 25F (its activations alone exceed the chip): the report names
+    what does not fit; nothing is synthesized."""
     def provider(program, divisor, *, board, clock_hz):  # must not be reached
         raise AssertionError("the core was built")
 
     monkeypatch.setattr(cli_build, "CORE_PROVIDER", provider)
     monkeypatch.delenv(cli_build.CORE_PROVIDER_ENV, raising=False)
-    args = _parse(["build", "fashion_mnist", "--board", "ulx3s-85f", "-o", str(tmp_path), "--json"])
+    args = _parse(["build", "fashion_mnist", "--board", "orangecrab-25f", "-o", str(tmp_path), "--json"])
     assert args.fn(args) == 1
     report = json.loads(capsys.readouterr().out)
     assert report == json.loads((tmp_path / "report.json").read_text())
     assert report["fit"] is False and not report["ok"] and report["bitstream"] is None
     (err,) = report["errors"]
     # The weights stream from flash; the two slots of the weight buffer hold its largest op twice.
-    assert err.startswith("the accelerator's on-chip memory: 4781 kbit needed, target ecp5-85f has 3744 kbit")
+    assert err.startswith("the accelerator's on-chip memory: 4769 kbit needed, target ecp5-25f has 1008 kbit")
     assert "weight 2304 kbit" in err
     assert "does NOT fit" in (tmp_path / "report.md").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "report.md", "resources.png"]
