@@ -5,8 +5,9 @@ rest), then ``--images`` test images through the golden model (SNN at the artifa
 spike tensor traced) and the cycle model (``csdformer.hw.netmodel.image_model``, read-only), and
 prints per image: cycles (and the per-op breakdown's top entries), images/s at ``--mhz``, SOPs
 (synaptic operations: accumulates), the ANN's multiply-accumulates (every synaptic and attention
-layer, from the integer QANN's tensor shapes) with the encoding layer's (the first conv) apart,
-and the SOP-based energy estimate of the 45 nm figures used by Spikformer and its successors:
+layer, from the artifact's layer shapes: the integer QANN's tensors) with the encoding layer's (the
+first conv) apart, and the SOP-based energy estimate of the 45 nm figures used by Spikformer and
+its successors (the arithmetic is ``csdformer.boards.figures``, the build report's too):
 
     E_SNN = E_MAC · encoding MACs + E_AC · SOPs (the encoding op's own SOPs left out: that layer
             is counted as MACs), E_ANN = E_MAC · all MACs; E_MAC 4.6 pJ, E_AC 0.9 pJ.
@@ -25,41 +26,12 @@ import time
 
 import numpy as np
 
-E_MAC_PJ = 4.6  # 32-bit float multiply-accumulate, 45 nm (Horowitz 2014, as used by Spikformer)
-E_AC_PJ = 0.9  # 32-bit float accumulate, 45 nm
+from csdformer.boards.figures import E_AC_PJ, E_MAC_PJ, energy_pj, figures, layer_macs, work
 
 ECP5_KBIT = {"ECP5-25F": 56 * 18, "ECP5-45F": 108 * 18, "ECP5-85F": 208 * 18}  # EBR count × 18 kbit
 
+# layer_macs, energy_pj, E_MAC_PJ, E_AC_PJ: csdformer.boards.figures's (the build report's), re-exported
 __all__ = ["layer_macs", "energy_pj", "memory_split", "E_MAC_PJ", "E_AC_PJ", "ECP5_KBIT"]
-
-
-def layer_macs(artifact, shapes: dict[str, tuple[int, ...]]) -> dict[str, int]:
-    """Multiply-accumulates of one image through each synaptic (conv, linear, head) and attention
-    (``tdec_matmul``) layer, the network run once as an ANN. ``shapes``: every layer's output
-    shape without the batch axis (the count-domain QANN's tensors)."""
-    out: dict[str, int] = {}
-    for layer in artifact.layers:
-        k = layer.kind
-        if k in ("encode_conv", "conv"):
-            w = layer.arrays["weight"]  # (Cout, Cin, kh, kw): each output element takes Cin·kh·kw
-            out[layer.name] = int(np.prod(shapes[layer.name])) * int(np.prod(w.shape[1:]))
-        elif k in ("linear", "head"):
-            w = layer.arrays["weight"]  # (out, in)
-            out[layer.name] = int(np.prod(shapes[layer.name])) * int(w.shape[1])
-        elif k == "tdec_matmul":
-            a_shape = shapes[layer.inputs[0]]
-            heads = int(layer.attrs["heads"])
-            if layer.attrs["operands"] == "q_kT":  # (N, C) · (N, C)ᵀ per head: contracts C / heads
-                contract = a_shape[-1] // heads
-            else:  # attn_v: (heads, N, N) · (N, C): contracts N
-                contract = a_shape[-1]
-            out[layer.name] = int(np.prod(shapes[layer.name])) * int(contract)
-    return out
-
-
-def energy_pj(encoding_macs: float, sops: float, e_mac: float = E_MAC_PJ, e_ac: float = E_AC_PJ) -> float:
-    """E = E_MAC · encoding MACs + E_AC · SOPs, in pJ."""
-    return e_mac * encoding_macs + e_ac * sops
 
 
 def memory_split(bits: dict[str, int]) -> dict[str, float]:
@@ -109,21 +81,18 @@ def main(argv=None) -> int:
     res = runner.run(art, x, mode="snn", delay=delay, trace=trace_layers(prog))
     models = [image_model(prog, {k: v[:, i] for k, v in res.frames.items()}, x[i], delay) for i in range(len(x))]
     t_golden = time.time() - t0
-    q = runner.run(art, x[:1], mode="qann", trace=tuple(layer.name for layer in art.layers))
-    shapes = {k: tuple(v.shape[1:]) for k, v in q.frames.items()}
-    macs = layer_macs(art, shapes)
+    fig = figures(work(prog, models), args.mhz)  # csdformer.boards.figures: the build report's arithmetic
+    macs = layer_macs(art)  # from the artifact's layer shapes (the integer QANN's tensor shapes)
     enc_op = next(op for op in prog.ops if op.src is Src.IMG)  # the encoding conv (bit-serial pixels) + its DIF
     enc = enc_op.layers[0]
-    enc_macs, ann_macs = macs[enc], sum(macs.values())
+    enc_macs, ann_macs = fig["encoding_macs"], fig["ann_macs"]
 
     cycles = np.array([m.cycles for m in models], dtype=float)
     sops = np.array([m.sops for m in models], dtype=float)
-    sops_enc = np.array([m.sops_per_op[enc_op.name] for m in models], dtype=float)
-    sops_body = sops - sops_enc
+    sops_body = fig["sops"] - fig["encoding_sops"]
     per_op = {k: float(np.mean([m.per_op[k] for m in models])) for k in models[0].per_op}
-    ips = args.mhz * 1e6 / cycles.mean()
-    e_snn = energy_pj(enc_macs, sops_body.mean())
-    e_ann = E_MAC_PJ * ann_macs
+    ips = fig["images_per_s"]
+    e_snn, e_ann = fig["energy_snn_uj"], fig["energy_ann_uj"]
     print(f"{len(x)} test images (seed {args.seed}, indices {', '.join(map(str, idx))}); golden + cycle model "
           f"{t_golden:.1f} s ({t_golden / len(x):.2f} s an image)")
     print(f"cycles/image {cycles.mean():,.0f} (min {cycles.min():,.0f}, max {cycles.max():,.0f}); "
@@ -131,19 +100,19 @@ def main(argv=None) -> int:
     print(f"top ops by modeled cycles (mean per image, of {cycles.mean():,.0f}):")
     for name, c in sorted(per_op.items(), key=lambda kv: -kv[1])[: args.top]:
         print(f"  {name:<32} {c:>11,.0f}  {100 * c / cycles.mean():5.1f} %")
-    print(f"SOPs/image {sops.mean():,.0f} (encoding op {enc_op.name}, bit-serial pixels, {sops_enc.mean():,.0f}, the rest "
-          f"{sops_body.mean():,.0f}); lane utilization {sops.mean() / args.lanes / cycles.mean() * 100:.1f} %")
+    print(f"SOPs/image {sops.mean():,.0f} (encoding op {enc_op.name}, bit-serial pixels, {fig['encoding_sops']:,.0f}, "
+          f"the rest {sops_body:,.0f}); lane utilization {sops.mean() / args.lanes / cycles.mean() * 100:.1f} %")
     print(f"ANN MACs/image {ann_macs:,} (encoding layer {enc}: {enc_macs:,})")
-    print(f"energy/image (45 nm: E_MAC {E_MAC_PJ} pJ, E_AC {E_AC_PJ} pJ): SNN {e_snn / 1e6:.3f} µJ "
-          f"= {E_MAC_PJ}·{enc_macs:,} + {E_AC_PJ}·{sops_body.mean():,.0f}; ANN {e_ann / 1e6:.3f} µJ "
-          f"= {E_MAC_PJ}·{ann_macs:,}; ANN/SNN {e_ann / e_snn:.2f}×")
+    print(f"energy/image (45 nm: E_MAC {E_MAC_PJ} pJ, E_AC {E_AC_PJ} pJ): SNN {e_snn:.3f} µJ "
+          f"= {E_MAC_PJ}·{enc_macs:,} + {E_AC_PJ}·{sops_body:,.0f}; ANN {e_ann:.3f} µJ "
+          f"= {E_MAC_PJ}·{ann_macs:,}; ANN/SNN {fig['ann_over_snn']:.2f}×")
     if args.json:
         out = {"artifact": art.name, "lanes": args.lanes, "T": art.T, "delay": delay, "images": [int(i) for i in idx],
                "memory_kbit": {k: v / 1024 for k, v in prog.memory_bits().items()}, "memory_split_kbit": mem,
                "cycles_mean": cycles.mean(), "cycles": cycles.tolist(), "images_per_s": ips, "mhz": args.mhz,
-               "per_op_cycles": per_op, "sops_mean": sops.mean(), "sops_encoding_mean": sops_enc.mean(),
+               "per_op_cycles": per_op, "sops_mean": fig["sops"], "sops_encoding_mean": fig["encoding_sops"],
                "ann_macs": ann_macs, "encoding_macs": enc_macs, "macs_per_layer": macs,
-               "energy_snn_uj": e_snn / 1e6, "energy_ann_uj": e_ann / 1e6,
+               "energy_snn_uj": e_snn, "energy_ann_uj": e_ann, "gsop_per_s": fig["gsop_per_s"], "figures": fig,
                "seconds": {"compile": t_compile, "golden_and_model": t_golden}}
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)

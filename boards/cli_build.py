@@ -34,7 +34,7 @@ from .soc import DEFAULT_BAUD, BoardTop, uart_divisor
 from .targets import BOARDS, get_board
 from .throughput import estimate
 
-__all__ = ["add_build_parser", "build_command", "core_provider", "memory_check", "CORE_PROVIDER",
+__all__ = ["add_build_parser", "build_command", "core_provider", "memory_check", "unfit_work", "CORE_PROVIDER",
            "CORE_PROVIDER_ENV"]
 
 CORE_PROVIDER = "csdformer.boards.soc:accelerator_core"
@@ -64,7 +64,8 @@ def memory_check(artifact, lanes: int, board, out_dir, freq_mhz=None):
     headroom in every value-dependent width, so that retrained models of the same shape run on
     the same bitstream), else ``(None, report)``: a failed
     :class:`BuildReport` (written to ``out_dir``) whose error says how much memory each part
-    needs against what the device has.
+    needs against what the device has, with the throughput and energy figures of the program as
+    if it fit (:func:`unfit_work`: the cycle model on test images, seconds more).
     """
     try:
         natural = compile_program(artifact, lanes, keep_spikes=False, target=board.memory_target,
@@ -79,8 +80,25 @@ def memory_check(artifact, lanes: int, board, out_dir, freq_mhz=None):
         report = BuildReport(board=board.name, device=board.device, family=board.family,
                              target_mhz=freq_mhz or board.freq_mhz, goal_mhz=board.goal_mhz, fit=False,
                              errors=[f"the accelerator's on-chip {e} (checked before synthesis; nothing built)"])
+        unfit_work(report, artifact, lanes, board)
         report.write(out_dir)
         return None, report
+
+
+def unfit_work(report: BuildReport, artifact, lanes: int, board) -> None:
+    """The throughput and energy figures' work (``report.work``) of a design refused for memory:
+    the cycle model of the board's program compiled without the memory limit, as if it fit (no
+    memory backend in the model: every record in time); a note in the report where it cannot run."""
+    try:
+        program = compile_program(artifact, lanes, keep_spikes=False, single_port=board.single_port,
+                                  weight_depth=board.weight_depth, acc_depth=board.acc_depth)
+        work = estimate(program, None, None)[3]
+    except CsdformerError as e:
+        report.notes.append(f"no throughput or energy figures: {e}")
+        return
+    report.work = {**work, "note": "as if it fit: the board's program compiled without its memory limit, "
+                                   "no memory backend in the cycle model (every weight in time); no LUT count "
+                                   "(nothing synthesized)"}
 
 
 def add_build_parser(subparsers):
@@ -89,7 +107,8 @@ def add_build_parser(subparsers):
                        for b in BOARDS.values())
     b = subparsers.add_parser(  # its one-line help: csdformer/cli.py
         "build", description=f"Build the accelerator bitstream of an artifact for a board, and a report (report.md, "
-                             f"report.json: resources, timing, speed, how to program the board). Boards: {boards}.")
+                             f"report.json: resources, timing, speed, throughput and energy figures, how to program "
+                             f"the board). Boards: {boards}.")
     b.add_argument("artifact", help="artifact folder or shipped model name")
     b.add_argument("--board", required=True, choices=sorted(BOARDS), help="the board to build for")
     b.add_argument("-o", "--out", dest="out_dir", help="build folder (default: build/<board>-<artifact>); "
@@ -139,7 +158,7 @@ def build_command(args) -> int:
         try:
             speed = estimate(program, top.core.timing if hasattr(top.core, "timing") else None,
                              (top.sync_hz if hasattr(top, "sync_hz") else None))
-            report.cycles_per_image, report.model_images, report.memory = speed
+            report.cycles_per_image, report.model_images, report.memory, report.work = speed
         except CsdformerError as e:
             report.notes.append(f"no speed estimate: {e}")
         report.write(out)

@@ -7,7 +7,9 @@ flip-flop counts on iCE40, where nextpnr only counts packed logic cells, and mul
 
 :class:`BuildReport` renders ``report.md``, ``report.json`` and ``resources.png``; ``ok`` is
 false, and the Markdown says why in its first lines, when the design does not fit, misses
-timing, or a tool failed.
+timing, or a tool failed. Its throughput and energy figures (images/s, GSOP/s, GSOP/s per 1,000
+LUTs, the SOP-based energy an image beside the same network's as an ANN) are
+:func:`csdformer.boards.figures.figures` of the cycle model's work (:attr:`BuildReport.work`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .figures import figures as _figures
 from .programming import instructions, markdown as programming_markdown
 
 __all__ = ["ResourceUse", "ClockTiming", "BuildReport", "parse_utilization", "parse_log_utilization",
@@ -142,12 +145,35 @@ class BuildReport:
     # "wait_cycles", "load_cycles", "bound"} (per image, means); None when not modelled.
     memory: dict | None = None
     reused: str | None = None  # the cached build whose bitstream this one reuses (no synthesis)
+    # The cycle model's work an image, what the throughput and energy figures come from
+    # (csdformer.boards.figures.work: {"images", "cycles", "sops", "encoding_sops", "encoding_macs",
+    # "ann_macs"}, optionally "note"); None when the cycle model did not run.
+    work: dict | None = None
 
     def images_per_s(self, mhz: float | None) -> float | None:
         """Images per second at ``mhz`` from the cycle model (``None`` when either is unknown)."""
         if not self.cycles_per_image or not mhz:
             return None
         return mhz * 1e6 / self.cycles_per_image
+
+    @property
+    def luts(self) -> int | None:
+        """The build's LUT count (the ``LUT`` resource row); ``None`` when it has none."""
+        return next((r.used for r in self.resources if r.name == "LUT"), None)
+
+    @property
+    def figures_mhz(self) -> float | None:
+        """The clock of the throughput figures: the build's sync clock (the PLL's), else the one
+        requested (a design refused before the PLL was chosen)."""
+        return self.sync_mhz or self.target_mhz
+
+    def figures(self) -> dict | None:
+        """Throughput and energy figures (:func:`csdformer.boards.figures.figures`) of :attr:`work`
+        at :attr:`figures_mhz` with :attr:`luts`: images/s, GSOP/s, GSOP/s per 1,000 LUTs, the
+        SOP-based energy an image and the same network's as an ANN; ``None`` without ``work``."""
+        if not self.work:
+            return None
+        return _figures(self.work, self.figures_mhz, self.luts)
 
     @property
     def timing_met(self) -> bool | None:
@@ -209,7 +235,8 @@ class BuildReport:
         d = asdict(self)
         d.update(ok=self.ok, timing_met=self.timing_met, fmax_mhz=self.fmax_mhz, verdict=self.verdict(),
                  goal_met=self.goal_met, programming=self.programming(),
-                 images_per_s=self.images_per_s(self.sync_mhz), images_per_s_at_fmax=self.images_per_s(self.fmax_mhz))
+                 images_per_s=self.images_per_s(self.sync_mhz), images_per_s_at_fmax=self.images_per_s(self.fmax_mhz),
+                 figures=self.figures())
         for r, rd in zip(self.resources, d["resources"]):
             rd["percent"] = r.percent
         for c, cd in zip(self.clocks, d["clocks"]):
@@ -266,8 +293,40 @@ class BuildReport:
         mult = ", ".join(f"{k} {v}" for k, v in self.multipliers.items()) or "none"
         lines += ["", f"Multiplier cells: {mult}"]
         lines += [f"- note: {x}" for x in self.notes]
+        lines += [""] + self.figures_markdown()
         lines += programming_markdown(self.programming())
         return "\n".join(lines) + "\n"
+
+    def figures_markdown(self) -> list[str]:
+        """The report's "Throughput and energy" section (Markdown lines)."""
+        head = ["## Throughput and energy", ""]
+        f = self.figures()
+        if f is None:
+            return head + ["Not computed: the cycle model did not run (see the notes)."]
+        mhz = f["mhz"]
+        clock = ("no clock known" if not mhz else f"{mhz:.1f} MHz, the build's clock" if self.sync_mhz
+                 else f"{mhz:g} MHz, the clock requested (no PLL chosen)")
+        lines = head + [f"Cycle model, mean of {f['images']} test images at {f['cycles']:,.0f} cycles/image; "
+                        f"{clock}. A model estimate, not a measurement."]
+        if f.get("note"):
+            lines.append(f"Figures {f['note']}.")
+
+        def g(v, unit=""):
+            return "n/a" if v is None else f"{v:.4g}{unit}"
+
+        body = f["sops"] - f["encoding_sops"]
+        luts = "no LUT count" if not f["luts"] else f"{f['luts']:,} LUTs"
+        lines += ["", "| figure | value |", "|---|---:|",
+                  f"| images/s | {g(f['images_per_s'])} |",
+                  f"| GSOP/s ({f['sops']:,.0f} SOPs/image × images/s) | {g(f['gsop_per_s'])} |",
+                  f"| GSOP/s per 1,000 LUTs ({luts}) | {g(f['gsop_per_s_per_klut'])} |",
+                  f"| SOPs/image (of which the encoding op's bit-serial pixels {f['encoding_sops']:,.0f}) | "
+                  f"{f['sops']:,.0f} |",
+                  f"| SOP-based energy/image (45 nm: {f['e_mac_pj']} pJ · {f['encoding_macs']:,} encoding MACs + "
+                  f"{f['e_ac_pj']} pJ · {body:,.0f} SOPs) | {g(f['energy_snn_uj'], ' µJ')} |",
+                  f"| same network as an ANN ({f['e_mac_pj']} pJ · {f['ann_macs']:,} MACs) | "
+                  f"{g(f['energy_ann_uj'], ' µJ')} ({g(f['ann_over_snn'])}× the SNN) |"]
+        return lines
 
     def plot(self, path) -> Path:
         """A bar chart of resource use in percent of the device (matplotlib, Agg)."""

@@ -27,12 +27,16 @@ def model_cycles(program, n: int = N_IMAGES, seed: int = 0, timing=None) -> tupl
 
 
 def estimate(program, timing, clock_hz: float | None, n: int = N_IMAGES, seed: int = 0):
-    """``(mean cycles an image, n, memory)`` of ``program`` with its memory backend's ``timing``
-    (:class:`~csdformer.hw.weightstream.StreamTiming`; ``None``: no memory in the model), over
-    ``n`` test images at the artifact's delay. ``memory`` (``None`` without ``timing``): the
-    backend's figures, the mean cycles an image spends loading records and waiting for them, and
-    the bound that holds (``"memory"`` when loading takes longer than computing, on average)."""
+    """``(mean cycles an image, n, memory, work)`` of ``program`` with its memory backend's
+    ``timing`` (:class:`~csdformer.hw.weightstream.StreamTiming`; ``None``: no memory in the
+    model), over ``n`` test images at the artifact's delay. ``memory`` (``None`` without
+    ``timing``): the backend's figures, the mean cycles an image spends loading records and waiting
+    for them, and the bound that holds (``"memory"`` when loading takes longer than computing, on
+    average). ``work``: the same images' SOPs and the ANN's MACs
+    (:func:`csdformer.boards.figures.work`), what the report's throughput and energy figures come
+    from."""
     from ..sim.verify import golden_reference, select_images
+    from .figures import work
 
     artifact = program.artifact
     _, x = select_images(artifact, n, seed)
@@ -45,7 +49,7 @@ def estimate(program, timing, clock_hz: float | None, n: int = N_IMAGES, seed: i
         memory = {"backend": timing.name, "latency": timing.latency, "byte_cycles": timing.byte_cycles,
                   "mbytes_per_s": (clock_hz or 0) / timing.byte_cycles / 1e6, "wait_cycles": wait,
                   "load_cycles": load, "bound": "memory" if load > mean - wait else "compute"}
-    return mean, len(models), memory
+    return mean, len(models), memory, work(program, models)
 
 
 def worst_case_cycles(program, delay: int) -> int:
