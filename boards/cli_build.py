@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .. import CsdformerError
 from ..artifact import load, resolve_artifact
-from ..hw.common import HwParamError, check_int
+from ..hw.common import FitError, check_int
 from ..hw.fabric import Fabric
 from ..hw.flash_image import build_image, parse_header
 from ..hw.program import compile_program
@@ -74,12 +74,11 @@ def memory_check(artifact, lanes: int, board, out_dir, freq_mhz=None):
         fabric = Fabric.of(natural, headroom=True)
         return compile_program(artifact, lanes, keep_spikes=False, target=board.memory_target,
                                single_port=board.single_port, fabric=fabric), None
-    except HwParamError as e:
-        if not str(e).startswith("memory:"):
-            raise
+    except FitError as e:
+        what = "on-chip " if str(e).startswith("memory:") else "weight buffer: "
         report = BuildReport(board=board.name, device=board.device, family=board.family,
                              target_mhz=freq_mhz or board.freq_mhz, goal_mhz=board.goal_mhz, fit=False,
-                             errors=[f"the accelerator's on-chip {e} (checked before synthesis; nothing built)"])
+                             errors=[f"the accelerator's {what}{e} (checked before synthesis; nothing built)"])
         unfit_work(report, artifact, lanes, board)
         report.write(out_dir)
         return None, report
@@ -90,8 +89,11 @@ def unfit_work(report: BuildReport, artifact, lanes: int, board) -> None:
     the cycle model of the board's program compiled without the memory limit, as if it fit (no
     memory backend in the model: every record in time); a note in the report where it cannot run."""
     try:
-        program = compile_program(artifact, lanes, keep_spikes=False, single_port=board.single_port,
-                                  weight_depth=board.weight_depth, acc_depth=board.acc_depth)
+        try:
+            program = compile_program(artifact, lanes, keep_spikes=False, single_port=board.single_port,
+                                      weight_depth=board.weight_depth, acc_depth=board.acc_depth)
+        except FitError:  # a block no tiling fits into the board's buffer: as if the buffer held it
+            program = compile_program(artifact, lanes, keep_spikes=False, single_port=board.single_port)
         work = estimate(program, None, None)[3]
     except CsdformerError as e:
         report.notes.append(f"no throughput or energy figures: {e}")

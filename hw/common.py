@@ -28,6 +28,7 @@ from ..artifact.schema import signed_bits
 
 __all__ = [
     "HwParamError",
+    "FitError",
     "validated",
     "check_int",
     "check_width",
@@ -68,6 +69,11 @@ def one_hot_in_synthesis(fsm) -> None:
 
 class HwParamError(CsdformerError, ValueError):
     """A hardware generator parameter is out of range (raised at construction, before elaboration)."""
+
+
+class FitError(HwParamError):
+    """The model does not fit the target: its on-chip memories, or a weight block no output tiling
+    fits into the weight buffer (a board build reports it before synthesis)."""
 
 
 def validated(init):

@@ -42,7 +42,7 @@ from amaranth.lib import data, enum
 from ..artifact import Artifact, Layer
 from ..artifact.schema import bounds as artifact_bounds
 from ..artifact.schema import signed_bits
-from .common import HwParamError, unsigned_bits
+from .common import FitError, HwParamError, unsigned_bits
 
 __all__ = ["Program", "Op", "Tile", "Tensor", "Src", "Sink", "compile_program", "TARGETS", "SINGLE_PORT_OK", "FIELDS"]
 
@@ -539,8 +539,9 @@ class _Compiler:
         if sink not in (Sink.DIF, Sink.STORE) or per_group > wd:
             if per_group * groups > wd:
                 what = "the head's block" if sink is Sink.LOGITS else f"one lane group's block ({per_group} words)"
-                self.unsplit.append(self.err(layer, f"weights of {per_group * groups} words do not fit the weight "
-                                                    f"buffer of {wd} words, and {what} cannot be split"))
+                self.unsplit.append(FitError(f"layer {layer.name!r} ({layer.kind}): weights of {per_group * groups} "
+                                             f"words do not fit the weight buffer of {wd} words, and {what} "
+                                             "cannot be split"))
             return [None]  # (a current larger than ACC: the natural depth grows; a fabric's check names it)
         count = -(-groups // max(1, min(wd // per_group, ad // rows)))
         sizes = [groups // count + (i < groups % count) for i in range(count)]
@@ -841,8 +842,9 @@ def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimi
             raise HwParamError(f"layer {layer.name!r} ({layer.kind}): unknown layer kind for the accelerator")
     c = _Compiler(artifact, lanes, weight_depth, acc_depth)
     c.run()
-    if c.unsplit and fabric is None:  # with a fabric, its check names the buffer that is too small
-        raise c.unsplit[0]
+    # A block no tiling fits: refused below, after the memory check (with a fabric, its own check
+    # names the buffer that is too small).
+    unsplit = c.unsplit[0] if c.unsplit and fabric is None else None
     _allocate(c, keep_spikes)
     P, T = lanes, artifact.T
     b = c.b
@@ -909,6 +911,8 @@ def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimi
     total = sum(prog.memory_bits().values())
     if total > TARGETS[target]:
         parts = ", ".join(f"{k} {v / 1024:.0f} kbit" for k, v in prog.memory_bits().items())
-        raise HwParamError(f"memory: {total / 1024:.0f} kbit needed, target {target} has "
-                           f"{TARGETS[target] / 1024:.0f} kbit ({parts})")
+        raise FitError(f"memory: {total / 1024:.0f} kbit needed, target {target} has "
+                       f"{TARGETS[target] / 1024:.0f} kbit ({parts})" + (f"; and {unsplit}" if unsplit else ""))
+    if unsplit is not None:
+        raise unsplit
     return prog

@@ -91,3 +91,17 @@ def test_a_block_no_tiling_fits_is_refused_naming_it(art):
         compile_program(art, 1, weight_depth=300)  # the head sums all its classes at once
     with pytest.raises(HwParamError, match=r"^weight_depth: must be a positive number of words, got 0$"):
         compile_program(art, 8, weight_depth=0)
+
+
+def test_the_paper_size_model_on_the_ulx3s_is_refused_naming_memory_and_buffer():
+    """fashion_mnist-4-384 with the ULX3S's limits: its activations exceed the chip and its RPE
+    conv's lane group (384 inputs × 3 × 3 = 3,456 words) the weight buffer; one line names both."""
+    from csdformer.hw.common import FitError
+
+    big = A.load(resolve_artifact("fashion_mnist-4-384"))
+    with pytest.raises(FitError) as e:
+        compile_program(big, 16, keep_spikes=False, target="ecp5-85f", weight_depth=2304, acc_depth=1024)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("memory: ") and "target ecp5-85f has 3744 kbit" in msg
+    assert msg.endswith("; and layer 'rpe' (conv): weights of 82944 words do not fit the weight buffer of 2304 "
+                        "words, and one lane group's block (3456 words) cannot be split")
