@@ -1,19 +1,29 @@
 """The paper-size model in RTL simulation: the bare accelerator in Verilator, its 9.4 MB model
-streamed over the ``bus`` ports from the flash image with RomStream's timing.
+streamed over the ``bus`` ports from the flash image with RomStream's timing (or, with
+``--board``, in a board's configuration with its flash reader's timing).
 
 Engines: ``verilator`` (default): the C++ bench of :mod:`csdformer.sim.verilator_bus` (no cocotb:
 the Verilog without its 499 k zero memory initialisers, no ``--public-flat-rw``); ``cocotb``:
 :func:`csdformer.sim.verify_bus.verify_bus` (cocotb + Verilator; its 4-384 build did not finish
 in 24 minutes). Both are judged by :mod:`csdformer.sim.verify`. Runs ``--images`` test images and
 prints, per image, every spike layer's verdict (neuron counts and frame bits against the golden
-model), the logits and class, the hardware's cycle counter against the cycle model (``RomStream``
-timing), SOPs and spikes; then the Verilog size, the build time (0 when cached), the golden
+model), the logits and class, the hardware's cycle counter against the cycle model (the weight
+stream's timing, waits for weights included), SOPs and spikes; then the Verilog size, the build time (0 when cached), the golden
 model's time, the simulation's wall time, cycles simulated and cycles/s, and the simulator's peak
 resident memory.
 
 Usage: ``python bench/paper_rtl.py [--artifact fashion_mnist-4-384] [--lanes 16] [--images 1]
-[--seed 0] [--delay D] [--engine verilator|cocotb] [--jobs 2] [--opt -O1] [--mode records|exact]
-[--json FILE]``. One 4-384 image simulates about 25 M cycles.
+[--seed 0] [--delay D] [--board NAME [--rom]] [--engine verilator|cocotb] [--jobs 2] [--opt -O1]
+[--mode records|exact] [--json FILE]``. One 4-384 image simulates about 25 M cycles.
+
+``--board NAME`` (Verilator engine): the board's configuration, as ``csdformer build`` compiles
+it: its lanes (unless ``--lanes``), its weight buffer and ACC/MEM depths (``weight_depth``,
+``acc_depth``: blocks that do not fit run as output tiles) and single-port memories; and the weight
+stream with its QSPI flash reader's timing (:class:`~csdformer.hw.qspi.QspiFlashReader` at the
+board's clock, its data lines, SCK = clock / 2: the ULX3S 85F's is single-line at 100 MHz, a byte
+every 16 cycles), which the cycle model takes too; ``--rom``: RomStream's timing instead. E.g.
+``python bench/paper_rtl.py --artifact fashion_mnist --board ulx3s-85f --images 20`` (about 11 M
+cycles an image).
 
 On another machine (g++ and make, no Python packages): ``--prepare DIR`` writes the design, the
 bench, the inputs, Verilator's ``include/`` and the verilated C++ (``DIR/obj``) there; on that
@@ -60,7 +70,9 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--artifact", default="fashion_mnist-4-384")
-    ap.add_argument("--lanes", type=int, default=16)
+    ap.add_argument("--lanes", type=int, help="default 16, or the board's")
+    ap.add_argument("--board", help="a board's configuration and its flash reader's timing (verilator engine)")
+    ap.add_argument("--rom", action="store_true", help="with --board: RomStream's timing, not the flash reader's")
     ap.add_argument("--images", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--delay", type=int)
@@ -76,13 +88,36 @@ def main(argv=None) -> int:
     t0 = time.time()
     art = A.load(resolve_artifact(args.artifact))
     delay = art.delay if args.delay is None else args.delay
-    prog = compile_program(art, args.lanes)  # keep_spikes=True: every spike layer read back
+    stream, where = None, "RomStream timing"
+    if args.board:
+        from csdformer.boards.targets import get_board
+
+        if args.engine != "verilator":
+            ap.error("--board: the verilator engine only")
+        board = get_board(args.board)
+        args.lanes = args.lanes or board.lanes
+        # keep_spikes=True: every spike layer read back
+        prog = compile_program(art, args.lanes, single_port=board.single_port, weight_depth=board.weight_depth,
+                               acc_depth=board.acc_depth)
+        where = f"{board.name} (weight depth {board.weight_depth}, acc depth {board.acc_depth})"
+        if not args.rom:
+            stream = VB.qspi_stream(clock_hz=board.freq_mhz * 1e6, lines=4 if board.flash_quad else 1)
+            t = stream.timing
+            where += (f"; weight stream: its flash reader's timing ({t.name}: first byte {t.latency} cycles after the "
+                      f"command, then one every {t.byte_cycles}; cmd accepted {stream.init_cycles} cycles after reset)")
+        else:
+            where += "; weight stream: RomStream timing"
+    else:
+        args.lanes = args.lanes or 16
+        prog = compile_program(art, args.lanes)  # keep_spikes=True: every spike layer read back
+        where = "weight stream: RomStream timing"
+    args.stream = stream
     image = build_image(prog)
     t_compile = time.time() - t0
     idx, x = select_images(art, args.images, args.seed)
     print(f"{art.name}: T={art.T}, D={delay}, {args.lanes} lanes, {len(prog.ops)} ops, flash image "
           f"{len(image):,} bytes; {len(idx)} test image(s) (seed {args.seed}: {', '.join(map(str, idx))}); "
-          f"weight stream: RomStream timing; engine {args.engine}"
+          f"{where}; engine {args.engine}"
           + (f", bench model mode {args.mode!r}" if args.engine == "cocotb" else ""), flush=True)
     t0 = time.time()
     if args.prepare or args.judge:
@@ -90,7 +125,7 @@ def main(argv=None) -> int:
     if args.engine == "cocotb":
         rep = verify_bus(prog, idx, x, delay=delay, mode=args.mode, progress=True)
     else:
-        rep = VB.verify_cxx(prog, idx, x, delay=delay, jobs=args.jobs, opt=args.opt, progress=True)
+        rep = VB.verify_cxx(prog, idx, x, delay=delay, jobs=args.jobs, opt=args.opt, progress=True, stream=stream)
     wall = time.time() - t0
     return report(args, art, prog, idx, delay, rep, wall, t_compile)
 
@@ -100,10 +135,11 @@ def _elsewhere(args, prog, idx, x, delay, VB) -> int:
     from csdformer.sim.verify import golden_reference
 
     t0 = time.time()
-    golden = golden_reference(prog, x, delay, timing=VB.rom_timing())
+    golden = golden_reference(prog, x, delay, timing=(args.stream or VB.rom_stream()).timing)
     golden_s = time.time() - t0
     if args.prepare:
-        key, fig = VB.prepare(prog, x, delay, golden, args.prepare, indices=idx, opt=args.opt, jobs=args.jobs, ship_runtime=True)
+        key, fig = VB.prepare(prog, x, delay, golden, args.prepare, indices=idx, opt=args.opt, jobs=args.jobs,
+                              ship_runtime=True, stream=args.stream)
         print(f"Verilog {fig['verilog_bytes']:,} bytes, {fig['zero_inits_dropped']:,} zero initialisers dropped: "
               f"{fig['verilog_stripped_bytes']:,} bytes ({fig['verilog_s']:.0f} s)", flush=True)
         times = VB.build(args.prepare, steps=("verilate",))
@@ -135,7 +171,9 @@ def report(args, art, prog, idx, delay, rep, wall, t_compile) -> int:
             print("  " + "; ".join(c.details))
     s = rep.stream
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\n{rep.summary()}")
+    exact = sum(c.cycles == c.model_cycles for c in rep.checks)
+    print(f"\n{rep.summary()}; cycles equal to the model in {exact} of {len(rep.checks)} "
+          f"(weight stream {s.get('timing', 'rom')})")
     v = rep.stream
     if "verilog_bytes" in v:
         print(f"Verilog {v['verilog_bytes']:,} bytes; {v['zero_inits_dropped']:,} zero memory initialisers dropped: "
@@ -151,6 +189,7 @@ def report(args, art, prog, idx, delay, rep, wall, t_compile) -> int:
     if args.json:
         out = {"artifact": art.name, "lanes": args.lanes, "delay": delay, "images": [int(i) for i in idx],
                "engine": args.engine, "mode": args.mode if args.engine == "cocotb" else "exact", "summary": rep.summary(),
+               "board": getattr(args, "board", None), "timing": s.get("timing", "rom"), "cycles_exact": exact,
                "checks": [{"index": c.index, "ok": c.ok, "first_layer": c.first_layer, "cycles": c.cycles,
                            "model_cycles": c.model_cycles, "sops": c.sops, "spikes": c.spikes,
                            "layers": layer_verdicts(prog, rep.golden, rep.hw, i)} for i, c in enumerate(rep.checks)],
@@ -160,7 +199,7 @@ def report(args, art, prog, idx, delay, rep, wall, t_compile) -> int:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
         print(f"wrote {args.json}")
-    return 0 if rep.failed == 0 else 1
+    return 0 if rep.failed == 0 and exact == len(rep.checks) else 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,15 @@
 # amaranth: UnusedElaboratable=no
 """Whole-network verification of the bare accelerator in a Verilator C++ bench: the model streamed
-over the ``bus`` ports from the flash image with :class:`~csdformer.hw.weightstream.RomStream`'s
-timing (``byte_cycles=1``), no cocotb.
+over the ``bus`` ports from the flash image with a memory backend's timing, no cocotb: by default
+:class:`~csdformer.hw.weightstream.RomStream`'s (``byte_cycles=1``); ``stream=`` any backend with a
+:class:`~csdformer.hw.weightstream.StreamTiming` (``latency``, ``byte_cycles``) and, for the QSPI
+reader, its ``init_cycles`` (``cmd.ready`` low after reset), e.g. the ULX3S's
+``QspiFlashReader(clock_hz=100e6, divisor=1, lines=1)``. The bench's stream model is exact for an
+always-ready user (the model loader: ``data.ready`` is 1; the bench fails a run where it is not):
+a ``cmd`` handshake in cycle ``c`` gives the first beat in cycle ``c + latency``, a beat taken in
+cycle ``b`` the next in ``b + byte_cycles``, until the next ``cmd``. ``trace_cycles``: the bench
+writes the bus of the first cycles after reset (``trace.txt``; :func:`load_trace`), which
+``tests/test_accel_bus_verilator.py`` replays into the Amaranth backends to show them equal.
 
 The C++ twin of :func:`csdformer.sim.verify_bus.verify_bus` (``sim/benches/accel_bus_tb.cpp``: the
 weight-stream model stepped every cycle as the cocotb bench's ``"exact"`` mode, the pixels, the
@@ -38,7 +46,8 @@ import numpy as np
 from .verify import compare, cycle_budget, dump_ranges, golden_reference
 from .verify_bus import BusVerifyReport
 
-__all__ = ["strip_zero_inits", "prepare", "build", "run", "load_hw", "judge", "verify_cxx", "cache_folder", "rom_timing", "TB"]
+__all__ = ["strip_zero_inits", "prepare", "build", "run", "load_hw", "judge", "verify_cxx", "cache_folder", "rom_timing",
+           "rom_stream", "qspi_stream", "stream_meta", "load_trace", "TB"]
 
 TB = Path(__file__).resolve().parent / "benches" / "accel_bus_tb.cpp"
 # A memory word's zero initialiser, as Amaranth's Verilog writes it inside ``initial begin``.
@@ -65,11 +74,13 @@ def _tool_env() -> Path:
 def prepare(program, images: np.ndarray, delay: int, golden: dict, folder: Path, *, indices=None,
             image: bytes | None = None,
             budget_cycles: int | None = None, heartbeat_cycles: int | None = None, opt: str = OPT,
-            jobs: int = 2, ship_runtime: bool = False) -> tuple[str, dict]:
+            jobs: int = 2, ship_runtime: bool = False, stream=None, trace_cycles: int = 0) -> tuple[str, dict]:
     """Write ``folder``: ``design.v`` (the accelerator's Verilog without the zero initialisers),
     ``tb.cpp``, ``flash.bin`` (``image``, default the program's own), ``meta.txt`` (the images
     ``(N, C, H, W)``, their names ``indices`` and what the bench needs; ``golden``: :func:`~csdformer.sim.verify.
-    golden_reference`'s, for the cycle budget) and ``run.sh`` (``sh run.sh verilate|make|run``);
+    golden_reference`'s, for the cycle budget; ``stream``: the backend whose timing the bench's weight
+    stream answers with, default :func:`rom_stream`; ``trace_cycles``: see the module docstring) and
+    ``run.sh`` (``sh run.sh verilate|make|run``);
     ``ship_runtime``: Verilator's ``include/`` too, for a machine without it. Returns the build's
     key (a hash of the design, the bench and the flags) and figures of the Verilog."""
     from ..hw.accelerator import DBG_LATENCY, Accelerator
@@ -85,6 +96,10 @@ def prepare(program, images: np.ndarray, delay: int, golden: dict, folder: Path,
             else int(budget_cycles), "dump": dump_ranges(program)}
     if heartbeat_cycles:
         meta["heartbeat_cycles"] = int(heartbeat_cycles)
+    image = build_image(program) if image is None else bytes(image)
+    meta.update(stream_meta(rom_stream() if stream is None else stream, len(image)))
+    if trace_cycles:
+        meta["trace_cycles"] = int(trace_cycles)
     t0 = time.monotonic()
     raw = verilog_text(acc, NAME)
     text, dropped = strip_zero_inits(raw)
@@ -95,7 +110,7 @@ def prepare(program, images: np.ndarray, delay: int, golden: dict, folder: Path,
         vfile.write_text(text)
     if not (folder / "tb.cpp").exists() or (folder / "tb.cpp").read_text() != TB.read_text():
         shutil.copy2(TB, folder / "tb.cpp")
-    (folder / "flash.bin").write_bytes(build_image(program) if image is None else bytes(image))
+    (folder / "flash.bin").write_bytes(image)
     write_meta(folder / "meta.txt", pixels=pixels, delays=np.full(len(images), delay), meta=meta, indices=indices)
     _write_script(folder / "run.sh", NAME, opt=opt, jobs=jobs)
     if ship_runtime:
@@ -190,13 +205,49 @@ def load_hw(folder: Path, num_classes: int, words: int) -> dict:
             "spikes": rows[:, num_classes + 2], "sops": rows[:, num_classes + 3], "spk": spk}
 
 
-def rom_timing():
-    """The timing the bench's weight stream answers with: RomStream's (``byte_cycles=1``),
-    ``StreamTiming("rom", 2, 1)``, which the cycle model takes."""
+def rom_stream(byte_cycles: int = 1):
+    """The default backend of the bench's weight stream: a RomStream (``byte_cycles=1``), only asked
+    for its timing, never elaborated (hence the linter option on this file's first line)."""
     from ..hw.weightstream import RomStream
 
-    # only asked for its timing, never elaborated: hence the linter option on this file's first line
-    return RomStream(b"", byte_cycles=1).timing
+    return RomStream(b"", byte_cycles=byte_cycles)
+
+
+def qspi_stream(*, clock_hz: float, divisor: int = 1, lines: int = 4):
+    """A :class:`~csdformer.hw.qspi.QspiFlashReader` as the bench's weight stream (its ``timing``
+    and ``init_cycles``; never elaborated), e.g. the ULX3S 85F's, single-line at 100 MHz:
+    ``qspi_stream(clock_hz=100e6, lines=1)`` (as :class:`csdformer.hw.device.Device` builds it)."""
+    from ..hw.qspi import QspiFlashReader
+
+    return QspiFlashReader(clock_hz=clock_hz, divisor=divisor, lines=lines)
+
+
+def rom_timing():
+    """The default timing of the bench's weight stream: RomStream's (``byte_cycles=1``),
+    ``StreamTiming("rom", 2, 1)``, which the cycle model takes."""
+    return rom_stream().timing
+
+
+def stream_meta(stream, image_bytes: int) -> dict:
+    """The bench's ``meta.txt`` keys for a backend ``stream`` holding an image of ``image_bytes``:
+    its ``timing``, its ``init_cycles`` where it has them (the QSPI reader's wake-up, ``cmd.ready``
+    low after reset; else 0), and the address bits its reads wrap at (RomStream: its memory's, as
+    the read port's address wraps; the flash: 24, 16 MB)."""
+    from .. import CsdformerError
+    from ..hw.weightstream import RomStream
+
+    t = stream.timing
+    if t.latency < 2 or t.byte_cycles < 1:
+        raise CsdformerError(f"stream timing {t}: the bench needs latency >= 2 and byte_cycles >= 1")
+    return {"stream_latency": int(t.latency), "stream_byte_cycles": int(t.byte_cycles),
+            "stream_init_cycles": int(getattr(stream, "init_cycles", 0)),
+            "stream_addr_bits": max(1, (max(image_bytes, 2) - 1).bit_length()) if isinstance(stream, RomStream) else 24}
+
+
+def load_trace(folder: Path) -> np.ndarray:
+    """The bench's ``trace.txt`` (``trace_cycles``): one row a cycle from the first after reset,
+    columns ``cmd.valid, cmd.ready, cmd.payload, data.valid, data.payload``."""
+    return np.loadtxt(Path(folder) / "trace.txt", dtype=np.int64, ndmin=2)
 
 
 def cache_folder(key: str) -> Path:
@@ -208,23 +259,30 @@ def cache_folder(key: str) -> Path:
 
 def verify_cxx(program, indices, images: np.ndarray, *, delay: int, image: bytes | None = None,
                budget_cycles: int | None = None, heartbeat_cycles: int | None = None, jobs: int = 2,
-               opt: str = OPT, folder: Path | None = None, progress: bool = False) -> BusVerifyReport:
+               opt: str = OPT, folder: Path | None = None, progress: bool = False, stream=None,
+               trace_cycles: int = 0) -> BusVerifyReport:
     """Run ``images`` ``(N, C, H, W)`` through the bare accelerator of ``program`` in the C++
     bench, its model read from ``image`` (default: the program's own flash image), and judge every
-    image as :func:`csdformer.sim.verify_bus.verify_bus` does. The build is cached by the key of
-    :func:`prepare` (``folder``: build and run there instead). The report's ``build_s`` is 0 for a
-    cached build; its ``stream`` holds the Verilog's and the build's figures too."""
+    image as :func:`csdformer.sim.verify_bus.verify_bus` does; ``stream``: the memory backend
+    whose timing the weight stream answers with and the cycle model takes (default
+    :func:`rom_stream`; e.g. a :class:`~csdformer.hw.qspi.QspiFlashReader`, not elaborated). The
+    build is cached by the key of :func:`prepare` (``folder``: build and run there instead); the
+    timing is an input of the run, not of the build. The report's ``build_s`` is 0 for a cached
+    build; its ``stream`` holds the Verilog's and the build's figures too and the timing's name;
+    its ``trace``, with ``trace_cycles``, the bus of the first cycles (:func:`load_trace`)."""
     from .. import CsdformerError
     from .benchlib.runner import _alive
 
     if not 0 <= delay <= program.T - 1:
         raise CsdformerError(f"--delay: must be in 0..T-1 = 0..{program.T - 1}, got {delay}")
     t0 = time.monotonic()
-    golden = golden_reference(program, images, delay, timing=rom_timing())
+    stream = rom_stream() if stream is None else stream
+    golden = golden_reference(program, images, delay, timing=stream.timing)
     golden_s = time.monotonic() - t0
     tmp = Path(folder) if folder is not None else cache_folder("staging-" + str(os.getpid()))
     key, figures = prepare(program, images, delay, golden, tmp, indices=indices, image=image, budget_cycles=budget_cycles,
-                           heartbeat_cycles=heartbeat_cycles, opt=opt, jobs=jobs)
+                           heartbeat_cycles=heartbeat_cycles, opt=opt, jobs=jobs, stream=stream,
+                           trace_cycles=trace_cycles)
     if folder is None:  # the staging folder becomes the key's build folder (or is dropped for it)
         folder = cache_folder(key)
         if folder.exists():
@@ -257,8 +315,10 @@ def verify_cxx(program, indices, images: np.ndarray, *, delay: int, image: bytes
     if tmp_inputs is not folder:
         shutil.rmtree(tmp_inputs, ignore_errors=True)
     res, wall = run(run_dir, exe)
-    return judge(program, golden, run_dir, res, indices, delay, wall=wall, golden_s=golden_s,
-                 build_s=times["verilate_s"] + times["make_s"], extra={**figures, **times})
+    rep = judge(program, golden, run_dir, res, indices, delay, wall=wall, golden_s=golden_s,
+                build_s=times["verilate_s"] + times["make_s"], extra={**figures, **times, "timing": stream.timing.name})
+    rep.trace = load_trace(run_dir) if trace_cycles else None  # the folder serves this process's next run
+    return rep
 
 
 def judge(program, golden: dict, folder: Path, res: dict, indices, delay: int, *, wall: float,

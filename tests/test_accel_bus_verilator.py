@@ -1,6 +1,7 @@
 """The bare accelerator in the Verilator C++ bench (``sim/benches/accel_bus_tb.cpp``, launcher
 ``csdformer.sim.verilator_bus``): its model streamed over the ``bus`` ports with RomStream's
-timing, no cocotb, the bench path of the paper-size model (``bench/paper_rtl.py``).
+timing or any backend's (the QSPI flash reader's), no cocotb, the bench path of the paper-size
+model (``bench/paper_rtl.py``).
 
 Digits, 3 test images at D = 3: bit-exact in every layer, the cycle counter equal to the cycle
 model, and every recorded array (logits, class, counters, every spike frame read back) and the
@@ -10,6 +11,14 @@ is reported where it first shows. The Verilog the bench builds is the design's w
 memory initialisers, nothing else. The paper-size ``fashion_mnist-4-384`` (16 lanes, one image,
 25 M cycles: about 2.5 minutes with its Verilog, its build and the run) is opt-in
 (``CSDFORMER_PAPER_RTL=1``).
+
+The bench's weight stream with other timings: the QSPI reader's (quad at 50 MHz, the flash
+backend of ``tests/test_accel_verify_cocotb.py``; single-line at 100 MHz, the ULX3S 85F's) and
+RomStream(byte_cycles=3): the same images bit-exact with the cycle counter equal to the cycle model
+(waits for weights included), the quad run's arrays equal to the cocotb bench's through the real
+reader and flash model, and the bus the C++ model answered with (its first 60,000 cycles after
+reset: the wake-up, the header, tables and several records, each new command cutting the read in
+flight) replayed into the Amaranth backends, which answer the same, cycle for cycle.
 """
 
 import os
@@ -25,9 +34,12 @@ from csdformer.hw.flash_image import build_image, op_bytes, record_bytes, record
 from csdformer.hw.program import compile_program
 from csdformer.sim.verify import select_images
 from csdformer.sim.verify_bus import verify_bus
-from csdformer.sim.verilator_bus import strip_zero_inits, verify_cxx
+from csdformer.sim.verilator_bus import qspi_stream, rom_stream, strip_zero_inits, verify_cxx
 
 N_IMAGES = 3
+TRACE_CYCLES = 60_000
+STREAMS = {"qspi-x4-50MHz": dict(clock_hz=50e6, lines=4), "qspi-x1-100MHz": dict(clock_hz=100e6, lines=1),
+           "rom-3": dict(byte_cycles=3)}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +55,7 @@ def images(prog):
 @pytest.fixture(scope="module")
 def report(prog, images):
     idx, x = images
-    return verify_cxx(prog, idx, x, delay=3)
+    return verify_cxx(prog, idx, x, delay=3, trace_cycles=TRACE_CYCLES)
 
 
 def test_every_image_bit_exact_with_cycles_equal_to_the_model(report):
@@ -114,3 +126,103 @@ def test_fashion_mnist_4_384_one_image_bit_exact():
     rep = verify_cxx(p, idx, x, delay=art.delay)
     assert rep.summary() == "1 passed, 0 failed", rep.checks[0].line()
     assert rep.checks[0].cycles == rep.checks[0].model_cycles
+
+
+def _stream(spec: dict):
+    return rom_stream(spec["byte_cycles"]) if "byte_cycles" in spec else qspi_stream(**spec)
+
+
+@pytest.fixture(scope="module", params=sorted(STREAMS))
+def timed(request, prog, images):
+    idx, x = images
+    spec = STREAMS[request.param]
+    return request.param, verify_cxx(prog, idx, x, delay=3, stream=_stream(spec), trace_cycles=TRACE_CYCLES)
+
+
+def test_other_stream_timings_bit_exact_with_cycles_equal_to_the_model(timed, report):
+    which, rep = timed
+    bad = [c.line() for c in rep.checks if not c.ok]
+    assert not bad, "\n".join(bad)
+    t = _stream(STREAMS[which]).timing
+    assert rep.stream["timing"] == t.name and rep.stream["untaken"] == 0
+    assert (rep.stream["latency"], rep.stream["byte_cycles"]) == (t.latency, t.byte_cycles)
+    assert rep.build_s == 0  # the timing is the run's input: the build of the RomStream report serves
+    for c, m in zip(rep.checks, rep.golden["models"]):
+        assert c.cycles == c.model_cycles and m.wait_cycles > 0
+    for key in ("logits", "prediction", "sops", "spikes", "spk"):  # only the waits for weights differ
+        assert np.array_equal(rep.hw[key], report.hw[key]), key
+
+
+def test_the_qspi_timing_records_what_the_cocotb_flash_bench_does(timed, prog, images):
+    """Quad at 50 MHz: the cocotb bench through the QSPI reader and the flash model
+    (``verify(backend="flash")``, as ``tests/test_accel_verify_cocotb.py``) records the same."""
+    from csdformer.sim.verify import verify
+
+    which, rep = timed
+    if which != "qspi-x4-50MHz":
+        pytest.skip("the cocotb flash bench of the CI suite is the quad one")
+    idx, x = images
+    flash = verify(prog, idx, x, delay=3, backend="flash", **STREAMS[which])
+    assert set(flash.hw) == set(rep.hw)
+    for key in flash.hw:
+        assert np.array_equal(flash.hw[key], rep.hw[key]), key
+
+
+def _replay(trace: np.ndarray, bus, top) -> np.ndarray:
+    """Drive the recorded ``cmd`` (valid, payload) of every cycle into ``bus`` of ``top`` (its
+    backend) with ``data.ready`` 1, from reset; the rows it answers: cmd.ready, data.valid,
+    data.payload."""
+    from amaranth.sim import Simulator
+
+    out = np.zeros((len(trace), 3), dtype=np.int64)
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+
+    async def bench(ctx):
+        ctx.set(bus.data.ready, 1)
+        for c, (valid, payload) in enumerate(trace[:, [0, 2]].tolist()):
+            ctx.set(bus.cmd.valid, valid)
+            ctx.set(bus.cmd.payload, payload)
+            out[c] = (ctx.get(bus.cmd.ready), ctx.get(bus.data.valid), ctx.get(bus.data.payload))
+            await ctx.tick()
+
+    sim.add_testbench(bench)
+    sim.run()
+    return out
+
+
+def test_the_bench_stream_answers_as_the_amaranth_backend(timed, report, prog):
+    """The bus of the run's first cycles (the C++ model's answers to the accelerator's commands),
+    replayed into the Amaranth backend: RomStream, or the QSPI reader driving the flash model; and
+    RomStream(byte_cycles=1) for the default run."""
+    from amaranth.hdl import Module
+    from amaranth.lib.wiring import connect
+
+    from csdformer.hw.qspi import QspiFlashReader
+    from csdformer.hw.weightstream import RomStream
+    from csdformer.sim.flash_model import SpiFlashModel
+
+    image = build_image(prog)
+    which, rep = timed
+    runs = [(STREAMS[which], rep)] + ([(dict(byte_cycles=1), report)] if which == "rom-3" else [])
+    for spec, rep in runs:
+        trace = rep.trace
+        assert trace.shape == (TRACE_CYCLES, 5)
+        m = Module()
+        if "byte_cycles" in spec:
+            m.submodules.store = store = RomStream(image, byte_cycles=spec["byte_cycles"])
+            bus, init = store.bus, 0
+        else:
+            m.submodules.reader = reader = QspiFlashReader(**spec)
+            # the flash model wakes sooner than the reader waits (as sim/testbed.py builds it)
+            m.submodules.flash = flash = SpiFlashModel(image, t_res_cycles=min(16, reader.init_cycles))
+            connect(m, reader.pins, flash.pins)
+            bus, init = reader.bus, reader.init_cycles
+        out = _replay(trace, bus, m)
+        shakes = np.flatnonzero(trace[:, 0] & trace[:, 1])
+        assert len(shakes) >= 4 and shakes[0] == init  # the loader's first command waits for the wake-up
+        assert np.array_equal(out[:, 0], trace[:, 1]), "cmd.ready"
+        differ = np.flatnonzero(out[:, 1] != trace[:, 3])
+        assert not len(differ), f"{spec}: data.valid differs first in cycle {differ[0]}"
+        beats = trace[:, 3] == 1
+        assert beats.sum() > 1000 and np.array_equal(out[beats, 2], trace[beats, 4]), "data.payload"

@@ -3,18 +3,22 @@
 // cocotb, VPI or --public-flat-rw, so that the paper-size model builds and runs in minutes.
 // Launcher, file formats and judging: csdformer.sim.verilator_bus (sim/verilator_bus.py).
 //
-// The weight stream: RomStream (byte_cycles=1, StreamTiming("rom", 2, 1)) stepped every cycle, as
-// RomStreamModel._step does: at the falling edge of cycle c the beat of cycle c (RomStream's
-// registers after the rising edge that began it) is driven, cmd and data.ready of cycle c are
-// sampled (after the combinational logic settled) and the registers of the next cycle computed; a
-// rising edge that samples rst high resets them. Bytes past the image read 0xFF.
+// The weight stream: any backend's StreamTiming for an always-ready user (meta.txt's
+// stream_latency, stream_byte_cycles, stream_init_cycles; default RomStream(byte_cycles=1):
+// StreamTiming("rom", 2, 1), init 0; the QSPI reader's: QspiFlashReader.timing and .init_cycles),
+// stepped every cycle as RomStreamModel._step does: at the falling edge of cycle c the beat of cycle
+// c (the stream's registers after the rising edge that began it) is driven, cmd and data.ready of
+// cycle c are sampled (after the combinational logic settled) and the registers of the next cycle
+// computed; a rising edge that samples rst high resets them. Bytes past the image read 0xFF;
+// addresses wrap at stream_addr_bits (RomStream: its memory's address bits; the flash: 24).
+// (struct Stream below; the model loader is always ready, which the run checks.)
 //
 // The bench: accelerator.py's _run, falling edge for falling edge: reset (2 rising edges), then per
 // image: wait for ``prefetched``, one pixel a cycle, the logits, class and counters, the debug-port
 // read-back of the spike frames (DBG_LATENCY cycles behind the address).
 //
 // Usage: tb DIR   (DIR holds meta.txt, flash.bin; results written there: hw.txt, spk.bin,
-// result.json, heartbeat.txt, progress.txt)
+// result.json, heartbeat.txt, progress.txt; trace.txt with meta's trace_cycles)
 
 #include "Vtop.h"
 #include "verilated.h"
@@ -70,51 +74,62 @@ static double vm_hwm_mb() {
     return mb;
 }
 
-// RomStream (byte_cycles=1) at the bus ports: sim/benches/accelerator_bus.py's RomStreamModel.
-struct Rom {
+// The weight stream at the bus ports, for an always-ready user (the model loader holds data.ready
+// at 1; a beat left untaken is counted and fails the run): any backend's StreamTiming (latency,
+// byte_cycles) plus init_cycles, the cycles after reset with cmd.ready low. Cycle c is the one the
+// next rising edge ends; step() samples cycle c's inputs and sets the registers of cycle c + 1:
+// - a cmd handshake in cycle c (cmd.valid & cmd.ready; a beat of that cycle belongs to the old
+//   read) starts a read at its address: no beat in cycles c+1 .. c+latency-1, the first in cycle
+//   c+latency (RomStream: cmd → read issued → beat valid, 1 + byte_cycles; QspiFlashReader: its
+//   deselect gap, command, address, dummy and first byte on SCK, its input and data registers);
+// - a beat taken in cycle b: the next in cycle b + byte_cycles (byte_cycles = 1: back to back),
+//   forever (the reader keeps reading until the next cmd; bytes past the image read 0xFF);
+// - cmd.ready: 0 in cycles 0 .. init_cycles-1 after reset (QspiFlashReader's wake-up: deselect,
+//   0xAB, tRES, and with quad_enable the QE sequence), 1 after (RomStream: init_cycles 0).
+struct Stream {
     std::vector<uint8_t> img;
-    uint64_t n = 0, amask = 1;
-    uint32_t cur = 0;
+    uint64_t latency = 2, byte_cycles = 1, init_cycles = 0;
+    uint64_t amask = ADDR_MASK;  // the address bits reads wrap at (RomStream: its memory's; flash: 24)
+    uint64_t init_left = 0;  // cycles of this cycle on with cmd.ready low
+    uint32_t cur = 0;        // the address the next beat shows
     bool active = false;
     uint32_t valid = 0;
-    uint64_t addr = 0;  // the read port's (latched) address
-    uint64_t cmds = 0, bytes = 0, stepped = 0;
+    uint64_t wait = 0;       // cycles after the next one before a beat (while none is shown)
+    uint64_t cmds = 0, bytes = 0, stepped = 0, untaken = 0;
 
-    void init() {
-        n = img.size();
-        uint64_t depth = n > 2 ? n : 2, bits = 0;
-        while ((1ull << bits) < depth) ++bits;  // (depth - 1).bit_length()
-        if (bits < 1) bits = 1;
-        amask = (1ull << bits) - 1;
-    }
-    void drive() {  // the beat of this cycle
+    void drive() {  // the registers of this cycle
+        top->P_CMD_READY = init_left == 0;
         top->P_DATA_VALID = valid;
-        top->P_DATA_PAYLOAD = addr < n ? img[addr] : 0xFF;
+        uint64_t a = cur & amask;
+        top->P_DATA_PAYLOAD = a < img.size() ? img[a] : 0xFF;
     }
     void step() {  // after the inputs settled: the registers of the next cycle
         ++stepped;
-        uint32_t v = valid;
-        uint32_t ready = top->P_DATA_READY;
-        uint32_t fire = v & ready;
-        if (!v || ready) addr = (uint64_t)(cur + fire) & amask;
-        if (top->P_CMD_VALID) {  // cmd.ready is always 1
+        uint32_t v = valid, ready = top->P_DATA_READY;
+        if (v && !ready) ++untaken;
+        if (top->P_CMD_VALID && init_left == 0) {
             cur = (uint32_t)top->P_CMD_PAYLOAD & ADDR_MASK;
             active = true;
+            wait = latency - 1;  // latency >= 2 (checked at start)
             valid = 0;
             ++cmds;
         } else if (active) {
-            if (fire) {
+            if (v && ready) {
                 cur = (cur + 1) & ADDR_MASK;
                 ++bytes;
+                wait = byte_cycles - 1;
+                valid = wait == 0;
             } else if (!v) {
-                valid = 1;
+                --wait;
+                valid = wait == 0;
             }
         }
+        if (init_left) --init_left;
     }
-    void reset() { cur = 0, active = false, valid = 0; }
+    void reset() { cur = 0, active = false, valid = 0, wait = 0, init_left = init_cycles; }
 };
 
-static Rom rom;
+static Stream rom;
 static uint64_t budget = 0, heartbeat_every = 1000000, next_heartbeat = 0;
 static std::string error;  // non-empty: the run stopped
 
@@ -129,16 +144,27 @@ static void heartbeat() {
 // From one falling edge to the next: the beat, the inputs settle, the rising edge.
 struct Budget {};
 static int64_t img_not_ready = 0;  // pixels offered while image.ready was low (the bench assumes none)
+static int64_t post_reset = -1;    // this cycle's index from the first cycle after reset
+static uint64_t trace_cycles = 0;  // meta "trace_cycles": the bus of the first cycles after reset
+static FILE* trace = nullptr;      // trace.txt: "cmd.valid cmd.ready cmd.payload data.valid data.payload"
 static void advance() {
     rom.drive();
     top->clk = 0;
     top->eval();
+    if (trace && !top->rst && post_reset >= 0 && (uint64_t)post_reset < trace_cycles)
+        std::fprintf(trace, "%u %u %u %u %u\n", (unsigned)top->P_CMD_VALID, (unsigned)top->P_CMD_READY,
+                     (unsigned)top->P_CMD_PAYLOAD, (unsigned)top->P_DATA_VALID, (unsigned)top->P_DATA_PAYLOAD);
     rom.step();
     if (top->P_IMG_VALID && !top->P_IMG_READY) ++img_not_ready;
     top->clk = 1;
     top->eval();
     ++cycle;
-    if (top->rst) rom.reset();
+    if (top->rst) {
+        rom.reset();
+        post_reset = 0;
+    } else if (post_reset >= 0) {
+        ++post_reset;
+    }
     if (cycle >= next_heartbeat) {
         heartbeat();
         next_heartbeat += heartbeat_every;
@@ -202,12 +228,24 @@ int main(int argc, char** argv) {
     {
         std::ifstream f(dir + "/flash.bin", std::ios::binary);
         rom.img.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-        rom.init();
     }
+    if (meta.count("stream_latency")) rom.latency = (uint64_t)meta["stream_latency"];
+    if (meta.count("stream_byte_cycles")) rom.byte_cycles = (uint64_t)meta["stream_byte_cycles"];
+    if (meta.count("stream_init_cycles")) rom.init_cycles = (uint64_t)meta["stream_init_cycles"];
+    if (meta.count("stream_addr_bits")) rom.amask = (1ull << meta["stream_addr_bits"]) - 1;
+    if (rom.latency < 2 || rom.byte_cycles < 1) {
+        std::fprintf(stderr, "meta.txt: stream_latency must be >= 2 and stream_byte_cycles >= 1\n");
+        return 2;
+    }
+    rom.reset();
     const int64_t n = meta.at("n_images"), npx = meta.at("n_pixels"), nc = meta.at("num_classes");
     const int lw = (int)meta.at("logit_width"), lat = (int)meta.at("dbg_latency");
     budget = (uint64_t)meta.at("budget_cycles");
     if (meta.count("heartbeat_cycles")) heartbeat_every = (uint64_t)meta["heartbeat_cycles"];
+    if (meta.count("trace_cycles") && meta["trace_cycles"] > 0) {
+        trace_cycles = (uint64_t)meta["trace_cycles"];
+        trace = std::fopen((dir + "/trace.txt").c_str(), "w");
+    }
     next_heartbeat = heartbeat_every;
     std::vector<uint32_t> addrs;
     for (size_t k = 0; k + 1 < dump.size(); k += 2)
@@ -222,11 +260,9 @@ int main(int argc, char** argv) {
     top = new Vtop{ctx};
     double t_built = wall();
     try {
-        // RomStreamModel.start: cmd.ready 1, data.valid 0, the byte 0xFF; stream.start: reset
-        // for 2 rising edges, released at the falling edge after them.
-        top->P_CMD_READY = 1;
-        top->P_DATA_VALID = 0;
-        top->P_DATA_PAYLOAD = 0xFF;
+        // The stream in its reset state (RomStreamModel.start); reset for 2 rising edges,
+        // released at the falling edge after them.
+        rom.drive();
         top->clk = 0;
         top->rst = 1;
         top->eval();
@@ -292,6 +328,10 @@ int main(int argc, char** argv) {
     }
     if (error.empty() && img_not_ready)
         error = "image.ready was low while pixels were offered (" + std::to_string(img_not_ready) + " beats)";
+    if (error.empty() && rom.untaken)
+        error = "bus.data.ready was low under a beat (" + std::to_string(rom.untaken) +
+                " cycles): the stream model is exact only for an always-ready user";
+    if (trace) std::fclose(trace);
     double sim_s = wall() - t_built;
     top->final();
     {  // hw.txt: per image "logits... prediction cycles spikes sops"; spk.bin: uint64 words
@@ -310,7 +350,9 @@ int main(int argc, char** argv) {
         f << "{\"sim_cycles\": " << cycle << ", \"bench_wall_s\": " << sim_s << ", \"images_done\": " << i
           << ", \"vm_hwm_mb\": " << vm_hwm_mb() << ", \"stream\": {\"mode\": \"exact\", \"cmds\": " << rom.cmds
           << ", \"windows\": " << rom.cmds << ", \"unknown_windows\": 0, \"bytes\": " << rom.bytes
-          << ", \"stepped_cycles\": " << rom.stepped << "}"
+          << ", \"stepped_cycles\": " << rom.stepped << ", \"latency\": " << rom.latency
+          << ", \"byte_cycles\": " << rom.byte_cycles << ", \"init_cycles\": " << rom.init_cycles
+          << ", \"untaken\": " << rom.untaken << "}"
           << (error.empty() ? std::string() : ", \"error\": \"" + esc + "\"") << "}\n";
     }
     delete top;
