@@ -25,28 +25,10 @@ from csdformer.boards.report import (BuildReport, clock_rows, parse_log_utilizat
 from csdformer.boards.soc import BoardTop, check_core, uart_divisor
 from csdformer.boards.targets import BOARDS, get_board
 from csdformer.hw.common import HwParamError
+from echo_core import EchoCore, echo_core
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "boards"
-
-
-class EchoCore(wiring.Component):
-    """Fixture, not the real core: ``tx`` is ``rx`` one clock later; ``busy`` while rx is low."""
-
-    rx: In(1)
-    tx: Out(1, init=1)
-    busy: Out(1)
-
-    def elaborate(self, platform):
-        m = Module()
-        m.d.sync += self.tx.eq(self.rx)
-        m.d.comb += self.busy.eq(~self.rx)
-        return m
-
-
-def echo_core(program, divisor, *, board=None, clock_hz=None):
-    """Stand-in for ``accelerator_core(program, divisor, board=..., clock_hz=...)``."""
-    return EchoCore()
 
 
 # --- PLL divider search ---------------------------------------------------------------------------

@@ -24,9 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from csdformer import artifact as A
 from csdformer.artifact.schema import Artifact, InputSpec, Layer
@@ -38,6 +35,7 @@ from csdformer.boards.throughput import N_IMAGES
 from csdformer.hw.program import compile_program
 from csdformer.sim import runner
 from csdformer.sim.verify import golden_reference, select_images
+from echo_core import EchoCore
 
 FIXTURES = Path(__file__).parent / "fixtures" / "boards"
 MACS = {"enc": 2 * 8 * 8 * 1 * 9, "conv": 4 * 8 * 8 * 2 * 9, "fc": 64 * 3 * 4, "head": 10 * 3}
@@ -130,20 +128,6 @@ def test_macs_sops_energy_and_gsops_by_hand():
     assert figures(w, 30.0)["gsop_per_s_per_klut"] is None
 
 
-class _EchoCore(wiring.Component):
-    """Stand-in for the UART link + accelerator (as in test_boards): ``tx`` is ``rx`` a clock later."""
-
-    rx: In(1)
-    tx: Out(1, init=1)
-    busy: Out(1)
-
-    def elaborate(self, platform):
-        m = Module()
-        m.d.sync += self.tx.eq(self.rx)
-        m.d.comb += self.busy.eq(~self.rx)
-        return m
-
-
 LUTS = 1234
 
 
@@ -159,7 +143,7 @@ def _stand_in_synthesis(top, board, out, plan=None):
 
 
 def _build(tmp_path, monkeypatch, art, *extra):
-    monkeypatch.setattr(cli_build, "CORE_PROVIDER", lambda program, divisor, *, board, clock_hz: _EchoCore())
+    monkeypatch.setattr(cli_build, "CORE_PROVIDER", lambda program, divisor, *, board, clock_hz: EchoCore())
     monkeypatch.delenv(cli_build.CORE_PROVIDER_ENV, raising=False)
     monkeypatch.setattr(cli_build, "build", _stand_in_synthesis)
     path = A.save(art, tmp_path / art.name)
