@@ -8,7 +8,9 @@ time, keep going far enough to report a design that does not fit, and resolve ea
 
 - ``nextpnr_opts``: ``--threads N --report <name>.pnr.json --timing-allow-fail`` (timing is
   judged from the report, so a slow design still gets a report, and a bitstream marked failed);
-- ``synth_opts``: the board's (``-dsp`` on iCE40 so multipliers go to SB_MAC16).
+- ``synth_opts``: the board's (``-dsp`` on iCE40 so multipliers go to SB_MAC16);
+- ``script_after_read``: :data:`HIDE_BRACKETED` (yosys' ABC9 names a mapped bit ``wire[i]``, which
+  collides with Amaranth's alias wires of array views, also named ``wire[i]``).
 
 A tool is taken from its Amaranth variable (``YOSYS``, ``NEXTPNR_ICE40``, ``ICEPACK``,
 ``NEXTPNR_ECP5``, ``ECPPACK``) if set, else ``yowasp-<tool>``, else ``<tool>`` on PATH. The
@@ -141,6 +143,15 @@ def _collect(out: Path, name: str, family: str, report: BuildReport) -> None:
     report.bitstream = str(bit) if bit.exists() and not report.errors else None
 
 
+# Amaranth names each element of an array-shaped signal (``last_sums[0]`` beside ``last_sums``). When
+# ABC9 (synth_ecp5's LUT mapping) reads its netlist back it names bit i of wire ``w`` ``w[i]`` and then
+# merges the bits into wide wires by those names, so such an alias can be glued onto the wrong bits:
+# yosys 0.65-0.69 then stops on ``Assert GetSize(conn.first) == GetSize(conn.second)`` or leaves a net
+# with two flip-flop drivers (seen on the 16-lane Fashion-MNIST ULX3S design). The aliases carry no
+# logic, so their names are made private before synthesis; every bit keeps its main wire's name.
+HIDE_BRACKETED = "rename -hide w:*[[]*"
+
+
 def render(top, board, *, name: str = "top", threads: int = 1, seed: int | None = None):
     """Amaranth's build plan of ``top`` for ``board`` (elaborated; RTLIL, constraints, tool
     scripts): what :func:`build` runs, and whose ``digest()`` names the design in the bitstream
@@ -149,7 +160,7 @@ def render(top, board, *, name: str = "top", threads: int = 1, seed: int | None 
     opts = [f"--threads {int(threads)}", f"--report {name}.pnr.json", "--timing-allow-fail"]
     if seed is not None:
         opts.append(f"--seed {int(seed)}")
-    overrides = {"nextpnr_opts": " ".join(opts)}
+    overrides = {"nextpnr_opts": " ".join(opts), "script_after_read": HIDE_BRACKETED}
     if board.synth_opts:
         overrides["synth_opts"] = board.synth_opts
     return board.platform().build(top, name=name, do_build=False, **overrides)

