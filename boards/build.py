@@ -71,6 +71,14 @@ def _stage_name(tool: str) -> str:
     return tool
 
 
+def _tool_log(argv: list[str], default: str) -> str:
+    """The log file a tool's command line names (``-l F`` / ``--log F``), else ``default``."""
+    for flag, value in zip(argv, argv[1:]):
+        if flag in ("-l", "--log"):
+            return value
+    return default
+
+
 def _say(progress: bool, msg: str) -> None:
     if progress:
         print(msg, file=sys.stderr, flush=True)
@@ -95,8 +103,10 @@ def _run_stages(out: Path, name: str, tag: str, report: BuildReport, progress: b
         t0 = time.monotonic()
         # A line every 30 s while the tool's log grows (quoting its newest line), none while it is
         # silent: a line is a sign of progress (csdformer flow stops a build only after none for long).
+        # yosys -q and nextpnr --quiet write their progress only to their own log (-l / --log).
         logf = out / f"{name}.{stage}.out"
-        beat = heartbeat(f"[{tag}] {stage}", announce=False, watch=logf) if progress else nullcontext()
+        beat = heartbeat(f"[{tag}] {stage}", announce=False, watch=out / _tool_log(argv, logf.name)) \
+            if progress else nullcontext()
         with open(logf, "w") as log, beat:
             rc = subprocess.run([exe, *argv[1:]], cwd=out, stdout=log, stderr=subprocess.STDOUT).returncode
         report.stages[stage] = report.stages.get(stage, 0.0) + time.monotonic() - t0

@@ -339,3 +339,25 @@ def test_synthesis_hides_array_element_names(tmp_path):
     listed = {n: (tmp_path / f"{n}.txt").read_text().split() for n in ("before", "after")}
     assert sum(w.endswith("]") for w in listed["before"]) == 3
     assert [w.rsplit("/", 1)[1] for w in listed["after"]] == ["lanes"]
+
+
+def test_build_stage_relays_the_tools_own_log(tmp_path, monkeypatch, capsys):
+    """yosys -q and nextpnr --quiet print nothing on stdout; their progress is in the file of
+    ``-l`` / ``--log``. The stage's heartbeat quotes that log while it grows."""
+    from csdformer import progress
+    from csdformer.boards import build as B
+    tool = tmp_path / "fake-nextpnr"
+    tool.write_text("#!/usr/bin/env python3\nimport sys, time\nlog = sys.argv[sys.argv.index('--log') + 1]\n"
+                    "for i in range(8):\n    with open(log, 'a') as f:\n        f.write(f'Info: at iteration #{i}\\n')\n"
+                    "    time.sleep(0.1)\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("NEXTPNR_ECP5", str(tool))
+    monkeypatch.setattr(progress, "EVERY_S", 0.15)
+    (tmp_path / "build_top.json").write_text(json.dumps(
+        {"commands": [["nextpnr-ecp5", "--quiet", "--log", "top.tim", "--json", "top.json"]]}))
+    report = BuildReport(board="ulx3s-85f", device="LFE5U-85F", family="ecp5")
+    B._run_stages(tmp_path, "top", "build t", report, True)
+    err = capsys.readouterr().err.splitlines()
+    beats = [ln for ln in err if ln.startswith("[build t] nextpnr: still running")]
+    assert beats and all("(Info: at iteration #" in ln for ln in beats), err
+    assert not report.errors and (tmp_path / "top.nextpnr.out").read_text() == ""
