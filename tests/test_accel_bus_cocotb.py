@@ -17,22 +17,23 @@ import pytest
 
 from csdformer import artifact as A
 from csdformer.artifact import resolve_artifact
-from csdformer.hw.flash_image import build_image, op_bytes, record_bytes, records_offset
+from csdformer.hw.flash_image import build_image
 from csdformer.hw.program import compile_program
 from csdformer.sim.verify import select_images, verify
 from csdformer.sim.verify_bus import verify_bus
+from digits_net import digits_images, digits_program, weight_byte
 
 N_IMAGES = 3
 
 
 @pytest.fixture(scope="module")
 def prog():
-    return compile_program(A.load(resolve_artifact("digits")), 8)
+    return digits_program()
 
 
 @pytest.fixture(scope="module")
 def images(prog):
-    return select_images(prog.artifact, N_IMAGES, seed=0)
+    return digits_images(prog, N_IMAGES)
 
 
 @pytest.fixture(scope="module")
@@ -70,15 +71,10 @@ def test_records_mode_records_what_exact_mode_does(report, prog, images):
         assert np.array_equal(exact.hw[key], report.hw[key][:1]), key
 
 
-def _weight_byte(prog, op_index: int) -> int:
-    """The image offset of op ``op_index``'s first weight byte."""
-    return records_offset(prog) + sum(record_bytes(prog, op) for op in prog.ops[:op_index]) + 3 + op_bytes(prog)
-
-
 def test_a_corrupted_image_byte_fails_at_the_logits(prog, images):
     idx, x = images
     img = bytearray(build_image(prog))
-    img[_weight_byte(prog, len(prog.ops) - 1)] ^= 0x40  # the head's first weight word
+    img[weight_byte(prog, len(prog.ops) - 1)] ^= 0x40  # the head's first weight word
     rep = verify_bus(prog, idx, x, delay=3, image=bytes(img))
     assert rep.failed >= 1 and {c.first_layer for c in rep.checks if not c.ok} == {"logits"}
 
@@ -88,7 +84,7 @@ def test_a_corrupted_first_layer_weight_is_named(prog, images):
     the first that differs."""
     idx, x = images
     img = bytearray(build_image(prog))
-    img[_weight_byte(prog, 0)] ^= 0x40
+    img[weight_byte(prog, 0)] ^= 0x40
     rep = verify_bus(prog, idx, x, delay=3, image=bytes(img))
     first = next(layer.name for layer in prog.artifact.layers if layer.name in prog.spike_layers)
     assert rep.failed >= 1 and {c.first_layer for c in rep.checks if not c.ok} == {first}

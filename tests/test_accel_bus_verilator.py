@@ -30,11 +30,12 @@ import pytest
 from csdformer import CsdformerError
 from csdformer import artifact as A
 from csdformer.artifact import resolve_artifact
-from csdformer.hw.flash_image import build_image, op_bytes, record_bytes, records_offset
+from csdformer.hw.flash_image import build_image
 from csdformer.hw.program import compile_program
 from csdformer.sim.verify import select_images
 from csdformer.sim.verify_bus import verify_bus
 from csdformer.sim.verilator_bus import qspi_stream, rom_stream, strip_zero_inits, verify_cxx
+from digits_net import digits_images, digits_program, weight_byte
 
 N_IMAGES = 3
 TRACE_CYCLES = 60_000
@@ -44,12 +45,12 @@ STREAMS = {"qspi-x4-50MHz": dict(clock_hz=50e6, lines=4), "qspi-x1-100MHz": dict
 
 @pytest.fixture(scope="module")
 def prog():
-    return compile_program(A.load(resolve_artifact("digits")), 8)
+    return digits_program()
 
 
 @pytest.fixture(scope="module")
 def images(prog):
-    return select_images(prog.artifact, N_IMAGES, seed=0)
+    return digits_images(prog, N_IMAGES)
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +81,6 @@ def test_the_cxx_bench_records_what_the_cocotb_bench_does(report, prog, images):
     assert cocotb.sim_cycles == report.sim_cycles
 
 
-def _weight_byte(prog, op_index: int) -> int:
-    """The image offset of op ``op_index``'s first weight byte."""
-    return records_offset(prog) + sum(record_bytes(prog, op) for op in prog.ops[:op_index]) + 3 + op_bytes(prog)
-
-
 def test_a_corrupted_image_byte_is_named_where_it_first_shows(report, prog, images):
     """The cached build, another image: a weight of the head fails at the logits, one of the
     first op at the first spike layer."""
@@ -92,7 +88,7 @@ def test_a_corrupted_image_byte_is_named_where_it_first_shows(report, prog, imag
     first = next(layer.name for layer in prog.artifact.layers if layer.name in prog.spike_layers)
     for op_index, where in ((len(prog.ops) - 1, "logits"), (0, first)):
         img = bytearray(build_image(prog))
-        img[_weight_byte(prog, op_index)] ^= 0x40
+        img[weight_byte(prog, op_index)] ^= 0x40
         rep = verify_cxx(prog, idx, x, delay=3, image=bytes(img))
         assert rep.build_s == 0  # the build of the report's run (the image is an input)
         assert rep.failed >= 1 and {c.first_layer for c in rep.checks if not c.ok} == {where}

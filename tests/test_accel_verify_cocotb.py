@@ -9,26 +9,23 @@ is shown to catch a perturbation of any single layer, and a corrupted RTL.
 
 import copy
 
-import numpy as np
 import pytest
 
-from csdformer.artifact import resolve_artifact
-from csdformer import artifact as A
 from csdformer.cli import main
-from csdformer.hw.program import compile_program
-from csdformer.sim.verify import compare, select_images, verify
+from csdformer.sim.verify import compare, verify
+from digits_net import digits_images, digits_program, weight_byte
 
 N_IMAGES = 20
 
 
 @pytest.fixture(scope="module")
 def prog():
-    return compile_program(A.load(resolve_artifact("digits")), 8)
+    return digits_program()
 
 
 @pytest.fixture(scope="module")
 def images(prog):
-    return select_images(prog.artifact, N_IMAGES, seed=0)
+    return digits_images(prog, N_IMAGES)
 
 
 @pytest.fixture(scope="module", params=[(3, "flash"), (0, "rom")], ids=["D3-flash", "D0-rom"])
@@ -85,12 +82,12 @@ def test_a_corrupted_rtl_fails(prog, images):
 def test_a_corrupted_flash_image_fails(prog, images):
     """One weight bit flipped in the flash image (the head's first weight word): the model the
     hardware reads is not the artifact's, and the verification says so at the logits."""
-    from csdformer.hw.flash_image import build_image, op_bytes, record_bytes, records_offset
+    from csdformer.hw.flash_image import build_image
 
     idx, x = images
     img = bytearray(build_image(prog))
     head = len(prog.ops) - 1
-    at = records_offset(prog) + sum(record_bytes(prog, op) for op in prog.ops[:head]) + 3 + op_bytes(prog)
+    at = weight_byte(prog, head)
     img[at] ^= 0x40
     rep = verify(prog, idx[:3], x[:3], delay=3, image=bytes(img))
     assert rep.failed >= 1 and {c.first_layer for c in rep.checks if not c.ok} == {"logits"}
