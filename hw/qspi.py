@@ -31,17 +31,23 @@ non-volatile bits alone). Reads are Quad Output Fast Read (0x6B: command and add
 dummy clocks, data on IO0-3, IO3 the most significant bit of each nibble) for ``lines=4`` and Fast
 Read (0x0B: 8 dummy clocks, data on IO1) for ``lines=1``. While IO2/IO3 are not data lines they are
 driven high (WP#, HOLD# inactive).
+
+The reader is three units: :class:`CommandSequence` (which command when), and on the pins
+:class:`~csdformer.hw.qspi_io.SckShifter` (SCK, CS, the command bits) and
+:class:`~csdformer.hw.qspi_io.ByteCollector` (the data bits into bytes).
 """
 
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .common import HwParamError, check_int, validated
+from .qspi_io import ByteCollector, SckShifter, ShiftControl
 from .weightstream import ADDR_BITS, StreamTiming, WeightStream
 
 __all__ = ["QspiPins", "QspiFlashReader", "CMD_BITS", "DUMMY_CLOCKS", "T_RES_S", "T_SHSL_S"]
@@ -58,6 +64,133 @@ class QspiPins(wiring.Signature):
 
     def __init__(self):
         super().__init__({"sck": Out(1), "cs": Out(1), "io_o": Out(4), "io_oe": Out(4), "io_i": In(4)})
+
+
+class CommandSequence(wiring.Component):
+    """Which command the flash gets when: at reset the wake-up (0xAB, then ``t_res_cycles``) and,
+    with ``quad_enable``, 0x50 and 0x31 0x02; then a read per ``cmd`` (command and address, dummy
+    clocks, data until the next ``cmd``). Each command is one shape: CS deselected for a gap, then
+    its bits (:class:`_CommandPhases`).
+
+    Parameters
+    ----------
+    opcode, lines : int
+        The read command and its data lines (4: IO0 released to the flash after the address).
+    quad_enable : bool
+        Send the QE sequence at reset.
+    gap_cycles, t_res_cycles : int
+        CS deselect time between commands; the wait after 0xAB.
+
+    Members
+    -------
+    cmd : In(stream.Signature(ADDR_BITS))
+        Start a read at this byte address (ready once the reset commands are sent).
+    spi : Out(ShiftControl(CMD_BITS))
+        The :class:`~csdformer.hw.qspi_io.SckShifter`.
+    clear : Out(1)
+        A read starts: the bytes in progress are dropped.
+    """
+
+    def __init__(self, *, opcode: int, lines: int, quad_enable: bool, gap_cycles: int, t_res_cycles: int):
+        self._opcode, self._lines, self._quad_enable = opcode, lines, quad_enable
+        self._gap, self._t_res = gap_cycles, t_res_cycles
+        super().__init__({"cmd": In(stream.Signature(ADDR_BITS)), "spi": Out(ShiftControl(CMD_BITS)),
+                          "clear": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        cmd, gap = self.cmd, self._gap
+        wait = Signal(range(max(gap, self._t_res) + 1), init=gap - 1)  # deselected cycles left
+        addr = Signal(ADDR_BITS)
+        ph = _CommandPhases(m, self.spi, wait)
+
+        def accept():  # a read (re)starts at ``cmd``, in any state after the reset commands
+            with m.If(cmd.valid):
+                ph.deselect(gap)
+                m.d.comb += self.clear.eq(1)
+                m.d.sync += addr.eq(cmd.payload)
+                m.next = "GAP"
+
+        with m.FSM(init="BOOT") as fsm:
+            with ph.command("BOOT", "AB", Const(0xAB, 8), 8):  # release from deep power-down
+                ph.deselect(self._t_res)
+                m.next = "TRES"
+            with m.State("TRES"):
+                with ph.waited():
+                    if self._quad_enable:
+                        m.d.sync += wait.eq(gap - 1)
+                        m.next = "GAP50"
+                    else:
+                        m.next = "IDLE"
+            if self._quad_enable:
+                with ph.command("GAP50", "WEV", Const(0x50, 8), 8):  # write enable, volatile status
+                    ph.deselect(gap)
+                    m.next = "GAP31"
+                with ph.command("GAP31", "WSR", Const(0x3102, 16), 16):  # status register 2: QE
+                    ph.deselect()
+                    m.next = "IDLE"
+            with m.State("IDLE"):
+                accept()
+            with ph.command("GAP", "SEND", Cat(addr, Const(self._opcode, 8)), CMD_BITS, during=accept):
+                ph.more(DUMMY_CLOCKS, release=self._lines == 4)  # the flash drives IO0-3 after the dummy
+                m.next = "DUMMY"
+            with ph.phase("DUMMY", during=accept):
+                ph.more(0)
+                m.next = "DATA"
+            with m.State("DATA"):
+                m.d.comb += self.spi.stream.eq(1)
+                accept()
+        booting = ["BOOT", "AB", "TRES"] + (["GAP50", "WEV", "GAP31", "WSR"] if self._quad_enable else [])
+        m.d.comb += cmd.ready.eq(~Cat(fsm.ongoing(s) for s in booting).any())
+        return m
+
+
+class _CommandPhases:
+    """Builds the FSM states of :class:`CommandSequence`'s commands in ``m``, on its shifter
+    control ``spi`` and its deselect counter ``wait``; each command is a gap state then a phase."""
+
+    def __init__(self, m: Module, spi, wait: Signal):
+        self.m, self.spi, self.wait = m, spi, wait
+
+    @contextmanager
+    def waited(self):
+        """The body once ``wait`` has run out; until then it counts down."""
+        with self.m.If(self.wait == 0):
+            yield
+        with self.m.Else():
+            self.m.d.sync += self.wait.eq(self.wait - 1)
+
+    def deselect(self, cycles: int | None = None):
+        """End the command: CS deselected, for ``cycles`` cycles before the next acts."""
+        self.m.d.comb += self.spi.deselect.eq(1)
+        if cycles is not None:
+            self.m.d.sync += self.wait.eq(cycles - 1)
+
+    def more(self, width: int, release: bool = False):
+        """At the end of a phase, ``width`` SCK periods more (``release``: IO0 to the flash)."""
+        self.m.d.comb += [self.spi.more.eq(1), self.spi.width.eq(width), self.spi.release.eq(release)]
+
+    @contextmanager
+    def phase(self, state: str, during=lambda: None):
+        """State ``state`` runs SCK; the body at the fall that ends the phase, then ``during()``."""
+        with self.m.State(state):
+            self.m.d.comb += self.spi.clock.eq(1)
+            with self.m.If(self.spi.last):
+                yield
+            during()
+
+    @contextmanager
+    def command(self, gap_state: str, send_state: str, word, width: int, during=lambda: None):
+        """One command: ``gap_state`` until ``wait`` runs out, then ``word``'s ``width`` bits on
+        IO0 (the :meth:`phase` ``send_state``, the body at its end); ``during()`` in both."""
+        m, spi = self.m, self.spi
+        with m.State(gap_state):
+            with self.waited():
+                m.d.comb += [spi.select.eq(1), spi.word.eq(word << (CMD_BITS - width)), spi.width.eq(width)]
+                m.next = send_state
+            during()
+        with self.phase(send_state, during):
+            yield
 
 
 class QspiFlashReader(wiring.Component):
@@ -140,153 +273,16 @@ class QspiFlashReader(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        d, lines, n = self.divisor, self.lines, self.clocks_per_byte
-        bus, pins = self.bus, self.pins
-        drive_oe = 0b1101  # IO0 (command), IO2/IO3 (WP#, HOLD# high); IO1 is the flash's output
-
-        half = Signal(range(d + 1))  # cycles left in the current SCK half-period
-        left = Signal(range(CMD_BITS + 1))  # SCK periods left in the current phase
-        sr = Signal(CMD_BITS)  # bits still to send on IO0, most significant first
-        wait = Signal(range(max(self.gap_cycles, self.t_res_cycles) + 1), init=self.gap_cycles - 1)
-        addr = Signal(ADDR_BITS)
-        m.d.sync += pins.io_o[2:4].eq(0b11)  # WP#, HOLD# high wherever they are driven
-
-        # Input: registered every cycle; the capture that counts is the one taken at an SCK fall
-        # edge of the data phase (``cap`` marks the cycle after it, where ``din`` holds it).
-        din = Signal(4)
-        cap = Signal()
-        m.d.sync += [din.eq(pins.io_i), cap.eq(0)]
-        bits = din[1] if lines == 1 else din
-        sr_in = Signal(8)
-        nib = Signal(range(n))  # bits (nibbles) of the byte in ``sr_in`` so far
-        pend = Signal()  # ``sr_in`` holds a whole byte that ``data`` has no room for yet
-        done = Signal()
-        byte = Signal(8)
-        m.d.comb += [done.eq(cap & (nib == n - 1)), byte.eq(Cat(bits, sr_in)[:8])]
-        with m.If(cap):
-            m.d.sync += [sr_in.eq(byte), nib.eq(nib + 1)]
-            with m.If(nib == n - 1):
-                m.d.sync += nib.eq(0)
-        take = bus.data.valid & bus.data.ready
-        free = ~bus.data.valid | take
-        with m.If(done & free):
-            m.d.sync += [bus.data.payload.eq(byte), bus.data.valid.eq(1)]
-        with m.Elif(done):
-            m.d.sync += pend.eq(1)
-        with m.Elif(pend & free):
-            m.d.sync += [bus.data.payload.eq(sr_in), bus.data.valid.eq(1), pend.eq(0)]
-        with m.Elif(take):
-            m.d.sync += bus.data.valid.eq(0)
-        room = Signal()  # a byte started now will find ``sr_in`` free when its first bits arrive
-        m.d.comb += room.eq(~((done | pend) & ~free))
-
-        def select(word, width):
-            """Assert CS with the first bit of ``word`` on IO0; the rest follow on falling edges."""
-            w = Cat(Const(0, CMD_BITS - width), word) if width < CMD_BITS else word
-            m.d.sync += [pins.cs.eq(1), pins.sck.eq(0), half.eq(d - 1), left.eq(width),
-                         pins.io_o[0].eq(w[-1]), sr.eq(w << 1), pins.io_oe.eq(drive_oe)]
-
-        def deselect(cycles):
-            """End the command: CS deselected for ``cycles`` cycles before the next state acts."""
-            m.d.sync += [pins.cs.eq(0), pins.sck.eq(0), wait.eq(cycles - 1)]
-
-        def clocked(on_last=None):
-            """One SCK period per ``2·d`` cycles; ``on_last()`` runs at the fall ending the phase.
-            Without ``on_last`` this is the data phase: no end, and a byte starts only with room."""
-            with m.If(half != 0):
-                m.d.sync += half.eq(half - 1)
-            with m.Elif(~pins.sck):
-                with m.If(1 if on_last is not None else room | (left != 0)):
-                    m.d.sync += [pins.sck.eq(1), half.eq(d - 1)]
-            with m.Else():
-                m.d.sync += [pins.sck.eq(0), half.eq(d - 1), pins.io_o[0].eq(sr[-1]), sr.eq(sr << 1)]
-                if on_last is None:
-                    m.d.sync += [cap.eq(1), left.eq(Mux(left == 0, n - 1, left - 1))]
-                else:
-                    m.d.sync += left.eq(left - 1)
-                    with m.If(left == 1):
-                        on_last()
-
-        def waited(then):
-            with m.If(wait == 0):
-                then()
-            with m.Else():
-                m.d.sync += wait.eq(wait - 1)
-
-        def accept():
-            with m.If(bus.cmd.valid):
-                deselect(self.gap_cycles)
-                m.d.sync += [addr.eq(bus.cmd.payload), bus.data.valid.eq(0), pend.eq(0), nib.eq(0), cap.eq(0)]
-                m.next = "GAP"
-
-        with m.FSM(init="BOOT") as fsm:
-            with m.State("BOOT"):  # ``wait`` starts at gap_cycles - 1
-                def boot():
-                    select(Const(0xAB, 8), 8)
-                    m.next = "AB"
-                waited(boot)
-            with m.State("AB"):
-                def ab_done():
-                    deselect(self.t_res_cycles)
-                    m.next = "TRES"
-                clocked(ab_done)
-            with m.State("TRES"):
-                def tres_done():
-                    if self.quad_enable:
-                        m.d.sync += wait.eq(self.gap_cycles - 1)
-                        m.next = "GAP50"
-                    else:
-                        m.next = "IDLE"
-                waited(tres_done)
-            if self.quad_enable:
-                with m.State("GAP50"):
-                    def gap50():
-                        select(Const(0x50, 8), 8)
-                        m.next = "WEV"
-                    waited(gap50)
-                with m.State("WEV"):
-                    def wev_done():
-                        deselect(self.gap_cycles)
-                        m.next = "GAP31"
-                    clocked(wev_done)
-                with m.State("GAP31"):
-                    def gap31():
-                        select(Const(0x3102, 16), 16)
-                        m.next = "WSR"
-                    waited(gap31)
-                with m.State("WSR"):
-                    def wsr_done():
-                        m.d.sync += [pins.cs.eq(0), pins.sck.eq(0)]
-                        m.next = "IDLE"
-                    clocked(wsr_done)
-            with m.State("IDLE"):
-                accept()
-            with m.State("GAP"):
-                def gap():
-                    select(Cat(addr, Const(self.opcode, 8)), CMD_BITS)
-                    m.next = "SEND"
-                waited(gap)
-                accept()
-            with m.State("SEND"):
-                def to_dummy():
-                    m.d.sync += left.eq(DUMMY_CLOCKS)
-                    if lines == 4:
-                        m.d.sync += pins.io_oe.eq(0)  # the flash drives IO0-3 after the dummy clocks
-                    m.next = "DUMMY"
-                clocked(to_dummy)
-                accept()
-            with m.State("DUMMY"):
-                def to_data():
-                    m.d.sync += left.eq(0)
-                    m.next = "DATA"
-                clocked(to_data)
-                accept()
-            with m.State("DATA"):
-                clocked()
-                accept()
-        m.d.comb += bus.cmd.ready.eq(~fsm.ongoing("BOOT") & ~fsm.ongoing("AB") & ~fsm.ongoing("TRES"))
-        if self.quad_enable:
-            for s in ("GAP50", "WEV", "GAP31", "WSR"):
-                with m.If(fsm.ongoing(s)):
-                    m.d.comb += bus.cmd.ready.eq(0)
+        m.submodules.commands = cmds = CommandSequence(  # which command when
+            opcode=self.opcode, lines=self.lines, quad_enable=self.quad_enable, gap_cycles=self.gap_cycles,
+            t_res_cycles=self.t_res_cycles)
+        m.submodules.shifter = out = SckShifter(  # SCK, CS, IO out
+            divisor=self.divisor, bits=CMD_BITS, clocks_per_byte=self.clocks_per_byte)
+        m.submodules.collector = inp = ByteCollector(lines=self.lines)  # IO in, bytes out
+        wiring.connect(m, wiring.flipped(self.bus.cmd), cmds.cmd)
+        wiring.connect(m, cmds.spi, out.ctl)
+        wiring.connect(m, inp.data, wiring.flipped(self.bus.data))
+        m.d.comb += [out.room.eq(inp.room), inp.capture.eq(out.fall), inp.clear.eq(cmds.clear),
+                     inp.io_i.eq(self.pins.io_i), self.pins.sck.eq(out.sck), self.pins.cs.eq(out.cs),
+                     self.pins.io_o.eq(out.io_o), self.pins.io_oe.eq(out.io_oe)]
         return m
