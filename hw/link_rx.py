@@ -15,24 +15,25 @@ byte ``0xA5`` (always too long). A type byte ``0xA5`` is no type: it restarts th
 again). A sync byte followed by nothing for ``timeout`` cycles is no frame: back to HUNT silently.
 After an answered frame the candidate survives WAIT only while no byte arrives (bytes in WAIT are
 discarded) and not past the timeout; one register (``resync``) holds it.
+
+Units (:mod:`csdformer.hw.link_check`): :class:`~csdformer.hw.link_check.ByteTimer` (the timeout),
+:class:`~csdformer.hw.link_check.RunningCrc` and :class:`~csdformer.hw.link_check.Verdict`; the
+FSM's states, in three groups (header, body, answer), are built by ``_FrameParser``.
 """
 
 from contextlib import contextmanager
 
 from amaranth.hdl import Cat, Module, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..firmware.protocol import SYNC, ErrorCode, MsgType, infer_size
+from ..firmware.protocol import SYNC, MsgType, infer_size
 from .common import check_int, one_hot_in_synthesis, unsigned_bits, validated
-from .crc16 import INIT, crc16_byte
+from .link_check import ByteTimer, Reply, RunningCrc, Verdict
 
 __all__ = ["Reply", "FrameReceiver"]
-
-#: An answer that needs no core: ``mtype`` INFO_REPLY, or ERROR with its ``code``.
-Reply = data.StructLayout({"mtype": 8, "code": 8})
 
 
 class FrameReceiver(wiring.Component):
@@ -89,125 +90,131 @@ class FrameReceiver(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         max_len = infer_size(self._n)
-        byte, got = self.rx.payload, self.rx.valid
-        m.d.comb += self.rx.ready.eq(1)
-        # A frame longer than ``max_len`` is dropped at its length's high byte, so the length kept
-        # (its low byte first) and the payload count are as wide as ``max_len``.
-        mtype = Signal(8)
-        length, count = Signal(max(8, unsigned_bits(max_len))), Signal(range(max_len + 1))
-        crc, crc_lo, dbyte = Signal(16, init=INIT), Signal(8), Signal(8)
-        # The frame's verdict, registered with its last byte (CHECK decides from single bits)
-        crc_ok, is_infer, is_info, len_zero, len_max, delay_bad = (Signal() for _ in range(6))
-        timer = Signal(range(self._timeout + 1))
-        expired, stalled = Signal(), Signal()
-        is_sync = byte == SYNC
-        resync = Signal()  # the frame's last byte was SYNC: the next frame's sync byte, maybe
-        m.d.comb += [expired.eq(timer == self._timeout), stalled.eq(~got & expired),
-                     self.infer.payload.eq(dbyte)]
-        crc_rx = crc16_byte(crc, byte)
-        image_frame = (mtype == MsgType.INFER) & (length == max_len)
-        with m.If(got):
-            m.d.sync += timer.eq(0)
-        with m.Elif(timer != self._timeout):
-            m.d.sync += timer.eq(timer + 1)
-
-        def reply(mt, code=0):
-            m.d.comb += [self.reply.valid.eq(1), self.reply.payload.mtype.eq(mt), self.reply.payload.code.eq(code)]
-            m.next = "WAIT"
-
-        def drop(resync=None):  # the frame dropped; ``resync`` true: its last byte starts the next
-            m.d.comb += self.dropped.eq(1)
-            m.next = "HUNT"
-            if resync is not None:
-                with m.If(resync):
-                    start()
-
-        def start():  # a sync byte (just received, or the last byte of a frame): a frame begins
-            m.d.sync += crc.eq(INIT)
-            m.next = "TYPE"
-
-        @contextmanager
-        def on_byte():  # a byte of the frame, or the frame dropped when none comes in time
-            with m.If(got):
-                yield
-            with m.Elif(stalled):
-                drop()
-
+        m.submodules.timer = timer = ByteTimer(self._timeout)  # no byte for ``timeout`` cycles
+        m.submodules.crc = crc = RunningCrc()  # the frame's CRC so far
+        m.submodules.verdict = verdict = Verdict(max_len=max_len, T=self._T)  # drop, reply or infer
+        wiring.connect(m, verdict.reply, wiring.flipped(self.reply))
+        wiring.connect(m, verdict.infer, wiring.flipped(self.infer))
+        parse = _FrameParser(m, self, timer, crc, verdict, max_len=max_len)  # the fields, the FSM's states
+        m.d.comb += [self.rx.ready.eq(1), timer.got.eq(self.rx.valid), crc.byte.eq(self.rx.payload),
+                     verdict.mtype.eq(parse.mtype), verdict.length.eq(parse.length), verdict.delay.eq(parse.dbyte),
+                     verdict.crc.eq(crc.crc), verdict.sent.eq(Cat(parse.crc_lo, self.rx.payload))]
         with m.FSM() as fsm:
-            with m.State("HUNT"):
-                with m.If(got & is_sync):
-                    start()
-            with m.State("TYPE"):  # (crc is INIT here)
-                with m.If(got):
-                    with m.If(~is_sync):  # a type byte 0xA5 is no type but a sync byte: TYPE again
-                        m.d.sync += [crc.eq(crc_rx), mtype.eq(byte)]
-                        m.next = "SEQ"
-                with m.Elif(stalled):  # a sync byte alone is no frame: nothing dropped
-                    m.next = "HUNT"
-            with m.State("SEQ"):
-                with on_byte():
-                    m.d.sync += [crc.eq(crc_rx), self.seq.eq(byte)]
-                    m.next = "LEN0"
-            with m.State("LEN0"):
-                with on_byte():
-                    m.d.sync += [crc.eq(crc_rx), length.eq(byte)]
-                    m.next = "LEN1"
-            with m.State("LEN1"):
-                new_len = Cat(length[:8], byte)
-                with on_byte():
-                    m.d.sync += [crc.eq(crc_rx), length.eq(new_len), count.eq(0)]
-                    with m.If(new_len > max_len):  # cannot be a request: a false sync
-                        drop(resync=is_sync)  # (a high byte 0xA5 is always too long)
-                    with m.Elif(new_len == 0):
-                        m.next = "CRC0"
-                    with m.Else():
-                        m.next = "PAYLOAD"
-            with m.State("PAYLOAD"):
-                with on_byte():
-                    m.d.sync += [crc.eq(crc_rx), count.eq(count + 1)]
-                    with m.If(count == 0):
-                        m.d.sync += dbyte.eq(byte)
-                    with m.Elif(image_frame):
-                        m.d.comb += [self.image_w.addr.eq(count - 1), self.image_w.data.eq(byte),
-                                     self.image_w.en.eq(1)]
-                    with m.If(count == length - 1):
-                        m.next = "CRC0"
-            with m.State("CRC0"):
-                with on_byte():
-                    m.d.sync += crc_lo.eq(byte)
-                    m.next = "CRC1"
-            with m.State("CRC1"):
-                with on_byte():
-                    m.d.sync += [crc_ok.eq(Cat(crc_lo, byte) == crc), resync.eq(is_sync),
-                                 is_infer.eq(mtype == MsgType.INFER),
-                                 is_info.eq(mtype == MsgType.INFO), len_zero.eq(length == 0),
-                                 len_max.eq(length == max_len), delay_bad.eq(dbyte >= self._T)]
-                    m.next = "CHECK"
-            with m.State("CHECK"):  # the frame's verdict a cycle after its last byte (timing)
-                m.d.sync += crc.eq(INIT)  # (for a frame that the last byte may start)
-                with m.If(~crc_ok):
-                    drop(resync=resync)
-                with m.Elif(~is_infer & ~is_info):
-                    reply(MsgType.ERROR, ErrorCode.UNKNOWN_TYPE)
-                with m.Elif(is_info):
-                    with m.If(~len_zero):
-                        reply(MsgType.ERROR, ErrorCode.BAD_LENGTH)
-                    with m.Else():
-                        reply(MsgType.INFO_REPLY)
-                with m.Elif(~len_max):
-                    reply(MsgType.ERROR, ErrorCode.BAD_LENGTH)
-                with m.Elif(delay_bad):
-                    reply(MsgType.ERROR, ErrorCode.BAD_DELAY)
-                with m.Else():
-                    m.d.comb += self.infer.valid.eq(1)
-                    m.next = "WAIT"
-            with m.State("WAIT"):  # the request executed and answered
-                with m.If(got):  # discarded: a frame the last byte started has lost a byte
-                    m.d.sync += resync.eq(0)
-                with m.If(self.release):
-                    m.next = "HUNT"
-                    with m.If(resync & ~got & ~expired):  # that frame is still possible
-                        m.next = "TYPE"
+            parse.header()  # HUNT, TYPE, SEQ, LEN0, LEN1
+            parse.body()  # PAYLOAD, CRC0, CRC1
+            parse.answer()  # CHECK, WAIT
             m.d.comb += self.busy.eq(~fsm.ongoing("HUNT"))
         one_hot_in_synthesis(fsm)
         return m
+
+
+class _FrameParser:
+    """Builds :class:`FrameReceiver`'s FSM states in ``m`` and holds the frame's fields: the
+    receiver ``rcv`` and its units ``timer``, ``crc`` and ``verdict``."""
+
+    def __init__(self, m: Module, rcv: FrameReceiver, timer: ByteTimer, crc: RunningCrc, verdict: Verdict, *,
+                 max_len: int):
+        self.m, self.rcv, self.timer, self.crc, self.verdict, self.max_len = m, rcv, timer, crc, verdict, max_len
+        self.byte, self.got = rcv.rx.payload, rcv.rx.valid
+        self.is_sync = self.byte == SYNC
+        # A frame longer than ``max_len`` is dropped at its length's high byte, so the length kept
+        # (its low byte first) and the payload count are as wide as ``max_len``.
+        self.mtype = Signal(8)
+        self.length, self.count = Signal(max(8, unsigned_bits(max_len))), Signal(range(max_len + 1))
+        self.crc_lo, self.dbyte = Signal(8), Signal(8)
+        self.resync = Signal()  # the frame's last byte was SYNC: the next frame's sync byte, maybe
+
+    def start(self):
+        """A sync byte (just received, or the last byte of a frame): a frame begins."""
+        self.m.d.comb += self.crc.clear.eq(1)
+        self.m.next = "TYPE"
+
+    def drop(self, resync=None):
+        """The frame dropped; ``resync`` true: its last byte starts the next."""
+        self.m.d.comb += self.rcv.dropped.eq(1)
+        self.m.next = "HUNT"
+        if resync is not None:
+            with self.m.If(resync):
+                self.start()
+
+    @contextmanager
+    def on_byte(self):
+        """A byte of the frame, or the frame dropped when none comes in time."""
+        with self.m.If(self.got):
+            yield
+        with self.m.Elif(self.timer.stalled):
+            self.drop()
+
+    def header(self):
+        m, byte, crc = self.m, self.byte, self.crc
+        with m.State("HUNT"):
+            with m.If(self.got & self.is_sync):
+                self.start()
+        with m.State("TYPE"):  # (crc is INIT here)
+            with m.If(self.got):
+                with m.If(~self.is_sync):  # a type byte 0xA5 is no type but a sync byte: TYPE again
+                    m.d.comb += crc.add.eq(1)
+                    m.d.sync += self.mtype.eq(byte)
+                    m.next = "SEQ"
+            with m.Elif(self.timer.stalled):  # a sync byte alone is no frame: nothing dropped
+                m.next = "HUNT"
+        with m.State("SEQ"):
+            with self.on_byte():
+                m.d.comb += crc.add.eq(1)
+                m.d.sync += self.rcv.seq.eq(byte)
+                m.next = "LEN0"
+        with m.State("LEN0"):
+            with self.on_byte():
+                m.d.comb += crc.add.eq(1)
+                m.d.sync += self.length.eq(byte)
+                m.next = "LEN1"
+        with m.State("LEN1"):
+            new_len = Cat(self.length[:8], byte)
+            with self.on_byte():
+                m.d.comb += crc.add.eq(1)
+                m.d.sync += [self.length.eq(new_len), self.count.eq(0)]
+                with m.If(new_len > self.max_len):  # cannot be a request: a false sync
+                    self.drop(resync=self.is_sync)  # (a high byte 0xA5 is always too long)
+                with m.Elif(new_len == 0):
+                    m.next = "CRC0"
+                with m.Else():
+                    m.next = "PAYLOAD"
+
+    def body(self):
+        m, byte, count, image_w = self.m, self.byte, self.count, self.rcv.image_w
+        image_frame = (self.mtype == MsgType.INFER) & (self.length == self.max_len)
+        with m.State("PAYLOAD"):
+            with self.on_byte():
+                m.d.comb += self.crc.add.eq(1)
+                m.d.sync += count.eq(count + 1)
+                with m.If(count == 0):
+                    m.d.sync += self.dbyte.eq(byte)
+                with m.Elif(image_frame):
+                    m.d.comb += [image_w.addr.eq(count - 1), image_w.data.eq(byte), image_w.en.eq(1)]
+                with m.If(count == self.length - 1):
+                    m.next = "CRC0"
+        with m.State("CRC0"):
+            with self.on_byte():
+                m.d.sync += self.crc_lo.eq(byte)
+                m.next = "CRC1"
+        with m.State("CRC1"):
+            with self.on_byte():
+                m.d.comb += self.verdict.judge.eq(1)
+                m.d.sync += self.resync.eq(self.is_sync)
+                m.next = "CHECK"
+
+    def answer(self):
+        m, resync = self.m, self.resync
+        with m.State("CHECK"):  # the frame's verdict a cycle after its last byte (timing)
+            m.d.comb += [self.crc.clear.eq(1), self.verdict.check.eq(1)]  # (for a frame the last byte may start)
+            with m.If(self.verdict.drop):
+                self.drop(resync=resync)
+            with m.Else():  # a reply or an inference
+                m.next = "WAIT"
+        with m.State("WAIT"):  # the request executed and answered
+            with m.If(self.got):  # discarded: a frame the last byte started has lost a byte
+                m.d.sync += resync.eq(0)
+            with m.If(self.rcv.release):
+                m.next = "HUNT"
+                with m.If(resync & ~self.got & ~self.timer.expired):  # that frame is still possible
+                    m.next = "TYPE"
