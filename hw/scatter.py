@@ -13,8 +13,12 @@ ACC through the read-modify-write pipeline :class:`LaneAccumulate`. Events are:
   ``a(t)·Bcum(t)[k,:] + Acum(t−1)·b(t)[k,:]`` (spike-gated small counts); ``Bcum(t)`` is already
   in CNT (:mod:`csdformer.hw.cumulate`), ``Acum(t)`` is written back as the words stream by.
 
-After a non-empty word the word stream restarts (``SCAN_FILL`` cycles); after the last word the
-pipeline drains (``SCAN_DRAIN``) so that the sink may read ACC. Cycles: :func:`cycles`.
+After a non-empty word the word stream restarts: the reads of the next words are issued during
+the last ``SCAN_FILL`` cycles of the word's last event, so the next word is scanned the cycle its
+fan-out ends (a fan-out shorter than ``SCAN_FILL`` loses ``SCAN_FILL − fanout`` cycles). TDEC's
+fan-out reads SPK and CNT itself, so there the stream restarts after it (``SCAN_FILL`` cycles).
+After the last word the pipeline drains (``SCAN_DRAIN``) so that the sink may read ACC. Cycles:
+:func:`cycles`.
 """
 
 from __future__ import annotations
@@ -28,24 +32,29 @@ from .memory import ReadPort, WritePort
 from .program import Src
 from .phase import Counter, PhaseUnit, addr_shape, cumulate, idle_state, lane_word, lanes_of, lowest
 
-__all__ = ["GOLDEN", "Scatter", "ScanStages", "LaneAccumulate", "SCAN_FILL", "SCAN_DRAIN", "cycles"]
+__all__ = ["GOLDEN", "Scatter", "ScanStages", "LaneAccumulate", "SCAN_FILL", "SCAN_DRAIN", "cycles", "restart"]
 
 #: The golden slice this unit is judged by (its frames' current (the bias pass before it: :mod:`csdformer.hw.bias`); tests/test_scatter.py).
 GOLDEN = (golden.synaptic_frames, golden.tdec_layer)
 
 SCAN_FILL = 5  # input words in flight: read issue to SCAN_LATCH (address, RAM, bank register, two scan stages)
 SCAN_DRAIN = 3  # cycles after the last fan-out until the sink may read ACC (issue to write back: five stages)
-RESTART = SCAN_FILL  # cycles lost after a non-empty word that is not the frame's last
+
+
+def restart(op) -> int:
+    """Cycles lost after a non-empty word that is not the frame's last: the stream's refill less the
+    last event's fan-out, which hides it (TDEC's fan-out uses the stream's read ports: all of it)."""
+    return SCAN_FILL if op.src is Src.TDEC else max(0, SCAN_FILL - op.f["fanout"])
 
 
 def cycles(op, program, *, events: int, live_words: int) -> int:
     """Cycles of ``op``'s scatter phases over a window: per frame the stream
-    (``SCAN_FILL + words + SCAN_DRAIN``), the fan-outs and the restarts.
+    (``SCAN_FILL + words + SCAN_DRAIN``), the fan-outs and the restarts (:func:`restart`).
     ``events``: input events over all frames; ``live_words``: words with events, but the last of
     each frame (see :func:`csdformer.hw.netmodel.scatter_events`)."""
     f = op.f
     frames = 1 if op.src is Src.IMG else program.T
-    return frames * (SCAN_FILL + f["words"] + SCAN_DRAIN) + f["fanout"] * events + RESTART * live_words
+    return frames * (SCAN_FILL + f["words"] + SCAN_DRAIN) + f["fanout"] * events + restart(op) * live_words
 
 
 def event_layout(program, mwidth: int) -> data.StructLayout:
@@ -177,6 +186,8 @@ class Scatter(PhaseUnit):
         mask, nxt, single = Signal(mw), Signal(range(mw)), Signal()
         evb = Signal(range(mw))  # the event being fanned out, the lowest set bit of mask
         abits, aprev = Signal(P), Signal(P * CW)
+        left = Signal.like(f.fanout_m1)  # cycles of this event after the current one
+        early = Signal()  # the next words' reads have begun (during this word's last event)
 
         def set_b(value_of):
             return [B.eq(value_of(B, 0))] + [Bb[b].eq(value_of(Bb[b], f.bmul[b])) for b in range(1, P)]
@@ -195,8 +206,8 @@ class Scatter(PhaseUnit):
         def start_event(x, bit, following, is_last):
             """``bit`` of word mask ``x`` is the current event; ``following`` the one after it."""
             lane = bit[:max(1, (P - 1).bit_length())] if P > 1 else 0
-            m.d.sync += [mask.eq(x), evb.eq(bit), nxt.eq(following), single.eq(is_last),
-                         RO.eq(Mux(f.img, B, Array(Bb)[lane]))]
+            m.d.sync += [mask.eq(x), evb.eq(bit), nxt.eq(following), single.eq(is_last), left.eq(f.fanout_m1),
+                         early.eq(0), RO.eq(Mux(f.img, B, Array(Bb)[lane]))]
 
         def stream(index):
             """Issue the read of input word ``index`` (spikes, pixel, Acum) and step the stream."""
@@ -229,7 +240,15 @@ class Scatter(PhaseUnit):
                 m.d.comb += [oy.eq(c2 + f.pad - k2.value), ox.eq(c1.value + f.pad - k1.value)]
                 inside = ~f.check | ((oy >= 0) & (oy < f.hout) & (ox >= 0) & (ox < f.wout))
                 lane = evb[:max(1, (P - 1).bit_length())] if P > 1 else 0
-                m.d.comb += [self.weight.addr.eq(RO), self.spk.addr.eq(fr.b + RO), self.cnt.addr.eq(f.bcum + RO)]
+                m.d.comb += self.weight.addr.eq(RO)
+                m.d.sync += left.eq(left - 1)
+                with m.If(f.tdec):  # b(t)'s row and Bcum(t)'s: the stream's ports
+                    m.d.comb += [self.spk.addr.eq(fr.b + RO), self.cnt.addr.eq(f.bcum + RO)]
+                with m.Elif(single & (left < SCAN_FILL) & (wi != f.words_m1)):
+                    # The last event's last SCAN_FILL cycles: the next words' reads, so that the
+                    # next word is latched the cycle after this fan-out.
+                    stream(Mux(early, ri, wi + 1))
+                    m.d.sync += early.eq(1)
                 m.d.comb += [acc.event.valid.eq(inside), acc.event.addr.eq(E + FA), acc.event.shift.eq(evb),
                              acc.event.a.eq(Array(abits[i] for i in range(P))[lane]),
                              acc.event.prev.eq(Array(lanes_of(aprev, CW, P, sign=False))[lane]),
@@ -246,8 +265,15 @@ class Scatter(PhaseUnit):
                         advance()
                         with m.If(wi == f.words_m1):
                             m.next = "DRAIN"
-                        with m.Else():
+                        with m.Elif(f.tdec):
                             m.next = "SCAN_RD"
+                        with m.Else():  # min(fanout, SCAN_FILL) reads are in flight
+                            with m.Switch(f.fanout_m1):
+                                for k in range(min(SCAN_FILL - 1, 1 << len(f.fanout_m1))):
+                                    with m.Case(k):
+                                        m.next = fill[k + 1]
+                                with m.Default():
+                                    m.next = "SCAN_LATCH"
                     with m.Else():
                         rest, rest2 = Signal(mw), Signal(mw)  # the mask without this event, and the next
                         m.d.comb += [rest.eq(_without(mask, evb)), rest2.eq(_without(rest, nxt))]
