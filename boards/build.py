@@ -37,6 +37,7 @@ from pathlib import Path
 
 from ..hw.common import HwParamError
 from ..progress import heartbeat
+from .critical_path import critical_paths
 from .programming import APT_DFU_UTIL, DFU_SUFFIX_SKIPPED
 from .report import (MULTIPLIER_CELLS, BuildReport, clock_rows, netlist_cells, parse_log_utilization,
                      parse_utilization, resource_rows)
@@ -144,6 +145,7 @@ def _collect(out: Path, name: str, family: str, report: BuildReport) -> None:
     report.resources = resource_rows(family, util, cells)
     report.multipliers = {c: cells.get(c, 0) for c in MULTIPLIER_CELLS[family]}
     report.clocks = clock_rows(pnr_data)
+    report.critical_paths = critical_paths(pnr_data)
     over = any(not r.fits for r in report.resources)
     if over or any("Unable to place" in e or "route" in e.lower() for e in report.errors):
         report.fit = False

@@ -20,11 +20,15 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .critical_path import CriticalPath
 from .figures import figures as _figures
 from .programming import instructions, markdown as programming_markdown
 
 __all__ = ["ResourceUse", "ClockTiming", "BuildReport", "parse_utilization", "parse_log_utilization",
            "netlist_cells", "resource_rows", "clock_rows", "MULTIPLIER_CELLS"]
+
+# Where the timing work on the accelerator is written down, step by step, with each step's Fmax.
+TIMING_HISTORY = "docs/results.md (the Fmax tables and the critical paths of each session's builds)"
 
 MULTIPLIER_CELLS = {"ice40": ("SB_MAC16",), "ecp5": ("MULT18X18D", "ALU54B")}
 
@@ -149,6 +153,8 @@ class BuildReport:
     # (csdformer.boards.figures.work: {"images", "cycles", "sops", "encoding_sops", "encoding_macs",
     # "ann_macs"}, optionally "note"); None when the cycle model did not run.
     work: dict | None = None
+    # Each clock's slowest register-to-register path (nextpnr's report): where a timing fix aims.
+    critical_paths: list[CriticalPath] = field(default_factory=list)
 
     def images_per_s(self, mhz: float | None) -> float | None:
         """Images per second at ``mhz`` from the cycle model (``None`` when either is unknown)."""
@@ -248,6 +254,7 @@ class BuildReport:
         keep = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         keep["resources"] = [ResourceUse(r["name"], r["used"], r["available"]) for r in d.get("resources", [])]
         keep["clocks"] = [ClockTiming(c["name"], c["target_mhz"], c["achieved_mhz"]) for c in d.get("clocks", [])]
+        keep["critical_paths"] = [CriticalPath.from_dict(c) for c in d.get("critical_paths", [])]
         return cls(**keep)
 
     def to_markdown(self) -> str:
@@ -290,6 +297,13 @@ class BuildReport:
         lines += ["", "| clock | target MHz | Fmax MHz | met |", "|---|---:|---:|---|"]
         for c in self.clocks:
             lines.append(f"| {c.name} | {c.target_mhz:.2f} | {c.achieved_mhz:.1f} | {'yes' if c.met else '**NO**'} |")
+        if self.critical_paths:
+            lines += ["", "Critical path" + ("s" if len(self.critical_paths) > 1 else "") + " (nextpnr):", ""]
+            for cp in self.critical_paths:
+                lines += cp.markdown()
+            if self.timing_met is False or self.goal_met is False:
+                lines.append(f"- {'The clock' if self.timing_met is False else 'The goal clock'} is missed: what has been "
+                             f"tried on this design's timing, and what each step won, is in {TIMING_HISTORY}")
         mult = ", ".join(f"{k} {v}" for k, v in self.multipliers.items()) or "none"
         lines += ["", f"Multiplier cells: {mult}"]
         lines += [f"- note: {x}" for x in self.notes]

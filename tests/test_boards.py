@@ -21,6 +21,7 @@ from amaranth.lib.wiring import In, Out
 from csdformer import CsdformerError
 from csdformer.boards import cli_build
 from csdformer.boards.build import HIDE_BRACKETED, render
+from csdformer.boards.critical_path import CriticalPath, critical_paths
 from csdformer.boards.clocking import ecp5_pll, ice40_pll
 from csdformer.boards.report import (BuildReport, clock_rows, parse_log_utilization, parse_utilization,
                                      resource_rows)
@@ -208,6 +209,58 @@ def test_report_files_round_trip(tmp_path):
     assert d["ok"] is True and d["timing_met"] is True
     assert BuildReport.from_dict(d).to_markdown() == paths["md"].read_text()
     assert "| LC | 38 | 5280 | 0.7 |" in paths["md"].read_text()
+
+
+def _step(kind, delay, src, dst, net=None, sources=None):
+    d = {"type": kind, "delay": delay, "from": {"cell": src, "port": "Q", "loc": [1, 2]},
+         "to": {"cell": dst, "port": "A", "loc": [3, 4]}}
+    if net:
+        d.update(net=net, sources=sources or [])
+    return d
+
+
+# A nextpnr ``--report`` dict as nextpnr 0.7+ writes it (names as synth_ecp5 leaves them): a 4-step
+# register-to-register path on the clock, and an I/O path, which is not the design's.
+PNR_PATHS = {"fmax": {"$glbnet$clocks.clk": {"achieved": 125.0, "constraint": 100}}, "critical_paths": [
+    {"from": "posedge $glbnet$clocks.clk", "to": "posedge $glbnet$clocks.clk", "path": [
+        _step("clk-to-q", 0.5, "core.core.scatter.k2_last_TRELLIS_FF_Q", "core.core.scatter.k2_last_TRELLIS_FF_Q"),
+        _step("routing", 2.25, "core.core.scatter.k2_last_TRELLIS_FF_Q", "core.core.scatter.RO_LUT4_Z",
+              "core.core.scatter.RO_TRELLIS_FF_Q_DI_LUT4_Z_D[2]",
+              ["/tmp/shim_5b80344/csdformer/hw/scatter.py:231", "/x/share/lattice/cells_map_trellis.v:108.23-108.24"]),
+        _step("logic", 1.25, "core.core.scatter.RO_LUT4_Z", "core.core.scatter.RO_LUT4_Z"),
+        _step("routing", 3.5, "core.core.scatter.RO_LUT4_Z", "core.core.scatter.c2_TRELLIS_FF_Q_8",
+              "core.core.sequencer.seq_state_TRELLIS_FF_Q_8_DI_LUT4_Z_D_PFUMX_C0_Z[1]",
+              ["/usr/lib/python3/site-packages/amaranth/lib/wiring.py:171",
+               "/usr/lib/python3/site-packages/csdformer/hw/sequencer.py:72",
+               "/tmp/shim_5b80344/csdformer/hw/scatter.py:231"]),
+        _step("setup", 0.5, "core.core.scatter.c2_TRELLIS_FF_Q_8", "core.core.scatter.c2_TRELLIS_FF_Q_8")]},
+    {"from": "<async>", "to": "posedge $glbnet$clocks.clk", "path": [
+        _step("source", 0, "rx_TRELLIS_IO", "rx_TRELLIS_IO"),
+        _step("routing", 9.0, "rx_TRELLIS_IO", "core.link.rx_TRELLIS_FF_Q", "rx$TRELLIS_IO_OUT")]}]}
+
+
+def test_report_states_the_critical_path():
+    """The build report names each clock's slowest path: its delay split into logic and routing,
+    its logic levels, the signals it starts, ends and routes through, and our source lines on it;
+    a missed goal points to where the timing work is written down."""
+    (cp,) = critical_paths(PNR_PATHS)
+    assert cp == CriticalPath("clocks.clk", 8.0, 2.25, 5.75, 1, "core.core.scatter.k2_last", "core.core.scatter.c2",
+                              ["hw/scatter.py:231", "hw/sequencer.py:72"],
+                              ["core.core.scatter.RO", "core.core.sequencer.seq_state"])
+    assert cp.mhz == 125.0
+    r = _report("nextpnr_ecp5_85f_echo_100mhz.json", board="ulx3s-85f")
+    r.clocks, r.critical_paths, r.goal_mhz = clock_rows(PNR_PATHS), [cp], 150.0
+    md = r.to_markdown()
+    assert ("- `clocks.clk`: 8.00 ns (125.0 MHz): 2.25 ns logic and 5.75 ns routing, 1 logic level\n"
+            "  - from `core.core.scatter.k2_last`\n  - to `core.core.scatter.c2`\n"
+            "  - through `core.core.scatter.RO`, `core.core.sequencer.seq_state`\n"
+            "  - source lines on the path: `hw/scatter.py:231`, `hw/sequencer.py:72`\n") in md
+    assert r.goal_met is False and "- The goal clock is missed: what has been tried" in md
+    assert BuildReport.from_dict(json.loads(json.dumps(r.to_dict()))).to_markdown() == md
+    r.goal_mhz = 100.0
+    assert r.goal_met and "is missed" not in r.to_markdown()
+    r.clocks = clock_rows({"fmax": {"clk": {"achieved": 125.0, "constraint": 130}}})
+    assert "- The clock is missed: what has been tried" in r.to_markdown()
 
 
 # --- build command ----------------------------------------------------------------------------------
