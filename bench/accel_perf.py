@@ -7,10 +7,11 @@ cycles = SOPs / lanes, over measured cycles) and images per second at 100 MHz. `
 the modeled cycles per op (one bar per op and lane setting).
 
 Usage: ``python bench/accel_perf.py [--artifact digits] [--lanes 8,16] [--images 20] [--delay D]
-[--single-port cur,weight] [--backend rom|flash] [--weight-depth WORDS] [--board NAME]
+[--single-port cur,weight] [--backend rom|flash] [--weight-depth WORDS] [--resident] [--board NAME]
 [--plot build/accel_cycles.png]``; ``--board`` takes a board's configuration (lanes, single-port
-memories, weight buffer, flash lines and clock, model from flash), e.g. ``--artifact fashion_mnist
---board ulx3s-85f`` (output tiles, single-line flash at 100 MHz);
+memories, weight buffer or resident weights as the board chooses, flash lines and clock, model from
+flash), e.g. ``--artifact fashion_mnist --board ulx3s-85f`` (output tiles, single-line flash at
+100 MHz); ``--resident`` holds every weight on chip (read once after reset, not for every image);
 ``--single-port`` names the memories built single-port (``cur,weight``: the iCEBreaker's SPRAM
 configuration, half-rate sink); ``--backend flash`` reads the model through the QSPI reader from
 the flash model (the boards' path; ``rom``: on-chip, a byte a cycle), and the cycle model counts the
@@ -44,12 +45,15 @@ def main(argv=None) -> int:
                     "(30: the iCEBreaker's)")
     ap.add_argument("--weight-depth", type=int, help="weight buffer words (larger ops run as output tiles)")
     ap.add_argument("--lines", type=int, default=4, choices=(1, 4), help="the flash's data lines")
+    ap.add_argument("--resident", action="store_true", help="every op's weights on chip, read once after reset")
     ap.add_argument("--board", help="a board's configuration: lanes, single-port memories, weight buffer, "
                     "flash lines and clock; the model from flash")
     ap.add_argument("--plot")
     args = ap.parse_args(argv)
     if args.board:
         from csdformer.boards.targets import get_board
+
+        from csdformer.boards.cli_build import board_program
 
         board = get_board(args.board)
         args.lanes = args.lanes if "--lanes" in (argv or sys.argv) else str(board.lanes)
@@ -62,7 +66,11 @@ def main(argv=None) -> int:
     idx, x = select_images(art, args.images, args.seed)
     rows, per_op, failed = [], {}, 0
     for lanes in (int(v) for v in args.lanes.split(",")):
-        prog = compile_program(art, lanes, single_port=single_port, weight_depth=args.weight_depth)
+        resident = args.resident
+        if args.board:  # the board's choice for this model and lane count
+            resident = board_program(art, lanes, board).resident
+        prog = compile_program(art, lanes, single_port=single_port, resident=resident,
+                               weight_depth=None if resident else args.weight_depth)
         t0 = time.time()
         rep = verify(prog, idx, x, delay=delay, backend=args.backend, clock_hz=args.clock_mhz * 1e6,
                      lines=args.lines, progress=True)
@@ -76,7 +84,8 @@ def main(argv=None) -> int:
         models = rep.golden["models"]
         per_op[lanes] = {k: np.mean([m.per_op[k] for m in models]) for k in models[0].per_op}
     sp = f", single-port {'+'.join(single_port)}" if single_port else ""
-    wd = f", weight buffer {args.weight_depth} words (tiles)" if args.weight_depth else ""
+    wd = f", weight buffer {args.weight_depth} words (tiles)" if args.weight_depth and not prog.resident else ""
+    wd += ", weights resident" if prog.resident else ""
     fl = f" ({args.lines} line{'s' * (args.lines > 1)}, {args.clock_mhz:g} MHz)" if args.backend == "flash" else ""
     print(f"{art.name}, D={delay}, {len(idx)} test images (seed {args.seed}){sp}{wd}, model from {args.backend}{fl}"
           + (f", board {args.board}" if args.board else ""))

@@ -56,6 +56,23 @@ def core_provider():
     return fn
 
 
+def board_program(artifact, lanes: int, board):
+    """The board's program of ``artifact``, compiled for its own needs (no fabric): weights resident
+    when they fit the board's ``resident_kbit`` (and its memory), else streamed through the weight
+    buffer's two slots, tiled to the board's ``weight_depth``. Raises :class:`FitError` as
+    :func:`compile_program` does."""
+    common = dict(keep_spikes=False, target=board.memory_target, single_port=board.single_port,
+                  acc_depth=board.acc_depth)
+    if board.resident_kbit:
+        try:
+            program = compile_program(artifact, lanes, resident=True, **common)
+        except FitError:
+            program = None
+        if program is not None and program.memory_bits()["weight"] <= board.resident_kbit * 1024:
+            return program
+    return compile_program(artifact, lanes, weight_depth=board.weight_depth, **common)
+
+
 def memory_check(artifact, lanes: int, board, out_dir, freq_mhz=None):
     """Compile the artifact's layer program for the board's memory budget (seconds, no synthesis).
 
@@ -68,9 +85,7 @@ def memory_check(artifact, lanes: int, board, out_dir, freq_mhz=None):
     if it fit (:func:`unfit_work`: the cycle model on test images, seconds more).
     """
     try:
-        natural = compile_program(artifact, lanes, keep_spikes=False, target=board.memory_target,
-                                  single_port=board.single_port, weight_depth=board.weight_depth,
-                                  acc_depth=board.acc_depth)
+        natural = board_program(artifact, lanes, board)
         fabric = Fabric.of(natural, headroom=True)
         return compile_program(artifact, lanes, keep_spikes=False, target=board.memory_target,
                                single_port=board.single_port, fabric=fabric), None

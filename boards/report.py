@@ -146,7 +146,8 @@ class BuildReport:
     # "fabric_id"} (hex ids); None for a build without one.
     model: dict | None = None
     # The memory backend in the cycle model: {"backend", "latency", "byte_cycles", "mbytes_per_s",
-    # "wait_cycles", "load_cycles", "bound"} (per image, means); None when not modelled.
+    # "wait_cycles", "load_cycles", "bound", "resident"} (per image, means; resident weights also
+    # "resident_cycles", the reading of every record once after reset); None when not modelled.
     memory: dict | None = None
     reused: str | None = None  # the cached build whose bitstream this one reuses (no synthesis)
     # The cycle model's work an image, what the throughput and energy figures come from
@@ -283,7 +284,12 @@ class BuildReport:
                 rate += f"{'; ' if rate else ''}{self.images_per_s(self.fmax_mhz):.1f} at Fmax"
             lines.append(f"- Expected speed (cycle model, mean of {self.model_images} test images: "
                          f"{self.cycles_per_image:,.0f} cycles/image): {rate or 'no clock known'}")
-        if self.memory:
+        if self.memory and self.memory.get("resident"):
+            mm = self.memory
+            lines.append(f"- Memory: {mm['backend']}, {mm['mbytes_per_s']:.1f} MB/s; weights resident: every record "
+                         f"read once after reset ({mm['resident_cycles']:,} cycles), none for an image: "
+                         f"**{mm['bound']}-bound**")
+        elif self.memory:
             mm = self.memory
             lines.append(f"- Memory: {mm['backend']}, {mm['mbytes_per_s']:.1f} MB/s ({mm['byte_cycles']} cycles a "
                          f"byte, {mm['latency']} cycles to the first); per image {mm['load_cycles']:,.0f} cycles "

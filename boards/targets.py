@@ -94,6 +94,12 @@ class Board:
     acc_depth : int or None
         Words of ACC and MEM the board's builds are limited to: a synaptic op with a larger current
         is split into output tiles; None: as large as the model's largest current.
+    resident_kbit : int
+        A model whose weights take at most this many kbit of block RAM holds them all on chip
+        (``compile_program(resident=True)``): the loader reads them once after reset instead of for
+        every image, so images never wait on the flash; a larger model streams them through the
+        two-slot buffer. 0: always streamed (the iCEBreaker's weights are in two single-port SPRAM
+        slots).
     """
 
     name: str
@@ -118,6 +124,7 @@ class Board:
     flash_parts: tuple = ()
     weight_depth: int | None = None
     acc_depth: int | None = None
+    resident_kbit: int = 0
 
     @property
     def programming(self) -> Programming:
@@ -186,6 +193,9 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         # so each is 2 blocks deep instead of 4. Fashion-MNIST's largest blocks (9,216 words) run as
         # output tiles.
         weight_depth=2304, acc_depth=1024,
+        # Up to 1.5 Mbit of weights stay on chip (84 of the 208 block RAMs): digits (186 kbit) does,
+        # Fashion-MNIST (4,962 kbit) streams.
+        resident_kbit=1536,
         notes="UART on the FTDI USB port (rx M1, tx L4); PWR button resets; "
               "LED0 heartbeat, LED1 busy, LED2 error.",
     ),
@@ -199,6 +209,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         # The DFU bootloader sits at 0, the user bitstream at 0x80000 (LFE5U-25F, about 0.6 MB
         # uncompressed, so it reaches past 0x100000); 2 MiB is the first round boundary clear of both.
         flash_bytes=16 << 20, model_offset=0x200000, flash_quad=True, flash_parts=("W25Q128JVEIM",),
+        resident_kbit=512,  # 28 of the 56 block RAMs: digits' 186 kbit of weights stay on chip
         notes="No UART on the board: rx on Feather pin 0 (N17), tx on pin 1 (M18), 3.3 V; "
               "the button resets (hold it while plugging in for the DFU bootloader); "
               "RGB LED green heartbeat, blue busy, red error.",

@@ -32,7 +32,8 @@ def estimate(program, timing, clock_hz: float | None, n: int = N_IMAGES, seed: i
     model), over ``n`` test images at the artifact's delay. ``memory`` (``None`` without
     ``timing``): the backend's figures, the mean cycles an image spends loading records and waiting
     for them, and the bound that holds (``"memory"`` when loading takes longer than computing, on
-    average). ``work``: the same images' SOPs and the ANN's MACs
+    average); with resident weights also the cycles to read every record once after reset
+(``resident_cycles``). ``work``: the same images' SOPs and the ANN's MACs
     (:func:`csdformer.boards.figures.work`), what the report's throughput and energy figures come
     from."""
     from ..sim.verify import golden_reference, select_images
@@ -48,7 +49,12 @@ def estimate(program, timing, clock_hz: float | None, n: int = N_IMAGES, seed: i
         load = sum(m.load_cycles for m in models) / len(models)
         memory = {"backend": timing.name, "latency": timing.latency, "byte_cycles": timing.byte_cycles,
                   "mbytes_per_s": (clock_hz or 0) / timing.byte_cycles / 1e6, "wait_cycles": wait,
-                  "load_cycles": load, "bound": "memory" if load > mean - wait else "compute"}
+                  "load_cycles": load, "bound": "memory" if load > mean - wait else "compute",
+                  "resident": program.resident}
+        if program.resident:  # every record read once, after reset: the time before the first image
+            from ..hw.loader import record_cycles
+
+            memory["resident_cycles"] = sum(record_cycles(program, op, timing) for op in program.ops)
     return mean, len(models), memory, work(program, models)
 
 

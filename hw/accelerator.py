@@ -15,8 +15,9 @@ MEM                     membrane potentials (sink)
 CNT                     cumulative spike counts (cumulate, scatter's TDEC, max-pool)
 IMG                     the image (sequencer writes, scatter reads)
 weight buffer           two slots: the running op's weights (scatter) and the next op's
-                        (loader)
-op staging              the op words of the two slots (loader writes, sequencer reads)
+                        (loader); resident, every op's weights (loaded once)
+op staging              the op words of the two slots, or resident every op's (loader
+                        writes, sequencer reads)
 bias, threshold, ``v0``  the model's tables (loader writes at reset; bias unit, sink)
 ======================  =============================================================
 
@@ -68,7 +69,8 @@ class Accelerator(wiring.Component):
     :data:`DBG_LATENCY` cycles later, while idle): every spike layer's frames can be read back.
     The model: ``bus`` (the weight stream; the image at byte ``base``), ``model_id`` (from the
     image's header once loaded, else 0), ``ready`` (tables loaded), ``prefetched`` (both slots
-    hold their records: an image started now waits for no weights), ``error`` (the image's header
+    hold their records, or, resident, every record is in: an image started now waits for no
+    weights), ``error`` (the image's header
     is not for this fabric).
     """
 
@@ -111,8 +113,8 @@ class Accelerator(wiring.Component):
             "cnt": BankedMemory(P * W["cnt"], D["cnt"], readers=3, writers=3, transparent=True, registered_write=True),
             "img": BankedMemory(W["pixel"], D["img"]),
             "acc": BankedMemory(P * W["acc"], D["acc"], readers=3, writers=3, transparent=True),
-            "weight": WeightBuffer(P * W["weight"], D["weight"], single_port="weight" in sp),
-            "op": BankedMemory(8, 2 * op_bytes(p)),
+            "weight": WeightBuffer(P * W["weight"], D["weight"], single_port="weight" in sp, resident=p.resident),
+            "op": BankedMemory(8, p.op_slots * op_bytes(p)),
             "bias": BankedMemory(P * W["bias"], D["bias"]),
             "threshold": BankedMemory(P * W["threshold"], D["param"]),
             "v0": BankedMemory(P * W["v0"], D["param"]),
@@ -149,7 +151,7 @@ class Accelerator(wiring.Component):
         m.d.comb += [seq.full.eq(loader.full), loader.free.eq(seq.free), mem["weight"].slot.eq(seq.slot),
                      mem["weight"].w_slot.eq(loader.weight_slot),
                      self.model_id.eq(loader.model_id), self.ready.eq(loader.ready),
-                     self.prefetched.eq(loader.full == 0b11), self.error.eq(loader.error)]
+                     self.prefetched.eq(loader.prefetched), self.error.eq(loader.error)]
         connect(m, scatter.weight, mem["weight"].read)
         connect(m, loader.weight_w, mem["weight"].write)
         connect(m, seq.op, mem["op"].read[0])

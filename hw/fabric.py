@@ -66,6 +66,7 @@ class Fabric:
     # The limits the program was tiled for (hw/program.Tile): ("weight", words), ("acc", words);
     # an artifact compiled into this fabric is tiled for the same, so its ops match the op register.
     tile_limits: tuple[tuple[str, int], ...] = ()
+    resident: bool = False  # every op's weights on chip at once (Program.resident)
 
     @classmethod
     def of(cls, program, *, headroom: bool = False) -> "Fabric":
@@ -85,7 +86,7 @@ class Fabric:
         return cls(program.lanes, program.T, tuple(program.input_shape), program.pixel_bits, program.num_classes,
                    tuple(sorted(widths.items())), tuple(sorted(program.natural_depths.items())), tuple(fields),
                    tuple(program.single_port),
-                   tuple(sorted((k, v) for k, v in program.tile_limits.items() if v is not None)))
+                   tuple(sorted((k, v) for k, v in program.tile_limits.items() if v is not None)), program.resident)
 
     # ---- what an artifact must fit ---------------------------------------------------------
     def problems(self, program) -> list[str]:
@@ -95,7 +96,8 @@ class Fabric:
         for key, mine, theirs in (("lanes", self.lanes, program.lanes), ("T", self.T, program.T),
                                   ("input shape", tuple(self.input_shape), tuple(program.input_shape)),
                                   ("classes", self.num_classes, program.num_classes),
-                                  ("single-port memories", tuple(self.single_port), tuple(program.single_port))):
+                                  ("single-port memories", tuple(self.single_port), tuple(program.single_port)),
+                                  ("resident weights", self.resident, program.resident)):
             if mine != theirs:
                 out.append(f"{key} {theirs} (the bitstream's: {mine})")
         if program.pixel_bits > self.pixel_bits:
@@ -121,6 +123,8 @@ class Fabric:
     def to_json(self) -> dict:
         d = asdict(self)
         d["fields"] = [asdict(f) for f in self.fields]
+        if not self.resident:  # absent when false: the fabrics (and ids) from before it existed
+            del d["resident"]
         return d
 
     @classmethod
@@ -128,7 +132,7 @@ class Fabric:
         return cls(d["lanes"], d["T"], tuple(d["input_shape"]), d["pixel_bits"], d["num_classes"],
                    tuple((k, v) for k, v in d["widths"]), tuple((k, v) for k, v in d["depths"]),
                    tuple(FieldShape(**f) for f in d["fields"]), tuple(d["single_port"]),
-                   tuple((k, v) for k, v in d.get("tile_limits", ())))
+                   tuple((k, v) for k, v in d.get("tile_limits", ())), bool(d.get("resident", False)))
 
     @property
     def fabric_id(self) -> int:

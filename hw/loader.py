@@ -12,6 +12,12 @@ current op runs (double buffering), and each weight is read once per image.
 
 A header that is not for this fabric sets ``error`` and loads nothing (the host sees no model:
 model id 0). Cycles of a record: :func:`record_cycles`.
+
+With resident weights (``Program.resident``) every record has a place of its own: op word ``j`` at
+byte ``j·op_bytes`` of the staging RAM, its weights after the previous records' in the weight
+memory (the compiler's ``w_base``). The records are read once, back to back, after the tables,
+and never again; ``full`` then says whether the op the sequencer is at (counted from the ``free``
+pulses, one per op it ends) is in, for both slot bits.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ class ModelLoader(wiring.Component):
     Ports: ``bus`` (:class:`WeightStream`), write ports ``bias_w``, ``threshold_w``, ``v0_w``,
     ``weight_w`` (the slot ``weight_slot``'s words from 0), ``op_w`` (the op staging
     RAM: slot ``s`` from byte ``s·op_bytes``); ``full`` (a slot holds its record), ``free``
-    (pulses: the op in that slot ended); ``ready`` (tables loaded), ``error``, ``model_id``."""
+    (pulses: the op in that slot ended); ``ready`` (tables loaded), ``prefetched`` (the records an
+    image starts with are in: the first two, or resident, all), ``error``, ``model_id``."""
 
     def __init__(self, program, *, base: int = 0):
         self.program = p = program
@@ -55,9 +62,9 @@ class ModelLoader(wiring.Component):
             "threshold_w": Out(WritePort(*p.memory_shape("threshold"))),
             "v0_w": Out(WritePort(*p.memory_shape("v0"))),
             "weight_w": Out(WritePort(D["weight"], P * W["weight"])), "weight_slot": Out(1),
-            "op_w": Out(WritePort(2 * self.op_bytes, 8)),
+            "op_w": Out(WritePort(p.op_slots * self.op_bytes, 8)),
             "full": Out(2), "free": In(2),
-            "ready": Out(1), "error": Out(1), "model_id": Out(32),
+            "ready": Out(1), "prefetched": Out(1), "error": Out(1), "model_id": Out(32),
         })
 
     def elaborate(self, platform):
@@ -79,8 +86,19 @@ class ModelLoader(wiring.Component):
         start = self.base + records_offset(p)
         raddr = Signal(ADDR_BITS, init=start)
         full = Signal(2)
-        m.d.sync += full.eq(full & ~self.free)
-        m.d.comb += [self.full.eq(full), self.model_id.eq(mid)]
+        resident = p.resident
+        loaded, cur = Signal.like(n_ops), Signal.like(n_ops)  # resident: records in; the sequencer's op
+        wtop = Signal(range(D["weight"] + 1))  # resident: the next weight word's address
+        opbase = Signal(range(max(p.op_slots * OB, 2)))  # resident: record j's op word, j·op_bytes
+        if resident:
+            with m.If(self.free.any()):
+                m.d.sync += cur.eq(Mux(cur + 1 == n_ops, 0, cur + 1))
+            have = loaded > cur
+            m.d.comb += [self.full.eq(Cat(have, have)), self.prefetched.eq(self.ready & (loaded == n_ops))]
+        else:
+            m.d.sync += full.eq(full & ~self.free)
+            m.d.comb += [self.full.eq(full), self.prefetched.eq(full == 0b11)]
+        m.d.comb += self.model_id.eq(mid)
         beat = Signal()
         m.d.comb += [bus.data.ready.eq(1), beat.eq(bus.data.valid)]
         byte = bus.data.payload
@@ -138,11 +156,11 @@ class ModelLoader(wiring.Component):
                 m.d.sync += self.ready.eq(1)
                 m.next = "IDLE"
             with m.State("IDLE"):
-                with m.If(~full.bit_select(slot, 1)):
-                    m.d.comb += [bus.cmd.valid.eq(1), bus.cmd.payload.eq(raddr)]
-                    with m.If(bus.cmd.ready):
-                        m.d.sync += [bi.eq(0), wi.eq(0)]
-                        m.next = "COUNT"
+                free_slot = 1 if resident else ~full.bit_select(slot, 1)  # resident: every record has its place
+                m.d.comb += [bus.cmd.valid.eq(free_slot), bus.cmd.payload.eq(raddr)]
+                with m.If(bus.cmd.valid & bus.cmd.ready):
+                    m.d.sync += [bi.eq(0), wi.eq(0)]
+                    m.next = "COUNT"
             with m.State("COUNT"):
                 with m.If(beat):
                     m.d.sync += [raddr.eq(raddr + 1), bi.eq(bi + 1)]
@@ -154,7 +172,8 @@ class ModelLoader(wiring.Component):
                         m.d.sync += bi.eq(0)
                         m.next = "OPWORD"
             with m.State("OPWORD"):
-                m.d.comb += [self.op_w.addr.eq(Mux(slot, OB, 0) + bi), self.op_w.data.eq(byte), self.op_w.en.eq(beat)]
+                m.d.comb += [self.op_w.addr.eq((opbase if resident else Mux(slot, OB, 0)) + bi), self.op_w.data.eq(byte),
+                             self.op_w.en.eq(beat)]
                 with m.If(beat):
                     m.d.sync += [raddr.eq(raddr + 1), bi.eq(bi + 1)]
                     with m.If(bi == OB - 1):
@@ -166,14 +185,24 @@ class ModelLoader(wiring.Component):
             with m.State("WEIGHTS"):
                 with m.If(beat):
                     m.d.sync += raddr.eq(raddr + 1)
-                take_word(3, wb, wi, nw == 1, "DONE", [nw.eq(nw - 1)])  # nw: the words still to come
+                # nw: the words still to come
+                take_word(3, wb, wtop if resident else wi, nw == 1, "DONE", [nw.eq(nw - 1)] + ([wtop.eq(wtop + 1)] if resident else []))
             with m.State("DONE"):
-                m.d.sync += full.eq((full & ~self.free) | Mux(slot, 0b10, 0b01))
-                with m.If(j + 1 == n_ops):
-                    m.d.sync += [j.eq(0), raddr.eq(start)]
-                with m.Else():
-                    m.d.sync += j.eq(j + 1)
-                m.next = "IDLE"
+                if resident:  # in its own place for good; after the last, nothing more to read
+                    m.d.sync += [loaded.eq(loaded + 1), j.eq(j + 1), opbase.eq(opbase + OB)]
+                    with m.If(j + 1 == n_ops):
+                        m.next = "RESIDENT"
+                    with m.Else():
+                        m.next = "IDLE"
+                else:
+                    m.d.sync += full.eq((full & ~self.free) | Mux(slot, 0b10, 0b01))
+                    with m.If(j + 1 == n_ops):
+                        m.d.sync += [j.eq(0), raddr.eq(start)]
+                    with m.Else():
+                        m.d.sync += j.eq(j + 1)
+                    m.next = "IDLE"
+            with m.State("RESIDENT"):
+                pass
             with m.State("ERROR"):
                 m.d.sync += [self.error.eq(1), mid.eq(0)]
         return m

@@ -195,21 +195,25 @@ class WeightBuffer(wiring.Component):
     while the loader writes slot ``w_slot`` through ``write`` (addresses from 0 within the slot).
     With ``single_port`` each slot is its own single-port RAM (the iCE40UP5K's SPRAM), both behind
     one pair of address registers: the slots are never read and written at once, since the loader
-    only fills a free slot."""
+    only fills a free slot. With ``resident`` it is one memory of ``depth`` words holding every
+    op's weights (the slots are ignored: each op's block has its own addresses)."""
 
-    def __init__(self, width: int, depth: int, *, single_port: bool = False):
-        self.width, self.depth, self.single_port = width, depth, single_port
+    def __init__(self, width: int, depth: int, *, single_port: bool = False, resident: bool = False):
+        if single_port and resident:
+            raise ValueError("resident weights are one memory, not two single-port slots")
+        self.width, self.depth, self.single_port, self.resident = width, depth, single_port, resident
         super().__init__({"read": In(ReadPort(depth, width)), "slot": In(1),
                           "write": In(WritePort(depth, width)), "w_slot": In(1)})
 
     def elaborate(self, platform):
         m = Module()
         if not self.single_port:
-            m.submodules.ram = ram = BankedMemory(self.width, 2 * self.depth)
+            slots = 1 if self.resident else 2
+            m.submodules.ram = ram = BankedMemory(self.width, slots * self.depth)
             self.ram = ram  # read-only, for tests: slot 0 from word 0, slot 1 from word ``depth``
-            m.d.comb += [ram.read[0].addr.eq(self.read.addr + Mux(self.slot, self.depth, 0)),
+            m.d.comb += [ram.read[0].addr.eq(self.read.addr + (Mux(self.slot, self.depth, 0) if slots > 1 else 0)),
                          self.read.data.eq(ram.read[0].data), self.read.q.eq(ram.read[0].q),
-                         ram.write[0].addr.eq(self.write.addr + Mux(self.w_slot, self.depth, 0)),
+                         ram.write[0].addr.eq(self.write.addr + (Mux(self.w_slot, self.depth, 0) if slots > 1 else 0)),
                          ram.write[0].data.eq(self.write.data), ram.write[0].en.eq(self.write.en)]
             return m
         # BankedMemory(single_port=True)'s timing: the read address twice registered (the RAM

@@ -15,7 +15,9 @@ op word and weights) starts loading when the loader has finished record ``k − 
 has freed its slot, and takes :func:`~csdformer.hw.loader.record_cycles`; op ``k`` waits in
 ``OP_START`` until its record is in. Images start with the first two records in (the loader runs
 ahead while the accelerator is idle). :attr:`ImageModel.wait_cycles` is the time spent waiting
-on weights; :attr:`ImageModel.bound` names which bound holds.
+on weights; :attr:`ImageModel.bound` names which bound holds. With resident weights
+(``Program.resident``) the records are read once after reset, before the first image: an image
+neither waits nor loads.
 
 The accelerator's own counters (``cycles``, ``sops``, ``spikes``) are held to this model exactly
 by the verification bench.
@@ -155,7 +157,7 @@ def image_model(program: Program, frames: dict[str, np.ndarray], image: np.ndarr
         sops_op[op.label] = s
         total += c
     waits = load = 0
-    if timing is not None:
+    if timing is not None and not program.resident:  # resident: every record read once, before
         waits, load = _memory_waits(program, list(per_op.values()), timing)
         total += waits
     return ImageModel(cycles=total, sops=sum(sops_op.values()), spikes=spikes, per_op=per_op, sops_per_op=sops_op,

@@ -195,7 +195,8 @@ class Program:
     (``natural_widths`` / ``natural_depths``), or those of the ``fabric`` it was compiled into
     (:mod:`csdformer.hw.fabric`). ``weights`` is every op's block, concatenated (``op.f["w_base"]``
     is a block's first word there); the hardware holds one block at a time per buffer slot, so the
-    scatter addresses a block from 0."""
+    scatter addresses a block from 0, or with ``resident`` weights all of them at once, each from its
+    ``w_base`` (added to the op word's ``b_base``)."""
 
     artifact: Artifact
     lanes: int
@@ -217,6 +218,15 @@ class Program:
     natural_depths: dict = field(default_factory=dict)
     fabric: "Fabric | None" = None
     tile_limits: dict = field(default_factory=dict)  # "weight" / "acc" → the words it was tiled for (or None)
+    # Every op's weights held on chip at once (``op.f["w_base"]`` on), loaded once after reset;
+    # else two buffer slots that the loader refills for every image (see compile_program).
+    resident: bool = False
+
+    @property
+    def op_slots(self) -> int:
+        """Op words the staging RAM holds: every op's (resident: as many as the fabric's ops), else
+        two (the current op's and the next one's)."""
+        return self.depths["ops"] if self.resident else 2
 
     @property
     def sink_gap(self) -> int:
@@ -243,11 +253,13 @@ class Program:
 
     def memory_bits(self) -> dict[str, int]:
         """Bits of each on-chip memory; thresholds and ``v0`` together as ``param``; the weight
-        buffer's two slots and the op staging RAM (two op words) as ``weight`` and ``op``."""
+        buffer's two slots (resident: every op's weights, once) and the op staging RAM
+        (:attr:`op_slots` op words) as ``weight`` and ``op``."""
         bits = {n: d * w for n, (d, w) in ((n, self.memory_shape(n)) for n in self.MEMORIES)}
         bits["param"] = bits.pop("threshold") + bits.pop("v0")
-        bits["weight"] *= 2
-        bits["op"] = 2 * 8 * -(-self.layout.size // 8)
+        if not self.resident:
+            bits["weight"] *= 2
+        bits["op"] = self.op_slots * 8 * -(-self.layout.size // 8)
         return bits
 
     def describe(self) -> dict:
@@ -282,6 +294,8 @@ class Program:
                                     "fa_j1", "fa_j2", "fw_j0", "fw_j1", "fw_j2", "pad", "hout", "wout", "check",
                                     "last_lanes")}
             sc.update({k: f.get(k, 0) for k in ("acum", "bcum")})  # TDEC only
+            if self.resident and op.weights is not None:  # the block's rows where it is held
+                sc["b_base"] += f["w_base"]
             sc.update(img=int(op.src is Src.IMG), tdec=int(op.src is Src.TDEC), words_m1=f["words"] - 1,
                       n0_m1=f["n0"] - 1, n1_m1=f["n1"] - 1, f0_m1=f["f0"] - 1, f1_m1=f["f1"] - 1,
                       f2_m1=f["f2"] - 1, fanout_m1=f["fanout"] - 1, bmul=[int(v) for v in op.bmul] if op.bmul else [0] * P)
@@ -806,7 +820,7 @@ def _allocate(c: "_Compiler", keep_spikes: bool) -> None:
 
 def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimited",
                     keep_spikes: bool = True, single_port: tuple[str, ...] = (), fabric=None,
-                    weight_depth: int | None = None, acc_depth: int | None = None) -> Program:
+                    weight_depth: int | None = None, acc_depth: int | None = None, resident: bool = False) -> Program:
     """Compile ``artifact`` for ``lanes`` lanes; raise :class:`HwParamError` before any RTL exists
     if the generator cannot build it (unknown kind, unsupported geometry, widths, memory).
 
@@ -817,8 +831,19 @@ def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimi
     (:class:`~csdformer.hw.fabric.Fabric`) compiles the artifact into a bitstream's structure:
     what does not fit is refused, naming each quantity. ``weight_depth`` is the weight buffer's
     words and ``acc_depth`` ACC's and MEM's (default: the limits the fabric was tiled for, else
-    none): a synaptic op with a larger block or current is split into output tiles (:class:`Tile`)."""
+    none): a synaptic op with a larger block or current is split into output tiles (:class:`Tile`).
+    ``resident`` holds every op's weights on chip at once (the weight memory is all of them, no
+    tiles for weights; the loader reads the records once after reset, not for every image); with a
+    ``fabric``, the fabric's choice."""
     single_port = tuple(single_port)
+    if fabric is not None:
+        resident = fabric.resident
+    if not isinstance(resident, bool):
+        raise HwParamError(f"resident: must be True or False, got {resident!r}")
+    if resident and "weight" in single_port:
+        raise HwParamError("resident: the weights are held in one memory; it cannot also be single-port (two slots)")
+    if resident:
+        weight_depth = None  # no weight tiles: every block is held whole
     tiling = fabric is None or any(f.group == "sink" and f.name == "skip" and f.width for f in fabric.fields)
     if fabric is not None and tiling:  # tiled as the fabric's own program was (a fabric without tiles: none)
         # (within its buffers: the same tiles for its own program, none larger for another)
@@ -885,14 +910,15 @@ def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimi
         "acc": max([op.f.get("acc_words", 1) for op in c.ops] + [1]),
         "mem": max([op.f.get("sink_words", 1) for op in c.ops if op.sink is Sink.DIF] + [1]),
         "cnt": max([op.f.get("cnt_words", 1) for op in c.ops] + [1]),
-        "img": c_in * h * w, "weight": max([len(op.weights) for op in c.ops if op.weights is not None] + [1]),
+        "img": c_in * h * w,
+        "weight": max(len(weights) if resident else max([len(op.weights) for op in c.ops if op.weights is not None] + [1]), 1),
         "bias": len(biases), "param": len(th), "ops": len(c.ops),
     }
     prog = Program(artifact=artifact, lanes=P, T=T, ops=c.ops, tensors=c.tensors, spike_layers=c.spike_layers,
                    weights=weights, biases=biases, thresholds=th, v0=v0, widths=widths, depths=depths,
                    input_shape=(c_in, h, w), pixel_bits=widths["pixel"], num_classes=artifact.num_classes,
                    single_port=single_port, natural_widths=dict(widths), natural_depths=dict(depths),
-                   tile_limits={"weight": weight_depth, "acc": acc_depth})
+                   tile_limits={"weight": weight_depth, "acc": acc_depth}, resident=resident)
     if fabric is not None:
         problems = fabric.problems(prog)
         if problems:

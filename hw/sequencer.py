@@ -68,7 +68,7 @@ class Sequencer(wiring.Component):
             "dbg_data": Out(p.lanes),
             "spk": Out(ReadPort(p.depths["spk"], p.lanes)),
             "img": Out(WritePort(p.depths["img"], p.pixel_bits)),
-            "op": Out(ReadPort(2 * op_bytes(p), 8)),
+            "op": Out(ReadPort(p.op_slots * op_bytes(p), 8)),
             "full": In(2), "free": Out(2), "slot": Out(1),
             "bias": Out(PhaseControl(p, L["bias"].shape)),
             "cumulate": Out(PhaseControl(p, L["cumulate"].shape)),

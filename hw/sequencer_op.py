@@ -20,9 +20,10 @@ def kinds(enum_type) -> data.StructLayout:
 
 
 class OpRegister(wiring.Component):
-    """Op ``index``'s record, copied a byte a cycle from its staging slot (``index`` mod 2) of the
-    loader's RAM, byte 0 first; then its ``src`` and ``sink`` decoded once into one-hot flags, so
-    that no decode sits on the dispatch paths.
+    """Op ``index``'s record, copied a byte a cycle from its staging slot (``index`` mod 2, or with
+    resident weights ``index`` itself: :attr:`Program.op_slots`) of the loader's RAM, byte 0
+    first; then its ``src`` and ``sink`` decoded once into one-hot flags, so that no decode sits on
+    the dispatch paths.
 
     Parameters
     ----------
@@ -41,7 +42,7 @@ class OpRegister(wiring.Component):
         The copy's last cycle.
     decode : In(1)
         Decode the kinds of the record copied.
-    ram : Out(ReadPort(2 * op_bytes, 8))
+    ram : Out(ReadPort(op_slots * op_bytes, 8))
         The staging RAM.
     slot : Out(1)
         The op's slot.
@@ -56,7 +57,7 @@ class OpRegister(wiring.Component):
         ob = op_bytes(program)
         super().__init__({
             "rewind": In(1), "advance": In(1), "start": In(1), "fetch": In(1), "fetched": Out(1), "decode": In(1),
-            "ram": Out(ReadPort(2 * ob, 8)), "slot": Out(1), "fields": Out(program.layout),
+            "ram": Out(ReadPort(program.op_slots * ob, 8)), "slot": Out(1), "fields": Out(program.layout),
             "src": Out(kinds(Src)), "sink": Out(kinds(Sink)),
         })
 
@@ -68,15 +69,16 @@ class OpRegister(wiring.Component):
         fi = Signal(range(OB + DATA_LATENCY + 1))
         m.d.comb += [self.slot.eq(op[0]), self.fields.eq(raw[:p.layout.size]),
                      self.fetched.eq(fi == OB + DATA_LATENCY - 1)]
+        base = Signal(range(max(p.op_slots * OB, 2)))  # the op's staging slot, resident: op · OB
         with m.If(self.rewind):
-            m.d.sync += op.eq(0)
+            m.d.sync += [op.eq(0), base.eq(0)]
         with m.If(self.advance):
-            m.d.sync += op.eq(op + 1)
+            m.d.sync += [op.eq(op + 1), base.eq(base + OB)]
         with m.If(self.start):
             m.d.sync += fi.eq(0)
         with m.If(self.fetch):
             with m.If(fi < OB):
-                m.d.comb += self.ram.addr.eq(Mux(self.slot, OB, 0) + fi)
+                m.d.comb += self.ram.addr.eq((base if p.resident else Mux(self.slot, OB, 0)) + fi)
             with m.If(fi >= DATA_LATENCY):  # byte 0 first: after OB shifts it is at the bottom
                 m.d.sync += raw.eq(Cat(raw[8:], self.ram.data))
             m.d.sync += fi.eq(fi + 1)

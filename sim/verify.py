@@ -160,15 +160,24 @@ def compare(program, golden: dict, hw: dict, indices) -> list[ImageCheck]:
     return checks
 
 
-def cycle_budget(program, golden: dict, n_pixels: int) -> int:
+def cycle_budget(program, golden: dict, n_pixels: int, timing=None) -> int:
     """The accelerator bench's cycle budget for the images of ``golden``: :data:`BUDGET_MARGIN`
     times the cycle model's cycles summed over the images, plus each image's pixel load, logits
-    and debug-port read-back (and a little slack for reset and handshakes)."""
+    and debug-port read-back (and a little slack for reset and handshakes); with the memory
+    backend's ``timing`` also :data:`BUDGET_MARGIN` times the model's reading before the first
+    image (header and tables, then the first two records, or resident, every record)."""
     from ..hw.accelerator import DBG_LATENCY
+    from ..hw.flash_image import records_offset
+    from ..hw.loader import record_cycles
 
     readback = sum(words for _, words in dump_ranges(program)) + DBG_LATENCY
     io = n_pixels + program.num_classes + readback + 64
-    return BUDGET_MARGIN * sum(int(m.cycles) for m in golden["models"]) + len(golden["models"]) * io + 64
+    startup = 0
+    if timing is not None:
+        first = program.ops if program.resident else program.ops[:2]
+        startup = timing.read_cycles(records_offset(program)) + sum(record_cycles(program, op, timing) for op in first)
+    return (BUDGET_MARGIN * (sum(int(m.cycles) for m in golden["models"]) + startup)
+            + len(golden["models"]) * io + 64)
 
 
 def verify(program, indices, images: np.ndarray, *, delay: int, sim: str | None = None, waves: bool = False,
@@ -196,7 +205,7 @@ def verify(program, indices, images: np.ndarray, *, delay: int, sim: str | None 
                     data={"images": pixels.astype(np.int64), "delays": np.full(len(images), delay)},
                     meta={"num_classes": program.num_classes, "logit_width": acc.logit_width,
                           "dump": dump_ranges(program), "indices": [int(i) for i in indices],
-                          "budget_cycles": cycle_budget(program, golden, pixels.shape[1])
+                          "budget_cycles": cycle_budget(program, golden, pixels.shape[1], acc.timing)
                           if budget_cycles is None else int(budget_cycles)},
                     sim=sim, corrupt=corrupt, tag=f"verify-d{delay}", waves=waves, progress=progress)
     if "budget_cycles" in res.result:  # the bench's one-line message: image and budget

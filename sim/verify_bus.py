@@ -84,7 +84,7 @@ def verify_bus(program, indices, images: np.ndarray, *, delay: int, image: bytes
                           "flash": np.frombuffer(flash, dtype=np.uint8)},
                     meta={"num_classes": program.num_classes, "logit_width": acc.logit_width,
                           "dump": dump_ranges(program), "indices": [int(i) for i in indices],
-                          "budget_cycles": cycle_budget(program, golden, pixels.shape[1])
+                          "budget_cycles": cycle_budget(program, golden, pixels.shape[1], timing)
                           if budget_cycles is None else int(budget_cycles),
                           "stream": dict(stream_layout(program), mode=mode),
                           **({"heartbeat_cycles": int(heartbeat_cycles)} if heartbeat_cycles else {})},

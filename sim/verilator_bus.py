@@ -90,14 +90,15 @@ def prepare(program, images: np.ndarray, delay: int, golden: dict, folder: Path,
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     acc = Accelerator(program)
+    stream = rom_stream() if stream is None else stream
     pixels = np.transpose(images, (0, 2, 3, 1)).reshape(len(images), -1).astype(np.int64)  # (y, x, c)
     meta = {"num_classes": program.num_classes, "logit_width": acc.logit_width, "dbg_latency": DBG_LATENCY,
-            "budget_cycles": cycle_budget(program, golden, pixels.shape[1]) if budget_cycles is None
+            "budget_cycles": cycle_budget(program, golden, pixels.shape[1], stream.timing) if budget_cycles is None
             else int(budget_cycles), "dump": dump_ranges(program)}
     if heartbeat_cycles:
         meta["heartbeat_cycles"] = int(heartbeat_cycles)
     image = build_image(program) if image is None else bytes(image)
-    meta.update(stream_meta(rom_stream() if stream is None else stream, len(image)))
+    meta.update(stream_meta(stream, len(image)))
     if trace_cycles:
         meta["trace_cycles"] = int(trace_cycles)
     t0 = time.monotonic()

@@ -9,8 +9,8 @@ from csdformer.hw.program import compile_program
 from csdformer.sim.verify import select_images
 
 
-def digits_program(lanes: int = 8):
-    return compile_program(A.load(resolve_artifact("digits")), lanes)
+def digits_program(lanes: int = 8, *, resident: bool = False):
+    return compile_program(A.load(resolve_artifact("digits")), lanes, resident=resident)
 
 
 def digits_images(prog, n: int):

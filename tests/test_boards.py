@@ -185,6 +185,37 @@ def test_report_gives_images_per_second_from_the_cycle_model():
     assert BuildReport.from_dict(d).cycles_per_image == 240_000.0
 
 
+def test_report_says_where_the_weights_come_from():
+    r = _report("nextpnr_ice40_echo_30mhz.json")
+    stream = {"backend": "qspi-x1-d1", "latency": 103, "byte_cycles": 16, "mbytes_per_s": 6.25, "wait_cycles": 359_269.0,
+              "load_cycles": 398_075.0, "bound": "memory", "resident": False}
+    r.memory = stream
+    assert ("- Memory: qspi-x1-d1, 6.2 MB/s (16 cycles a byte, 103 cycles to the first); per image 398,075 cycles "
+            "loading weights, 359,269 waiting for them: **memory-bound**") in r.to_markdown()
+    r.memory = dict(stream, wait_cycles=0.0, load_cycles=0.0, bound="compute", resident=True, resident_cycles=398_921)
+    assert ("- Memory: qspi-x1-d1, 6.2 MB/s; weights resident: every record read once after reset "
+            "(398,921 cycles), none for an image: **compute-bound**") in r.to_markdown()
+    assert BuildReport.from_dict(json.loads(json.dumps(r.to_dict()))).memory["resident_cycles"] == 398_921
+
+
+def test_throughput_estimate_of_resident_weights():
+    """With resident weights an image neither waits nor loads; the records' one reading after reset
+    is what the estimate gives instead (the ULX3S's single-line flash at 100 MHz)."""
+    from csdformer import artifact as A
+    from csdformer.artifact import resolve_artifact
+    from csdformer.boards.throughput import estimate
+    from csdformer.hw.loader import record_cycles
+    from csdformer.hw.program import compile_program
+    from csdformer.sim.verilator_bus import qspi_stream
+
+    prog = compile_program(A.load(resolve_artifact("digits")), 16, resident=True)
+    timing = qspi_stream(clock_hz=100e6, lines=1).timing  # the ULX3S's reader, asked for its timing only
+    mean, n, memory, _ = estimate(prog, timing, 100e6, n=2)
+    assert n == 2 and memory["wait_cycles"] == memory["load_cycles"] == 0 and memory["bound"] == "compute"
+    assert memory["resident"] and memory["resident_cycles"] == sum(record_cycles(prog, op, timing) for op in prog.ops)
+    assert mean == estimate(prog, None, None, n=2)[0]  # the same cycles as with no memory in the model
+
+
 def test_report_says_timing_missed():
     r = _report("nextpnr_ice40_echo_150mhz.json")
     assert r.timing_met is False and not r.ok

@@ -110,6 +110,34 @@ def test_other_lanes_or_more_ops_are_refused(arts, progs):
         compile_program(a, LANES, fabric=small)
 
 
+def test_resident_weights_are_part_of_the_fabric(arts):
+    """Resident weights change the design (one weight memory of every block, every op word on
+    chip), so they are part of the fabric: its JSON and id carry them, a streaming fabric's JSON
+    and id are what they were before resident weights existed, and a program of the other kind is
+    refused, naming it. Boards choose: digits' weights stay on the ULX3S and the OrangeCrab,
+    Fashion-MNIST's stream, the iCEBreaker's always stream."""
+    a, _ = arts
+    res = compile_program(a, LANES, resident=True)
+    stream = compile_program(a, LANES)
+    assert res.depths["weight"] == len(res.weights) == sum(len(op.weights) for op in res.ops if op.weights is not None)
+    assert stream.depths["weight"] == max(len(op.weights) for op in stream.ops if op.weights is not None)
+    assert res.op_slots == len(res.ops) and stream.op_slots == 2
+    assert res.memory_bits()["weight"] == len(res.weights) * LANES * res.widths["weight"]  # one copy, no slots
+    assert res.fabric.resident and Fabric.from_json(json.loads(json.dumps(res.fabric.to_json()))) == res.fabric
+    assert "resident" not in stream.fabric.to_json() and not Fabric.from_json(stream.fabric.to_json()).resident
+    assert res.fabric.fabric_id != stream.fabric.fabric_id
+    assert res.fabric.problems(stream) == ["resident weights False (the bitstream's: True)"]
+    # Compiled into a fabric, the fabric decides.
+    assert compile_program(a, LANES, fabric=res.fabric, resident=False).resident
+    with pytest.raises(HwParamError, match=r"^resident: the weights are held in one memory; it cannot also be "):
+        compile_program(a, 1, resident=True, single_port=("weight",))
+    assert cli_build.board_program(a, 16, get_board("ulx3s-85f")).resident
+    assert cli_build.board_program(a, 8, get_board("orangecrab-25f")).resident
+    assert not cli_build.board_program(a, 1, get_board("icebreaker")).resident
+    fm = A.load(resolve_artifact("fashion_mnist"))
+    assert not cli_build.board_program(fm, 8, get_board("ulx3s-85f")).resident
+
+
 # ---- the flash image -------------------------------------------------------------------------
 
 def test_flash_image_header_errors(progs):
