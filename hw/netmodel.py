@@ -208,7 +208,7 @@ def op_costs(program: Program, delay: int) -> list[dict]:
         per_event = per_live_word = 0
         if op.src in SCATTER_SRC:
             fixed += bias.cycles(op, program) + scatter.cycles(op, program, events=0, live_words=0)
-            per_event, per_live_word = op.f["fanout"], scatter.restart(op)
+            per_event, per_live_word = op.f["fanout"], scatter.restart(op, program)
         if op.src in (Src.TDEC, Src.MAXPOOL):
             fixed += cumulate.cycles(op, program)
         if op.src is Src.MAXPOOL:

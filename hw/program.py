@@ -137,7 +137,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "frame": ("src", "src_step", "b", "b_step", "cur", "cur_step", "out", "out_step"),
     "scatter": ("img", "tdec", "words_m1", "n0_m1", "n1_m1", "e_base", "e_j0", "e_j1", "e_j2", "b_base", "b_j0",
                 "b_j1", "b_j2", "fa_j0", "fa_j1", "fa_j2", "fw_j0", "fw_j1", "fw_j2", "f0_m1", "f1_m1", "f2_m1",
-                "fanout_m1", "pad", "hout", "wout", "check", "last_lanes", "acum", "bcum", "bmul"),
+                "pad", "hout", "wout", "check", "last_lanes", "acum", "bcum", "bmul"),
     "bias": ("has_bias", "base", "words", "groups_m1"),
     "cumulate": ("use_b", "base", "words"),
     "maxpool": ("out_words", "k_m1", "taps", "cum", "prev", "e_j0", "e_j1", "e_j2", "fa_j0", "fa_j1",
@@ -298,7 +298,7 @@ class Program:
                 sc["b_base"] += f["w_base"]
             sc.update(img=int(op.src is Src.IMG), tdec=int(op.src is Src.TDEC), words_m1=f["words"] - 1,
                       n0_m1=f["n0"] - 1, n1_m1=f["n1"] - 1, f0_m1=f["f0"] - 1, f1_m1=f["f1"] - 1,
-                      f2_m1=f["f2"] - 1, fanout_m1=f["fanout"] - 1, bmul=[int(v) for v in op.bmul] if op.bmul else [0] * P)
+                      f2_m1=f["f2"] - 1, bmul=[int(v) for v in op.bmul] if op.bmul else [0] * P)
             out["source"] = {"scatter": sc}
             out["bias"] = {"has_bias": f["has_bias"], "base": f.get("bias_base", 0), "words": f["acc_words"],
                            "groups_m1": f["acc_groups"] - 1}

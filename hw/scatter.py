@@ -13,12 +13,13 @@ ACC through the read-modify-write pipeline :class:`LaneAccumulate`. Events are:
   ``a(t)·Bcum(t)[k,:] + Acum(t−1)·b(t)[k,:]`` (spike-gated small counts); ``Bcum(t)`` is already
   in CNT (:mod:`csdformer.hw.cumulate`), ``Acum(t)`` is written back as the words stream by.
 
-After a non-empty word the word stream restarts: the reads of the next words are issued during
-the last ``SCAN_FILL`` cycles of the word's last event, so the next word is scanned the cycle its
-fan-out ends (a fan-out shorter than ``SCAN_FILL`` loses ``SCAN_FILL − fanout`` cycles). TDEC's
-fan-out reads SPK and CNT itself, so there the stream restarts after it (``SCAN_FILL`` cycles).
-After the last word the pipeline drains (``SCAN_DRAIN``) so that the sink may read ACC. Cycles:
-:func:`cycles`.
+The word stream runs ahead of the engine by a fixed number of words, a read issued for every word
+taken: words read while a word's events fan out wait in a small queue (:class:`WordSkid`,
+``SKID`` words: the reads in flight), so the next word is there the cycle the fan-out ends and the
+stream never restarts. A board whose logic cells are nearly all used (the iCEBreaker) builds the
+scatter without it (:func:`skid`): there the stream restarts after each non-empty word
+(``SCAN_FILL`` cycles). After the last word the pipeline drains (``SCAN_DRAIN``) so that the sink
+may read ACC. Cycles: :func:`cycles`.
 """
 
 from __future__ import annotations
@@ -32,29 +33,54 @@ from .memory import ReadPort, WritePort
 from .program import Src
 from .phase import Counter, PhaseUnit, addr_shape, cumulate, idle_state, lane_word, lanes_of, lowest
 
-__all__ = ["GOLDEN", "Scatter", "ScanStages", "LaneAccumulate", "SCAN_FILL", "SCAN_DRAIN", "cycles", "restart"]
+__all__ = ["GOLDEN", "Scatter", "ScanStages", "WordSkid", "LaneAccumulate", "SCAN_FILL", "SCAN_DRAIN", "SKID",
+           "cycles", "restart", "skid", "fill", "word_layout"]
 
 #: The golden slice this unit is judged by (its frames' current (the bias pass before it: :mod:`csdformer.hw.bias`); tests/test_scatter.py).
 GOLDEN = (golden.synaptic_frames, golden.tdec_layer)
 
 SCAN_FILL = 5  # input words in flight: read issue to SCAN_LATCH (address, RAM, bank register, two scan stages)
 SCAN_DRAIN = 3  # cycles after the last fan-out until the sink may read ACC (issue to write back: five stages)
+SKID = SCAN_FILL + 1  # the queue's words: the reads in flight when a word is taken, and its register
 
 
-def restart(op) -> int:
-    """Cycles lost after a non-empty word that is not the frame's last: the stream's refill less the
-    last event's fan-out, which hides it (TDEC's fan-out uses the stream's read ports: all of it)."""
-    return SCAN_FILL if op.src is Src.TDEC else max(0, SCAN_FILL - op.f["fanout"])
+def skid(program) -> int:
+    """Words of the scatter's word queue (:class:`WordSkid`): ``SKID``; 0 (no queue: the stream
+    restarts after each non-empty word) where CUR or MEM is single-port, the iCEBreaker's
+    configuration, whose logic cells are nearly all used (the queue holds ``SKID`` scanned words:
+    their masks and, for TDEC, the counts). Decided by the memories, as the sink's
+    :func:`csdformer.hw.sink.acc_stage` is."""
+    return 0 if {"cur", "mem"} & set(program.single_port) else SKID
+
+
+def fill(program) -> int:
+    """Cycles from a frame's first read to its first word taken: the scan pipeline, and the
+    queue's register where there is one."""
+    return SCAN_FILL + (1 if skid(program) else 0)
+
+
+def restart(op, program) -> int:
+    """Cycles lost after a non-empty word that is not the frame's last: none with the word queue,
+    else the stream's refill."""
+    return 0 if skid(program) else SCAN_FILL
 
 
 def cycles(op, program, *, events: int, live_words: int) -> int:
     """Cycles of ``op``'s scatter phases over a window: per frame the stream
-    (``SCAN_FILL + words + SCAN_DRAIN``), the fan-outs and the restarts (:func:`restart`).
+    (:func:`fill` ``+ words + SCAN_DRAIN``), the fan-outs and the restarts (:func:`restart`).
     ``events``: input events over all frames; ``live_words``: words with events, but the last of
     each frame (see :func:`csdformer.hw.netmodel.scatter_events`)."""
     f = op.f
     frames = 1 if op.src is Src.IMG else program.T
-    return frames * (SCAN_FILL + f["words"] + SCAN_DRAIN) + f["fanout"] * events + restart(op) * live_words
+    return (frames * (fill(program) + f["words"] + SCAN_DRAIN) + f["fanout"] * events
+            + restart(op, program) * live_words)
+
+
+def word_layout(program, mwidth: int) -> data.StructLayout:
+    """One scanned input word (:class:`ScanStages`' output, a :class:`WordSkid` entry)."""
+    P, CW = program.lanes, program.widths["cnt"]
+    return data.StructLayout({"mask": mwidth, "zero": 1, "low": range(mwidth), "low2": range(mwidth), "single": 1,
+                              "anew": P * CW, "aprev": P * CW, "abits": P})
 
 
 def event_layout(program, mwidth: int) -> data.StructLayout:
@@ -66,7 +92,8 @@ def event_layout(program, mwidth: int) -> data.StructLayout:
 class ScanStages(wiring.Component):
     """A word's events, from its registered read (cycle c + 3) in two registered stages: the mask
     (spikes, pixel bits, or TDEC's ``Acum(t) > 0`` with ``Acum(t)`` itself), then whether it is
-    empty, its first event, the one after it and whether that is the last (c + 5)."""
+    empty, its first event, the one after it and whether that is the last (``word``, c + 5:
+    :func:`word_layout`)."""
 
     def __init__(self, program, mwidth: int):
         P, CW = program.lanes, program.widths["cnt"]
@@ -74,8 +101,7 @@ class ScanStages(wiring.Component):
         super().__init__({
             "img": In(1), "tdec": In(1), "first": In(1),
             "spk_q": In(P), "img_q": In(program.pixel_bits), "cnt_q": In(P * CW),
-            "mask": Out(mwidth), "zero": Out(1), "low": Out(range(mwidth)), "low2": Out(range(mwidth)),
-            "single": Out(1), "anew": Out(P * CW), "aprev": Out(P * CW), "abits": Out(P),
+            "word": Out(word_layout(program, mwidth)),
         })
 
     def elaborate(self, platform):
@@ -83,7 +109,7 @@ class ScanStages(wiring.Component):
         a_prev = Signal(self.P * self.CW)
         m.d.comb += a_prev.eq(Mux(self.first, 0, self.cnt_q))
         a_new = cumulate(a_prev, self.spk_q, self.CW, self.P)
-        word = Signal.like(self.mask)
+        word = Signal.like(self.word.mask)
         with m.If(self.img):
             m.d.comb += word.eq(self.img_q)
         with m.Elif(self.tdec):
@@ -94,9 +120,42 @@ class ScanStages(wiring.Component):
         m.d.sync += [wm.eq(word), anew.eq(a_new), aprev.eq(a_prev), abits.eq(self.spk_q)]
         rest = Signal.like(wm)
         m.d.comb += rest.eq(wm & (wm - 1))
-        m.d.sync += [self.low2.eq(lowest(m, rest)), self.single.eq(rest == 0), self.mask.eq(wm),
-                     self.zero.eq(wm == 0), self.low.eq(lowest(m, wm)), self.anew.eq(anew),
-                     self.aprev.eq(aprev), self.abits.eq(abits)]
+        w = self.word
+        m.d.sync += [w.low2.eq(lowest(m, rest)), w.single.eq(rest == 0), w.mask.eq(wm), w.zero.eq(wm == 0),
+                     w.low.eq(lowest(m, wm)), w.anew.eq(anew), w.aprev.eq(aprev), w.abits.eq(abits)]
+        return m
+
+
+class WordSkid(wiring.Component):
+    """The scanned words that wait while a word's events fan out: ``depth`` of them, first in first
+    out, the oldest in a register (``head``, valid when ``have``). ``arrive``: ``word`` is one to
+    keep (a stream read's, not a fan-out read's); ``take``: ``head`` is used this cycle;
+    ``flush``: forget every word (a new frame). A shift queue: the head is a register, so the
+    engine's event logic starts from flip-flops."""
+
+    def __init__(self, layout, depth: int):
+        self.depth = depth
+        super().__init__({"word": In(layout), "arrive": In(1), "take": In(1), "flush": In(1),
+                          "head": Out(layout), "have": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        D = self.depth
+        e = [Signal.like(self.word, name=f"e{k}") for k in range(D)]
+        count = Signal(range(D + 1))
+        pop = Signal()
+        dst = Signal(range(D + 1))  # where an arriving word goes: after the words that stay
+        m.d.comb += [self.head.eq(e[0]), self.have.eq(count != 0), pop.eq(self.take & (count != 0)),
+                     dst.eq(count - pop)]
+        for k in range(D):
+            with m.If(self.arrive & (dst == k)):
+                m.d.sync += e[k].eq(self.word)
+            if k + 1 < D:
+                with m.Elif(pop):
+                    m.d.sync += e[k].eq(e[k + 1])
+        m.d.sync += count.eq(count + self.arrive - pop)
+        with m.If(self.flush):
+            m.d.sync += count.eq(0)
         return m
 
 
@@ -169,6 +228,18 @@ class Scatter(PhaseUnit):
         A, CW, mw = addr_shape(p), p.widths["cnt"], self.mwidth
         m.submodules.scan = scan = ScanStages(p, mw)
         m.submodules.accumulate = acc = LaneAccumulate(p, mw)
+        depth = skid(p)
+        if depth:
+            # The word taken is the queue's head; every stream read's word joins the queue when
+            # its scan is done (``arrive``: the read's flag, SCAN_FILL cycles on).
+            m.submodules.skid = queue = WordSkid(word_layout(p, mw), depth)
+            issued = Signal()  # a stream read issued this cycle
+            flags = [Signal(name=f"issued{i}") for i in range(1, SCAN_FILL + 1)]
+            m.d.sync += [flags[0].eq(issued)] + [flags[i].eq(flags[i - 1]) for i in range(1, SCAN_FILL)]
+            m.d.comb += [queue.word.eq(scan.word), queue.arrive.eq(flags[-1])]
+            head, have = queue.head, queue.have
+        else:
+            head, have = scan.word, 1
         m.d.comb += [scan.img.eq(f.img), scan.tdec.eq(f.tdec), scan.first.eq(fr.first), scan.spk_q.eq(self.spk.q),
                      scan.img_q.eq(self.img.q), scan.cnt_q.eq(self.cnt.q), acc.img.eq(f.img), acc.tdec.eq(f.tdec),
                      acc.w_q.eq(self.weight.q), acc.spk_q.eq(self.spk.q), acc.cnt_q.eq(self.cnt.q),
@@ -186,8 +257,6 @@ class Scatter(PhaseUnit):
         mask, nxt, single = Signal(mw), Signal(range(mw)), Signal()
         evb = Signal(range(mw))  # the event being fanned out, the lowest set bit of mask
         abits, aprev = Signal(P), Signal(P * CW)
-        left = Signal.like(f.fanout_m1)  # cycles of this event after the current one
-        early = Signal()  # the next words' reads have begun (during this word's last event)
 
         def set_b(value_of):
             return [B.eq(value_of(B, 0))] + [Bb[b].eq(value_of(Bb[b], f.bmul[b])) for b in range(1, P)]
@@ -206,49 +275,50 @@ class Scatter(PhaseUnit):
         def start_event(x, bit, following, is_last):
             """``bit`` of word mask ``x`` is the current event; ``following`` the one after it."""
             lane = bit[:max(1, (P - 1).bit_length())] if P > 1 else 0
-            m.d.sync += [mask.eq(x), evb.eq(bit), nxt.eq(following), single.eq(is_last), left.eq(f.fanout_m1),
-                         early.eq(0), RO.eq(Mux(f.img, B, Array(Bb)[lane]))]
+            m.d.sync += [mask.eq(x), evb.eq(bit), nxt.eq(following), single.eq(is_last),
+                         RO.eq(Mux(f.img, B, Array(Bb)[lane]))]
 
         def stream(index):
             """Issue the read of input word ``index`` (spikes, pixel, Acum) and step the stream."""
             m.d.comb += [self.spk.addr.eq(fr.src + index), self.img.addr.eq(index), self.cnt.addr.eq(f.acum + index)]
             m.d.sync += ri.eq(index + 1)
+            if depth:
+                m.d.comb += issued.eq(1)
 
         with m.FSM(name="scatter"):
             idle_state(m, self.ctl, "SCAN_RD", [s for c in (c0, c1, k0, k1, k2) for s in c.restart()]
                        + [wi.eq(0), c2.eq(0), E.eq(f.e_base), FA.eq(0)] + set_b(lambda _, o: f.b_base + o))
-            fill = ["SCAN_RD"] + [f"SCAN_WAIT{i}" for i in range(1, SCAN_FILL)] + ["SCAN_LATCH"]
-            for i, (state, then) in enumerate(zip(fill, fill[1:])):
+            states = ["SCAN_RD"] + [f"SCAN_WAIT{i}" for i in range(1, fill(p))] + ["SCAN_LATCH"]
+            for i, (state, then) in enumerate(zip(states, states[1:])):
                 with m.State(state):
                     stream(wi if i == 0 else ri)
+                    if i == 0 and depth:  # a new frame: no word queued, none of the last frame's in flight
+                        m.d.comb += queue.flush.eq(1)
+                        m.d.sync += [flag.eq(0) for flag in flags[1:]]
                     m.next = then
             with m.State("SCAN_LATCH"):
-                stream(ri)
-                with m.If(f.tdec):  # events: Acum(t) > 0; Acum(t) is written back now
-                    m.d.comb += [self.cnt_w.addr.eq(f.acum + wi), self.cnt_w.data.eq(scan.anew), self.cnt_w.en.eq(1)]
-                    m.d.sync += [abits.eq(scan.abits), aprev.eq(scan.aprev)]
-                with m.If(scan.zero):
-                    advance()
-                    with m.If(wi == f.words_m1):
-                        m.next = "DRAIN"
-                with m.Else():
-                    start_event(scan.mask, scan.low, scan.low2, scan.single)
-                    m.next = "FANOUT"
+                with m.If(have):  # always, after the fill: a read was issued for every word taken
+                    stream(ri)
+                    if depth:
+                        m.d.comb += queue.take.eq(1)
+                    with m.If(f.tdec):  # events: Acum(t) > 0; Acum(t) is written back now
+                        m.d.comb += [self.cnt_w.addr.eq(f.acum + wi), self.cnt_w.data.eq(head.anew),
+                                     self.cnt_w.en.eq(1)]
+                        m.d.sync += [abits.eq(head.abits), aprev.eq(head.aprev)]
+                    with m.If(head.zero):
+                        advance()
+                        with m.If(wi == f.words_m1):
+                            m.next = "DRAIN"
+                    with m.Else():
+                        start_event(head.mask, head.low, head.low2, head.single)
+                        m.next = "FANOUT"
             with m.State("FANOUT"):
                 # The output row and column of this tap (signed, as wide as its terms need)
                 oy, ox = (Signal(signed(max(len(c2), nb, len(f.hout), len(f.wout)) + 2), name=n) for n in ("oy", "ox"))
                 m.d.comb += [oy.eq(c2 + f.pad - k2.value), ox.eq(c1.value + f.pad - k1.value)]
                 inside = ~f.check | ((oy >= 0) & (oy < f.hout) & (ox >= 0) & (ox < f.wout))
                 lane = evb[:max(1, (P - 1).bit_length())] if P > 1 else 0
-                m.d.comb += self.weight.addr.eq(RO)
-                m.d.sync += left.eq(left - 1)
-                with m.If(f.tdec):  # b(t)'s row and Bcum(t)'s: the stream's ports
-                    m.d.comb += [self.spk.addr.eq(fr.b + RO), self.cnt.addr.eq(f.bcum + RO)]
-                with m.Elif(single & (left < SCAN_FILL) & (wi != f.words_m1)):
-                    # The last event's last SCAN_FILL cycles: the next words' reads, so that the
-                    # next word is latched the cycle after this fan-out.
-                    stream(Mux(early, ri, wi + 1))
-                    m.d.sync += early.eq(1)
+                m.d.comb += [self.weight.addr.eq(RO), self.spk.addr.eq(fr.b + RO), self.cnt.addr.eq(f.bcum + RO)]
                 m.d.comb += [acc.event.valid.eq(inside), acc.event.addr.eq(E + FA), acc.event.shift.eq(evb),
                              acc.event.a.eq(Array(abits[i] for i in range(P))[lane]),
                              acc.event.prev.eq(Array(lanes_of(aprev, CW, P, sign=False))[lane]),
@@ -265,15 +335,8 @@ class Scatter(PhaseUnit):
                         advance()
                         with m.If(wi == f.words_m1):
                             m.next = "DRAIN"
-                        with m.Elif(f.tdec):
-                            m.next = "SCAN_RD"
-                        with m.Else():  # min(fanout, SCAN_FILL) reads are in flight
-                            with m.Switch(f.fanout_m1):
-                                for k in range(min(SCAN_FILL - 1, 1 << len(f.fanout_m1))):
-                                    with m.Case(k):
-                                        m.next = fill[k + 1]
-                                with m.Default():
-                                    m.next = "SCAN_LATCH"
+                        with m.Else():  # the next word: queued, or read again
+                            m.next = "SCAN_LATCH" if depth else "SCAN_RD"
                     with m.Else():
                         rest, rest2 = Signal(mw), Signal(mw)  # the mask without this event, and the next
                         m.d.comb += [rest.eq(_without(mask, evb)), rest2.eq(_without(rest, nxt))]
