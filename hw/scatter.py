@@ -77,10 +77,13 @@ def cycles(op, program, *, events: int, live_words: int) -> int:
 
 
 def word_layout(program, mwidth: int) -> data.StructLayout:
-    """One scanned input word (:class:`ScanStages`' output, a :class:`WordSkid` entry)."""
+    """One scanned input word (:class:`ScanStages`' output, a :class:`WordSkid` entry): its event
+    mask, whether it is empty, its first event, the one after it, whether that is the last; for
+    TDEC ``Acum(t − 1)`` and ``a(t)`` (``Acum(t)`` is their :func:`cumulate`, formed where it is
+    written back, so the queue holds one count a lane, not two)."""
     P, CW = program.lanes, program.widths["cnt"]
     return data.StructLayout({"mask": mwidth, "zero": 1, "low": range(mwidth), "low2": range(mwidth), "single": 1,
-                              "anew": P * CW, "aprev": P * CW, "abits": P})
+                              "aprev": P * CW, "abits": P})
 
 
 def event_layout(program, mwidth: int) -> data.StructLayout:
@@ -91,7 +94,7 @@ def event_layout(program, mwidth: int) -> data.StructLayout:
 
 class ScanStages(wiring.Component):
     """A word's events, from its registered read (cycle c + 3) in two registered stages: the mask
-    (spikes, pixel bits, or TDEC's ``Acum(t) > 0`` with ``Acum(t)`` itself), then whether it is
+    (spikes, pixel bits, or TDEC's ``Acum(t) > 0``), then whether it is
     empty, its first event, the one after it and whether that is the last (``word``, c + 5:
     :func:`word_layout`)."""
 
@@ -116,13 +119,13 @@ class ScanStages(wiring.Component):
             m.d.comb += word.eq(Cat(*[v != 0 for v in lanes_of(a_new, self.CW, self.P, sign=False)]))
         with m.Else():
             m.d.comb += word.eq(self.spk_q)
-        wm, anew, aprev, abits = Signal.like(word), Signal.like(a_prev), Signal.like(a_prev), Signal(self.P)
-        m.d.sync += [wm.eq(word), anew.eq(a_new), aprev.eq(a_prev), abits.eq(self.spk_q)]
+        wm, aprev, abits = Signal.like(word), Signal.like(a_prev), Signal(self.P)
+        m.d.sync += [wm.eq(word), aprev.eq(a_prev), abits.eq(self.spk_q)]
         rest = Signal.like(wm)
         m.d.comb += rest.eq(wm & (wm - 1))
         w = self.word
         m.d.sync += [w.low2.eq(lowest(m, rest)), w.single.eq(rest == 0), w.mask.eq(wm), w.zero.eq(wm == 0),
-                     w.low.eq(lowest(m, wm)), w.anew.eq(anew), w.aprev.eq(aprev), w.abits.eq(abits)]
+                     w.low.eq(lowest(m, wm)), w.aprev.eq(aprev), w.abits.eq(abits)]
         return m
 
 
@@ -302,8 +305,8 @@ class Scatter(PhaseUnit):
                     if depth:
                         m.d.comb += queue.take.eq(1)
                     with m.If(f.tdec):  # events: Acum(t) > 0; Acum(t) is written back now
-                        m.d.comb += [self.cnt_w.addr.eq(f.acum + wi), self.cnt_w.data.eq(head.anew),
-                                     self.cnt_w.en.eq(1)]
+                        m.d.comb += [self.cnt_w.addr.eq(f.acum + wi), self.cnt_w.en.eq(1),
+                                     self.cnt_w.data.eq(cumulate(head.aprev, head.abits, CW, P))]
                         m.d.sync += [abits.eq(head.abits), aprev.eq(head.aprev)]
                     with m.If(head.zero):
                         advance()

@@ -139,7 +139,10 @@ def write_meta(path: Path, *, pixels: np.ndarray, delays, meta: dict, indices=No
 
 def _write_script(path: Path, name: str, *, opt: str, jobs: int) -> None:
     """``run.sh``: the commands, so that a machine without Python packages can build and run."""
+    from .benchlib.runner import make_vars
+
     vargs = " ".join(VERILATOR_ARGS)
+    make = " ".join(f'{k}="{v}"' for k, v in make_vars(opt).items())
     path.write_text(f"""#!/bin/sh
 # sh run.sh verilate | make | run   (from this folder; VERILATOR_ROOT: Verilator's root, default
 # ./verilator where prepare(ship_runtime=True) put its include/; JOBS: make's -j)
@@ -151,8 +154,7 @@ case "$1" in
 verilate)
     verilator --cc --exe {vargs} --top-module {name} --prefix Vtop -Mdir obj -o tb design.v tb.cpp ;;
 make)
-    make -s -C obj -f Vtop.mk -j "${{JOBS:-{jobs}}}" OPT_FAST="{opt}" OPT_GLOBAL="{opt}" OPT_SLOW=-O0 \\
-        CFG_CXXFLAGS_PCH_I=-include tb ;;
+    make -s -C obj -f Vtop.mk -j "${{JOBS:-{jobs}}}" {make} tb ;;
 run)
     obj/tb . ;;
 *)

