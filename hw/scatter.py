@@ -29,6 +29,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ..sim import golden
+from .common import one_hot_in_synthesis
 from .memory import ReadPort, WritePort
 from .program import Src
 from .phase import Counter, PhaseUnit, addr_shape, cumulate, idle_state, lane_word, lanes_of, lowest
@@ -132,9 +133,9 @@ class ScanStages(wiring.Component):
 class WordSkid(wiring.Component):
     """The scanned words that wait while a word's events fan out: ``depth`` of them, first in first
     out, the oldest in a register (``head``, valid when ``have``). ``arrive``: ``word`` is one to
-    keep (a stream read's, not a fan-out read's); ``take``: ``head`` is used this cycle;
-    ``flush``: forget every word (a new frame). A shift queue: the head is a register, so the
-    engine's event logic starts from flip-flops."""
+    keep (a stream read's, not a fan-out read's); ``take``: ``head`` is used this cycle (only
+    when ``have``); ``flush``: forget every word (a new frame). A shift queue: the head is a
+    register, so the engine's event logic starts from flip-flops."""
 
     def __init__(self, layout, depth: int):
         self.depth = depth
@@ -145,20 +146,24 @@ class WordSkid(wiring.Component):
         m = Module()
         D = self.depth
         e = [Signal.like(self.word, name=f"e{k}") for k in range(D)]
-        count = Signal(range(D + 1))
+        # How many words are held, one-hot (``held[k]``: k words), so that where an arriving word
+        # goes is one look-up: after the words that stay.
+        held = Signal(D + 1, init=1)
         pop = Signal()
-        dst = Signal(range(D + 1))  # where an arriving word goes: after the words that stay
-        m.d.comb += [self.head.eq(e[0]), self.have.eq(count != 0), pop.eq(self.take & (count != 0)),
-                     dst.eq(count - pop)]
+        m.d.comb += [self.head.eq(e[0]), self.have.eq(~held[0]), pop.eq(self.take)]
         for k in range(D):
-            with m.If(self.arrive & (dst == k)):
+            here = self.arrive & Mux(pop, held[k + 1], held[k])
+            with m.If(here):
                 m.d.sync += e[k].eq(self.word)
             if k + 1 < D:
                 with m.Elif(pop):
                     m.d.sync += e[k].eq(e[k + 1])
-        m.d.sync += count.eq(count + self.arrive - pop)
         with m.If(self.flush):
-            m.d.sync += count.eq(0)
+            m.d.sync += held.eq(1)
+        with m.Elif(self.arrive & ~pop):
+            m.d.sync += held.eq(held << 1)
+        with m.Elif(pop & ~self.arrive):
+            m.d.sync += held.eq(held >> 1)
         return m
 
 
@@ -288,7 +293,7 @@ class Scatter(PhaseUnit):
             if depth:
                 m.d.comb += issued.eq(1)
 
-        with m.FSM(name="scatter"):
+        with m.FSM(name="scatter") as fsm:
             idle_state(m, self.ctl, "SCAN_RD", [s for c in (c0, c1, k0, k1, k2) for s in c.restart()]
                        + [wi.eq(0), c2.eq(0), E.eq(f.e_base), FA.eq(0)] + set_b(lambda _, o: f.b_base + o))
             states = ["SCAN_RD"] + [f"SCAN_WAIT{i}" for i in range(1, fill(p))] + ["SCAN_LATCH"]
@@ -351,6 +356,7 @@ class Scatter(PhaseUnit):
             with m.State(drain[-1]):
                 m.d.comb += self.ctl.done.eq(1)
                 m.next = "IDLE"
+        one_hot_in_synthesis(fsm)  # a state is one flip-flop: none decoded on the event paths
         return m
 
 
