@@ -4,12 +4,17 @@ cumulative counts of ``b`` (hw/cumulate.py) as the sequencer runs them, against 
 frame 1) and ``golden.tdec_layer``, frame by frame over the window of real ops of the shipped
 artifacts, on the product's memories (sim/benchlib/phase_rig.py): ACC after each frame bit-exact
 (the head's ACC: the running sum, ``golden.logits`` at the end), cycles equal to
-``bias.cycles (+ cumulate.cycles) + scatter.cycles``; a flipped bit of one of the scatter's ACC writes must fail."""
+``bias.cycles (+ cumulate.cycles) + scatter.cycles``; a flipped bit of one of the scatter's ACC writes must fail.
+The scatter's word queue (``WordSkid``) is also checked on its own, against a list."""
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
+from amaranth.lib import data
+from amaranth.sim import Simulator
 
 from csdformer.hw import bias, cumulate, scatter
 from csdformer.hw.netmodel import scatter_events
@@ -98,3 +103,47 @@ CORRUPT = [(CASES[1], Flip("acc", n=1, bit=0)), (CASES[2], Flip("acc_w", n=20, b
 def test_scatter_corrupted_rtl_fails(case_, flip):
     with pytest.raises(AssertionError, match=rf"{case_[2]} frame \d+ \(ACC\): \d+ of \d+ differ; first at .*\(word \d+"):
         run_scatter(*case_, flip=flip)
+
+
+def test_word_queue_gives_words_in_order():
+    """The scatter's word queue (WordSkid) on its own: words that arrive while the engine takes
+    none (a fan-out) come out first in first out, one a cycle when taken, with ``have`` exactly
+    when one is held; a word arriving while the queue is empty is the head the next cycle; a
+    flush forgets everything. Random arrivals and takes, within the engine's contract (it takes
+    only when ``have``; at most ``depth`` words held), against a Python list."""
+    layout = data.StructLayout({"mask": 8, "low": 3})
+    depth = scatter.SKID
+    q = scatter.WordSkid(layout, depth)
+    rng = random.Random(7)
+    checked = []
+
+    async def bench(ctx):
+        held, n = [], 0
+        for cycle in range(3000):
+            assert ctx.get(q.have) == bool(held)
+            if held:
+                head = ctx.get(q.head)
+                assert (head.mask, head.low) == held[0]
+            take = bool(held) and rng.random() < 0.6
+            arrive = len(held) - take < depth and rng.random() < 0.7
+            flush = rng.random() < 0.01
+            word = ((n * 37) & 0xFF, n % 8)
+            ctx.set(q.take, take)
+            ctx.set(q.arrive, arrive)
+            ctx.set(q.flush, flush)
+            ctx.set(q.word, {"mask": word[0], "low": word[1]})
+            await ctx.tick()
+            if take:
+                checked.append(held.pop(0))
+            if arrive:
+                held.append(word)
+                n += 1
+            if flush:
+                held = []
+
+    sim = Simulator(q)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len(checked) > 1000
+
