@@ -272,6 +272,7 @@ class Program:
             "num_classes": self.num_classes,
             "widths": dict(self.widths),
             "depths": dict(self.depths),
+            "resident": self.resident,  # every op's weights on chip (else two slots, refilled an image)
             "memory_bits": self.memory_bits(),
             "tensors": {n: {"memory": t.memory, "base": t.base, "rows": t.rows, "cols": t.cols,
                             "groups": t.groups, "words_per_frame": t.words, "shape": list(t.shape),
