@@ -13,21 +13,19 @@ current op runs (double buffering), and each weight is read once per image.
 A header that is not for this fabric sets ``error`` and loads nothing (the host sees no model:
 model id 0). Cycles of a record: :func:`record_cycles`.
 
-With resident weights (``Program.resident``) every record has a place of its own: op word ``j`` at
-byte ``j·op_bytes`` of the staging RAM, its weights after the previous records' in the weight
-memory (the compiler's ``w_base``). The records are read once, back to back, after the tables,
-and never again; ``full`` then says whether the op the sequencer is at (counted from the ``free``
-pulses, one per op it ends) is in, for both slot bits.
+Where each record goes, and when an op's record is in, is :class:`~csdformer.hw.loader_places.RecordPlaces`'s
+(two slots, or with resident weights a place of its own for every record, each read once).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .flash_image import COUNT_BYTES, HEADER_BYTES, MAGIC, VERSION, op_bytes, record_bytes, records_offset, \
     table_specs, word_bytes
+from .loader_places import RecordPlaces
 from .memory import WritePort
 from .weightstream import ADDR_BITS, WeightStream
 
@@ -79,26 +77,13 @@ class ModelLoader(wiring.Component):
         wi = Signal(range(max([D["weight"]] + [n for _, n, _ in tables]) + 1))  # word in the table / block
         n_ops = Signal(range(max(D["ops"], 2) + 1))
         mid = Signal(32)
-        j = Signal.like(n_ops)  # the record
-        nw = Signal(range(D["weight"] + 1))  # its weight words left (a fitting image's counts fit)
-        slot = Signal()
-        m.d.comb += [slot.eq(j[0]), self.weight_slot.eq(slot)]
+        nw = Signal(range(D["weight"] + 1))  # the record's weight words left (a fitting image's counts fit)
+        m.submodules.places = places = RecordPlaces(p)
+        m.d.comb += [places.n_ops.eq(n_ops), places.free.eq(self.free), places.ready.eq(self.ready),
+                     self.full.eq(places.full), self.prefetched.eq(places.prefetched),
+                     self.weight_slot.eq(places.slot), self.model_id.eq(mid)]
         start = self.base + records_offset(p)
         raddr = Signal(ADDR_BITS, init=start)
-        full = Signal(2)
-        resident = p.resident
-        loaded, cur = Signal.like(n_ops), Signal.like(n_ops)  # resident: records in; the sequencer's op
-        wtop = Signal(range(D["weight"] + 1))  # resident: the next weight word's address
-        opbase = Signal(range(max(p.op_slots * OB, 2)))  # resident: record j's op word, j·op_bytes
-        if resident:
-            with m.If(self.free.any()):
-                m.d.sync += cur.eq(Mux(cur + 1 == n_ops, 0, cur + 1))
-            have = loaded > cur
-            m.d.comb += [self.full.eq(Cat(have, have)), self.prefetched.eq(self.ready & (loaded == n_ops))]
-        else:
-            m.d.sync += full.eq(full & ~self.free)
-            m.d.comb += [self.full.eq(full), self.prefetched.eq(full == 0b11)]
-        m.d.comb += self.model_id.eq(mid)
         beat = Signal()
         m.d.comb += [bus.data.ready.eq(1), beat.eq(bus.data.valid)]
         byte = bus.data.payload
@@ -156,8 +141,7 @@ class ModelLoader(wiring.Component):
                 m.d.sync += self.ready.eq(1)
                 m.next = "IDLE"
             with m.State("IDLE"):
-                free_slot = 1 if resident else ~full.bit_select(slot, 1)  # resident: every record has its place
-                m.d.comb += [bus.cmd.valid.eq(free_slot), bus.cmd.payload.eq(raddr)]
+                m.d.comb += [bus.cmd.valid.eq(places.open), bus.cmd.payload.eq(raddr)]
                 with m.If(bus.cmd.valid & bus.cmd.ready):
                     m.d.sync += [bi.eq(0), wi.eq(0)]
                     m.next = "COUNT"
@@ -172,8 +156,7 @@ class ModelLoader(wiring.Component):
                         m.d.sync += bi.eq(0)
                         m.next = "OPWORD"
             with m.State("OPWORD"):
-                m.d.comb += [self.op_w.addr.eq((opbase if resident else Mux(slot, OB, 0)) + bi), self.op_w.data.eq(byte),
-                             self.op_w.en.eq(beat)]
+                m.d.comb += [self.op_w.addr.eq(places.op_base + bi), self.op_w.data.eq(byte), self.op_w.en.eq(beat)]
                 with m.If(beat):
                     m.d.sync += [raddr.eq(raddr + 1), bi.eq(bi + 1)]
                     with m.If(bi == OB - 1):
@@ -185,24 +168,14 @@ class ModelLoader(wiring.Component):
             with m.State("WEIGHTS"):
                 with m.If(beat):
                     m.d.sync += raddr.eq(raddr + 1)
-                # nw: the words still to come
-                take_word(3, wb, wtop if resident else wi, nw == 1, "DONE", [nw.eq(nw - 1)] + ([wtop.eq(wtop + 1)] if resident else []))
+                    m.d.comb += places.word.eq(bi == wb - 1)  # its last byte: the word is written
+                take_word(3, wb, places.weight_addr, nw == 1, "DONE", [nw.eq(nw - 1)])  # nw: the words still to come
             with m.State("DONE"):
-                if resident:  # in its own place for good; after the last, nothing more to read
-                    m.d.sync += [loaded.eq(loaded + 1), j.eq(j + 1), opbase.eq(opbase + OB)]
-                    with m.If(j + 1 == n_ops):
-                        m.next = "RESIDENT"
-                    with m.Else():
-                        m.next = "IDLE"
-                else:
-                    m.d.sync += full.eq((full & ~self.free) | Mux(slot, 0b10, 0b01))
-                    with m.If(j + 1 == n_ops):
-                        m.d.sync += [j.eq(0), raddr.eq(start)]
-                    with m.Else():
-                        m.d.sync += j.eq(j + 1)
-                    m.next = "IDLE"
-            with m.State("RESIDENT"):
-                pass
+                m.d.comb += places.done.eq(1)
+                if not p.resident:  # streamed: after the last record, the first again
+                    with m.If(places.last):
+                        m.d.sync += raddr.eq(start)
+                m.next = "IDLE"
             with m.State("ERROR"):
                 m.d.sync += [self.error.eq(1), mid.eq(0)]
         return m
