@@ -32,7 +32,8 @@ from ..sim import golden
 from .common import one_hot_in_synthesis
 from .memory import ReadPort, WritePort
 from .program import Src
-from .phase import Counter, PhaseUnit, addr_shape, cumulate, idle_state, lane_word, lanes_of, lowest
+from .scatter_walk import TapWalk, WordWalk
+from .phase import PhaseUnit, cumulate, idle_state, lane_word, lanes_of, lowest
 
 __all__ = ["GOLDEN", "Scatter", "ScanStages", "WordSkid", "LaneAccumulate", "SCAN_FILL", "SCAN_DRAIN", "SKID",
            "cycles", "restart", "skid", "fill", "word_layout"]
@@ -233,7 +234,7 @@ class Scatter(PhaseUnit):
     def elaborate(self, platform):
         m = Module()
         p, P, f, fr = self.program, self.program.lanes, self.ctl.op, self.ctl.frame
-        A, CW, mw = addr_shape(p), p.widths["cnt"], self.mwidth
+        CW, mw = p.widths["cnt"], self.mwidth
         m.submodules.scan = scan = ScanStages(p, mw)
         m.submodules.accumulate = acc = LaneAccumulate(p, mw)
         depth = skid(p)
@@ -254,37 +255,23 @@ class Scatter(PhaseUnit):
                      self.sop.eq(acc.sop)]
         connect(m, acc.acc, flipped(self.acc))
         connect(m, acc.acc_w, flipped(self.acc_w))
-        nb = max(len(f[n]) for n in ("n0_m1", "n1_m1", "f0_m1", "f1_m1", "f2_m1"))
-        c0, c1 = Counter("c0", nb, f.n0_m1), Counter("c1", nb, f.n1_m1)
-        k0, k1, k2 = Counter("k0", nb, f.f0_m1), Counter("k1", nb, f.f1_m1), Counter("k2", nb, f.f2_m1)
-        wi, ri = (Signal(max(len(f.words_m1), 3) + 1, name=n) for n in ("wi", "ri"))  # the word, the next to read
-        c2 = Signal(len(f.words_m1) + 1)  # the level-2 count: at most the words
-        E, B, FA, RO = (Signal(A, name=n) for n in ("E", "B", "FA", "RO"))
-        # B + bmul[b]: starting an event is a mux (bmul[0] is 0: lane 0's row is B's own)
-        Bb = [B] + [Signal(A, name=f"Bb{b}") for b in range(1, P)]
+        m.submodules.words = words = WordWalk(p, self.layout)
+        m.submodules.taps = taps = TapWalk(p, self.layout)
+        m.d.comb += [words.op.eq(f), taps.op.eq(f)]
+        wi, Bb = words.wi, words.Bb
+        ri = Signal.like(wi)  # the next word to read
         mask, nxt, single = Signal(mw), Signal(range(mw)), Signal()
         evb = Signal(range(mw))  # the event being fanned out, the lowest set bit of mask
         abits, aprev = Signal(P), Signal(P * CW)
 
-        def set_b(value_of):
-            return [B.eq(value_of(B, 0))] + [Bb[b].eq(value_of(Bb[b], f.bmul[b])) for b in range(1, P)]
-
         def advance():
-            """Step the word counters (c2, c1, c0) and the address accumulators E and B."""
-            m.d.sync += wi.eq(wi + 1)
-            with m.If(~c0.last):
-                m.d.sync += c0.step() + [E.eq(E + f.e_j0)] + set_b(lambda v, _: v + f.b_j0)
-            with m.Elif(~c1.last):
-                m.d.sync += c0.restart() + c1.step() + [E.eq(E + f.e_j1)] + set_b(lambda v, _: v + f.b_j1)
-            with m.Else():
-                m.d.sync += c0.restart() + c1.restart() + [c2.eq(c2 + 1), E.eq(E + f.e_j2)] + \
-                    set_b(lambda v, _: v + f.b_j2)
+            m.d.comb += words.step.eq(1)
 
         def start_event(x, bit, following, is_last):
             """``bit`` of word mask ``x`` is the current event; ``following`` the one after it."""
             lane = bit[:max(1, (P - 1).bit_length())] if P > 1 else 0
-            m.d.sync += [mask.eq(x), evb.eq(bit), nxt.eq(following), single.eq(is_last),
-                         RO.eq(Mux(f.img, B, Array(Bb)[lane]))]
+            m.d.sync += [mask.eq(x), evb.eq(bit), nxt.eq(following), single.eq(is_last)]
+            m.d.comb += [taps.start.eq(1), taps.row.eq(Mux(f.img, Bb[0], Array(Bb)[lane]))]
 
         def stream(index):
             """Issue the read of input word ``index`` (spikes, pixel, Acum) and step the stream."""
@@ -294,8 +281,7 @@ class Scatter(PhaseUnit):
                 m.d.comb += issued.eq(1)
 
         with m.FSM(name="scatter") as fsm:
-            idle_state(m, self.ctl, "SCAN_RD", [s for c in (c0, c1, k0, k1, k2) for s in c.restart()]
-                       + [wi.eq(0), c2.eq(0), E.eq(f.e_base), FA.eq(0)] + set_b(lambda _, o: f.b_base + o))
+            idle_state(m, self.ctl, "SCAN_RD")
             states = ["SCAN_RD"] + [f"SCAN_WAIT{i}" for i in range(1, fill(p))] + ["SCAN_LATCH"]
             for i, (state, then) in enumerate(zip(states, states[1:])):
                 with m.State(state):
@@ -315,33 +301,29 @@ class Scatter(PhaseUnit):
                         m.d.sync += [abits.eq(head.abits), aprev.eq(head.aprev)]
                     with m.If(head.zero):
                         advance()
-                        with m.If(wi == f.words_m1):
+                        with m.If(words.last):
                             m.next = "DRAIN"
                     with m.Else():
                         start_event(head.mask, head.low, head.low2, head.single)
                         m.next = "FANOUT"
             with m.State("FANOUT"):
                 # The output row and column of this tap (signed, as wide as its terms need)
-                oy, ox = (Signal(signed(max(len(c2), nb, len(f.hout), len(f.wout)) + 2), name=n) for n in ("oy", "ox"))
-                m.d.comb += [oy.eq(c2 + f.pad - k2.value), ox.eq(c1.value + f.pad - k1.value)]
+                oy, ox = (Signal(signed(max(len(words.c2), len(taps.k1), len(f.hout), len(f.wout)) + 2), name=n)
+                          for n in ("oy", "ox"))
+                m.d.comb += [oy.eq(words.c2 + f.pad - taps.k2), ox.eq(words.c1 + f.pad - taps.k1)]
                 inside = ~f.check | ((oy >= 0) & (oy < f.hout) & (ox >= 0) & (ox < f.wout))
                 lane = evb[:max(1, (P - 1).bit_length())] if P > 1 else 0
-                m.d.comb += [self.weight.addr.eq(RO), self.spk.addr.eq(fr.b + RO), self.cnt.addr.eq(f.bcum + RO)]
-                m.d.comb += [acc.event.valid.eq(inside), acc.event.addr.eq(E + FA), acc.event.shift.eq(evb),
+                RO = taps.RO
+                m.d.comb += [self.weight.addr.eq(RO), self.spk.addr.eq(fr.b + RO), self.cnt.addr.eq(f.bcum + RO),
+                             taps.step.eq(1)]
+                m.d.comb += [acc.event.valid.eq(inside), acc.event.addr.eq(words.E + taps.FA), acc.event.shift.eq(evb),
                              acc.event.a.eq(Array(abits[i] for i in range(P))[lane]),
                              acc.event.prev.eq(Array(lanes_of(aprev, CW, P, sign=False))[lane]),
-                             acc.event.lanes.eq(Mux(k0.last, f.last_lanes, P))]
-                with m.If(~k0.last):
-                    m.d.sync += k0.step() + [FA.eq(FA + f.fa_j0), RO.eq(RO + f.fw_j0)]
-                with m.Elif(~k1.last):
-                    m.d.sync += k0.restart() + k1.step() + [FA.eq(FA + f.fa_j1), RO.eq(RO + f.fw_j1)]
-                with m.Elif(~k2.last):
-                    m.d.sync += k0.restart() + k1.restart() + k2.step() + [FA.eq(FA + f.fa_j2), RO.eq(RO + f.fw_j2)]
-                with m.Else():  # this event is done: the next one in the word, or the next word
-                    m.d.sync += k0.restart() + k1.restart() + k2.restart() + [FA.eq(0)]
+                             acc.event.lanes.eq(Mux(taps.k0_last, f.last_lanes, P))]
+                with m.If(taps.last):  # this event is done: the next one in the word, or the next word
                     with m.If(single):
                         advance()
-                        with m.If(wi == f.words_m1):
+                        with m.If(words.last):
                             m.next = "DRAIN"
                         with m.Else():  # the next word: queued, or read again
                             m.next = "SCAN_LATCH" if depth else "SCAN_RD"
@@ -356,6 +338,7 @@ class Scatter(PhaseUnit):
             with m.State(drain[-1]):
                 m.d.comb += self.ctl.done.eq(1)
                 m.next = "IDLE"
+        m.d.comb += [words.restart.eq(fsm.ongoing("IDLE")), taps.restart.eq(fsm.ongoing("IDLE"))]
         one_hot_in_synthesis(fsm)  # a state is one flip-flop: none decoded on the event paths
         return m
 
