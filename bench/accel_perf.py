@@ -51,9 +51,8 @@ def main(argv=None) -> int:
     ap.add_argument("--plot")
     args = ap.parse_args(argv)
     if args.board:
-        from csdformer.boards.targets import get_board
-
         from csdformer.boards.cli_build import board_program
+        from csdformer.boards.targets import get_board
 
         board = get_board(args.board)
         args.lanes = args.lanes if "--lanes" in (argv or sys.argv) else str(board.lanes)
