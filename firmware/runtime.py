@@ -21,6 +21,13 @@ __all__ = ["Device", "Answers", "RunStopped", "run_images", "open_serial", "to_w
 
 READ_TIMEOUT_S = 0.05  # pyserial read timeout: how often the answer deadline is checked
 
+try:  # pyserial's POSIX flush (tcdrain) raises termios.error, which is not an OSError
+    import termios
+
+    PORT_ERRORS: tuple[type[BaseException], ...] = (OSError, termios.error)
+except ImportError:  # Windows
+    PORT_ERRORS = (OSError,)
+
 
 def open_serial(port: str, baud: int):
     """Open ``port`` (a device path or any pyserial URL, e.g. ``socket://host:port``)."""
@@ -103,7 +110,7 @@ class Device:
         if hasattr(self._ser, "close"):
             try:
                 self._ser.close()
-            except OSError:
+            except PORT_ERRORS:
                 pass
 
     def __enter__(self):
@@ -112,9 +119,11 @@ class Device:
     def __exit__(self, *exc):
         self.close()
 
-    def _port_failed(self, e: OSError) -> CsdformerError:
-        return CsdformerError(f"device {self._name}: the port failed ({e.__class__.__name__}: {e}); "
-                              "was the device unplugged or reset?")
+    def _port_failed(self, e: BaseException) -> CsdformerError:
+        # OSError and termios.error both carry (errno, text); say it the same way for both
+        a = e.args
+        why = f"{a[1]}, errno {a[0]}" if len(a) == 2 and isinstance(a[0], int) else f"{e.__class__.__name__}: {e}"
+        return CsdformerError(f"device {self._name}: the port failed ({why}); was the device unplugged or reset?")
 
     def request(self, mtype: int, payload: bytes = b"", *, want: int) -> Frame:
         """Send one request (retried as the class says) and return its answer of type ``want``;
@@ -144,7 +153,7 @@ class Device:
             else:
                 tries = f"{self.retries + 1} attempts" if self.retries else "1 attempt"
                 raise CsdformerError(f"device {self._name}: {why} ({tries})")
-        except OSError as e:
+        except PORT_ERRORS as e:
             raise self._port_failed(e) from None
         if frame.type == MsgType.ERROR:
             code = frame.payload[0] if len(frame.payload) == 1 else None

@@ -6,6 +6,7 @@ The fake device is :class:`DeviceModel` answering with the golden runner's resul
 
 import argparse
 import dataclasses
+import sys
 import time
 
 import numpy as np
@@ -167,6 +168,22 @@ def test_class_out_of_range_and_vanished_port(art, images):
     dev = Device(Unplugged(golden_model(art)), timeout=0.1)
     with pytest.raises(CsdformerError, match="the port failed .*unplugged"):
         dev.info()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="termios is POSIX")
+def test_port_that_vanishes_while_draining(art):
+    """pyserial's POSIX flush is tcdrain, whose failure is a termios.error (not an OSError): a pty
+    closed under it must still be the one-line 'port failed' error (seen in CI on a vanishing pty)."""
+    import termios
+
+    class DrainFails(LoopbackSerial):
+        def flush(self):
+            raise termios.error(5, "Input/output error")
+
+    dev = Device(DrainFails(golden_model(art)), timeout=0.1)
+    with pytest.raises(CsdformerError, match=r"the port failed \(Input/output error, errno 5\); was the device unplugged"):
+        dev.info()
+    dev.close()
 
 
 def test_run_images_keeps_what_it_has(art, images):
