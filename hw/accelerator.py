@@ -10,7 +10,9 @@ memory                  holds (users)
 SPK                     every spike tensor, all ``T`` frames (sequencer's debug read,
                         scatter, cumulate, sink, max-pool, transposer)
 CUR                     stored currents: the residual stream (sink)
-ACC                     one frame of one layer's current (bias, scatter, sink, logits)
+ACC                     one frame of one layer's current (bias, scatter, sink, logits);
+                        two buffers (``Program.acc_buffers``): a step's sink drains
+                        one while the next step's scatter fills the other
 MEM                     membrane potentials (sink)
 CNT                     cumulative spike counts (cumulate, scatter's TDEC, max-pool)
 IMG                     the image (sequencer writes, scatter reads)
@@ -47,7 +49,7 @@ from .common import unsigned_bits
 from .cumulate import Cumulate
 from .logits import Logits
 from .maxpool import MaxPool
-from .memory import BankedMemory, WeightBuffer
+from .memory import AccBuffers, BankedMemory, WeightBuffer
 from .flash_image import op_bytes
 from .weightstream import WeightStream
 from .program import Program, compile_program
@@ -112,7 +114,8 @@ class Accelerator(wiring.Component):
                                 registered_write=True),
             "cnt": BankedMemory(P * W["cnt"], D["cnt"], readers=3, writers=3, transparent=True, registered_write=True),
             "img": BankedMemory(W["pixel"], D["img"]),
-            "acc": BankedMemory(P * W["acc"], D["acc"], readers=3, writers=3, transparent=True),
+            "acc": (AccBuffers(P * W["acc"], D["acc"], buffers=p.acc_buffers, readers=3, writers=3, transparent=True)
+                    if p.acc_buffers > 1 else BankedMemory(P * W["acc"], D["acc"], readers=3, writers=3, transparent=True)),
             "weight": WeightBuffer(P * W["weight"], D["weight"], single_port="weight" in sp, resident=p.resident),
             "op": BankedMemory(8, p.op_slots * op_bytes(p)),
             "bias": BankedMemory(P * W["bias"], D["bias"]),

@@ -13,8 +13,9 @@ is registered on both sides, per tile-deep bank:
 A memory has one physical read and one write port, shared by the phase units that use it: each
 unit gets a port of its own (``read[i]``, ``write[i]``) and drives its address, data and enable to
 zero while it does not use them (a unit's combinational outputs are zero outside the states that
-drive them), so the memory ORs its users' ports. Phases run one at a time; the verification
-catches two users in one cycle.
+drive them), so the memory ORs its users' ports. No two phases use one memory's port at once
+(the sink and the scatter that run side by side each have an ACC buffer: :class:`AccBuffers`);
+the verification catches two users in one cycle.
 
 A write lands on the bank its address names; with ``registered_write`` it is applied a cycle
 later (for write data that comes out of adders). ``transparent`` makes a read see a write to the
@@ -39,7 +40,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["ReadPort", "WritePort", "BankedMemory", "SinglePortRam", "WeightBuffer", "tile_depth", "SPRAM_DEPTH", "SPRAM_WIDTH",
+__all__ = ["ReadPort", "WritePort", "BankedMemory", "AccBuffers", "SinglePortRam", "WeightBuffer", "tile_depth", "SPRAM_DEPTH", "SPRAM_WIDTH",
            "DATA_LATENCY", "Q_LATENCY"]
 
 SPRAM_DEPTH, SPRAM_WIDTH = 16384, 16  # one SB_SPRAM256KA
@@ -187,6 +188,49 @@ class BankedMemory(wiring.Component):
         r = Signal.like(v, name=(v.name or "v") + "_r")
         m.d.sync += r.eq(v)
         return r
+
+
+class AccBuffers(wiring.Component):
+    """ACC as ``buffers`` (2) :class:`BankedMemory` of ``depth`` words side by side, each with its own
+    read and write port, so that two users work at once, each in its own buffer (the sink of one
+    step and the scatter of the next). A user's address holds the buffer above the word (bit
+    ``k``, the word's bits below it): the buffer travels with the address down the user's pipeline,
+    so a write issued before the buffers swap still lands in its own. Ports as
+    :class:`BankedMemory`'s (``read[i]``, ``write[i]``, the same latencies); a user's port reaches
+    the buffer its address names and is zero at the others, and a read's ``data`` and ``q`` come
+    from the buffer its address named (the buffer bit delayed with the read)."""
+
+    def __init__(self, width: int, depth: int, *, buffers: int = 2, readers: int = 1, writers: int = 1,
+                 transparent=False):
+        self.width, self.depth, self.buffers = width, depth, buffers
+        self.k = max(1, (depth - 1).bit_length())
+        self.port_depth = buffers << self.k
+        self._kw = dict(readers=readers, writers=writers, transparent=transparent)
+        self.transparent, self.registered_write, self.single_port = transparent, False, False
+        super().__init__({"read": In(ReadPort(self.port_depth, width)).array(readers),
+                          "write": In(WritePort(self.port_depth, width)).array(writers)})
+
+    def elaborate(self, platform):
+        m = Module()
+        k = self.k
+        self.memories = [BankedMemory(self.width, self.depth, **self._kw) for _ in range(self.buffers)]
+        self.ram = self.memories[0]  # read-only, for tests: buffer 0
+        for b, mem in enumerate(self.memories):
+            m.submodules[f"buffer{b}"] = mem
+            for r, port in zip(self.read, mem.read):
+                m.d.comb += port.addr.eq(Mux(r.addr[k:] == b, r.addr[:k], 0))
+            for w, port in zip(self.write, mem.write):
+                on = w.addr[k:] == b
+                m.d.comb += [port.addr.eq(Mux(on, w.addr[:k], 0)), port.data.eq(Mux(on, w.data, 0)),
+                             port.en.eq(w.en & on)]
+        for i, r in enumerate(self.read):
+            sel = [r.addr[k:]]  # the buffer of the read issued DATA_LATENCY / Q_LATENCY cycles ago
+            for n in range(Q_LATENCY):
+                sel.append(Signal.like(sel[0], name=f"sel{i}_{n + 1}"))
+                m.d.sync += sel[-1].eq(sel[-2])
+            m.d.comb += [r.data.eq(Array(x.read[i].data for x in self.memories)[sel[DATA_LATENCY]]),
+                         r.q.eq(Array(x.read[i].q for x in self.memories)[sel[Q_LATENCY]])]
+        return m
 
 
 class WeightBuffer(wiring.Component):

@@ -33,7 +33,7 @@ from . import bias, cumulate, logits, maxpool, scatter, sequencer, sink, transpo
 from .loader import record_cycles
 from .program import SCATTER_SRC, Op, Program, Sink, Src
 
-__all__ = ["ImageModel", "image_model", "trace_layers", "scatter_events", "op_costs"]
+__all__ = ["ImageModel", "image_model", "trace_layers", "scatter_events", "frame_events", "op_costs", "min_cycles"]
 
 
 @dataclass
@@ -71,16 +71,21 @@ def _bits(program: Program, name: str, frames: np.ndarray) -> np.ndarray:
 
 def scatter_events(program: Program, op: Op, frames: dict[str, np.ndarray], image: np.ndarray, T: int):
     """(events, live_words, sops) of an op's scatter over all its frames (see :func:`op_costs`)."""
+    return tuple(int(sum(x)) for x in frame_events(program, op, frames, image, T))
+
+
+def frame_events(program: Program, op: Op, frames: dict[str, np.ndarray], image: np.ndarray, T: int):
+    """Per scattered frame (one for the encoding layer, else ``T``): the lists (events,
+    live_words, sops) of an op's scatter (see :func:`op_costs`)."""
     f = op.f
     layer = program.artifact.layer(op.layers[0])
-    events = live_words = sops = 0
+    events, live_words, sops = [], [], []
     if op.src is Src.IMG:
         c, h, w = program.input_shape
         px = image.reshape(c, h, w).transpose(1, 2, 0).reshape(-1)  # (y, x, c) order
         ev = np.array([bin(int(v)).count("1") for v in px])
         taps = _valid_taps(f, h, w)[:, :, None].repeat(c, axis=2).reshape(-1)
-        sops += int((ev * taps).sum()) * f["real_cols"]
-        return int(ev.sum()), int((px[:-1] != 0).sum()), sops
+        return [int(ev.sum())], [int((px[:-1] != 0).sum())], [int((ev * taps).sum()) * f["real_cols"]]
     if op.src is Src.SYN:
         src = program.tensors[_resolve(program, layer.inputs[0])].name
         bits = _bits(program, src, frames[src])  # (T, words, P)
@@ -91,9 +96,9 @@ def scatter_events(program: Program, op: Op, frames: dict[str, np.ndarray], imag
             taps = np.ones(n2 * n1 * n0, dtype=np.int64)
         for t in range(T):
             ev = bits[t].sum(axis=1)
-            events += int(ev.sum())
-            live_words += int((ev[:-1] != 0).sum())
-            sops += int((ev * taps).sum()) * f["real_cols"]
+            events.append(int(ev.sum()))
+            live_words.append(int((ev[:-1] != 0).sum()))
+            sops.append(int((ev * taps).sum()) * f["real_cols"])
         return events, live_words, sops
     # TDEC: events are elements with Acum(t) > 0.
     a = _bits(program, layer.inputs[0], frames[layer.inputs[0]])
@@ -101,9 +106,9 @@ def scatter_events(program: Program, op: Op, frames: dict[str, np.ndarray], imag
     for t in range(T):
         live = acum[t] > 0
         ev = int(live.sum())
-        events += ev
-        live_words += int(live.any(axis=1)[:-1].sum())
-        sops += ev * f["real_cols"]
+        events.append(ev)
+        live_words.append(int(live.any(axis=1)[:-1].sum()))
+        sops.append(ev * f["real_cols"])
     return events, live_words, sops
 
 
@@ -149,8 +154,12 @@ def image_model(program: Program, frames: dict[str, np.ndarray], image: np.ndarr
     for op, cost in zip(program.ops, op_costs(program, delay)):
         c, s = cost["fixed"], 0
         if op.src in SCATTER_SRC:
-            events, live_words, s = scatter_events(program, op, frames, image, T)
-            c += cost["per_event"] * events + cost["per_live_word"] * live_words
+            events, live_words, sops = frame_events(program, op, frames, image, T)
+            s = sum(sops)
+            c += cost["per_event"] * sum(events) + cost["per_live_word"] * sum(live_words)
+            # Steps 2..T: the sink of the step before runs beside this step's front phases.
+            c -= sum(min(cost["frame_fixed"] + cost["per_event"] * e + cost["per_live_word"] * w, cost["beside"])
+                     for e, w in zip(events[1:], live_words[1:]))
         if op.sink is Sink.DIF:
             spikes += _spikes(program, op, frames[op.name])
         per_op[op.label] = c
@@ -194,18 +203,22 @@ def _memory_waits(program: Program, costs: list[int], timing) -> tuple[int, int]
 def op_costs(program: Program, delay: int) -> list[dict]:
     """The cycle model as formulas, per op, for a given delay (what ``csdformer rtl`` documents):
     the sum of the cycles of the sequencer and of the phase units the op runs (each unit's
-    ``cycles``).
+    ``cycles``), less what runs side by side.
 
-    ``cycles = fixed + per_event · events + per_live_word · live_words`` where ``events`` are the
-    op's input events over its frames (spikes of its input; set pixel bits for the encoding
-    layer; elements with ``Acum(t) > 0`` for TDEC) and ``live_words`` the input words holding at
-    least one event, but the last word of each frame.
+    ``cycles = fixed + per_event · events + per_live_word · live_words − Σ_{t=2..T} min(F_t, beside)``
+    where ``events`` are the op's input events over its frames (spikes of its input; set pixel bits
+    for the encoding layer; elements with ``Acum(t) > 0`` for TDEC), ``live_words`` the input words
+    holding at least one event, but the last word of each frame, and ``F_t = frame_fixed +
+    per_event · events_t + per_live_word · live_words_t`` step ``t``'s front phases (TDEC's
+    cumulative counts and the scatter). ``beside``: the cycles of one sink pass where it runs beside
+    the next step's front phases (two ACC buffers, a scatter into a DIF or a store:
+    :mod:`csdformer.hw.sequencer`), else 0: a step then costs ``max(F_t, beside)``, not their sum.
     """
     out = []
     for op in program.ops:
         steps = program.T + delay if op.sink is Sink.DIF else program.T
         fixed = sequencer.cycles(op, program, delay)
-        per_event = per_live_word = 0
+        per_event = per_live_word = frame_fixed = beside = 0
         if op.src in SCATTER_SRC:
             fixed += bias.cycles(op, program) + scatter.cycles(op, program, events=0, live_words=0)
             per_event, per_live_word = op.f["fanout"], scatter.restart(op, program)
@@ -217,8 +230,20 @@ def op_costs(program: Program, delay: int) -> list[dict]:
             fixed += transpose.cycles(op, program)
         if op.sink in (Sink.DIF, Sink.STORE):
             fixed += sink.cycles(op, program, steps)
+            if sequencer.lags(op, program):
+                beside = sink.cycles(op, program, 1)
+                frame_fixed = scatter.cycles(op, program, events=0, live_words=0) // program.T
+                if op.src is Src.TDEC:
+                    frame_fixed += cumulate.cycles(op, program) // program.T
         if op.sink is Sink.LOGITS:
             fixed += logits.cycles(program)
         out.append({"op": op.label, "src": op.src.name.lower(), "sink": op.sink.name.lower(), "fixed": fixed,
-                    "per_event": per_event, "per_live_word": per_live_word})
+                    "per_event": per_event, "per_live_word": per_live_word, "frame_fixed": frame_fixed,
+                    "beside": beside})
     return out
+
+
+def min_cycles(program: Program, delay: int) -> int:
+    """The model's cycles for an image with no events: the fixed costs, less the sinks beside."""
+    return program.n_pixels + sum(c["fixed"] - (program.T - 1) * min(c["frame_fixed"], c["beside"])
+                                  for c in op_costs(program, delay))

@@ -12,14 +12,14 @@ the step's flags and the frame's base addresses.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .common import unsigned_bits
 from .memory import ReadPort, WritePort
 
-__all__ = ["PhaseControl", "frame_layout", "addr_shape", "lane_word", "lanes_of", "Counter", "cumulate", "lowest", "issue_pipe", "WriteCursor", "idle_state", "Walk", "RowWalk", "PhaseUnit"]
+__all__ = ["PhaseControl", "frame_layout", "addr_shape", "acc_addr", "lane_word", "lanes_of", "Counter", "cumulate", "lowest", "issue_pipe", "WriteCursor", "idle_state", "Walk", "RowWalk", "PhaseUnit"]
 
 
 def addr_shape(program) -> signed:
@@ -29,22 +29,35 @@ def addr_shape(program) -> signed:
 
 def frame_layout(program) -> data.StructLayout:
     """The step ``t`` of an op as its flags (``first``: t = 1, ``integrate``: t ≤ T, ``fire``:
-    t > D) and the base address of this frame of each operand (``src``, ``b``, ``cur``, ``out``)."""
+    t > D), ``bank`` (the ACC buffer of this frame: ``t − 1`` mod 2 for an op whose sink runs beside
+    the next step's scatter, else 0; :attr:`~csdformer.hw.program.Program.acc_buffers`) and the
+    base address of this frame of each operand (``src``, ``b``, ``cur``, ``out``)."""
     A = addr_shape(program)
-    return data.StructLayout({"first": 1, "integrate": 1, "fire": 1, "src": A, "b": A, "cur": A, "out": A})
+    return data.StructLayout({"first": 1, "integrate": 1, "fire": 1, "bank": 1, "src": A, "b": A, "cur": A,
+                              "out": A})
+
+
+def acc_addr(program, word, bank):
+    """A unit's ACC address: ``word`` in buffer ``bank`` (the frame's), the buffer above the word's
+    bits (:class:`~csdformer.hw.memory.AccBuffers`); ``word`` alone with one buffer."""
+    if program.acc_buffers == 1:
+        return word
+    k = (program.port_shape("acc")[0] // program.acc_buffers - 1).bit_length()
+    low = Value.cast(word)[:k]
+    return Cat(low, Const(0, k - len(low)), bank)
 
 
 class PhaseUnit(wiring.Component):
     """A phase unit of ``program``: ``ctl`` (:class:`PhaseControl` with the op group ``op`` and the
     ``ctl_extra`` members), a read port ``<name>`` for each memory in ``reads`` and a write port
-    ``<name>_w`` for each in ``writes`` (shapes from :meth:`Program.memory_shape`), and ``extra``
+    ``<name>_w`` for each in ``writes`` (shapes from :meth:`Program.port_shape`), and ``extra``
     members."""
 
     def __init__(self, program, op, *, reads=(), writes=(), extra=None, ctl_extra=None):
         self.program = program
         members = {"ctl": In(PhaseControl(program, op, ctl_extra))}
-        members.update({n: Out(ReadPort(*program.memory_shape(n))) for n in reads})
-        members.update({f"{n}_w": Out(WritePort(*program.memory_shape(n))) for n in writes})
+        members.update({n: Out(ReadPort(*program.port_shape(n))) for n in reads})
+        members.update({f"{n}_w": Out(WritePort(*program.port_shape(n))) for n in writes})
         super().__init__(dict(members, **(extra or {})))
 
 

@@ -235,6 +235,23 @@ class Program:
         return 2 if {"cur", "mem"} & set(self.single_port) else 1
 
     @property
+    def acc_buffers(self) -> int:
+        """ACC's buffers: 2 (a double buffer: the sink of step ``t − 1`` reads and clears one while
+        the scatter of step ``t`` accumulates into the other, so the two run side by side; the
+        buffer is a frame's ``bank``), or 1 where CUR or MEM is single-port, the iCEBreaker's
+        configuration, whose block RAMs and logic cells are nearly all used. Decided by the
+        memories, as :attr:`sink_gap` is."""
+        return 1 if {"cur", "mem"} & set(self.single_port) else 2
+
+    def port_shape(self, name: str) -> tuple[int, int]:
+        """(address range, word width) of a unit's port on memory ``name``: :meth:`memory_shape`,
+        but ACC's address holds its buffer above the word (a bit more, with two buffers)."""
+        depth, width = self.memory_shape(name)
+        if name == "acc" and self.acc_buffers > 1:
+            depth = self.acc_buffers << max(1, (depth - 1).bit_length())
+        return depth, width
+
+    @property
     def n_pixels(self) -> int:
         c, h, w = self.input_shape
         return c * h * w
@@ -252,11 +269,12 @@ class Program:
         return d["param" if name in ("threshold", "v0") else name], P * w[name]
 
     def memory_bits(self) -> dict[str, int]:
-        """Bits of each on-chip memory; thresholds and ``v0`` together as ``param``; the weight
-        buffer's two slots (resident: every op's weights, once) and the op staging RAM
+        """Bits of each on-chip memory; thresholds and ``v0`` together as ``param``; ACC's buffers
+        (:attr:`acc_buffers`); the weight buffer's two slots (resident: every op's weights, once) and the op staging RAM
         (:attr:`op_slots` op words) as ``weight`` and ``op``."""
         bits = {n: d * w for n, (d, w) in ((n, self.memory_shape(n)) for n in self.MEMORIES)}
         bits["param"] = bits.pop("threshold") + bits.pop("v0")
+        bits["acc"] *= self.acc_buffers
         if not self.resident:
             bits["weight"] *= 2
         bits["op"] = self.op_slots * 8 * -(-self.layout.size // 8)

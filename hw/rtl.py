@@ -22,7 +22,7 @@ from .. import __version__
 from .accelerator import Accelerator
 from .common import HwParamError, replacing_folder, verilog_text
 from .flash_image import build_image
-from .netmodel import op_costs
+from .netmodel import min_cycles, op_costs
 from .program import Program
 
 __all__ = ["TOP", "write_rtl", "describe"]
@@ -61,8 +61,10 @@ def describe(acc: Accelerator, delay: int) -> dict:
         "ops": [dict(o, **c) for o, c in zip(d["ops"], costs)],
         "cycle_model": {
             "delay": delay,
-            "formula": "cycles = n_pixels + sum over ops of (fixed + per_event * events + per_live_word * live_words)",
-            "min_cycles": p.n_pixels + sum(c["fixed"] for c in costs),
+            "formula": "cycles = n_pixels + sum over ops of (fixed + per_event * events + per_live_word * live_words "
+                       "- sum over steps t = 2..T of min(frame_fixed + per_event * events_t + per_live_word * "
+                       "live_words_t, beside))",
+            "min_cycles": min_cycles(p, delay),
         },
     }
 

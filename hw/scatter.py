@@ -33,7 +33,7 @@ from .common import one_hot_in_synthesis
 from .memory import ReadPort, WritePort
 from .program import Src
 from .scatter_walk import TapWalk, WordWalk
-from .phase import PhaseUnit, cumulate, idle_state, lane_word, lanes_of, lowest
+from .phase import PhaseUnit, acc_addr, cumulate, idle_state, lane_word, lanes_of, lowest
 
 __all__ = ["GOLDEN", "Scatter", "ScanStages", "WordSkid", "LaneAccumulate", "SCAN_FILL", "SCAN_DRAIN", "SKID",
            "cycles", "restart", "skid", "fill", "word_layout"]
@@ -90,7 +90,7 @@ def word_layout(program, mwidth: int) -> data.StructLayout:
 
 def event_layout(program, mwidth: int) -> data.StructLayout:
     """One lane word of one event, as it enters the ACC pipeline."""
-    return data.StructLayout({"valid": 1, "addr": range(program.depths["acc"]), "lanes": range(program.lanes + 1),
+    return data.StructLayout({"valid": 1, "addr": range(program.port_shape("acc")[0]), "lanes": range(program.lanes + 1),
                               "shift": range(max(mwidth, 2)), "a": 1, "prev": program.widths["cnt"]})
 
 
@@ -187,8 +187,8 @@ class LaneAccumulate(wiring.Component):
         super().__init__({
             "img": In(1), "tdec": In(1), "event": In(self.ev),
             "w_q": In(P * W["weight"]), "spk_q": In(P), "cnt_q": In(P * W["cnt"]),
-            "acc": Out(ReadPort(p.depths["acc"], P * W["acc"])),
-            "acc_w": Out(WritePort(p.depths["acc"], P * W["acc"])),
+            "acc": Out(ReadPort(*p.port_shape("acc"))),
+            "acc_w": Out(WritePort(*p.port_shape("acc"))),
             "sop": Out(range(P + 1)),
         })
 
@@ -316,7 +316,8 @@ class Scatter(PhaseUnit):
                 RO = taps.RO
                 m.d.comb += [self.weight.addr.eq(RO), self.spk.addr.eq(fr.b + RO), self.cnt.addr.eq(f.bcum + RO),
                              taps.step.eq(1)]
-                m.d.comb += [acc.event.valid.eq(inside), acc.event.addr.eq(words.E + taps.FA), acc.event.shift.eq(evb),
+                m.d.comb += [acc.event.valid.eq(inside), acc.event.addr.eq(acc_addr(p, words.E + taps.FA, fr.bank)),
+                             acc.event.shift.eq(evb),
                              acc.event.a.eq(Array(abits[i] for i in range(P))[lane]),
                              acc.event.prev.eq(Array(lanes_of(aprev, CW, P, sign=False))[lane]),
                              acc.event.lanes.eq(Mux(taps.k0_last, f.last_lanes, P))]

@@ -6,7 +6,14 @@ the op's buffer slot (op index mod 2) holds its record (:mod:`csdformer.hw.loade
 ``OP_DECODE`` decodes its kinds, ``OP_SETUP`` sets the frame bases (and starts the bias pass, ``ACC ← bias``, for a scatter op), then per step
 ``t = 1 .. T (+ D)``: ``FRAME`` dispatches the step's phases (scatter then sink, TDEC's cumulative
 counts first; or the sink alone; cumulative counts then max-pool; transpose), waits for each, and ``NEXT`` moves the frame on. After the head's steps it
-starts the logits unit. It also keeps the performance counters (cycles, SOPs, spikes) and the
+starts the logits unit.
+
+With two ACC buffers (:attr:`~csdformer.hw.program.Program.acc_buffers`) the sink of an op that
+scatters into a DIF or a store (``lag``) runs one step behind: step ``t``'s ``FRAME`` starts the
+scatter of frame ``t`` and, beside it, the sink of frame ``t − 1`` (the frame ``NEXT`` left,
+``late``, with its own ACC buffer), and the step ends when both are done; the fire-only steps run
+the sink of the step before, and the op's last sink follows its last step. A step then costs
+``max(scatter, sink)`` instead of their sum (:func:`csdformer.hw.netmodel.op_costs`). It also keeps the performance counters (cycles, SOPs, spikes) and the
 debug read port (an SPK word, :data:`DBG_LATENCY` cycles after its address, while idle).
 
 When an op ends it frees its slot for the loader.
@@ -31,15 +38,22 @@ from amaranth.lib.wiring import In, Out
 from .common import one_hot_in_synthesis
 from .flash_image import op_bytes
 from .memory import DATA_LATENCY, ReadPort, WritePort
-from .phase import PhaseControl
-from .program import SCATTER_SRC, Program, Sink
+from .phase import PhaseControl, frame_layout
+from .program import SCATTER_SRC, Program, Sink, Src
 from .sequencer_counters import PerfCounters
 from .sequencer_op import OpRegister
 from .sequencer_steps import StepCounter
 
-__all__ = ["Sequencer", "DBG_LATENCY", "cycles"]
+__all__ = ["Sequencer", "DBG_LATENCY", "cycles", "lags"]
 
 DBG_LATENCY = DATA_LATENCY  # the debug port reads SPK's unregistered output
+
+
+def lags(op, program: Program) -> bool:
+    """Whether ``op``'s sink runs a step behind its scatter, beside the next step's (module
+    docstring): two ACC buffers, and a scatter of spikes (not the encoding layer's, which scatters
+    once for every step) into a DIF or a store."""
+    return program.acc_buffers > 1 and op.src in (Src.SYN, Src.TDEC) and op.sink in (Sink.DIF, Sink.STORE)
 
 
 def cycles(op, program: Program, delay: int) -> int:
@@ -89,11 +103,25 @@ class Sequencer(wiring.Component):
         m.submodules.counters = counters = PerfCounters(p.lanes)
         wiring.connect(m, rec.ram, wiring.flipped(self.op))
         reg = rec.fields
+        # The op's sink runs a step behind its scatter, in the other ACC buffer (module docstring).
+        self.lag = lag = Signal()
+        if p.acc_buffers > 1:
+            m.d.comb += lag.eq((rec.src.syn | rec.src.tdec) & (rec.sink.dif | rec.sink.store))
+        late = Signal(frame_layout(p))  # the frame of the step before: the lagging sink's
+        self.sink_busy = sink_busy = Signal()
+        with m.If(steps.step):
+            m.d.sync += late.eq(steps.frame)
+        with m.If(self.sink.start):
+            m.d.sync += sink_busy.eq(1)
+        with m.If(self.sink.done):
+            m.d.sync += sink_busy.eq(0)
         m.d.comb += [self.slot.eq(rec.slot), steps.delay.eq(self.delay), steps.bases.eq(reg.frame),
-                     steps.dif.eq(rec.sink.dif), counters.sop.eq(self.sop), counters.fired.eq(self.fired),
+                     steps.dif.eq(rec.sink.dif), steps.lag.eq(lag), counters.sop.eq(self.sop),
+                     counters.fired.eq(self.fired),
                      self.cycles.eq(counters.cycles), self.spikes.eq(counters.spikes), self.sops.eq(counters.sops)]
-        phases = (self.bias, self.cumulate, self.scatter, self.sink, self.maxpool, self.transpose, self.logits)
+        phases = (self.bias, self.cumulate, self.scatter, self.maxpool, self.transpose, self.logits)
         m.d.comb += [ph.frame.eq(steps.frame) for ph in phases]
+        m.d.comb += self.sink.frame.eq(Mux(lag, late, steps.frame))
         m.d.comb += [self.bias.op.eq(reg.bias), self.cumulate.op.eq(reg.cumulate), self.sink.op.eq(reg.sink_fields),
                      self.scatter.op.eq(reg.source.scatter), self.maxpool.op.eq(reg.source.maxpool),
                      self.transpose.op.eq(reg.source.transpose)]
@@ -150,15 +178,20 @@ class Sequencer(wiring.Component):
         op's end: OP_END, or the logits of the head."""
         src, sink, frame = rec.src, rec.sink, steps.frame
         with m.State("FRAME"):
+            beside = self.lag & ~frame.first  # a lagging sink starts with the step's front phase
             with m.If(steps.over):
                 with m.If(sink.logits):
                     _start(m, self.logits, "WAIT_LOGITS")
+                with m.Elif(self.lag):  # the last step's sink
+                    _start(m, self.sink, "WAIT_LAST_SINK")
                 with m.Else():
                     m.next = "OP_END"
             with m.Elif((src.tdec & frame.integrate) | src.maxpool):
                 _start(m, self.cumulate, "WAIT_CUMULATE")
+                m.d.comb += self.sink.start.eq(beside)
             with m.Elif((src.syn & frame.integrate) | (src.img & frame.first)):
                 _start(m, self.scatter, "WAIT_SCATTER")
+                m.d.comb += self.sink.start.eq(beside)
             with m.Elif(src.transpose):
                 _start(m, self.transpose, "WAIT_TRANSPOSE")
             with m.Elif(sink.logits):
@@ -178,8 +211,18 @@ class Sequencer(wiring.Component):
             with m.If(self.scatter.done):
                 with m.If(sink.logits):
                     m.next = "NEXT"
+                with m.Elif(self.lag & self.sink_busy & ~self.sink.done):  # the sink beside it: waited for
+                    m.next = "JOIN"
+                with m.Elif(self.lag):
+                    m.next = "NEXT"
                 with m.Else():
                     _start(m, self.sink, "WAIT_SINK")
+        with m.State("JOIN"):
+            with m.If(self.sink.done):
+                m.next = "NEXT"
+        with m.State("WAIT_LAST_SINK"):
+            with m.If(self.sink.done):
+                m.next = "OP_END"
         for name, phase in (("SINK", self.sink), ("MAXPOOL", self.maxpool), ("TRANSPOSE", self.transpose)):
             with m.State(f"WAIT_{name}"):
                 with m.If(phase.done):

@@ -15,7 +15,7 @@ __all__ = ["StepCounter"]
 
 class StepCounter(wiring.Component):
     """Step ``t = 1 .. T`` of an op (``T + D`` for a DIF op, D the image's delay) and its frame: the
-    flags (``first``: t = 1, ``integrate``: t ≤ T, ``fire``: t > D) and the operands' bases, each
+    flags (``first``: t = 1, ``integrate``: t ≤ T, ``fire``: t > D), its ACC buffer and the operands' bases, each
     moved on by its step every step (``out`` of a DIF op only where it fired).
 
     Parameters
@@ -39,6 +39,9 @@ class StepCounter(wiring.Component):
         The op's frame bases and steps.
     dif : In(1)
         The op's sink is DIF.
+    lag : In(1)
+        The op's sink runs a step behind its scatter, beside the next step's: its frames take the ACC
+        buffers in turn (``bank``), else all buffer 0.
     frame : Out(frame_layout(program))
         The step's frame.
     over : Out(1)
@@ -49,7 +52,8 @@ class StepCounter(wiring.Component):
         self.program = p = program
         super().__init__({
             "image": In(1), "delay": In(range(max(p.T, 2))), "first": In(1), "setup": In(1), "step": In(1),
-            "bases": In(p.layout["frame"].shape), "dif": In(1), "frame": Out(frame_layout(p)), "over": Out(1),
+            "bases": In(p.layout["frame"].shape), "dif": In(1), "lag": In(1), "frame": Out(frame_layout(p)),
+            "over": Out(1),
         })
 
     def elaborate(self, platform):
@@ -61,14 +65,15 @@ class StepCounter(wiring.Component):
             m.d.sync += dly.eq(self.delay)
         with m.If(self.first):
             m.d.sync += [t.eq(1), frame.first.eq(1), frame.integrate.eq(1), frame.fire.eq(dly == 0),
-                         self.over.eq(0)]
+                         frame.bank.eq(0), self.over.eq(0)]
         with m.If(self.setup):
             m.d.sync += [frame.src.eq(st.src), frame.b.eq(st.b), frame.cur.eq(st.cur), frame.out.eq(st.out),
                          last_t.eq(Mux(self.dif, T + dly, T))]
         with m.If(self.step):
             m.d.sync += [t.eq(t + 1), frame.first.eq(0), frame.integrate.eq(t < T), frame.fire.eq(t >= dly),
                          self.over.eq(t >= last_t), frame.src.eq(frame.src + st.src_step),
-                         frame.b.eq(frame.b + st.b_step), frame.cur.eq(frame.cur + st.cur_step)]
+                         frame.b.eq(frame.b + st.b_step), frame.cur.eq(frame.cur + st.cur_step),
+                         frame.bank.eq(frame.bank ^ self.lag)]
             with m.If(~self.dif | frame.fire):
                 m.d.sync += frame.out.eq(frame.out + st.out_step)
         return m

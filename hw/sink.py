@@ -21,13 +21,13 @@ parity. Cycles: :func:`cycles`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data
 from amaranth.lib.wiring import Out
 
 from ..sim import golden
 from .memory import Q_LATENCY
-from .phase import PhaseUnit, RowWalk, WriteCursor, addr_shape, idle_state, issue_pipe, lanes_of
+from .phase import PhaseUnit, RowWalk, acc_addr, WriteCursor, addr_shape, idle_state, issue_pipe, lanes_of
 
 __all__ = ["GOLDEN", "SinkArray", "cycles", "depth", "acc_stage"]
 
@@ -85,7 +85,10 @@ class SinkArray(PhaseUnit):
         issued = Signal()
         # The words written (ACC's clear at q2, MEM at the last stage) and the output address (SPK
         # or CUR), counted where they are written.
-        w2 = WriteCursor(m, "w2", len(wi), 0, issue=issued, write=q[2].valid)
+        # ACC's clear: in the frame's buffer, which its cursor holds from the first issue on (the
+        # pass's last clears come after ``done``, when the sequencer may have moved to the next frame).
+        w2 = WriteCursor(m, "w2", len(self.acc_w.addr), acc_addr(p, Const(0, 1), fr.bank), issue=issued,
+                         write=q[2].valid)
         wd = WriteCursor(m, f"w{D}", len(wi), 0, issue=issued, write=q[D].valid)
         ad = WriteCursor(m, f"a{D}", A, fr.out, issue=issued, write=q[D].valid,
                          skip=Mux(q[D].row_end, f.skip, 0) if tiles else 0)
@@ -96,7 +99,8 @@ class SinkArray(PhaseUnit):
             idle_state(m, self.ctl, "SINK", walk.restart() + w2.idle() + wd.idle() + ad.idle()
                        + ([shift.eq(f.shift)] if extra else []) + ([wo.eq(0)] if tiles else []))
             with m.State("SINK"):
-                m.d.comb += [self.acc.addr.eq(wi), self.cur.addr.eq(fr.cur + wo), self.mem.addr.eq(wi)]
+                m.d.comb += [self.acc.addr.eq(acc_addr(p, wi, fr.bank)), self.cur.addr.eq(fr.cur + wo),
+                             self.mem.addr.eq(wi)]
                 with m.If(gap):  # half rate (single-port memories): a cycle without a read
                     m.d.sync += gap.eq(0)
                 with m.Elif(walk.more):

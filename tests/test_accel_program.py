@@ -15,7 +15,7 @@ from csdformer.artifact import resolve_artifact
 from csdformer import artifact as A
 from csdformer.cli import main
 from csdformer.hw import HwParamError
-from csdformer.hw.netmodel import image_model, op_costs
+from csdformer.hw.netmodel import image_model, min_cycles, op_costs
 from csdformer.hw.program import Sink, Src, compile_program
 
 
@@ -50,7 +50,11 @@ def test_cycle_formulas_are_the_model_without_spikes(digits):
     for delay in (0, 3):
         zeros = {n: np.zeros((prog.T,) + tuple(digits.layer(n).shape), dtype=np.int64) for n in prog.spike_layers}
         model = image_model(prog, zeros, np.zeros(digits.input.shape, dtype=np.int64), delay)
-        assert model.cycles == prog.n_pixels + sum(c["fixed"] for c in op_costs(prog, delay))
+        costs = op_costs(prog, delay)
+        assert model.cycles == min_cycles(prog, delay)
+        assert model.cycles == prog.n_pixels + sum(c["fixed"] - (prog.T - 1) * min(c["frame_fixed"], c["beside"])
+                                                   for c in costs)
+        assert any(c["beside"] for c in costs)  # two ACC buffers: sinks run beside the scatters
         assert model.sops == 0 and model.spikes == 0
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from csdformer.hw.accelerator import Accelerator
-from csdformer.hw.memory import DATA_LATENCY, Q_LATENCY, BankedMemory
+from csdformer.hw.memory import DATA_LATENCY, Q_LATENCY, AccBuffers, BankedMemory
 from csdformer.sim.benchlib.phase_rig import case, simulate
 
 CASES = [("digits", 8, "acc"), ("digits", 8, "mem"), ("digits", 1, "cnt"), ("fashion_mnist", 16, "spk"),
@@ -26,13 +26,27 @@ def product_memory(name, lanes, key):
     return mems[key]
 
 
-def check_memory(mem: BankedMemory, *, transparent: bool, user: int = -1) -> list[str]:
-    """Exercise ``mem`` through its read/write ports number ``user``; return the failures."""
+def check_memory(mem: BankedMemory | AccBuffers, *, transparent: bool, user: int = -1) -> list[str]:
+    """Exercise ``mem`` through its read/write ports number ``user``; return the failures. ACC's
+    buffers are one memory of their words side by side (word ``i`` at the port's address of
+    buffer ``i // depth``)."""
+    buffers = getattr(mem, "buffers", 1)
+    n = buffers * mem.depth
     rng = np.random.default_rng(mem.depth)
-    words = [int(v) for v in rng.integers(0, 1 << mem.width, size=mem.depth, dtype=np.uint64)] \
-        if mem.width < 64 else [int(rng.integers(0, 1 << 62)) for _ in range(mem.depth)]
+    words = [int(v) for v in rng.integers(0, 1 << mem.width, size=n, dtype=np.uint64)] \
+        if mem.width < 64 else [int(rng.integers(0, 1 << 62)) for _ in range(n)]
     rd, wr = mem.read[user], mem.write[user]
-    addrs = [int(a) for a in rng.choice(mem.depth, size=min(mem.depth, 24), replace=False)]
+    # Buffer 0's words, then buffer 1's: the reads cross between buffers.
+    addrs = [int(a) for a in rng.choice(n, size=min(n, 24 * buffers), replace=False)]
+
+    def port_addr(i):
+        return (i // mem.depth) << mem.k | i % mem.depth if buffers > 1 else i
+
+    def cell(i):  # (RAM, index) of word i
+        one = mem.memories[i // mem.depth] if buffers > 1 else mem
+        banks, bd = one.banks, one.banks[0].depth
+        return banks[i % mem.depth // bd], i % mem.depth % bd
+
     fails = []
 
     def expect(what, got, want):
@@ -40,17 +54,21 @@ def check_memory(mem: BankedMemory, *, transparent: bool, user: int = -1) -> lis
             fails.append(f"{what}: got {got:#x}, want {want:#x}")
 
     def drive(ctx, addr=0, data=0, en=0):  # the write port (idle: zero)
-        for port, v in ((wr.addr, addr), (wr.data, data), (wr.en, en)):
+        for port, v in ((wr.addr, port_addr(addr)), (wr.data, data), (wr.en, en)):
             ctx.set(port, v)
 
+    def word(ctx, a):
+        ram, i = cell(a)
+        return ctx.get(ram.data[i])
+
     async def bench(ctx):
-        banks, bd = mem.banks, mem.banks[0].depth
         for a, v in enumerate(words):
-            ctx.set(banks[a // bd].data[a % bd], v)
+            ram, i = cell(a)
+            ctx.set(ram.data[i], v)
         # Streamed reads, one address a cycle: data at c + DATA_LATENCY, q at c + Q_LATENCY.
         seen = []
         for a in addrs + [0] * Q_LATENCY:
-            ctx.set(rd.addr, a)
+            ctx.set(rd.addr, port_addr(a))
             *_, d, q = await ctx.tick().sample(rd.data, rd.q)
             seen.append((d, q))  # in the cycle the address was set, and after
         for i, a in enumerate(addrs):
@@ -62,14 +80,14 @@ def check_memory(mem: BankedMemory, *, transparent: bool, user: int = -1) -> lis
         await ctx.tick()
         drive(ctx)
         if mem.registered_write:
-            expect(f"word {a} one cycle after a registered write", ctx.get(banks[a // bd].data[a % bd]), words[a])
+            expect(f"word {a} one cycle after a registered write", word(ctx, a), words[a])
             await ctx.tick()
-        expect(f"word {a} after its write", ctx.get(banks[a // bd].data[a % bd]), v)
+        expect(f"word {a} after its write", word(ctx, a), v)
         words[a] = v
         # The RAM reads the address one cycle after it is issued; a write that reaches the RAM in
         # that cycle is seen by a transparent read, not by the others.
         b, nv = addrs[1], words[addrs[1]] ^ 2
-        ctx.set(rd.addr, b)
+        ctx.set(rd.addr, port_addr(b))
         drive(ctx, b, nv, int(mem.registered_write))  # a registered write reaches the RAM a cycle later
         await ctx.tick()
         ctx.set(rd.addr, 0)
@@ -102,3 +120,59 @@ def test_memory_with_the_other_transparency_fails():
                          transparent=not mem.transparent, registered_write=mem.registered_write)
     fails = check_memory(other, transparent=mem.transparent, user=0)
     assert len(fails) == 1 and fails[0].startswith("read of word") and "in the cycle its write reaches the RAM" in fails[0]
+
+
+def test_acc_buffers_serve_two_users_at_once():
+    """ACC's two buffers (the sink of step t − 1 and the scatter of step t side by side): in the
+    same cycles user 0 streams reads and writes in buffer 1 while user 1 does in buffer 0; each
+    sees its own buffer's words (``data`` and ``q`` from the buffer its address named, also across
+    a change of buffer), and each write lands in its own buffer only."""
+    mem = product_memory("digits", 8, "acc")
+    assert isinstance(mem, AccBuffers) and mem.buffers == 2
+    rng = np.random.default_rng(1)
+    words = [[int(v) for v in rng.integers(0, 1 << 62, size=mem.depth)] for _ in range(2)]
+    addr = lambda b, a: b << mem.k | a  # noqa: E731
+    fails = []
+
+    async def bench(ctx):
+        for b in range(2):
+            one = mem.memories[b]
+            bd = one.banks[0].depth
+            for a, v in enumerate(words[b]):
+                ctx.set(one.banks[a // bd].data[a % bd], v)
+        # User 0 reads buffer 1 then buffer 0, user 1 the other way round, a word a cycle.
+        plan = [(1 - (i >= 8), i) for i in range(16)]
+        seen = []
+        for (b, a) in plan + [(0, 0)] * Q_LATENCY:
+            ctx.set(mem.read[0].addr, addr(b, a))
+            ctx.set(mem.read[1].addr, addr(1 - b, a))
+            *_, d0, q0, d1, q1 = await ctx.tick().sample(mem.read[0].data, mem.read[0].q, mem.read[1].data,
+                                                         mem.read[1].q)
+            seen.append((d0, q0, d1, q1))
+        for i, (b, a) in enumerate(plan):
+            for got, want, what in ((seen[i + DATA_LATENCY][0], words[b][a], "user 0 data"),
+                                    (seen[i + Q_LATENCY][1], words[b][a], "user 0 q"),
+                                    (seen[i + DATA_LATENCY][2], words[1 - b][a], "user 1 data"),
+                                    (seen[i + Q_LATENCY][3], words[1 - b][a], "user 1 q")):
+                if got != want:
+                    fails.append(f"{what} of word {a}, buffer {b if what.startswith('user 0') else 1 - b}")
+        ctx.set(mem.read[0].addr, 0)
+        ctx.set(mem.read[1].addr, 0)
+        # One cycle: user 0 writes word 3 of buffer 1, user 1 clears word 3 of buffer 0.
+        for port, a, v in ((mem.write[0], addr(1, 3), 0xABC), (mem.write[1], addr(0, 3), 0)):
+            ctx.set(port.addr, a)
+            ctx.set(port.data, v)
+            ctx.set(port.en, 1)
+        await ctx.tick()
+        for port in mem.write[:2]:
+            ctx.set(port.en, 0)
+            ctx.set(port.addr, 0)
+            ctx.set(port.data, 0)
+        await ctx.tick()
+        for b, want in ((1, 0xABC), (0, 0)):
+            one = mem.memories[b]
+            if ctx.get(one.banks[3 // one.banks[0].depth].data[3 % one.banks[0].depth]) != want:
+                fails.append(f"word 3 of buffer {b} after the writes")
+
+    simulate(mem, bench)
+    assert fails == []

@@ -57,10 +57,15 @@ def steps(program: Program, op, delay: int) -> int:
 def frame(program: Program, op, t: int, delay: int) -> dict:
     """``ctl.frame`` in step ``t`` (1-based) of ``op``, as the sequencer sets it (OP_START,
     OP_SETUP, NEXT): ``first`` (t = 1), ``integrate`` (t ≤ T), ``fire`` (t > D), the frame bases
-    one step on per step; ``out`` moves on only after a step that fired, for a DIF op."""
+    one step on per step; ``out`` moves on only after a step that fired, for a DIF op; ``bank``, the
+    ACC buffer: ``t − 1`` mod 2 where the op's sink runs beside the next step's scatter
+    (:func:`csdformer.hw.sequencer.lags`), else 0."""
+    from ...hw.sequencer import lags
+
     fr = program.fields(op)["frame"]
     moved = max(0, t - 1 - delay) if op.sink is Sink.DIF else t - 1
     return {"first": int(t == 1), "integrate": int(t <= program.T), "fire": int(t > delay),
+            "bank": (t - 1) % 2 if lags(op, program) else 0,
             "src": fr["src"] + (t - 1) * fr["src_step"], "b": fr["b"] + (t - 1) * fr["b_step"],
             "cur": fr["cur"] + (t - 1) * fr["cur_step"], "out": fr["out"] + moved * fr["out_step"]}
 
@@ -257,8 +262,10 @@ class PhaseRig:
         raise ValueError(f"no op field group has the layout {shape!r}")
 
     async def start(self, ctx, op=None, t: int | None = None, delay: int = 0, *, unit=None, limit: int = 10**6,
-                    **extra) -> int:
-        """Set ``op``'s group and step ``t``'s frame (when given) and ``extra`` control members
+                    bank: int = 0, **extra) -> int:
+        """Set ``op``'s group and step ``t``'s frame (when given, in ACC buffer ``bank``: a unit's
+        test runs every frame in one buffer, which the rig loads and reads back; the buffers'
+        alternation is the sequencer's, tests/test_sequencer.py) and ``extra`` control members
         (``cmd=...``), pulse ``start`` of ``unit`` (default: the unit under test; else one of the
         ``helpers``); return its cycles until ``done``, inclusive. One
         more cycle passes after ``done`` (the sequencer's ``NEXT``) before this returns."""
@@ -268,7 +275,7 @@ class PhaseRig:
         if op is not None and "op" in ctl.signature.members:
             ctx.set(ctl.op, self.op_const(op, ctl))
         if t is not None:
-            ctx.set(ctl.frame, frame(self.program, op, t, delay))
+            ctx.set(ctl.frame, dict(frame(self.program, op, t, delay), bank=bank))
         for k, v in extra.items():
             ctx.set(getattr(ctl, k), v)
         ctx.set(ctl.start, 1)

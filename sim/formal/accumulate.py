@@ -50,8 +50,10 @@ class AccumulateHarness(Elaboratable):
         self.P, self.W, self.depth, self.T = program.lanes, widths, depth, program.T
         self.pixel_bits = program.pixel_bits
         self.mwidth = max(program.lanes, program.pixel_bits)  # as Scatter builds it
-        # The unit sees a program of ``depth`` ACC words: its address compares are narrower, its logic the same.
-        self.shim = SimpleNamespace(lanes=self.P, widths=widths, depths={"acc": depth})
+        # The unit sees a program of ``depth`` ACC words in one buffer (the buffer bit is one more
+        # address bit to it): its address compares are narrower, its logic the same.
+        self.shim = SimpleNamespace(lanes=self.P, widths=widths, depths={"acc": depth},
+                                    port_shape=lambda name: (depth, self.P * widths["acc"]))
         self.lo, self.hi = acc_range(program)
         self.w_lo, self.w_hi = int(program.weights.min()), int(program.weights.max())
 
