@@ -151,7 +151,8 @@ class Accelerator(wiring.Component):
 
         # The model: the loader fills the tables, the op staging RAM and the weight buffer's free slot.
         connect(m, loader.bus, flipped(self.bus))
-        m.d.comb += [seq.full.eq(loader.full), loader.free.eq(seq.free), mem["weight"].slot.eq(seq.slot),
+        m.d.comb += [seq.full.eq(loader.full), seq.records_in.eq(loader.prefetched), loader.free.eq(seq.free),
+                     mem["weight"].slot.eq(seq.slot),
                      mem["weight"].w_slot.eq(loader.weight_slot),
                      self.model_id.eq(loader.model_id), self.ready.eq(loader.ready),
                      self.prefetched.eq(loader.prefetched), self.error.eq(loader.error)]

@@ -31,6 +31,7 @@ import numpy as np
 
 from . import bias, cumulate, logits, maxpool, scatter, sequencer, sink, transpose
 from .loader import record_cycles
+from .sequencer_op import prefetch_cycles
 from .program import SCATTER_SRC, Op, Program, Sink, Src
 
 __all__ = ["ImageModel", "image_model", "trace_layers", "scatter_events", "frame_events", "op_costs", "min_cycles"]
@@ -70,22 +71,26 @@ def _bits(program: Program, name: str, frames: np.ndarray) -> np.ndarray:
 
 
 def scatter_events(program: Program, op: Op, frames: dict[str, np.ndarray], image: np.ndarray, T: int):
-    """(events, live_words, sops) of an op's scatter over all its frames (see :func:`op_costs`)."""
+    """(events, fanout, live_words, sops) of an op's scatter over all its frames (see
+    :func:`op_costs`)."""
     return tuple(int(sum(x)) for x in frame_events(program, op, frames, image, T))
 
 
 def frame_events(program: Program, op: Op, frames: dict[str, np.ndarray], image: np.ndarray, T: int):
-    """Per scattered frame (one for the encoding layer, else ``T``): the lists (events,
-    live_words, sops) of an op's scatter (see :func:`op_costs`)."""
+    """Per scattered frame (one for the encoding layer, else ``T``): the lists (events, fanout,
+    live_words, sops) of an op's scatter; ``fanout`` is the fan-outs' cycles, the events'
+    :func:`~csdformer.hw.scatter.tap_cycles` at their positions (see :func:`op_costs`)."""
     f = op.f
     layer = program.artifact.layer(op.layers[0])
-    events, live_words, sops = [], [], []
+    events, fanout, live_words, sops = [], [], [], []
     if op.src is Src.IMG:
         c, h, w = program.input_shape
         px = image.reshape(c, h, w).transpose(1, 2, 0).reshape(-1)  # (y, x, c) order
         ev = np.array([bin(int(v)).count("1") for v in px])
         taps = _valid_taps(f, h, w)[:, :, None].repeat(c, axis=2).reshape(-1)
-        return [int(ev.sum())], [int((px[:-1] != 0).sum())], [int((ev * taps).sum()) * f["real_cols"]]
+        cyc = scatter.tap_cycles(op, program)[:, :, None].repeat(c, axis=2).reshape(-1)
+        return ([int(ev.sum())], [int((ev * cyc).sum())], [int((px[:-1] != 0).sum())],
+                [int((ev * taps).sum()) * f["real_cols"]])
     if op.src is Src.SYN:
         src = program.tensors[_resolve(program, layer.inputs[0])].name
         bits = _bits(program, src, frames[src])  # (T, words, P)
@@ -94,12 +99,14 @@ def frame_events(program: Program, op: Op, frames: dict[str, np.ndarray], image:
             taps = np.repeat(_valid_taps(f, n2, n1).reshape(-1), n0)
         else:
             taps = np.ones(n2 * n1 * n0, dtype=np.int64)
+        cyc = np.repeat(scatter.tap_cycles(op, program).reshape(-1), n0)
         for t in range(T):
             ev = bits[t].sum(axis=1)
             events.append(int(ev.sum()))
+            fanout.append(int((ev * cyc).sum()))
             live_words.append(int((ev[:-1] != 0).sum()))
             sops.append(int((ev * taps).sum()) * f["real_cols"])
-        return events, live_words, sops
+        return events, fanout, live_words, sops
     # TDEC: events are elements with Acum(t) > 0.
     a = _bits(program, layer.inputs[0], frames[layer.inputs[0]])
     acum = np.cumsum(a, axis=0)
@@ -107,9 +114,10 @@ def frame_events(program: Program, op: Op, frames: dict[str, np.ndarray], image:
         live = acum[t] > 0
         ev = int(live.sum())
         events.append(ev)
+        fanout.append(ev * f["fanout"])
         live_words.append(int(live.any(axis=1)[:-1].sum()))
         sops.append(ev * f["real_cols"])
-    return events, live_words, sops
+    return events, fanout, live_words, sops
 
 
 def _spikes(program: Program, op: Op, frames: np.ndarray) -> int:
@@ -154,12 +162,12 @@ def image_model(program: Program, frames: dict[str, np.ndarray], image: np.ndarr
     for op, cost in zip(program.ops, op_costs(program, delay)):
         c, s = cost["fixed"], 0
         if op.src in SCATTER_SRC:
-            events, live_words, sops = frame_events(program, op, frames, image, T)
+            _, fanout, live_words, sops = frame_events(program, op, frames, image, T)
             s = sum(sops)
-            c += cost["per_event"] * sum(events) + cost["per_live_word"] * sum(live_words)
+            c += sum(fanout) + cost["per_live_word"] * sum(live_words)
             # Steps 2..T: the sink of the step before runs beside this step's front phases.
-            c -= sum(min(cost["frame_fixed"] + cost["per_event"] * e + cost["per_live_word"] * w, cost["beside"])
-                     for e, w in zip(events[1:], live_words[1:]))
+            c -= sum(min(cost["frame_fixed"] + fo + cost["per_live_word"] * w, cost["beside"])
+                     for fo, w in zip(fanout[1:], live_words[1:]))
         if op.sink is Sink.DIF:
             spikes += _spikes(program, op, frames[op.name])
         per_op[op.label] = c
@@ -169,8 +177,25 @@ def image_model(program: Program, frames: dict[str, np.ndarray], image: np.ndarr
     if timing is not None and not program.resident:  # resident: every record read once, before
         waits, load = _memory_waits(program, list(per_op.values()), timing)
         total += waits
+    if program.resident:
+        total += _prefetch_waits(program, list(per_op.values()))
     return ImageModel(cycles=total, sops=sum(sops_op.values()), spikes=spikes, per_op=per_op, sops_per_op=sops_op,
                       wait_cycles=waits, load_cycles=load)
+
+
+def _prefetch_waits(program: Program, costs: list[int]) -> int:
+    """Cycles ops wait in ``OP_FETCH`` for their prefetched record (resident weights:
+    :class:`~csdformer.hw.sequencer_op.OpRegister`): op ``j + 1``'s record is in
+    ``prefetch_cycles`` after op ``j``'s decode (the cycle after its copy, two after its
+    ``OP_START``). Op 0's was fetched during the last image. Times from op 0's ``OP_START``."""
+    pc = prefetch_cycles(program)
+    start, waits, ready = 0, 0, 0
+    for cost in costs:
+        wait = max(0, ready - (start + 1))  # OP_FETCH is the cycle after OP_START
+        waits += wait
+        ready = start + 1 + wait + 1 + pc  # this op's decode, then the next record's prefetch
+        start += cost + wait
+    return waits
 
 
 def _memory_waits(program: Program, costs: list[int], timing) -> tuple[int, int]:
@@ -205,12 +230,14 @@ def op_costs(program: Program, delay: int) -> list[dict]:
     the sum of the cycles of the sequencer and of the phase units the op runs (each unit's
     ``cycles``), less what runs side by side.
 
-    ``cycles = fixed + per_event · events + per_live_word · live_words − Σ_{t=2..T} min(F_t, beside)``
-    where ``events`` are the op's input events over its frames (spikes of its input; set pixel bits
-    for the encoding layer; elements with ``Acum(t) > 0`` for TDEC), ``live_words`` the input words
-    holding at least one event, but the last word of each frame, and ``F_t = frame_fixed +
-    per_event · events_t + per_live_word · live_words_t`` step ``t``'s front phases (TDEC's
-    cumulative counts and the scatter). ``beside``: the cycles of one sink pass where it runs beside
+    ``cycles = fixed + fanout + per_live_word · live_words − Σ_{t=2..T} min(F_t, beside)``
+    where ``fanout`` is the fan-outs' cycles: the sum over the op's input events (spikes of its
+    input; set pixel bits for the encoding layer; elements with ``Acum(t) > 0`` for TDEC) of
+    ``per_event`` (``K·K·G`` lane words), less a conv's taps outside the output at the event's
+    position (:func:`~csdformer.hw.scatter.tap_cycles`); ``live_words`` the input words holding at
+    least one event, but the last word of each frame; and ``F_t = frame_fixed + fanout_t +
+    per_live_word · live_words_t`` step ``t``'s front phases (TDEC's cumulative counts and the
+    scatter). ``beside``: the cycles of one sink pass where it runs beside
     the next step's front phases (two ACC buffers, a scatter into a DIF or a store:
     :mod:`csdformer.hw.sequencer`), else 0: a step then costs ``max(F_t, beside)``, not their sum.
     """
@@ -220,7 +247,7 @@ def op_costs(program: Program, delay: int) -> list[dict]:
         fixed = sequencer.cycles(op, program, delay)
         per_event = per_live_word = frame_fixed = beside = 0
         if op.src in SCATTER_SRC:
-            fixed += bias.cycles(op, program) + scatter.cycles(op, program, events=0, live_words=0)
+            fixed += bias.cycles(op, program) + scatter.cycles(op, program, fanout=0, live_words=0)
             per_event, per_live_word = op.f["fanout"], scatter.restart(op, program)
         if op.src in (Src.TDEC, Src.MAXPOOL):
             fixed += cumulate.cycles(op, program)
@@ -232,7 +259,7 @@ def op_costs(program: Program, delay: int) -> list[dict]:
             fixed += sink.cycles(op, program, steps)
             if sequencer.lags(op, program):
                 beside = sink.cycles(op, program, 1)
-                frame_fixed = scatter.cycles(op, program, events=0, live_words=0) // program.T
+                frame_fixed = scatter.cycles(op, program, fanout=0, live_words=0) // program.T
                 if op.src is Src.TDEC:
                     frame_fixed += cumulate.cycles(op, program) // program.T
         if op.sink is Sink.LOGITS:

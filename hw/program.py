@@ -136,7 +136,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     # frame addressing (the sequencer): base of frame 1 and the step to the next frame
     "frame": ("src", "src_step", "b", "b_step", "cur", "cur_step", "out", "out_step"),
     "scatter": ("img", "tdec", "words_m1", "n0_m1", "n1_m1", "e_base", "e_j0", "e_j1", "e_j2", "b_base", "b_j0",
-                "b_j1", "b_j2", "fa_j0", "fa_j1", "fa_j2", "fw_j0", "fw_j1", "fw_j2", "f0_m1", "f1_m1", "f2_m1",
+                "b_j1", "b_j2", "fa_j0", "fa_j1", "fa_j2", "fw_j0", "fw_j1", "fw_j2", "fa_c", "fa_r", "fa_cr", "fw_c",
+                "fw_r", "fw_cr", "f0_m1", "f1_m1", "f2_m1",
                 "pad", "hout", "wout", "check", "last_lanes", "acum", "bcum", "bmul"),
     "bias": ("has_bias", "base", "words", "groups_m1"),
     "cumulate": ("use_b", "base", "words"),
@@ -313,6 +314,8 @@ class Program:
                                     "fa_j1", "fa_j2", "fw_j0", "fw_j1", "fw_j2", "pad", "hout", "wout", "check",
                                     "last_lanes")}
             sc.update({k: f.get(k, 0) for k in ("acum", "bcum")})  # TDEC only
+            # A conv's tap skips (:class:`~csdformer.hw.scatter_walk.TapWalk`); none without the check
+            sc.update({k: f.get(k, 0) if f["check"] else 0 for k in ("fa_c", "fa_r", "fa_cr", "fw_c", "fw_r", "fw_cr")})
             if self.resident and op.weights is not None:  # the block's rows where it is held
                 sc["b_base"] += f["w_base"]
             sc.update(img=int(op.src is Src.IMG), tdec=int(op.src is Src.TDEC), words_m1=f["words"] - 1,
@@ -662,6 +665,8 @@ class _Compiler:
         acc_s = (0, 0, 1) if layer.kind == "head" else (-wout * g_out, -g_out, 1)
         self.affine(f, "fa", 0, acc_s, fo)
         self.affine(f, "fw", 0, (K * g_out, g_out, 1), fo)
+        self.skips(f, "fa", acc_s, fo)
+        self.skips(f, "fw", (K * g_out, g_out, 1), fo)
         f.update(f2=K, f1=K, f0=g_out, fanout=K * K * g_out, pad=pad, hout=hout, wout=wout,
                  check=int(layer.kind != "head"), last_lanes=cols - (g_out - 1) * P, real_cols=cols)
         return acc_rows, cout
@@ -718,6 +723,14 @@ class _Compiler:
         f[key + "_j0"] = s0
         f[key + "_j1"] = s1 - (n0 - 1) * s0
         f[key + "_j2"] = s2 - (n1 - 1) * s1 - (n0 - 1) * s0
+
+    @staticmethod
+    def skips(f: dict, key: str, strides: tuple[int, int, int], sizes: tuple[int, int, int]) -> None:
+        """A fan-out's skips over taps outside the output, from a level's first step: to the next
+        level-1 position (``_c``, a column), to the next level-2 one (``_r``, a row), and from the last
+        column to the next row (``_cr``)."""
+        s2, s1, _ = strides
+        f[key + "_c"], f[key + "_r"], f[key + "_cr"] = s1, s2, s2 - (sizes[1] - 1) * s1
 
     # ---- sinks -------------------------------------------------------------------------------
     def sink_fields(self, op: Op, out: Tensor, *, dif: Layer | None, cur_a: str | None, use_acc: bool,

@@ -61,9 +61,10 @@ def describe(acc: Accelerator, delay: int) -> dict:
         "ops": [dict(o, **c) for o, c in zip(d["ops"], costs)],
         "cycle_model": {
             "delay": delay,
-            "formula": "cycles = n_pixels + sum over ops of (fixed + per_event * events + per_live_word * live_words "
-                       "- sum over steps t = 2..T of min(frame_fixed + per_event * events_t + per_live_word * "
-                       "live_words_t, beside))",
+            "formula": "cycles = n_pixels + sum over ops of (fixed + fanout + per_live_word * live_words "
+                       "- sum over steps t = 2..T of min(frame_fixed + fanout_t + per_live_word * live_words_t, "
+                       "beside)); fanout: per_event cycles an event, less a conv's taps outside the output "
+                       "(hw.scatter.tap_cycles)",
             "min_cycles": min_cycles(p, delay),
         },
     }

@@ -2,7 +2,7 @@
 TDEC matmul), one input frame a start (the bias is already in ACC: :mod:`csdformer.hw.bias`).
 
 The input is read one word (``P`` neurons) a cycle, five words
-in flight (``SCAN_FILL``); a word's events are found in two registered scan stages
+in flight (``SCAN_FILL``; six with the word queue: :func:`scan_fill`); a word's events are found in two registered scan stages
 (:class:`ScanStages`); every event fans out over its weight row, one lane word a cycle, into
 ACC through the read-modify-write pipeline :class:`LaneAccumulate`. Events are:
 
@@ -24,6 +24,7 @@ may read ACC. Cycles: :func:`cycles`.
 
 from __future__ import annotations
 
+import numpy as np
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
@@ -35,7 +36,7 @@ from .program import Src
 from .scatter_walk import TapWalk, WordWalk
 from .phase import PhaseUnit, acc_addr, cumulate, idle_state, lane_word, lanes_of, lowest
 
-__all__ = ["GOLDEN", "Scatter", "ScanStages", "WordSkid", "LaneAccumulate", "SCAN_FILL", "SCAN_DRAIN", "SKID",
+__all__ = ["tap_cycles", "scan_fill", "GOLDEN", "Scatter", "ScanStages", "WordSkid", "LaneAccumulate", "SCAN_FILL", "SCAN_DRAIN", "SKID",
            "cycles", "restart", "skid", "fill", "word_layout"]
 
 #: The golden slice this unit is judged by (its frames' current (the bias pass before it: :mod:`csdformer.hw.bias`); tests/test_scatter.py).
@@ -43,7 +44,15 @@ GOLDEN = (golden.synaptic_frames, golden.tdec_layer)
 
 SCAN_FILL = 5  # input words in flight: read issue to SCAN_LATCH (address, RAM, bank register, two scan stages)
 SCAN_DRAIN = 3  # cycles after the last fan-out until the sink may read ACC (issue to write back: five stages)
-SKID = SCAN_FILL + 1  # the queue's words: the reads in flight when a word is taken, and its register
+SKID = SCAN_FILL + 2  # the queue's words: the reads in flight when a word is taken (scan_fill), and its register
+
+
+def scan_fill(program) -> int:
+    """Input words in flight, read issue to the word scanned: ``SCAN_FILL``, one more with the word
+    queue (the ECP5 builds), whose scan registers its mask once more before finding the word's
+    events: the mask's register sits by the block RAMs' outputs, the event logic by the queue and
+    the fan-out (a 4 ns route between them took the ULX3S digits build below 100 MHz)."""
+    return SCAN_FILL + (0 if {"cur", "mem"} & set(program.single_port) else 1)
 
 
 def skid(program) -> int:
@@ -58,7 +67,7 @@ def skid(program) -> int:
 def fill(program) -> int:
     """Cycles from a frame's first read to its first word taken: the scan pipeline, and the
     queue's register where there is one."""
-    return SCAN_FILL + (1 if skid(program) else 0)
+    return scan_fill(program) + (1 if skid(program) else 0)
 
 
 def restart(op, program) -> int:
@@ -67,15 +76,29 @@ def restart(op, program) -> int:
     return 0 if skid(program) else SCAN_FILL
 
 
-def cycles(op, program, *, events: int, live_words: int) -> int:
+def cycles(op, program, *, fanout: int, live_words: int) -> int:
     """Cycles of ``op``'s scatter phases over a window: per frame the stream
     (:func:`fill` ``+ words + SCAN_DRAIN``), the fan-outs and the restarts (:func:`restart`).
-    ``events``: input events over all frames; ``live_words``: words with events, but the last of
+    ``fanout``: the fan-outs' cycles over all frames, the sum over the input events of
+    :func:`tap_cycles` at each one's position; ``live_words``: words with events, but the last of
     each frame (see :func:`csdformer.hw.netmodel.scatter_events`)."""
-    f = op.f
     frames = 1 if op.src is Src.IMG else program.T
-    return (frames * (fill(program) + f["words"] + SCAN_DRAIN) + f["fanout"] * events
-            + restart(op, program) * live_words)
+    return frames * (fill(program) + op.f["words"] + SCAN_DRAIN) + fanout + restart(op, program) * live_words
+
+
+def tap_cycles(op, program) -> np.ndarray:
+    """The fan-out's cycles of one event at each input position ``(y, x)`` (``(n2, n1)``; TDEC:
+    ``(1, 1)``): ``K·K·G`` lane words (``G`` output groups a tap), but a conv's taps outside
+    the output are skipped (:class:`~csdformer.hw.scatter_walk.TapWalk`), a cycle for each tap row
+    outside and for each tap column outside in a row inside."""
+    f = op.f
+    if op.src is Src.TDEC or not f["check"]:
+        return np.full((f.get("n2", 1), f.get("n1", 1)) if op.src is not Src.TDEC else (1, 1), f["fanout"])
+    K, G, pad = f["f2"], f["f0"], f["pad"]
+    ys, xs = np.arange(f["n2"])[:, None] + pad - np.arange(K), np.arange(f["n1"])[:, None] + pad - np.arange(K)
+    rows = ((ys >= 0) & (ys < f["hout"])).sum(axis=1)  # tap rows inside, per y
+    cols = ((xs >= 0) & (xs < f["wout"])).sum(axis=1)  # tap columns inside, per x
+    return (K - rows)[:, None] + rows[:, None] * (cols * G + (K - cols))[None, :]
 
 
 def word_layout(program, mwidth: int) -> data.StructLayout:
@@ -98,11 +121,11 @@ class ScanStages(wiring.Component):
     """A word's events, from its registered read (cycle c + 3) in two registered stages: the mask
     (spikes, pixel bits, or TDEC's ``Acum(t) > 0``), then whether it is
     empty, its first event, the one after it and whether that is the last (``word``, c + 5:
-    :func:`word_layout`)."""
+    :func:`word_layout`). ``relay``: registers between the two stages (a long route, no logic)."""
 
-    def __init__(self, program, mwidth: int):
+    def __init__(self, program, mwidth: int, relay: int = 0):
         P, CW = program.lanes, program.widths["cnt"]
-        self.P, self.CW = P, CW
+        self.P, self.CW, self.relay = P, CW, relay
         super().__init__({
             "img": In(1), "tdec": In(1), "first": In(1),
             "spk_q": In(P), "img_q": In(program.pixel_bits), "cnt_q": In(P * CW),
@@ -121,14 +144,23 @@ class ScanStages(wiring.Component):
             m.d.comb += word.eq(Cat(*[v != 0 for v in lanes_of(a_new, self.CW, self.P, sign=False)]))
         with m.Else():
             m.d.comb += word.eq(self.spk_q)
-        wm, aprev, abits = Signal.like(word), Signal.like(a_prev), Signal(self.P)
+        wm, aprev, abits = Signal.like(word, name="wm"), Signal.like(a_prev, name="aprev"), Signal(self.P, name="abits")
         m.d.sync += [wm.eq(word), aprev.eq(a_prev), abits.eq(self.spk_q)]
+        for i in range(self.relay):
+            wm, aprev, abits = (self._relay(m, v, i) for v in (wm, aprev, abits))
         rest = Signal.like(wm)
         m.d.comb += rest.eq(wm & (wm - 1))
         w = self.word
         m.d.sync += [w.low2.eq(lowest(m, rest)), w.single.eq(rest == 0), w.mask.eq(wm), w.zero.eq(wm == 0),
                      w.low.eq(lowest(m, wm)), w.aprev.eq(aprev), w.abits.eq(abits)]
         return m
+
+
+    @staticmethod
+    def _relay(m, v, i):
+        r = Signal.like(v, name=f"{v.name}_relay{i}")
+        m.d.sync += r.eq(v)
+        return r
 
 
 class WordSkid(wiring.Component):
@@ -235,7 +267,7 @@ class Scatter(PhaseUnit):
         m = Module()
         p, P, f, fr = self.program, self.program.lanes, self.ctl.op, self.ctl.frame
         CW, mw = p.widths["cnt"], self.mwidth
-        m.submodules.scan = scan = ScanStages(p, mw)
+        m.submodules.scan = scan = ScanStages(p, mw, relay=scan_fill(p) - SCAN_FILL)
         m.submodules.accumulate = acc = LaneAccumulate(p, mw)
         depth = skid(p)
         if depth:
@@ -243,8 +275,8 @@ class Scatter(PhaseUnit):
             # its scan is done (``arrive``: the read's flag, SCAN_FILL cycles on).
             m.submodules.skid = queue = WordSkid(word_layout(p, mw), depth)
             issued = Signal()  # a stream read issued this cycle
-            flags = [Signal(name=f"issued{i}") for i in range(1, SCAN_FILL + 1)]
-            m.d.sync += [flags[0].eq(issued)] + [flags[i].eq(flags[i - 1]) for i in range(1, SCAN_FILL)]
+            flags = [Signal(name=f"issued{i}") for i in range(1, scan_fill(p) + 1)]
+            m.d.sync += [flags[0].eq(issued)] + [flags[i].eq(flags[i - 1]) for i in range(1, scan_fill(p))]
             m.d.comb += [queue.word.eq(scan.word), queue.arrive.eq(flags[-1])]
             head, have = queue.head, queue.have
         else:
@@ -257,7 +289,7 @@ class Scatter(PhaseUnit):
         connect(m, acc.acc_w, flipped(self.acc_w))
         m.submodules.words = words = WordWalk(p, self.layout)
         m.submodules.taps = taps = TapWalk(p, self.layout)
-        m.d.comb += [words.op.eq(f), taps.op.eq(f)]
+        m.d.comb += [words.op.eq(f), taps.op.eq(f), taps.y.eq(words.c2), taps.x.eq(words.c1)]
         wi, Bb = words.wi, words.Bb
         ri = Signal.like(wi)  # the next word to read
         mask, nxt, single = Signal(mw), Signal(range(mw)), Signal()
@@ -307,11 +339,8 @@ class Scatter(PhaseUnit):
                         start_event(head.mask, head.low, head.low2, head.single)
                         m.next = "FANOUT"
             with m.State("FANOUT"):
-                # The output row and column of this tap (signed, as wide as its terms need)
-                oy, ox = (Signal(signed(max(len(words.c2), len(taps.k1), len(f.hout), len(f.wout)) + 2), name=n)
-                          for n in ("oy", "ox"))
-                m.d.comb += [oy.eq(words.c2 + f.pad - taps.k2), ox.eq(words.c1 + f.pad - taps.k1)]
-                inside = ~f.check | ((oy >= 0) & (oy < f.hout) & (ox >= 0) & (ox < f.wout))
+                # A tap outside the output (a conv's border) is skipped, with its row or column.
+                inside = ~taps.row_out & ~taps.col_out
                 lane = evb[:max(1, (P - 1).bit_length())] if P > 1 else 0
                 RO = taps.RO
                 m.d.comb += [self.weight.addr.eq(RO), self.spk.addr.eq(fr.b + RO), self.cnt.addr.eq(f.bcum + RO),
@@ -321,7 +350,7 @@ class Scatter(PhaseUnit):
                              acc.event.a.eq(Array(abits[i] for i in range(P))[lane]),
                              acc.event.prev.eq(Array(lanes_of(aprev, CW, P, sign=False))[lane]),
                              acc.event.lanes.eq(Mux(taps.k0_last, f.last_lanes, P))]
-                with m.If(taps.last):  # this event is done: the next one in the word, or the next word
+                with m.If(taps.done):  # this event is done: the next one in the word, or the next word
                     with m.If(single):
                         advance()
                         with m.If(words.last):

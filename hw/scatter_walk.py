@@ -4,7 +4,7 @@ so that no address needs a multiplication."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Shape
+from amaranth.hdl import Module, Mux, Shape, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -15,6 +15,35 @@ __all__ = ["WordWalk", "TapWalk"]
 
 def _width(layout, name: str) -> int:
     return Shape.cast(layout[name].shape).width
+
+
+def compact(program) -> bool:
+    """Whether the walks are built for few logic cells (the iCEBreaker's configuration, CUR or
+    MEM single-port, as :func:`csdformer.hw.scatter.skid` is decided): a step's increment is chosen
+    first, then added (one adder an address); else each increment has its adder, from registers,
+    and the step's flags only pick among the sums (the ECP5 builds, whose floor is 100 MHz)."""
+    return bool({"cur", "mem"} & set(program.single_port))
+
+
+class _Move:
+    """Registers that step by one of their increments: ``(register, increment 0, increment 1, ...)``
+    each; :meth:`by` (``k``) is the statements that add increment ``k`` to every register."""
+
+    def __init__(self, m, compact: bool, *walks):
+        self.m, self.compact, self.walks = m, compact, walks
+        if compact:
+            self.inc = [Signal(Value.cast(w[0]).shape(), name=f"inc{i}") for i, w in enumerate(walks)]
+
+    def by(self, k: int) -> list:
+        if not self.compact:
+            return [w[0].eq(w[0] + w[1 + k]) for w in self.walks]
+        self.m.d.comb += [inc.eq(w[1 + k]) for inc, w in zip(self.inc, self.walks)]
+        return [w[0].eq(w[0] + inc) for inc, w in zip(self.inc, self.walks)]
+
+
+def _position_shape(layout):
+    """A tap's output row or column ``y + pad − k`` (signed: it may fall outside, below 0)."""
+    return signed(max(_width(layout, n) for n in ("words_m1", "pad", "hout", "wout", "f2_m1")) + 2)
 
 
 def _counter_width(layout) -> int:
@@ -35,6 +64,7 @@ class WordWalk(wiring.Component):
                           "wi": Out(max(nw, 3) + 1), "c1": Out(nb), "c2": Out(nw + 1), "E": Out(A),
                           "Bb": Out(data.ArrayLayout(A, P))})
         self.nb, self.P = nb, P
+        self.compact = compact(program)
 
     def elaborate(self, platform):
         m = Module()
@@ -50,48 +80,91 @@ class WordWalk(wiring.Component):
                 set_b(lambda _, o: f.b_base + o)
         with m.Elif(self.step):
             m.d.sync += self.wi.eq(self.wi + 1)
+            move = _Move(m, self.compact, (E, f.e_j0, f.e_j1, f.e_j2),
+                         *[(Bb[b], f.b_j0, f.b_j1, f.b_j2) for b in range(self.P)])
             with m.If(~c0.last):
-                m.d.sync += c0.step() + [E.eq(E + f.e_j0)] + set_b(lambda v, _: v + f.b_j0)
+                m.d.sync += c0.step() + move.by(0)
             with m.Elif(~c1.last):
-                m.d.sync += c0.restart() + c1.step() + [E.eq(E + f.e_j1)] + set_b(lambda v, _: v + f.b_j1)
+                m.d.sync += c0.restart() + c1.step() + move.by(1)
             with m.Else():
-                m.d.sync += c0.restart() + c1.restart() + [self.c2.eq(self.c2 + 1), E.eq(E + f.e_j2)] + \
-                    set_b(lambda v, _: v + f.b_j2)
+                m.d.sync += c0.restart() + c1.restart() + [self.c2.eq(self.c2 + 1)] + move.by(2)
         return m
 
 
 class TapWalk(wiring.Component):
     """An event's fan-out, one lane word a cycle: the tap (``k0`` fastest, then ``k1``, ``k2``),
     ``FA``, the output word's offset from the input word's ``E``, and ``RO``, the weight row.
-    ``restart``: no event (every tap counter at 0); ``start``: an event whose first row is
-    ``row``; ``step``: the next tap, or after the last (``last``) back to the first.
-    ``k0_last``: the tap's lane word is the last of its output row."""
+    ``restart``: no event (every tap counter at 0); ``start``: an event at input position ``(y,
+    x)`` whose first row is ``row``; ``step``: the next tap, or after the last (``done``) back to
+    the first. ``k0_last``: the tap's lane word is the last of its output row.
+
+    Taps outside the output (a conv's border, ``check``): ``row_out`` / ``col_out`` say that the
+    tap's output row ``oy = y + pad − k2`` / column ``ox = x + pad − k1`` is outside, and a step
+    there skips the whole tap row (from its first tap: ``fa_r``, ``fw_r``) or tap column (``fa_c``,
+    ``fw_c``; from the last column to the next row ``fa_cr``, ``fw_cr``) in one cycle instead of
+    walking its lane words. A tap row or column is always entered at its first lane word, where
+    the skip is decided. ``oy``, ``ox`` and the two flags are registers, set for the tap being
+    entered (a decrement, a compare), so no compare sits before the step's adders. The fan-out's
+    cycles per position: :func:`csdformer.hw.scatter.tap_cycles`."""
 
     def __init__(self, program, layout):
         A, nb = addr_shape(program), _counter_width(layout)
+        P = _position_shape(layout)
         super().__init__({"op": In(layout), "restart": In(1), "start": In(1), "row": In(A), "step": In(1),
+                          "y": In(P), "x": In(P),
                           "FA": Out(A), "RO": Out(A), "k1": Out(nb), "k2": Out(nb), "k0_last": Out(1),
-                          "last": Out(1)})
-        self.nb = nb
+                          "row_out": Out(1), "col_out": Out(1), "done": Out(1)})
+        self.nb, self.P = nb, P
+        self.compact = compact(program)
 
     def elaborate(self, platform):
         m = Module()
         f, FA, RO = self.op, self.FA, self.RO
         k0, k1, k2 = (Counter(n, self.nb, limit) for n, limit in (("k0", f.f0_m1), ("k1", f.f1_m1), ("k2", f.f2_m1)))
+        oy, ox, x0 = (Signal(self.P, name=n) for n in ("oy", "ox", "x0"))  # x0: ox of a row's first column
         m.d.comb += [self.k1.eq(k1.value), self.k2.eq(k2.value), self.k0_last.eq(k0.last),
-                     self.last.eq(k0.last & k1.last & k2.last)]
+                     self.done.eq(Mux(self.row_out, k2.last,
+                                      Mux(self.col_out, k1.last & k2.last, k0.last & k1.last & k2.last)))]
+
+        def outside(v, n):
+            return f.check & ((v < 0) | (v >= n))
+
+        def to_row(v):  # enter tap row v (and its first column)
+            return [oy.eq(v), self.row_out.eq(outside(v, f.hout)), ox.eq(x0), self.col_out.eq(outside(x0, f.wout))]
+
+        def to_col(v):
+            return [ox.eq(v), self.col_out.eq(outside(v, f.wout))]
+
         first = k0.restart() + k1.restart() + k2.restart() + [FA.eq(0)]
+        next_row = k0.restart() + k1.restart() + k2.step() + to_row(oy - 1)
+        move = _Move(m, self.compact, (FA, f.fa_j0, f.fa_j1, f.fa_j2, f.fa_r, f.fa_c, f.fa_cr),
+                     (RO, f.fw_j0, f.fw_j1, f.fw_j2, f.fw_r, f.fw_c, f.fw_cr))
+        J0, J1, J2, R, C, CR = range(6)
         with m.If(self.restart):
             m.d.sync += first
         with m.Elif(self.step):
-            with m.If(~k0.last):
-                m.d.sync += k0.step() + [FA.eq(FA + f.fa_j0), RO.eq(RO + f.fw_j0)]
+            with m.If(self.row_out):
+                with m.If(~k2.last):
+                    m.d.sync += next_row + move.by(R)
+                with m.Else():
+                    m.d.sync += first
+            with m.Elif(self.col_out):
+                with m.If(~k1.last):
+                    m.d.sync += k0.restart() + k1.step() + to_col(ox - 1) + move.by(C)
+                with m.Elif(~k2.last):
+                    m.d.sync += next_row + move.by(CR)
+                with m.Else():
+                    m.d.sync += first
+            with m.Elif(~k0.last):
+                m.d.sync += k0.step() + move.by(J0)
             with m.Elif(~k1.last):
-                m.d.sync += k0.restart() + k1.step() + [FA.eq(FA + f.fa_j1), RO.eq(RO + f.fw_j1)]
+                m.d.sync += k0.restart() + k1.step() + to_col(ox - 1) + move.by(J1)
             with m.Elif(~k2.last):
-                m.d.sync += k0.restart() + k1.restart() + k2.step() + [FA.eq(FA + f.fa_j2), RO.eq(RO + f.fw_j2)]
+                m.d.sync += next_row + move.by(J2)
             with m.Else():
                 m.d.sync += first
         with m.If(self.start):
-            m.d.sync += RO.eq(self.row)
+            y0, xs = self.y + f.pad, self.x + f.pad
+            m.d.sync += [RO.eq(self.row), oy.eq(y0), self.row_out.eq(outside(y0, f.hout)), ox.eq(xs), x0.eq(xs),
+                         self.col_out.eq(outside(xs, f.wout))]
         return m

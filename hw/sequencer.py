@@ -24,7 +24,8 @@ Units: one FSM (its states in three groups: the image, the op's record, the op's
 :class:`~csdformer.hw.sequencer_counters.PerfCounters`.
 
 Cycles (:func:`cycles`): ``n_pixels`` for the image, per op ``3 + op_bytes + DATA_LATENCY``
-(start, fetch, decode, setup; plus any wait for the op's record) ``+ 2`` per step (FRAME, NEXT)
+(start, fetch, decode, setup; plus any wait for the op's record; resident weights: ``3 + 1``, the
+record prefetched) ``+ 2`` per step (FRAME, NEXT)
 ``+ 2`` (the last FRAME, OP_END; the head's last FRAME starts the logits instead), besides the
 phases' own cycles.
 """
@@ -57,9 +58,13 @@ def lags(op, program: Program) -> bool:
 
 
 def cycles(op, program: Program, delay: int) -> int:
-    """The sequencer's own cycles for ``op`` once its record is in (its phases' cycles come on top)."""
+    """The sequencer's own cycles for ``op`` once its record is in (its phases' cycles come on top):
+    the record's copy is ``op_bytes + DATA_LATENCY`` cycles, or one with resident weights (the
+    record was prefetched while the op before ran: :class:`~csdformer.hw.sequencer_op.OpRegister`;
+    a wait for it, should that op be shorter, is the model's, :mod:`csdformer.hw.netmodel`)."""
     steps = program.T + delay if op.sink is Sink.DIF else program.T
-    return 3 + op_bytes(program) + DATA_LATENCY + 2 * steps + (1 if op.sink is Sink.LOGITS else 2)
+    fetch = 1 if program.resident else op_bytes(program) + DATA_LATENCY
+    return 3 + fetch + 2 * steps + (1 if op.sink is Sink.LOGITS else 2)
 
 
 class Sequencer(wiring.Component):
@@ -83,7 +88,7 @@ class Sequencer(wiring.Component):
             "spk": Out(ReadPort(p.depths["spk"], p.lanes)),
             "img": Out(WritePort(p.depths["img"], p.pixel_bits)),
             "op": Out(ReadPort(p.op_slots * op_bytes(p), 8)),
-            "full": In(2), "free": Out(2), "slot": Out(1),
+            "full": In(2), "free": Out(2), "slot": Out(1), "records_in": In(1),
             "bias": Out(PhaseControl(p, L["bias"].shape)),
             "cumulate": Out(PhaseControl(p, L["cumulate"].shape)),
             "scatter": Out(PhaseControl(p, src["scatter"].shape)),
@@ -102,6 +107,7 @@ class Sequencer(wiring.Component):
         m.submodules.steps = steps = StepCounter(p)  # the op's step and its frame
         m.submodules.counters = counters = PerfCounters(p.lanes)
         wiring.connect(m, rec.ram, wiring.flipped(self.op))
+        m.d.comb += rec.records_in.eq(self.records_in)
         reg = rec.fields
         # The op's sink runs a step behind its scatter, in the other ACC buffer (module docstring).
         self.lag = lag = Signal()

@@ -116,14 +116,15 @@ def test_rtl_prints_typical_and_worst_case_cycles(tmp_path, capsys):
     typical = int(line.split("typically ")[1].split(" ")[0].replace(",", ""))
     worst = int(line.split("worst case ")[1].split(" ")[0].replace(",", ""))
     # The figures are the cycle model's, for the program the command compiled (the shipped digits
-    # model, 1-32, 16 tokens: about 68,000 cycles an image on 8 lanes since the scatter's word
-    # queue, 77,000..86,000 before it).
+    # model, 1-32, 16 tokens: about 59,000 cycles an image on 8 lanes since the sink runs beside
+    # the scatter and a conv's border taps are skipped, 68,000 with the word queue alone,
+    # 77,000..86,000 before it). The range only guards against a figure from some other program.
     from csdformer.boards.throughput import cycle_estimate
     from csdformer.hw.program import compile_program
 
     e = cycle_estimate(compile_program(A.load(resolve_artifact("digits")), 8))
     assert (typical, worst) == (round(e["mean"]), e["worst_case"])
-    assert 60_000 < typical < e["max"] < worst
+    assert 45_000 < typical < e["max"] < worst
     assert main(["rtl", "digits", "-o", str(tmp_path / "rtl1"), "--lanes", "1"]) == 0
     assert ", 1 lane, " in capsys.readouterr().out
 

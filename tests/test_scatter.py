@@ -29,6 +29,7 @@ CASES = [  # artifact, lanes, op
     ("digits", 8, "blocks.0.attn.quant_attn"),  # TDEC q·kᵀ (the transposed copy of k)
     ("digits", 8, "head"),  # head: ACC sums every frame
     ("digits", 1, "rpe_add"),  # conv over tokens
+    ("digits", 8, "stages.2.quant"),  # conv of spikes, two lane words a tap: its border taps skipped
     ("digits", 1, "blocks.0.attn.quant_out"),  # TDEC attn·v
     ("fashion_mnist", 16, "blocks.0.attn.quant_k"),
 ]
@@ -81,8 +82,8 @@ def run_scatter(name, lanes, op_name, flip=None):
     rig.run(bench)
     for t in range(frames):
         compare(f"{name}@{lanes} {op.name} frame {t + 1} (ACC)", got[t], want[t], acc_t)
-    events, live_words, _ = scatter_events(program, op, c.frames, c.image, program.T)
-    model = bias.cycles(op, program) + scatter.cycles(op, program, events=events, live_words=live_words)
+    events, fanout, live_words, _ = scatter_events(program, op, c.frames, c.image, program.T)
+    model = bias.cycles(op, program) + scatter.cycles(op, program, fanout=fanout, live_words=live_words)
     model += cumulate.cycles(op, program) if op.src is Src.TDEC else 0
     assert events > 0 and sum(measured) == model
 
