@@ -136,6 +136,8 @@ def add_build_parser(subparsers):
     b.add_argument("--lanes", type=int, help="parallel lanes (default: the board's)")
     b.add_argument("--freq", type=float, metavar="MHZ", help="sync clock (default: the board's)")
     b.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART baud rate (default {DEFAULT_BAUD})")
+    b.add_argument("--seed", type=int, help="nextpnr's placement seed (default: its own); another seed places "
+                   "the design differently, when routing does not converge or the clock is missed by a little")
     b.add_argument("--cache", metavar="DIR", help="bitstream cache (default $CSDFORMER_CACHE/bitstreams or "
                    "~/.cache/csdformer/bitstreams): an artifact that fits a cached design reuses its bitstream")
     b.add_argument("--no-cache", action="store_true", help="neither reuse nor store a bitstream")
@@ -199,7 +201,7 @@ def _design(program, artifact, lanes, board, args, provider, cache):
     def make(prog):
         top = BoardTop(lambda hz: provider(prog, uart_divisor(hz, args.baud), board=board, clock_hz=hz),
                        board, freq_mhz=args.freq)
-        return top, render(top, board)
+        return top, render(top, board, seed=getattr(args, "seed", None))
 
     if cache is not None:
         for fabric in cache.fabrics(board.name):

@@ -4,7 +4,7 @@ so that no address needs a multiplication."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Shape, Signal, Value, signed
+from amaranth.hdl import Module, Shape, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -20,22 +20,27 @@ def _width(layout, name: str) -> int:
 def compact(program) -> bool:
     """Whether the walks are built for few logic cells (the iCEBreaker's configuration, CUR or
     MEM single-port, as :func:`csdformer.hw.scatter.skid` is decided): a step's increment is chosen
-    first, then added (one adder an address); else each increment has its adder, from registers,
-    and the step's flags only pick among the sums (the ECP5 builds, whose floor is 100 MHz)."""
+    first, then added (one adder an address); else each step's increment has its adder, from
+    registers, and the step's flags only pick among the sums (the ECP5 builds, whose floor is
+    100 MHz; a tap walk's skips share one: twelve adders made the ULX3S digits design too
+    congested for nextpnr's router to finish)."""
     return bool({"cur", "mem"} & set(program.single_port))
 
 
 class _Move:
     """Registers that step by one of their increments: ``(register, increment 0, increment 1, ...)``
-    each; :meth:`by` (``k``) is the statements that add increment ``k`` to every register."""
+    each; :meth:`by` (``k``) is the statements that add increment ``k`` to every register.
+    Increments ``shared`` and up share one adder (their increment chosen first, then added), as
+    every increment does when ``compact``; the others have an adder each."""
 
-    def __init__(self, m, compact: bool, *walks):
-        self.m, self.compact, self.walks = m, compact, walks
-        if compact:
+    def __init__(self, m, compact: bool, *walks, shared: int | None = None):
+        self.m, self.walks = m, walks
+        self.shared = 0 if compact else shared
+        if self.shared is not None:
             self.inc = [Signal(Value.cast(w[0]).shape(), name=f"inc{i}") for i, w in enumerate(walks)]
 
     def by(self, k: int) -> list:
-        if not self.compact:
+        if self.shared is None or k < self.shared:
             return [w[0].eq(w[0] + w[1 + k]) for w in self.walks]
         self.m.d.comb += [inc.eq(w[1 + k]) for inc, w in zip(self.inc, self.walks)]
         return [w[0].eq(w[0] + inc) for inc, w in zip(self.inc, self.walks)]
@@ -122,23 +127,34 @@ class TapWalk(wiring.Component):
         f, FA, RO = self.op, self.FA, self.RO
         k0, k1, k2 = (Counter(n, self.nb, limit) for n, limit in (("k0", f.f0_m1), ("k1", f.f1_m1), ("k2", f.f2_m1)))
         oy, ox, x0 = (Signal(self.P, name=n) for n in ("oy", "ox", "x0"))  # x0: ox of a row's first column
-        m.d.comb += [self.k1.eq(k1.value), self.k2.eq(k2.value), self.k0_last.eq(k0.last),
-                     self.done.eq(Mux(self.row_out, k2.last,
-                                      Mux(self.col_out, k1.last & k2.last, k0.last & k1.last & k2.last)))]
+        m.d.comb += [self.k1.eq(k1.value), self.k2.eq(k2.value), self.k0_last.eq(k0.last)]
 
         def outside(v, n):
             return f.check & ((v < 0) | (v >= n))
 
-        def to_row(v):  # enter tap row v (and its first column)
-            return [oy.eq(v), self.row_out.eq(outside(v, f.hout)), ox.eq(x0), self.col_out.eq(outside(x0, f.wout))]
+        # ``done`` is a register, set for the tap being entered: the event ends at this tap's step
+        # when it is on the last tap row and the row is outside, or on the last column and the
+        # column is outside, or on the last lane word (so no compare or mux of flags sits before
+        # the engine's next-event logic).
+        def ends(l2, row_out, l1, col_out, l0):
+            return self.done.eq(l2 & (row_out | (l1 & (col_out | l0))))
 
-        def to_col(v):
-            return [ox.eq(v), self.col_out.eq(outside(v, f.wout))]
+        L0r, L1r = f.f0_m1 == 0, f.f1_m1 == 0  # the last flags of a restarted k0, k1
+        L0s, L1s, L2s = (k.value + 1 == k.limit for k in (k0, k1, k2))  # of a stepped one
+
+        def to_row(v):  # enter tap row v (and its first column)
+            r, c = outside(v, f.hout), outside(x0, f.wout)
+            return [oy.eq(v), self.row_out.eq(r), ox.eq(x0), self.col_out.eq(c), ends(L2s, r, L1r, c, L0r)]
+
+        def to_col(v):  # the next column of this row (inside)
+            c = outside(v, f.wout)
+            return [ox.eq(v), self.col_out.eq(c), ends(k2.last, 0, L1s, c, L0r)]
 
         first = k0.restart() + k1.restart() + k2.restart() + [FA.eq(0)]
         next_row = k0.restart() + k1.restart() + k2.step() + to_row(oy - 1)
+        # The skips (rare: a conv's border) share one adder a walk; the steps have their own.
         move = _Move(m, self.compact, (FA, f.fa_j0, f.fa_j1, f.fa_j2, f.fa_r, f.fa_c, f.fa_cr),
-                     (RO, f.fw_j0, f.fw_j1, f.fw_j2, f.fw_r, f.fw_c, f.fw_cr))
+                     (RO, f.fw_j0, f.fw_j1, f.fw_j2, f.fw_r, f.fw_c, f.fw_cr), shared=3)
         J0, J1, J2, R, C, CR = range(6)
         with m.If(self.restart):
             m.d.sync += first
@@ -156,15 +172,16 @@ class TapWalk(wiring.Component):
                 with m.Else():
                     m.d.sync += first
             with m.Elif(~k0.last):
-                m.d.sync += k0.step() + move.by(J0)
+                m.d.sync += k0.step() + move.by(J0) + [ends(k2.last, 0, k1.last, 0, L0s)]
             with m.Elif(~k1.last):
                 m.d.sync += k0.restart() + k1.step() + to_col(ox - 1) + move.by(J1)
             with m.Elif(~k2.last):
                 m.d.sync += next_row + move.by(J2)
             with m.Else():
                 m.d.sync += first
-        with m.If(self.start):
+        with m.If(self.start):  # the event's first tap: every counter at 0
             y0, xs = self.y + f.pad, self.x + f.pad
-            m.d.sync += [RO.eq(self.row), oy.eq(y0), self.row_out.eq(outside(y0, f.hout)), ox.eq(xs), x0.eq(xs),
-                         self.col_out.eq(outside(xs, f.wout))]
+            r, c = outside(y0, f.hout), outside(xs, f.wout)
+            m.d.sync += [RO.eq(self.row), oy.eq(y0), self.row_out.eq(r), ox.eq(xs), x0.eq(xs), self.col_out.eq(c),
+                         ends(f.f2_m1 == 0, r, L1r, c, L0r)]
         return m

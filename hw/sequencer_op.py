@@ -118,16 +118,18 @@ class OpRegister(wiring.Component):
             m.d.comb += self.fetched.eq(1)
             m.d.sync += raw.eq(nxt)
         go = Signal()  # a prefetch starts: after this op's copy (its decode), or op 0's after reset
+        records_in = Signal()  # registered: it comes from the loader, across the chip
+        m.d.sync += records_in.eq(self.records_in)
         with m.If(self.decode):
             m.d.comb += go.eq(1)
             # The next op's record, op 0 after the head (the last op).
             m.d.sync += pbase.eq(Mux(self.fields.sink == Sink.LOGITS, 0, base + OB))
-        with m.Elif(self.records_in & ~primed):
+        with m.Elif(records_in & ~primed):
             m.d.comb += go.eq(1)
             m.d.sync += [pbase.eq(0), primed.eq(1)]
-        with m.If(go):
-            m.d.sync += [active.eq(1), ready.eq(0), pf.eq(0)]
-        with m.Elif(active):
+        # A prefetch never starts while one runs (the next starts at the decode that follows the
+        # copy of this one), so the record's shift depends on the prefetch's own count only.
+        with m.If(active):
             with m.If(pf < OB):
                 m.d.comb += self.ram.addr.eq(pbase + pf)
             with m.If(pf >= DATA_LATENCY):
@@ -135,3 +137,5 @@ class OpRegister(wiring.Component):
             m.d.sync += pf.eq(pf + 1)
             with m.If(pf == OB + DATA_LATENCY - 1):
                 m.d.sync += [active.eq(0), ready.eq(1)]
+        with m.If(go):
+            m.d.sync += [active.eq(1), ready.eq(0), pf.eq(0)]

@@ -406,6 +406,18 @@ class _ArrayReg(wiring.Component):
         return m
 
 
+def test_build_seed_reaches_nextpnr():
+    """``csdformer build --seed N`` places with nextpnr's ``--seed N`` (another placement, when
+    routing does not converge); without it nextpnr picks its own, and the design's digest (the
+    bitstream cache's key) differs between the two."""
+    args = _parse(["build", "digits", "--board", "ulx3s-85f", "--seed", "3"])
+    assert args.seed == 3 and _parse(["build", "digits", "--board", "ulx3s-85f"]).seed is None
+    seeded, plain = render(_ArrayReg(), "ulx3s-85f", seed=3), render(_ArrayReg(), "ulx3s-85f")
+    script = next(v for k, v in seeded.files.items() if k.endswith(".sh"))
+    assert "--seed 3" in script and "--seed" not in next(v for k, v in plain.files.items() if k.endswith(".sh"))
+    assert seeded.digest() != plain.digest()
+
+
 def test_synthesis_hides_array_element_names(tmp_path):
     """ABC9 names a bit ``w[i]`` when it reads the mapped netlist back; an alias wire named ``lanes[0]``
     collides with those names (yosys asserted on the 16-lane Fashion-MNIST design). Every board's
