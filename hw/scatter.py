@@ -92,8 +92,10 @@ def tap_cycles(op, program) -> np.ndarray:
     the output are skipped (:class:`~csdformer.hw.scatter_walk.TapWalk`), a cycle for each tap row
     outside and for each tap column outside in a row inside."""
     f = op.f
-    if op.src is Src.TDEC or not f["check"]:
-        return np.full((f.get("n2", 1), f.get("n1", 1)) if op.src is not Src.TDEC else (1, 1), f["fanout"])
+    if op.src is Src.TDEC:
+        return np.full((1, 1), f["fanout"])
+    if not f["check"]:
+        return np.full((f["n2"], f["n1"]), f["fanout"])
     K, G, pad = f["f2"], f["f0"], f["pad"]
     ys, xs = np.arange(f["n2"])[:, None] + pad - np.arange(K), np.arange(f["n1"])[:, None] + pad - np.arange(K)
     rows = ((ys >= 0) & (ys < f["hout"])).sum(axis=1)  # tap rows inside, per y

@@ -156,6 +156,15 @@ class TapWalk(wiring.Component):
         move = _Move(m, self.compact, (FA, f.fa_j0, f.fa_j1, f.fa_j2, f.fa_r, f.fa_c, f.fa_cr),
                      (RO, f.fw_j0, f.fw_j1, f.fw_j2, f.fw_r, f.fw_c, f.fw_cr), shared=3)
         J0, J1, J2, R, C, CR = range(6)
+        def leave_column(to_next_col, to_next_row):
+            """From a column's first or last lane word: the next column, else the next row, else done."""
+            with m.If(~k1.last):
+                m.d.sync += k0.restart() + k1.step() + to_col(ox - 1) + move.by(to_next_col)
+            with m.Elif(~k2.last):
+                m.d.sync += next_row + move.by(to_next_row)
+            with m.Else():
+                m.d.sync += first
+
         with m.If(self.restart):
             m.d.sync += first
         with m.Elif(self.step):
@@ -164,21 +173,12 @@ class TapWalk(wiring.Component):
                     m.d.sync += next_row + move.by(R)
                 with m.Else():
                     m.d.sync += first
-            with m.Elif(self.col_out):
-                with m.If(~k1.last):
-                    m.d.sync += k0.restart() + k1.step() + to_col(ox - 1) + move.by(C)
-                with m.Elif(~k2.last):
-                    m.d.sync += next_row + move.by(CR)
-                with m.Else():
-                    m.d.sync += first
+            with m.Elif(self.col_out):  # skip the column
+                leave_column(C, CR)
             with m.Elif(~k0.last):
                 m.d.sync += k0.step() + move.by(J0) + [ends(k2.last, 0, k1.last, 0, L0s)]
-            with m.Elif(~k1.last):
-                m.d.sync += k0.restart() + k1.step() + to_col(ox - 1) + move.by(J1)
-            with m.Elif(~k2.last):
-                m.d.sync += next_row + move.by(J2)
-            with m.Else():
-                m.d.sync += first
+            with m.Else():  # the column's last lane word
+                leave_column(J1, J2)
         with m.If(self.start):  # the event's first tap: every counter at 0
             y0, xs = self.y + f.pad, self.x + f.pad
             r, c = outside(y0, f.hout), outside(xs, f.wout)
