@@ -8,6 +8,7 @@ from amaranth.hdl import Module, Shape, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .common import compact
 from .phase import Counter, addr_shape
 
 __all__ = ["WordWalk", "TapWalk"]
@@ -15,16 +16,6 @@ __all__ = ["WordWalk", "TapWalk"]
 
 def _width(layout, name: str) -> int:
     return Shape.cast(layout[name].shape).width
-
-
-def compact(program) -> bool:
-    """Whether the walks are built for few logic cells (the iCEBreaker's configuration, CUR or
-    MEM single-port, as :func:`csdformer.hw.scatter.skid` is decided): a step's increment is chosen
-    first, then added (one adder an address); else each step's increment has its adder, from
-    registers, and the step's flags only pick among the sums (the ECP5 builds, whose floor is
-    100 MHz; a tap walk's skips share one: twelve adders made the ULX3S digits design too
-    congested for nextpnr's router to finish)."""
-    return bool({"cur", "mem"} & set(program.single_port))
 
 
 class _Move:
