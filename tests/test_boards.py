@@ -317,6 +317,12 @@ def test_report_states_the_critical_path():
     assert r.goal_met and "is missed" not in r.to_markdown()
     r.clocks = clock_rows({"fmax": {"clk": {"achieved": 125.0, "constraint": 130}}})
     assert "- The clock is missed: what has been tried" in r.to_markdown()
+    # Short by a little: another placement may meet it, and the report names --seed.
+    assert "- `clk` is 3.8 % short of 130 MHz: placement alone" in r.to_markdown() and "--seed N" in r.to_markdown()
+    r.clocks = clock_rows({"fmax": {"clk": {"achieved": 94.59, "constraint": 100}}})
+    assert "- `clk` is 5.4 % short of 100 MHz" in r.to_markdown()
+    r.clocks = clock_rows({"fmax": {"clk": {"achieved": 64.2, "constraint": 100}}})  # far short: no seed hint
+    assert "The clock is missed" in r.to_markdown() and "--seed" not in r.to_markdown()
 
 
 # --- build command ----------------------------------------------------------------------------------
