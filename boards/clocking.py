@@ -13,7 +13,10 @@ frequency is known when the UART divisor is computed:
 :class:`Ice40ClockGen` and :class:`Ecp5ClockGen` instantiate the PLL, drive the clock of the
 ``sync`` domain (which the parent declares) with it, add a clock constraint on it, and hold
 ``sync`` in reset (a :class:`~amaranth.lib.cdc.ResetSynchronizer`: asserted at once, released on
-a clock edge) until the PLL locks and while the board's reset button, if any, is pressed.
+a clock edge) until the PLL locks and while the board's reset button, if any, is pressed. On ECP5
+the synchronized reset then goes through a ``DCCA`` onto a global network: it reaches most of
+the design's flip-flops, and as a fabric net it kept nextpnr's router from converging on the
+16-lane ULX3S design (iCE40: nextpnr promotes such a reset to a global buffer by itself).
 """
 
 from __future__ import annotations
