@@ -27,12 +27,12 @@ from .programming import instructions, markdown as programming_markdown
 __all__ = ["ResourceUse", "ClockTiming", "BuildReport", "parse_utilization", "parse_log_utilization",
            "netlist_cells", "resource_rows", "clock_rows", "MULTIPLIER_CELLS"]
 
-# Where the timing work on the accelerator is written down, step by step, with each step's Fmax.
 SEED_MARGIN_PCT = 10.0
 """A clock missed by less than this (percent) is within reach of another placement: the 16-lane
 ULX3S digits design gives 104.4 MHz at nextpnr's default seed and 94.6 MHz with ``--seed 7``
 (docs/results.md, session 11); the report then says so and names ``--seed``."""
 
+# Where the timing work on the accelerator is written down, step by step, with each step's Fmax.
 TIMING_HISTORY = "docs/results.md (the Fmax tables and the critical paths of each session's builds)"
 
 MULTIPLIER_CELLS = {"ice40": ("SB_MAC16",), "ecp5": ("MULT18X18D", "ALU54B")}

@@ -38,7 +38,6 @@ __all__ = [
     "FlipOutputBit",
     "signed_bits",
     "one_hot_in_synthesis",
-    "compact",
     "replacing_folder",
 ]
 
@@ -58,18 +57,6 @@ def replacing_folder(final):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def compact(program) -> bool:
-    """Whether the units are built for few logic cells (the iCEBreaker's configuration, CUR or
-    MEM single-port, as :func:`csdformer.hw.scatter.skid` is decided) rather than for a clock
-    over wide routing (the ECP5 builds, whose floor is 100 MHz). The scatter's walks then choose
-    a step's increment first, then add it (one adder an address); else each step's increment has
-    its adder, from registers, and the step's flags only pick among the sums (a tap walk's skips
-    share one: twelve adders made the ULX3S digits design too congested for nextpnr's router to
-    finish). The model loader's FSM is one-hot only where not compact (its state decode was a
-    ULX3S critical path; on the iCEBreaker the extra flip-flops left nextpnr no legal placement)."""
-    return bool({"cur", "mem"} & set(program.single_port))
 
 
 def one_hot_in_synthesis(fsm) -> None:

@@ -23,7 +23,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .common import compact, one_hot_in_synthesis
+from .common import one_hot_in_synthesis
 from .flash_image import COUNT_BYTES, HEADER_BYTES, MAGIC, VERSION, op_bytes, record_bytes, records_offset, \
     table_specs, word_bytes
 from .loader_places import RecordPlaces
@@ -179,6 +179,6 @@ class ModelLoader(wiring.Component):
                 m.next = "IDLE"
             with m.State("ERROR"):
                 m.d.sync += [self.error.eq(1), mid.eq(0)]
-        if not compact(p):  # one flip-flop a state: DONE's pulse is a flip-flop, not a decode that
+        if not p.compact:  # one flip-flop a state: DONE's pulse is a flip-flop, not a decode that
             one_hot_in_synthesis(fsm)  # the placer puts between its far users (a ULX3S critical path)
         return m

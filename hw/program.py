@@ -230,10 +230,23 @@ class Program:
         return self.depths["ops"] if self.resident else 2
 
     @property
+    def compact(self) -> bool:
+        """Whether the units are built for few logic cells rather than for a clock over wide
+        routing: CUR or MEM single-port, the iCEBreaker's configuration (its logic cells nearly all
+        used, its clock 30 MHz), against the ECP5 builds (dual-port memories, a 100 MHz floor).
+        Decided by the memories; it decides :attr:`sink_gap`, :attr:`acc_buffers`, the scatter's
+        word queue and walks (:func:`csdformer.hw.scatter.skid`, :mod:`csdformer.hw.scatter_walk`:
+        with the wide ones each step's increment has its adder, from registers), the sink's ACC
+        stage (:func:`csdformer.hw.sink.acc_stage`) and the model loader's state encoding (one-hot
+        only where not compact: its state decode was a ULX3S critical path; on the iCEBreaker the
+        extra flip-flops left nextpnr no legal placement)."""
+        return bool({"cur", "mem"} & set(self.single_port))
+
+    @property
     def sink_gap(self) -> int:
         """Cycles between the sink's words: 2 when a memory the sink reads and writes
         (``cur``, ``mem``) is single-port (reads and writes then take alternate cycles), else 1."""
-        return 2 if {"cur", "mem"} & set(self.single_port) else 1
+        return 2 if self.compact else 1
 
     @property
     def acc_buffers(self) -> int:
@@ -242,7 +255,7 @@ class Program:
         buffer is a frame's ``bank``), or 1 where CUR or MEM is single-port, the iCEBreaker's
         configuration, whose block RAMs and logic cells are nearly all used. Decided by the
         memories, as :attr:`sink_gap` is."""
-        return 1 if {"cur", "mem"} & set(self.single_port) else 2
+        return 1 if self.compact else 2
 
     def port_shape(self, name: str) -> tuple[int, int]:
         """(address range, word width) of a unit's port on memory ``name``: :meth:`memory_shape`,

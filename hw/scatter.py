@@ -52,7 +52,7 @@ def scan_fill(program) -> int:
     queue (the ECP5 builds), whose scan registers its mask once more before finding the word's
     events: the mask's register sits by the block RAMs' outputs, the event logic by the queue and
     the fan-out (a 4 ns route between them took the ULX3S digits build below 100 MHz)."""
-    return SCAN_FILL + (0 if {"cur", "mem"} & set(program.single_port) else 1)
+    return SCAN_FILL + (0 if program.compact else 1)
 
 
 def skid(program) -> int:
@@ -61,7 +61,7 @@ def skid(program) -> int:
     configuration, whose logic cells are nearly all used (the queue holds ``SKID`` scanned words:
     their masks and, for TDEC, the counts). Decided by the memories, as the sink's
     :func:`csdformer.hw.sink.acc_stage` is."""
-    return 0 if {"cur", "mem"} & set(program.single_port) else SKID
+    return 0 if program.compact else SKID
 
 
 def fill(program) -> int:

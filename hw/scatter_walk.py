@@ -8,7 +8,6 @@ from amaranth.hdl import Module, Shape, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .common import compact
 from .phase import Counter, addr_shape
 
 __all__ = ["WordWalk", "TapWalk"]
@@ -60,7 +59,7 @@ class WordWalk(wiring.Component):
                           "wi": Out(max(nw, 3) + 1), "c1": Out(nb), "c2": Out(nw + 1), "E": Out(A),
                           "Bb": Out(data.ArrayLayout(A, P))})
         self.nb, self.P = nb, P
-        self.compact = compact(program)
+        self.compact = program.compact
 
     def elaborate(self, platform):
         m = Module()
@@ -111,7 +110,7 @@ class TapWalk(wiring.Component):
                           "FA": Out(A), "RO": Out(A), "k1": Out(nb), "k2": Out(nb), "k0_last": Out(1),
                           "row_out": Out(1), "col_out": Out(1), "done": Out(1)})
         self.nb, self.P = nb, P
-        self.compact = compact(program)
+        self.compact = program.compact
 
     def elaborate(self, platform):
         m = Module()

@@ -44,7 +44,7 @@ def acc_stage(program) -> int:
     sink is exact either way (tests/test_sink.py runs both). Decided by the memories themselves,
     as ``sink_gap`` is, not by ``sink_gap``: a full rate forced onto single-port memories (a test
     that it fails) is the sink without the stage."""
-    return 0 if {"cur", "mem"} & set(program.single_port) else 1
+    return 0 if program.compact else 1
 
 
 def depth(program) -> int:

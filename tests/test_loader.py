@@ -76,3 +76,19 @@ def test_resident_records_are_read_once_into_their_places():
             assert op.f["w_base"] + len(op.weights) <= len(want)
         word = int.from_bytes(bytes(op_words[j * OB + b] for b in range(OB)), "little")
         assert word == prog.encode(op)
+
+
+def test_loader_state_is_one_hot_only_where_the_units_are_not_compact():
+    """The ECP5 builds encode the loader's FSM one-hot (its DONE decode, placed between far users,
+    was a ULX3S critical path); the iCEBreaker's (``Program.compact``) keeps it binary: one-hot,
+    nextpnr found no legal placement at 96 % of its logic cells."""
+    from amaranth.back import rtlil
+
+    art = A.load(resolve_artifact("digits"))
+    for single_port, lanes, one_hot in (((), 8, True), (("cur", "mem", "weight"), 1, False)):
+        program = compile_program(art, lanes, single_port=single_port)
+        assert program.compact is not one_hot
+        lines = rtlil.convert(ModelLoader(program)).splitlines()
+        (k,) = [i for i, line in enumerate(lines) if line.strip().startswith("wire") and
+                line.strip().endswith("\\loader_state")]
+        assert ('\\fsm_encoding "one-hot"' in lines[k - 1]) is one_hot
