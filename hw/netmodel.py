@@ -19,6 +19,10 @@ on weights; :attr:`ImageModel.bound` names which bound holds. With resident weig
 (``Program.resident``) the records are read once after reset, before the first image: an image
 neither waits nor loads.
 
+A DIF op's fire-only sink passes run as the sink's tail after the op's end, beside the next op
+(:func:`~csdformer.hw.sequencer.tail_cycles`); the ops are laid out in time (:func:`_schedule`)
+and an op whose held ``FRAME`` comes before the tail is done waits for it.
+
 The accelerator's own counters (``cycles``, ``sops``, ``spikes``) are held to this model exactly
 by the verification bench.
 """
@@ -155,12 +159,13 @@ def image_model(program: Program, frames: dict[str, np.ndarray], image: np.ndarr
     records are always in time).
     """
     T = program.T
-    total = program.n_pixels
     per_op: dict[str, int] = {}
     sops_op: dict[str, int] = {}
+    fronts: list[int] = []
     spikes = 0
-    for op, cost in zip(program.ops, op_costs(program, delay)):
-        c, s = cost["fixed"], 0
+    costs = op_costs(program, delay)
+    for op, cost in zip(program.ops, costs):
+        c, s, front = cost["fixed"], 0, cost["front"]
         if op.src in SCATTER_SRC:
             _, fanout, live_words, sops = frame_events(program, op, frames, image, T)
             s = sum(sops)
@@ -168,61 +173,65 @@ def image_model(program: Program, frames: dict[str, np.ndarray], image: np.ndarr
             # Steps 2..T: the sink of the step before runs beside this step's front phases.
             c -= sum(min(cost["frame_fixed"] + fo + cost["per_live_word"] * w, cost["beside"])
                      for fo, w in zip(fanout[1:], live_words[1:]))
+            if op.src in sequencer.TAIL_FREE:  # the first step runs beside the tail before
+                front += fanout[0] + cost["per_live_word"] * live_words[0]
         if op.sink is Sink.DIF:
             spikes += _spikes(program, op, frames[op.name])
         per_op[op.label] = c
         sops_op[op.label] = s
-        total += c
-    waits = load = 0
-    if timing is not None and not program.resident:  # resident: every record read once, before
-        waits, load = _memory_waits(program, list(per_op.values()), timing)
-        total += waits
-    if program.resident:
-        total += _prefetch_waits(program, list(per_op.values()))
+        fronts.append(front)
+    waits, load, held = _schedule(program, list(per_op.values()), fronts, [c["tail"] for c in costs], timing)
+    for op, h in zip(program.ops, held):
+        per_op[op.label] += h
+    total = program.n_pixels + sum(per_op.values()) + waits
     return ImageModel(cycles=total, sops=sum(sops_op.values()), spikes=spikes, per_op=per_op, sops_per_op=sops_op,
-                      wait_cycles=waits, load_cycles=load)
+                      wait_cycles=waits if timing is not None and not program.resident else 0, load_cycles=load)
 
 
-def _prefetch_waits(program: Program, costs: list[int]) -> int:
-    """Cycles ops wait in ``OP_FETCH`` for their prefetched record (resident weights:
-    :class:`~csdformer.hw.sequencer_op.OpRegister`): op ``j + 1``'s record is in
+def _schedule(program: Program, costs: list[int], fronts: list[int], tails: list[int], timing):
+    """One image's ops in time, from op 0's first ``OP_START``: ``(cycles ops waited for their
+    records, cycles the loader spent reading them, per op the cycles its held FRAME waited for the
+    tail of the op before)``. ``costs``: each op's cycles without waiting; ``fronts``: from its
+    ``OP_START`` (after any wait for its record) to the ``FRAME`` a tail holds; ``tails``:
+    :func:`~csdformer.hw.sequencer.tail_cycles`.
+
+    The records: with resident weights op ``j + 1``'s record is in the prefetch register
     ``prefetch_cycles`` after op ``j``'s decode (the cycle after its copy, two after its
-    ``OP_START``). Op 0's was fetched during the last image. Times from op 0's ``OP_START``."""
+    ``OP_START``), op 0's fetched during the last image, and an op waits for it in ``OP_FETCH``;
+    streamed (``timing``), record ``k`` starts loading when the loader has finished record
+    ``k − 1`` and op ``k − 2`` has freed its slot (in its last cycle), and op ``k`` waits in
+    ``OP_START`` until it is in, the first two records in before the image; else no waits."""
+    resident, streamed = program.resident, timing is not None and not program.resident
+    rec = [record_cycles(program, op, timing) for op in program.ops] if streamed else []
     pc = prefetch_cycles(program)
-    start, waits, ready = 0, 0, 0
-    for cost in costs:
-        wait = max(0, ready - (start + 1))  # OP_FETCH is the cycle after OP_START
-        waits += wait
-        ready = start + 1 + wait + 1 + pc  # this op's decode, then the next record's prefetch
-        start += cost + wait
-    return waits
-
-
-def _memory_waits(program: Program, costs: list[int], timing) -> tuple[int, int]:
-    """(cycles ops wait for their records, cycles spent loading) over one image; ``costs``: each
-    op's cycles without waiting. Times are cycles from the first ``OP_START``."""
-    rec = [record_cycles(program, op, timing) for op in program.ops]
-    start = 0  # the current op's first OP_START cycle
-    ready: list[int] = []  # when each record's slot flag is up
+    never = -(1 << 40)
+    start, waits, prefetched, loader_idle, tail_open = 0, 0, 0, never, never
+    ready: list[int] = []  # streamed: when each record's slot flag is up
     ends: list[int] = []  # each op's last cycle (it frees its slot there)
-    loader_idle = -(1 << 40)
-    waits = 0
+    held: list[int] = []
     for k, cost in enumerate(costs):
-        if k < 2:
-            ready.append(-(1 << 40))  # prefetched before the image
-        else:
-            # The loader's IDLE sees the slot free the cycle after op k-2's last cycle, and
-            # hands the read to the backend in that cycle (the backend is always ready).
-            issue = max(loader_idle, ends[k - 2] + 1)
-            ready.append(issue + rec[k])
-            loader_idle = ready[k]
-        if k == 1:
-            loader_idle = -(1 << 40)
-        wait = max(0, ready[k] - start)
+        wait = 0
+        if resident:
+            wait = max(0, prefetched - (start + 1))  # OP_FETCH is the cycle after OP_START
+            prefetched = start + 1 + wait + 1 + pc  # this op's decode, then the next record's prefetch
+        elif streamed:
+            if k < 2:
+                ready.append(never)  # prefetched before the image
+            else:
+                # The loader's IDLE sees the slot free the cycle after op k-2's last cycle, and
+                # hands the read to the backend in that cycle (the backend is always ready).
+                ready.append(max(loader_idle, ends[k - 2] + 1) + rec[k])
+                loader_idle = ready[k]
+            if k == 1:
+                loader_idle = never
+            wait = max(0, ready[k] - start)
+        hold = max(0, tail_open - (start + wait + fronts[k]))
         waits += wait
-        ends.append(start + wait + cost - 1)
+        held.append(hold)
+        ends.append(start + wait + cost + hold - 1)
+        tail_open = ends[k] + tails[k] if tails[k] else never
         start = ends[k] + 1
-    return waits, sum(rec)
+    return waits, sum(rec) if streamed else 0, held
 
 
 def op_costs(program: Program, delay: int) -> list[dict]:
@@ -240,23 +249,35 @@ def op_costs(program: Program, delay: int) -> list[dict]:
     scatter). ``beside``: the cycles of one sink pass where it runs beside
     the next step's front phases (two ACC buffers, a scatter into a DIF or a store:
     :mod:`csdformer.hw.sequencer`), else 0: a step then costs ``max(F_t, beside)``, not their sum.
+
+    A DIF op's fire-only passes run as the sink's tail after its end (``tail``:
+    :func:`~csdformer.hw.sequencer.tail_cycles`, 0 without one), and the next op waits for it in
+    the ``FRAME`` it reaches ``front`` cycles after its ``OP_START`` (plus its first step's fan-outs
+    and live words for a scatter of spikes, :data:`~csdformer.hw.sequencer.TAIL_FREE`), if the tail
+    is not done by then.
     """
     out = []
     for op in program.ops:
-        steps = program.T + delay if op.sink is Sink.DIF else program.T
         fixed = sequencer.cycles(op, program, delay)
-        per_event = per_live_word = frame_fixed = beside = 0
+        per_event = per_live_word = frame_fixed = beside = tail = 0
+        front = 3 + sequencer.fetch_cycles(program)
         if op.src in SCATTER_SRC:
             fixed += bias.cycles(op, program) + scatter.cycles(op, program, fanout=0, live_words=0)
             per_event, per_live_word = op.f["fanout"], scatter.restart(op, program)
+            front += bias.cycles(op, program)
         if op.src in (Src.TDEC, Src.MAXPOOL):
             fixed += cumulate.cycles(op, program)
         if op.src is Src.MAXPOOL:
             fixed += maxpool.cycles(op, program)
         if op.src is Src.TRANSPOSE:
             fixed += transpose.cycles(op, program)
+        if op.src in sequencer.TAIL_FREE:  # FRAME, step 1's cumulative counts and scatter, NEXT
+            front += 2 + scatter.cycles(op, program, fanout=0, live_words=0) // program.T
+            if op.src is Src.TDEC:
+                front += cumulate.cycles(op, program) // program.T
         if op.sink in (Sink.DIF, Sink.STORE):
-            fixed += sink.cycles(op, program, steps)
+            fixed += sink.cycles(op, program, sequencer.sink_passes(op, program, delay))
+            tail = sequencer.tail_cycles(op, program, delay, sink.cycles(op, program, 1))
             if sequencer.lags(op, program):
                 beside = sink.cycles(op, program, 1)
                 frame_fixed = scatter.cycles(op, program, fanout=0, live_words=0) // program.T
@@ -266,11 +287,14 @@ def op_costs(program: Program, delay: int) -> list[dict]:
             fixed += logits.cycles(program)
         out.append({"op": op.label, "src": op.src.name.lower(), "sink": op.sink.name.lower(), "fixed": fixed,
                     "per_event": per_event, "per_live_word": per_live_word, "frame_fixed": frame_fixed,
-                    "beside": beside})
+                    "beside": beside, "front": front, "tail": tail})
     return out
 
 
 def min_cycles(program: Program, delay: int) -> int:
-    """The model's cycles for an image with no events: the fixed costs, less the sinks beside."""
-    return program.n_pixels + sum(c["fixed"] - (program.T - 1) * min(c["frame_fixed"], c["beside"])
-                                  for c in op_costs(program, delay))
+    """The model's cycles for an image with no events (and its records in time): the fixed costs,
+    less the sinks beside, plus the waits for the tails before."""
+    costs = op_costs(program, delay)
+    own = [c["fixed"] - (program.T - 1) * min(c["frame_fixed"], c["beside"]) for c in costs]
+    _, _, held = _schedule(program, own, [c["front"] for c in costs], [c["tail"] for c in costs], None)
+    return program.n_pixels + sum(own) + sum(held)

@@ -257,6 +257,15 @@ class Program:
         memories, as :attr:`sink_gap` is."""
         return 1 if self.compact else 2
 
+    @property
+    def sink_tail(self) -> bool:
+        """Whether a DIF op's fire-only sink passes (steps ``T < t ≤ T + D``: no current, the
+        neurons only fire) run as the sink's tail, beside the next op's first step, while the
+        sequencer goes on (:mod:`csdformer.hw.sequencer`): where the units are not compact (the
+        tail holds a copy of the sink's op fields and its own frame; the iCEBreaker's logic cells
+        are nearly all used). Decided by the memories, as :attr:`acc_buffers` is."""
+        return not self.compact
+
     def port_shape(self, name: str) -> tuple[int, int]:
         """(address range, word width) of a unit's port on memory ``name``: :meth:`memory_shape`,
         but ACC's address holds its buffer above the word (a bit more, with two buffers)."""

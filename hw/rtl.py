@@ -63,8 +63,10 @@ def describe(acc: Accelerator, delay: int) -> dict:
             "delay": delay,
             "formula": "cycles = n_pixels + sum over ops of (fixed + fanout + per_live_word * live_words "
                        "- sum over steps t = 2..T of min(frame_fixed + fanout_t + per_live_word * live_words_t, "
-                       "beside)); fanout: per_event cycles an event, less a conv's taps outside the output "
-                       "(hw.scatter.tap_cycles)",
+                       "beside) + held); fanout: per_event cycles an event, less a conv's taps outside the output "
+                       "(hw.scatter.tap_cycles); held: the cycles an op's FRAME waits for the tail of the op "
+                       "before (its fire-only sink passes), max(0, tail of that op - 1 - front - step 1's "
+                       "fanout and live-word cycles where the op scatters spikes), with its records in time",
             "min_cycles": min_cycles(p, delay),
         },
     }

@@ -13,8 +13,17 @@ scatters into a DIF or a store (``lag``) runs one step behind: step ``t``'s ``FR
 scatter of frame ``t`` and, beside it, the sink of frame ``t − 1`` (the frame ``NEXT`` left,
 ``late``, with its own ACC buffer), and the step ends when both are done; the fire-only steps run
 the sink of the step before, and the op's last sink follows its last step. A step then costs
-``max(scatter, sink)`` instead of their sum (:func:`csdformer.hw.netmodel.op_costs`). It also keeps the performance counters (cycles, SOPs, spikes) and the
-debug read port (an SPK word, :data:`DBG_LATENCY` cycles after its address, while idle).
+``max(scatter, sink)`` instead of their sum (:func:`csdformer.hw.netmodel.op_costs`).
+
+With a tail (:attr:`~csdformer.hw.program.Program.sink_tail`) a DIF op's ``D`` fire-only sink
+passes run after the op's end, beside the next op (:meth:`Sequencer._tail`): the first fire-only
+frame's ``FRAME`` hands the pass over and goes to ``OP_END``, and the sink runs the rest from the
+tail's copy of the op's sink fields and its own frame, while the next op fetches its record, runs
+its bias pass and, if it scatters spikes (:data:`TAIL_FREE`), its first step; any other ``FRAME``
+waits until the tail is done (:func:`tail_cycles`).
+
+It also keeps the performance counters (cycles, SOPs, spikes) and the debug read port (an SPK
+word, :data:`DBG_LATENCY` cycles after its address, while idle).
 
 When an op ends it frees its slot for the loader.
 
@@ -45,7 +54,7 @@ from .sequencer_counters import PerfCounters
 from .sequencer_op import OpRegister
 from .sequencer_steps import StepCounter
 
-__all__ = ["Sequencer", "DBG_LATENCY", "cycles", "lags"]
+__all__ = ["Sequencer", "DBG_LATENCY", "TAIL_FREE", "cycles", "fetch_cycles", "lags", "sink_passes", "steps", "tail_cycles", "tails"]
 
 DBG_LATENCY = DATA_LATENCY  # the debug port reads SPK's unregistered output
 
@@ -57,14 +66,53 @@ def lags(op, program: Program) -> bool:
     return program.acc_buffers > 1 and op.src in (Src.SYN, Src.TDEC) and op.sink in (Sink.DIF, Sink.STORE)
 
 
+def tails(op, program: Program, delay: int) -> bool:
+    """Whether ``op``'s fire-only sink passes (steps ``T < t ≤ T + D``) run as the sink's tail,
+    beside the next op (module docstring): a DIF op, a delay, and :attr:`Program.sink_tail`."""
+    return program.sink_tail and op.sink is Sink.DIF and delay > 0
+
+
+def steps(op, program: Program, delay: int) -> int:
+    """The steps the sequencer runs ``op`` for: ``T + D`` for a DIF op, else ``T``; with a tail
+    (:func:`tails`) ``T``, one more where the sink lags (the last step's sink)."""
+    if tails(op, program, delay):
+        return program.T + int(lags(op, program))
+    return program.T + delay if op.sink is Sink.DIF else program.T
+
+
+def sink_passes(op, program: Program, delay: int) -> int:
+    """The sink passes that run within ``op`` (its tail's come after its end)."""
+    return program.T if tails(op, program, delay) else steps(op, program, delay)
+
+
+def tail_cycles(op, program: Program, delay: int, sink_pass: int) -> int:
+    """How far ``op``'s tail runs past the op's last cycle (``OP_END``): the next op's held
+    ``FRAME`` (:data:`TAIL_FREE`) goes on no earlier than this many cycles after it. The tail is
+    ``D`` passes of ``sink_pass`` cycles, two cycles apart as the sequencer's steps are, the first
+    started in the ``FRAME`` before ``OP_END``, and three cycles after the last while the sink
+    writes its last words with the tail's fields; 0 without a tail."""
+    return delay * (sink_pass + 2) + 1 if tails(op, program, delay) else 0
+
+
+#: The sources whose first step runs beside the tail of the op before (their scatter reads only
+#: its first frame, written before the tail, and writes ACC, which the tail does not touch);
+#: every other phase waits in ``FRAME`` until the tail is done.
+TAIL_FREE = (Src.SYN, Src.TDEC)
+
+
+def fetch_cycles(program: Program) -> int:
+    """The record's copy: ``op_bytes + DATA_LATENCY``, or one with resident weights (prefetched
+    while the op before ran: :class:`~csdformer.hw.sequencer_op.OpRegister`)."""
+    return 1 if program.resident else op_bytes(program) + DATA_LATENCY
+
+
 def cycles(op, program: Program, delay: int) -> int:
     """The sequencer's own cycles for ``op`` once its record is in (its phases' cycles come on top):
-    the record's copy is ``op_bytes + DATA_LATENCY`` cycles, or one with resident weights (the
-    record was prefetched while the op before ran: :class:`~csdformer.hw.sequencer_op.OpRegister`;
-    a wait for it, should that op be shorter, is the model's, :mod:`csdformer.hw.netmodel`)."""
-    steps = program.T + delay if op.sink is Sink.DIF else program.T
-    fetch = 1 if program.resident else op_bytes(program) + DATA_LATENCY
-    return 3 + fetch + 2 * steps + (1 if op.sink is Sink.LOGITS else 2)
+    ``OP_START``, the record's copy (:func:`fetch_cycles`; a wait for it, should the op before be
+    shorter, is the model's, :mod:`csdformer.hw.netmodel`), ``OP_DECODE``, ``OP_SETUP``, two a step
+    (:func:`steps`), and the last ``FRAME`` and ``OP_END`` (the head's last ``FRAME`` starts the
+    logits instead)."""
+    return 3 + fetch_cycles(program) + 2 * steps(op, program, delay) + (1 if op.sink is Sink.LOGITS else 2)
 
 
 class Sequencer(wiring.Component):
@@ -99,6 +147,7 @@ class Sequencer(wiring.Component):
             "sop": In(range(p.lanes + 1)),
             "fired": In(p.lanes),
         })
+        self.tail = Signal()  # the sink runs the fire-only passes of the op before (module docstring)
 
     def elaborate(self, platform):
         m = Module()
@@ -127,18 +176,73 @@ class Sequencer(wiring.Component):
                      self.cycles.eq(counters.cycles), self.spikes.eq(counters.spikes), self.sops.eq(counters.sops)]
         phases = (self.bias, self.cumulate, self.scatter, self.maxpool, self.transpose, self.logits)
         m.d.comb += [ph.frame.eq(steps.frame) for ph in phases]
-        m.d.comb += self.sink.frame.eq(Mux(lag, late, steps.frame))
-        m.d.comb += [self.bias.op.eq(reg.bias), self.cumulate.op.eq(reg.cumulate), self.sink.op.eq(reg.sink_fields),
+        # With a tail the sink's frame and fields come from the tail while it runs (_tail).
+        sink_op = [] if p.sink_tail else [self.sink.op.eq(reg.sink_fields)]
+        if not p.sink_tail:
+            m.d.comb += self.sink.frame.eq(Mux(lag, late, steps.frame))
+        m.d.comb += [self.bias.op.eq(reg.bias), self.cumulate.op.eq(reg.cumulate), *sink_op,
                      self.scatter.op.eq(reg.source.scatter), self.maxpool.op.eq(reg.source.maxpool),
                      self.transpose.op.eq(reg.source.transpose)]
+        tail = self._tail(m, rec, steps, late) if p.sink_tail else None
         # One FSM, its states built in three groups: the image, the op's record, the op's steps.
         with m.FSM(name="seq") as fsm:
             self._load_image(m, rec, steps, counters)
             self._fetch_op(m, rec, steps)
-            self._run_steps(m, rec, steps, counters)
+            self._run_steps(m, rec, steps, counters, tail)
         one_hot_in_synthesis(fsm)
+        if p.sink_tail:  # after the FSM: its dispatch states drive the sink's start low
+            with m.If(tail.start):
+                m.d.comb += self.sink.start.eq(1)
         m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE")), self.dbg_data.eq(self.spk.data)]
         return m
+
+    def _tail(self, m, rec, steps, late):
+        """The sink's tail: a DIF op's fire-only passes (no current; every neuron fires where
+        ``v ≥ θ``), run by the sink from a copy of the op's sink fields and its own frame after the
+        sequencer has moved on to the next op. ``FRAME`` hands the first over (``load``) and
+        goes to ``OP_END``; the passes follow two cycles apart (the cycles of a step's ``NEXT``
+        and ``FRAME``, so a pass's last MEM write comes before the next one's first read exactly
+        as between steps). Returns the tail's strobes (``go``: the sink's frame is the op's first
+        fire-only one; ``hold``: this ``FRAME`` waits for the tail; ``load``: ``FRAME`` hands the
+        pass over; ``start``: a later pass starts)."""
+        p, reg, frame = self.program, rec.fields, steps.frame
+        sink_frame = Signal(frame_layout(p))  # the frame the sink would see without a tail
+        m.d.comb += sink_frame.eq(Mux(self.lag, late, frame))
+        held = Signal(p.layout["sink_fields"].shape)  # the tail's op fields
+        out_step = Signal.like(reg.frame.out_step)
+        tail_out = Signal.like(frame.out)  # the running pass's output base
+        tail_frame = Signal(frame_layout(p))  # fire-only: no current, no ACC; fire
+        left = Signal(range(max(p.T, 2)))  # passes after the running one
+        gap, go_on = Signal(), Signal()  # NEXT's and FRAME's cycles between two passes
+        m.d.comb += [tail_frame.fire.eq(1), tail_frame.out.eq(tail_out), self.sink.frame.eq(Mux(self.tail, tail_frame, sink_frame)),
+                     self.sink.op.eq(Mux(self.tail, held, reg.sink_fields))]
+        strobes = _TailStrobes()
+        # Hand over at the first fire-only frame of a DIF op: step T + 1's own, or the lagging
+        # sink's frame T + 1 (the step after; in step 1 ``late`` is still the op before's); with no
+        # delay there is none.
+        m.d.comb += [strobes.go.eq(rec.sink.dif & ~frame.first & ~sink_frame.integrate
+                                   & (self.lag | ~steps.over)),
+                     strobes.hold.eq(self.tail & ~(frame.first & Cat(rec.src[s.name.lower()] for s in TAIL_FREE).any())),
+                     strobes.start.eq(go_on)]
+        with m.If(strobes.load):  # FRAME hands the first pass over
+            m.d.sync += [self.tail.eq(1), left.eq(steps.held_delay - 1), tail_out.eq(sink_frame.out),
+                         held.eq(reg.sink_fields), out_step.eq(reg.frame.out_step)]
+        m.d.sync += [gap.eq(0), go_on.eq(gap)]
+        # After the last pass the tail holds its fields three cycles more, while the sink's pipeline
+        # writes its last words (no later than a next pass's first issue would come: module sink).
+        drain = Signal(range(4))
+        with m.If(self.tail & self.sink.done):
+            with m.If(left == 0):
+                m.d.sync += drain.eq(3)
+            with m.Else():
+                m.d.sync += [gap.eq(1), left.eq(left - 1)]
+        with m.If(drain != 0):
+            m.d.sync += drain.eq(drain - 1)
+            with m.If(drain == 1):
+                m.d.sync += self.tail.eq(0)
+        with m.If(gap):
+            m.d.sync += tail_out.eq(tail_out + out_step)
+        return strobes
 
     def _load_image(self, m, rec, steps, counters):
         """IDLE (debug reads; the first pixel starts the image) and LOAD: the pixels into IMG."""
@@ -179,31 +283,52 @@ class Sequencer(wiring.Component):
             with m.Else():
                 m.next = "FRAME"
 
-    def _run_steps(self, m, rec, steps, counters):
-        """FRAME (the step's phases started in turn, each waited for), NEXT (the next step), and the
-        op's end: OP_END, or the logits of the head."""
+    def _join(self, frame):
+        """Whether the scatter's step waits for the sink started beside it; step 1 started none
+        (with a tail, the sink may then be busy with the op before's)."""
+        join = self.lag & self.sink_busy & ~self.sink.done
+        return join & ~frame.first if self.program.sink_tail else join
+
+    def _dispatch(self, m, rec, steps):
+        """FRAME's dispatch: the step's first phase (and a lagging sink beside it), or the op's end."""
+        src, sink, frame = rec.src, rec.sink, steps.frame
+        beside = self.lag & ~frame.first  # a lagging sink starts with the step's front phase
+        with m.If(steps.over):
+            with m.If(sink.logits):
+                _start(m, self.logits, "WAIT_LOGITS")
+            with m.Elif(self.lag):  # the last step's sink
+                _start(m, self.sink, "WAIT_LAST_SINK")
+            with m.Else():
+                m.next = "OP_END"
+        with m.Elif((src.tdec & frame.integrate) | src.maxpool):
+            _start(m, self.cumulate, "WAIT_CUMULATE")
+            m.d.comb += self.sink.start.eq(beside)
+        with m.Elif((src.syn & frame.integrate) | (src.img & frame.first)):
+            _start(m, self.scatter, "WAIT_SCATTER")
+            m.d.comb += self.sink.start.eq(beside)
+        with m.Elif(src.transpose):
+            _start(m, self.transpose, "WAIT_TRANSPOSE")
+        with m.Elif(sink.logits):
+            m.next = "NEXT"
+        with m.Else():
+            _start(m, self.sink, "WAIT_SINK")
+
+    def _run_steps(self, m, rec, steps, counters, tail):
+        """FRAME (the step's phases started in turn, each waited for; with a tail, held while the
+        tail of the op before runs, or handing this op's fire-only passes to the tail), NEXT (the
+        next step), and the op's end: OP_END, or the logits of the head."""
         src, sink, frame = rec.src, rec.sink, steps.frame
         with m.State("FRAME"):
-            beside = self.lag & ~frame.first  # a lagging sink starts with the step's front phase
-            with m.If(steps.over):
-                with m.If(sink.logits):
-                    _start(m, self.logits, "WAIT_LOGITS")
-                with m.Elif(self.lag):  # the last step's sink
-                    _start(m, self.sink, "WAIT_LAST_SINK")
+            if tail is None:
+                self._dispatch(m, rec, steps)
+            else:
+                with m.If(tail.hold):
+                    pass
+                with m.Elif(tail.go):
+                    m.d.comb += tail.load.eq(1)
+                    _start(m, self.sink, "OP_END")
                 with m.Else():
-                    m.next = "OP_END"
-            with m.Elif((src.tdec & frame.integrate) | src.maxpool):
-                _start(m, self.cumulate, "WAIT_CUMULATE")
-                m.d.comb += self.sink.start.eq(beside)
-            with m.Elif((src.syn & frame.integrate) | (src.img & frame.first)):
-                _start(m, self.scatter, "WAIT_SCATTER")
-                m.d.comb += self.sink.start.eq(beside)
-            with m.Elif(src.transpose):
-                _start(m, self.transpose, "WAIT_TRANSPOSE")
-            with m.Elif(sink.logits):
-                m.next = "NEXT"
-            with m.Else():
-                _start(m, self.sink, "WAIT_SINK")
+                    self._dispatch(m, rec, steps)
         with m.State("WAIT_BIAS"):
             with m.If(self.bias.done):
                 m.next = "FRAME"
@@ -217,7 +342,7 @@ class Sequencer(wiring.Component):
             with m.If(self.scatter.done):
                 with m.If(sink.logits):
                     m.next = "NEXT"
-                with m.Elif(self.lag & self.sink_busy & ~self.sink.done):  # the sink beside it: waited for
+                with m.Elif(self._join(frame)):  # the sink beside it: waited for
                     m.next = "JOIN"
                 with m.Elif(self.lag):
                     m.next = "NEXT"
@@ -245,6 +370,14 @@ class Sequencer(wiring.Component):
         with m.State("OP_END"):
             m.d.comb += [self.free.eq(Mux(rec.slot, 0b10, 0b01)), rec.advance.eq(1)]
             m.next = "OP_START"
+
+
+class _TailStrobes:
+    """The tail's strobes (:meth:`Sequencer._tail`), each its own signal: ``load`` is driven by the
+    FSM, the others beside it (one signal driven from two places left a latch in the Verilog)."""
+
+    def __init__(self):
+        self.go, self.hold, self.load, self.start = (Signal(name=f"tail_{n}") for n in ("go", "hold", "load", "start"))
 
 
 def _start(m, phase, then):

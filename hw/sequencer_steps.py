@@ -46,6 +46,9 @@ class StepCounter(wiring.Component):
         The step's frame.
     over : Out(1)
         Past the op's last step: the op is done.
+    held_delay : Out(range(max(T, 2)))
+        The image's delay D, as sampled (with a tail, :attr:`Program.sink_tail`: the tail's
+        passes are ``D``).
     """
 
     def __init__(self, program: Program):
@@ -53,7 +56,7 @@ class StepCounter(wiring.Component):
         super().__init__({
             "image": In(1), "delay": In(range(max(p.T, 2))), "first": In(1), "setup": In(1), "step": In(1),
             "bases": In(p.layout["frame"].shape), "dif": In(1), "lag": In(1), "frame": Out(frame_layout(p)),
-            "over": Out(1),
+            "over": Out(1), **({"held_delay": Out(range(max(p.T, 2)))} if p.sink_tail else {}),
         })
 
     def elaborate(self, platform):
@@ -61,6 +64,8 @@ class StepCounter(wiring.Component):
         T, frame, st = self.program.T, self.frame, self.bases
         t, last_t = Signal(range(2 * T + 2)), Signal(range(2 * T + 2))
         dly = Signal.like(self.delay)
+        if self.program.sink_tail:
+            m.d.comb += self.held_delay.eq(dly)
         with m.If(self.image):
             m.d.sync += dly.eq(self.delay)
         with m.If(self.first):

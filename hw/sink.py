@@ -99,8 +99,13 @@ class SinkArray(PhaseUnit):
             idle_state(m, self.ctl, "SINK", walk.restart() + w2.idle() + wd.idle() + ad.idle()
                        + ([shift.eq(f.shift)] if extra else []) + ([wo.eq(0)] if tiles else []))
             with m.State("SINK"):
-                m.d.comb += [self.acc.addr.eq(acc_addr(p, wi, fr.bank)), self.cur.addr.eq(fr.cur + wo),
-                             self.mem.addr.eq(wi)]
+                if p.sink_tail:  # a fire-only pass reads no ACC: it may run beside the next op's ACC users,
+                    m.d.comb += [self.cur.addr.eq(fr.cur + wo), self.mem.addr.eq(wi)]
+                    with m.If(fr.integrate):  # whose addresses are ORed with this one
+                        m.d.comb += self.acc.addr.eq(acc_addr(p, wi, fr.bank))
+                else:
+                    m.d.comb += [self.acc.addr.eq(acc_addr(p, wi, fr.bank)), self.cur.addr.eq(fr.cur + wo),
+                                 self.mem.addr.eq(wi)]
                 with m.If(gap):  # half rate (single-port memories): a cycle without a read
                     m.d.sync += gap.eq(0)
                 with m.Elif(walk.more):
@@ -121,8 +126,14 @@ class SinkArray(PhaseUnit):
                 with m.State("END"):  # the cycle the stage more costs (see cycles)
                     m.d.comb += self.ctl.done.eq(1)
                     m.next = "IDLE"
-        with m.If(q[2].valid):  # ACC is cleared behind the sink (after its read)
-            m.d.comb += [self.acc_w.addr.eq(w2.value), self.acc_w.data.eq(0), self.acc_w.en.eq(f.use_acc)]
+        if p.sink_tail:
+            # Only where it integrated: a fire-only pass may run beside the next op, which fills ACC
+            # through ports ORed with this one (address and all).
+            with m.If(q[2].valid & q[2].integrate & f.use_acc):
+                m.d.comb += [self.acc_w.addr.eq(w2.value), self.acc_w.data.eq(0), self.acc_w.en.eq(1)]
+        else:
+            with m.If(q[2].valid):  # ACC is cleared behind the sink (after its read)
+                m.d.comb += [self.acc_w.addr.eq(w2.value), self.acc_w.data.eq(0), self.acc_w.en.eq(f.use_acc)]
         self._neurons(m, q[3], q[D], wd.value, ad.value, extra, shift)
         return m
 

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import re
 import os
 import subprocess
 import sys
@@ -45,16 +46,22 @@ def test_layouts_round_trip(digits):
 
 
 def test_cycle_formulas_are_the_model_without_spikes(digits):
-    """With no events the whole-network model is the sum of the ops' fixed costs."""
+    """With no events the whole-network model is the sum of the ops' fixed costs, less the sinks
+    beside, plus each FRAME held by the tail of the op before: with no records to wait for, op
+    ``k`` starts the cycle after op ``k − 1``'s end and reaches its held FRAME ``front`` cycles
+    later, while the tail runs ``tail`` cycles past that end."""
     prog = compile_program(digits, 8)
     for delay in (0, 3):
         zeros = {n: np.zeros((prog.T,) + tuple(digits.layer(n).shape), dtype=np.int64) for n in prog.spike_layers}
         model = image_model(prog, zeros, np.zeros(digits.input.shape, dtype=np.int64), delay)
         costs = op_costs(prog, delay)
+        held = [max(0, a["tail"] - 1 - b["front"]) if a["tail"] else 0 for a, b in zip(costs, costs[1:])]
         assert model.cycles == min_cycles(prog, delay)
         assert model.cycles == prog.n_pixels + sum(c["fixed"] - (prog.T - 1) * min(c["frame_fixed"], c["beside"])
-                                                   for c in costs)
+                                                   for c in costs) + sum(held)
         assert any(c["beside"] for c in costs)  # two ACC buffers: sinks run beside the scatters
+        assert any(c["tail"] for c in costs) == (delay > 0)  # fire-only passes run as tails
+        assert (sum(held) > 0) == (delay > 0)  # with no events some tail outlasts the next op's front
         assert model.sops == 0 and model.spikes == 0
 
 
@@ -162,3 +169,22 @@ def test_op_fields_are_typed_and_a_field_that_does_not_exist_fails(digits, monke
     monkeypatch.setattr(program_mod.Program, "fields", misspelt)
     with pytest.raises(HwParamError, match=r"field scatter\.wrods_m1 does not exist"):
         compile_program(digits, 8)
+
+
+@pytest.mark.parametrize("lanes, single_port", [(8, ()), (1, ("cur", "weight"))], ids=["tail", "compact"])
+def test_the_accelerators_verilog_has_no_latch_and_no_net_driven_twice(tmp_path, digits, lanes, single_port):
+    """Verilator's lint on the generated Verilog: no latch (a combinational signal some path leaves
+    unassigned: a sequencer strobe driven from two processes once left one, which hung the C++
+    bench only) and no signal driven from two places."""
+    from csdformer.hw.accelerator import Accelerator
+    from csdformer.hw.common import verilog_text
+    from csdformer.sim.benchlib.runner import tool_env
+
+    tool_env()
+    v = tmp_path / "accel.v"
+    v.write_text(verilog_text(Accelerator(compile_program(digits, lanes, single_port=single_port)), "accel"))
+    out = subprocess.run(["verilator", "--lint-only", "-Wall", "-Wno-fatal", "--top-module", "accel", str(v)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    bad = [line for line in out.stderr.splitlines() if re.match(r"%Warning-(LATCH|MULTIDRIVEN|UNOPTFLAT)", line)]
+    assert not bad, "\n".join(bad)
