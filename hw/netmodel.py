@@ -75,18 +75,24 @@ def _bits(program: Program, name: str, frames: np.ndarray) -> np.ndarray:
 
 
 def scatter_events(program: Program, op: Op, frames: dict[str, np.ndarray], image: np.ndarray, T: int):
-    """(events, fanout, live_words, sops) of an op's scatter over all its frames (see
+    """(events, fanout, live_words, sops, chained) of an op's scatter over all its frames (see
     :func:`op_costs`)."""
     return tuple(int(sum(x)) for x in frame_events(program, op, frames, image, T))
 
 
+def _chained(live: np.ndarray) -> int:
+    """Words with events whose word before has events too (:func:`~csdformer.hw.scatter.chain`)."""
+    return int((live[:-1] & live[1:]).sum())
+
+
 def frame_events(program: Program, op: Op, frames: dict[str, np.ndarray], image: np.ndarray, T: int):
     """Per scattered frame (one for the encoding layer, else ``T``): the lists (events, fanout,
-    live_words, sops) of an op's scatter; ``fanout`` is the fan-outs' cycles, the events'
-    :func:`~csdformer.hw.scatter.tap_cycles` at their positions (see :func:`op_costs`)."""
+    live_words, sops, chained) of an op's scatter; ``fanout`` is the fan-outs' cycles, the events'
+    :func:`~csdformer.hw.scatter.tap_cycles` at their positions; ``chained`` the words with
+    events whose word before has events too (see :func:`op_costs`)."""
     f = op.f
     layer = program.artifact.layer(op.layers[0])
-    events, fanout, live_words, sops = [], [], [], []
+    events, fanout, live_words, sops, chained = [], [], [], [], []
     if op.src is Src.IMG:
         c, h, w = program.input_shape
         px = image.reshape(c, h, w).transpose(1, 2, 0).reshape(-1)  # (y, x, c) order
@@ -94,7 +100,7 @@ def frame_events(program: Program, op: Op, frames: dict[str, np.ndarray], image:
         taps = _valid_taps(f, h, w)[:, :, None].repeat(c, axis=2).reshape(-1)
         cyc = scatter.tap_cycles(op, program)[:, :, None].repeat(c, axis=2).reshape(-1)
         return ([int(ev.sum())], [int((ev * cyc).sum())], [int((px[:-1] != 0).sum())],
-                [int((ev * taps).sum()) * f["real_cols"]])
+                [int((ev * taps).sum()) * f["real_cols"]], [_chained(px != 0)])
     if op.src is Src.SYN:
         src = program.tensors[_resolve(program, layer.inputs[0])].name
         bits = _bits(program, src, frames[src])  # (T, words, P)
@@ -110,7 +116,8 @@ def frame_events(program: Program, op: Op, frames: dict[str, np.ndarray], image:
             fanout.append(int((ev * cyc).sum()))
             live_words.append(int((ev[:-1] != 0).sum()))
             sops.append(int((ev * taps).sum()) * f["real_cols"])
-        return events, fanout, live_words, sops
+            chained.append(_chained(ev != 0))
+        return events, fanout, live_words, sops, chained
     # TDEC: events are elements with Acum(t) > 0.
     a = _bits(program, layer.inputs[0], frames[layer.inputs[0]])
     acum = np.cumsum(a, axis=0)
@@ -121,7 +128,8 @@ def frame_events(program: Program, op: Op, frames: dict[str, np.ndarray], image:
         fanout.append(ev * f["fanout"])
         live_words.append(int(live.any(axis=1)[:-1].sum()))
         sops.append(ev * f["real_cols"])
-    return events, fanout, live_words, sops
+        chained.append(_chained(live.any(axis=1)))
+    return events, fanout, live_words, sops, chained
 
 
 def _spikes(program: Program, op: Op, frames: np.ndarray) -> int:
@@ -167,14 +175,16 @@ def image_model(program: Program, frames: dict[str, np.ndarray], image: np.ndarr
     for op, cost in zip(program.ops, costs):
         c, s, front = cost["fixed"], 0, cost["front"]
         if op.src in SCATTER_SRC:
-            _, fanout, live_words, sops = frame_events(program, op, frames, image, T)
+            _, fanout, live_words, sops, chained = frame_events(program, op, frames, image, T)
             s = sum(sops)
-            c += sum(fanout) + cost["per_live_word"] * sum(live_words)
+            # Each scattered frame's cycles beyond its fixed ones.
+            var = [fo + cost["per_live_word"] * w - cost["per_chained"] * ch
+                   for fo, w, ch in zip(fanout, live_words, chained)]
+            c += sum(var)
             # Steps 2..T: the sink of the step before runs beside this step's front phases.
-            c -= sum(min(cost["frame_fixed"] + fo + cost["per_live_word"] * w, cost["beside"])
-                     for fo, w in zip(fanout[1:], live_words[1:]))
+            c -= sum(min(cost["frame_fixed"] + v, cost["beside"]) for v in var[1:])
             if op.src in sequencer.TAIL_FREE:  # the first step runs beside the tail before
-                front += fanout[0] + cost["per_live_word"] * live_words[0]
+                front += var[0]
         if op.sink is Sink.DIF:
             spikes += _spikes(program, op, frames[op.name])
         per_op[op.label] = c
@@ -239,14 +249,16 @@ def op_costs(program: Program, delay: int) -> list[dict]:
     the sum of the cycles of the sequencer and of the phase units the op runs (each unit's
     ``cycles``), less what runs side by side.
 
-    ``cycles = fixed + fanout + per_live_word · live_words − Σ_{t=2..T} min(F_t, beside)``
+    ``cycles = fixed + fanout + per_live_word · live_words − per_chained · chained
+    − Σ_{t=2..T} min(F_t, beside)``
     where ``fanout`` is the fan-outs' cycles: the sum over the op's input events (spikes of its
     input; set pixel bits for the encoding layer; elements with ``Acum(t) > 0`` for TDEC) of
     ``per_event`` (``K·K·G`` lane words), less a conv's taps outside the output at the event's
     position (:func:`~csdformer.hw.scatter.tap_cycles`); ``live_words`` the input words holding at
-    least one event, but the last word of each frame; and ``F_t = frame_fixed + fanout_t +
-    per_live_word · live_words_t`` step ``t``'s front phases (TDEC's cumulative counts and the
-    scatter). ``beside``: the cycles of one sink pass where it runs beside
+    least one event, but the last word of each frame; ``chained`` the input words holding events
+    whose word before holds events too (:func:`~csdformer.hw.scatter.chain`); and ``F_t =
+    frame_fixed + fanout_t + per_live_word · live_words_t − per_chained · chained_t`` step ``t``'s
+    front phases (TDEC's cumulative counts and the scatter). ``beside``: the cycles of one sink pass where it runs beside
     the next step's front phases (two ACC buffers, a scatter into a DIF or a store:
     :mod:`csdformer.hw.sequencer`), else 0: a step then costs ``max(F_t, beside)``, not their sum.
 
@@ -259,11 +271,12 @@ def op_costs(program: Program, delay: int) -> list[dict]:
     out = []
     for op in program.ops:
         fixed = sequencer.cycles(op, program, delay)
-        per_event = per_live_word = frame_fixed = beside = tail = 0
+        per_event = per_live_word = per_chained = frame_fixed = beside = tail = 0
         front = 3 + sequencer.fetch_cycles(program)
         if op.src in SCATTER_SRC:
             fixed += bias.cycles(op, program) + scatter.cycles(op, program, fanout=0, live_words=0)
             per_event, per_live_word = op.f["fanout"], scatter.restart(op, program)
+            per_chained = scatter.chain(op, program)
             front += bias.cycles(op, program)
         if op.src in (Src.TDEC, Src.MAXPOOL):
             fixed += cumulate.cycles(op, program)
@@ -286,7 +299,8 @@ def op_costs(program: Program, delay: int) -> list[dict]:
         if op.sink is Sink.LOGITS:
             fixed += logits.cycles(program)
         out.append({"op": op.label, "src": op.src.name.lower(), "sink": op.sink.name.lower(), "fixed": fixed,
-                    "per_event": per_event, "per_live_word": per_live_word, "frame_fixed": frame_fixed,
+                    "per_event": per_event, "per_live_word": per_live_word, "per_chained": per_chained,
+                    "frame_fixed": frame_fixed,
                     "beside": beside, "front": front, "tail": tail})
     return out
 

@@ -16,7 +16,8 @@ ACC through the read-modify-write pipeline :class:`LaneAccumulate`. Events are:
 The word stream runs ahead of the engine by a fixed number of words, a read issued for every word
 taken: words read while a word's events fan out wait in a small queue (:class:`WordSkid`,
 ``SKID`` words: the reads in flight), so the next word is there the cycle the fan-out ends and the
-stream never restarts. A board whose logic cells are nearly all used (the iCEBreaker) builds the
+stream never restarts; a non-empty word is taken in that very cycle, its first event started
+(:func:`chain`; not TDEC). A board whose logic cells are nearly all used (the iCEBreaker) builds the
 scatter without it (:func:`skid`): there the stream restarts after each non-empty word
 (``SCAN_FILL`` cycles). After the last word the pipeline drains (``SCAN_DRAIN``) so that the sink
 may read ACC. Cycles: :func:`cycles`.
@@ -37,7 +38,7 @@ from .scatter_walk import TapWalk, WordWalk
 from .phase import PhaseUnit, acc_addr, cumulate, idle_state, lane_word, lanes_of, lowest
 
 __all__ = ["tap_cycles", "scan_fill", "GOLDEN", "Scatter", "ScanStages", "WordSkid", "LaneAccumulate", "SCAN_FILL", "SCAN_DRAIN", "SKID",
-           "cycles", "restart", "skid", "fill", "word_layout"]
+           "chain", "cycles", "restart", "skid", "fill", "word_layout"]
 
 #: The golden slice this unit is judged by (its frames' current (the bias pass before it: :mod:`csdformer.hw.bias`); tests/test_scatter.py).
 GOLDEN = (golden.synaptic_frames, golden.tdec_layer)
@@ -76,14 +77,25 @@ def restart(op, program) -> int:
     return 0 if skid(program) else SCAN_FILL
 
 
-def cycles(op, program, *, fanout: int, live_words: int) -> int:
+def chain(op, program) -> int:
+    """Cycles saved for each non-empty word that follows a non-empty word: 1 where the engine
+    takes the next word from the queue in the cycle the word before's last event ends (the word
+    queue; not TDEC, whose fan-out reads SPK and CNT in that cycle, the stream's ports), else 0:
+    the word is taken in a cycle of its own."""
+    return 1 if skid(program) and op.src is not Src.TDEC else 0
+
+
+def cycles(op, program, *, fanout: int, live_words: int, chained: int = 0) -> int:
     """Cycles of ``op``'s scatter phases over a window: per frame the stream
-    (:func:`fill` ``+ words + SCAN_DRAIN``), the fan-outs and the restarts (:func:`restart`).
+    (:func:`fill` ``+ words + SCAN_DRAIN``), the fan-outs and the restarts (:func:`restart`), less
+    the words taken as the fan-out before ends (:func:`chain`).
     ``fanout``: the fan-outs' cycles over all frames, the sum over the input events of
     :func:`tap_cycles` at each one's position; ``live_words``: words with events, but the last of
-    each frame (see :func:`csdformer.hw.netmodel.scatter_events`)."""
+    each frame; ``chained``: words with events whose word before has events too (see
+    :func:`csdformer.hw.netmodel.scatter_events`)."""
     frames = 1 if op.src is Src.IMG else program.T
-    return frames * (fill(program) + op.f["words"] + SCAN_DRAIN) + fanout + restart(op, program) * live_words
+    return (frames * (fill(program) + op.f["words"] + SCAN_DRAIN) + fanout + restart(op, program) * live_words
+            - chain(op, program) * chained)
 
 
 def tap_cycles(op, program) -> np.ndarray:
@@ -301,11 +313,34 @@ class Scatter(PhaseUnit):
         def advance():
             m.d.comb += words.step.eq(1)
 
+        # With the queue the word walk moves on when a word's last event starts (``early``), so that
+        # the next word's position is there when that event ends and the engine takes the next
+        # word in that cycle (chain); the event's ACC base ``ev_E`` and whether its word was the
+        # frame's last (``was_last``) are kept in registers.
+        early = bool(depth)
+        ev_E, was_last = (Signal.like(words.E, name="ev_E"), Signal(name="was_last")) if early else (words.E, words.last)
+
         def start_event(x, bit, following, is_last):
             """``bit`` of word mask ``x`` is the current event; ``following`` the one after it."""
             lane = bit[:max(1, (P - 1).bit_length())] if P > 1 else 0
             m.d.sync += [mask.eq(x), evb.eq(bit), nxt.eq(following), single.eq(is_last)]
             m.d.comb += [taps.start.eq(1), taps.row.eq(Mux(f.img, Bb[0], Array(Bb)[lane]))]
+            if early:
+                m.d.sync += ev_E.eq(words.E)
+                with m.If(is_last):  # the word's last event: the walk moves on now
+                    advance()
+                    m.d.sync += was_last.eq(words.last)
+
+        def take(word):
+            """Take the queue's head ``word``: the next read issued (a read for every word taken)
+            and, for TDEC, ``Acum(t)`` written back and the word's counts kept."""
+            stream(ri)
+            if depth:
+                m.d.comb += queue.take.eq(1)
+            with m.If(f.tdec):  # events: Acum(t) > 0; Acum(t) is written back now
+                m.d.comb += [self.cnt_w.addr.eq(f.acum + wi), self.cnt_w.en.eq(1),
+                             self.cnt_w.data.eq(cumulate(word.aprev, word.abits, CW, P))]
+                m.d.sync += [abits.eq(word.abits), aprev.eq(word.aprev)]
 
         def stream(index):
             """Issue the read of input word ``index`` (spikes, pixel, Acum) and step the stream."""
@@ -326,13 +361,7 @@ class Scatter(PhaseUnit):
                     m.next = then
             with m.State("SCAN_LATCH"):
                 with m.If(have):  # always, after the fill: a read was issued for every word taken
-                    stream(ri)
-                    if depth:
-                        m.d.comb += queue.take.eq(1)
-                    with m.If(f.tdec):  # events: Acum(t) > 0; Acum(t) is written back now
-                        m.d.comb += [self.cnt_w.addr.eq(f.acum + wi), self.cnt_w.en.eq(1),
-                                     self.cnt_w.data.eq(cumulate(head.aprev, head.abits, CW, P))]
-                        m.d.sync += [abits.eq(head.abits), aprev.eq(head.aprev)]
+                    take(head)
                     with m.If(head.zero):
                         advance()
                         with m.If(words.last):
@@ -347,16 +376,21 @@ class Scatter(PhaseUnit):
                 RO = taps.RO
                 m.d.comb += [self.weight.addr.eq(RO), self.spk.addr.eq(fr.b + RO), self.cnt.addr.eq(f.bcum + RO),
                              taps.step.eq(1)]
-                m.d.comb += [acc.event.valid.eq(inside), acc.event.addr.eq(acc_addr(p, words.E + taps.FA, fr.bank)),
+                m.d.comb += [acc.event.valid.eq(inside), acc.event.addr.eq(acc_addr(p, ev_E + taps.FA, fr.bank)),
                              acc.event.shift.eq(evb),
                              acc.event.a.eq(Array(abits[i] for i in range(P))[lane]),
                              acc.event.prev.eq(Array(lanes_of(aprev, CW, P, sign=False))[lane]),
                              acc.event.lanes.eq(Mux(taps.k0_last, f.last_lanes, P))]
                 with m.If(taps.done):  # this event is done: the next one in the word, or the next word
                     with m.If(single):
-                        advance()
-                        with m.If(words.last):
+                        if not early:
+                            advance()
+                        with m.If(was_last):
                             m.next = "DRAIN"
+                        if early:  # a non-empty word next, not TDEC: taken now, its first event started
+                            with m.Elif(~f.tdec & have & ~head.zero):
+                                take(head)
+                                start_event(head.mask, head.low, head.low2, head.single)
                         with m.Else():  # the next word: queued, or read again
                             m.next = "SCAN_LATCH" if depth else "SCAN_RD"
                     with m.Else():

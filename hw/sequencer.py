@@ -224,9 +224,13 @@ class Sequencer(wiring.Component):
                                    & (self.lag | ~steps.over)),
                      strobes.hold.eq(self.tail & ~(frame.first & Cat(rec.src[s.name.lower()] for s in TAIL_FREE).any())),
                      strobes.start.eq(go_on)]
+        # Until a tail starts its registers follow the op (so that ``load``, which comes late in
+        # FRAME, sets only ``tail``): in the cycle FRAME hands the first pass over they take it.
+        with m.If(~self.tail):
+            m.d.sync += [left.eq(steps.held_delay - 1), tail_out.eq(sink_frame.out), held.eq(reg.sink_fields),
+                         out_step.eq(reg.frame.out_step)]
         with m.If(strobes.load):  # FRAME hands the first pass over
-            m.d.sync += [self.tail.eq(1), left.eq(steps.held_delay - 1), tail_out.eq(sink_frame.out),
-                         held.eq(reg.sink_fields), out_step.eq(reg.frame.out_step)]
+            m.d.sync += self.tail.eq(1)
         m.d.sync += [gap.eq(0), go_on.eq(gap)]
         # After the last pass the tail holds its fields three cycles more, while the sink's pipeline
         # writes its last words (no later than a next pass's first issue would come: module sink).

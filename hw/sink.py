@@ -80,8 +80,11 @@ class SinkArray(PhaseUnit):
         # which skips the other tiles' ``skip`` words after each row (ACC and MEM stay compact).
         tiles = len(f.skip) > 0  # a fabric with output tiles (Program.natural_fields)
         wo = Signal(A, name="wo") if tiles else wi
-        q = issue_pipe(m, data.StructLayout({"valid": 1, "first": 1, "fire": 1, "integrate": 1, "row_end": 1}),
-                       D, "q")
+        # With a tail (Program.sink_tail) the op's fields come through the sequencer's tail
+        # multiplexer: the ones the late stages use (ACC's clear, DIF or store) travel with the word.
+        late_fields = {"clear": 1, "dif": 1} if p.sink_tail else {}
+        q = issue_pipe(m, data.StructLayout({"valid": 1, "first": 1, "fire": 1, "integrate": 1, "row_end": 1,
+                                             **late_fields}), D, "q")
         issued = Signal()
         # The words written (ACC's clear at q2, MEM at the last stage) and the output address (SPK
         # or CUR), counted where they are written.
@@ -112,6 +115,8 @@ class SinkArray(PhaseUnit):
                     m.d.comb += issued.eq(1)
                     m.d.sync += [q[1].valid.eq(1), q[1].first.eq(fr.first), q[1].fire.eq(fr.fire),
                                  q[1].integrate.eq(fr.integrate), q[1].row_end.eq(walk.row_end)] + walk.step()
+                    if p.sink_tail:  # a fire-only pass neither reads nor clears ACC
+                        m.d.sync += [q[1].clear.eq(fr.integrate & f.use_acc), q[1].dif.eq(f.dif)]
                     if tiles:
                         m.d.sync += wo.eq(wo + 1 + Mux(walk.row_end, f.skip, 0))
                     if p.sink_gap == 2:
@@ -129,20 +134,21 @@ class SinkArray(PhaseUnit):
         if p.sink_tail:
             # Only where it integrated: a fire-only pass may run beside the next op, which fills ACC
             # through ports ORed with this one (address and all).
-            with m.If(q[2].valid & q[2].integrate & f.use_acc):
+            with m.If(q[2].valid & q[2].clear):
                 m.d.comb += [self.acc_w.addr.eq(w2.value), self.acc_w.data.eq(0), self.acc_w.en.eq(1)]
         else:
             with m.If(q[2].valid):  # ACC is cleared behind the sink (after its read)
                 m.d.comb += [self.acc_w.addr.eq(w2.value), self.acc_w.data.eq(0), self.acc_w.en.eq(f.use_acc)]
-        self._neurons(m, q[3], q[D], wd.value, ad.value, extra, shift)
+        self._neurons(m, q[3], q[D], wd.value, ad.value, extra, shift, q[D].dif if p.sink_tail else f.dif)
         return m
 
-    def _neurons(self, m, q3, q4, w4, a4, extra, shift):
+    def _neurons(self, m, q3, q4, w4, a4, extra, shift, dif):
         """Stage q3: ``I``, ``v`` and ``v − θ`` (with ``extra``: ``ACC << shift``, CUR, ``v`` and
         ``v − θ``; then ``I``, their sum); the last stage ``q4``: fire or not, the new
         potential, writes (MEM at word ``w4``, SPK or CUR at ``a4``). ``shift``: the op's ACC
         shift (held while the pass and its pipeline run: loaded while idle, from the op register,
-        which changes only in the sequencer's next op fetch)."""
+        which changes only in the sequencer's next op fetch); ``dif``: the word's op is DIF (else a
+        store)."""
         p, f = self.program, self.ctl.op
         P, W = p.lanes, p.widths
         SW = W["sum"] + 1
@@ -173,7 +179,7 @@ class SinkArray(PhaseUnit):
             stored.append(current[:W["cur"]])
         m.d.sync += self.fired.eq(0)
         with m.If(q4.valid):
-            with m.If(f.dif):
+            with m.If(dif):
                 m.d.comb += [self.mem_w.addr.eq(w4), self.mem_w.data.eq(Cat(*vnew)), self.mem_w.en.eq(1)]
                 with m.If(q4.fire):
                     m.d.comb += [self.spk_w.addr.eq(a4), self.spk_w.data.eq(Cat(*fire)), self.spk_w.en.eq(1)]

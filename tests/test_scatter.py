@@ -82,8 +82,9 @@ def run_scatter(name, lanes, op_name, flip=None):
     rig.run(bench)
     for t in range(frames):
         compare(f"{name}@{lanes} {op.name} frame {t + 1} (ACC)", got[t], want[t], acc_t)
-    events, fanout, live_words, _ = scatter_events(program, op, c.frames, c.image, program.T)
-    model = bias.cycles(op, program) + scatter.cycles(op, program, fanout=fanout, live_words=live_words)
+    events, fanout, live_words, _, chained = scatter_events(program, op, c.frames, c.image, program.T)
+    model = bias.cycles(op, program) + scatter.cycles(op, program, fanout=fanout, live_words=live_words,
+                                                      chained=chained)
     model += cumulate.cycles(op, program) if op.src is Src.TDEC else 0
     assert events > 0 and sum(measured) == model
 
