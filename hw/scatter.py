@@ -388,7 +388,9 @@ class Scatter(PhaseUnit):
                         with m.If(was_last):
                             m.next = "DRAIN"
                         if early:  # a non-empty word next, not TDEC: taken now, its first event started
-                            with m.Elif(~f.tdec & have & ~head.zero):
+                            # (the queue has it: words are taken at most one a cycle, and each
+                            # one's read was issued ``fill`` takes, so at least ``fill`` cycles, before)
+                            with m.Elif(~f.tdec & ~head.zero):
                                 take(head)
                                 start_event(head.mask, head.low, head.low2, head.single)
                         with m.Else():  # the next word: queued, or read again

@@ -160,7 +160,11 @@ class Sequencer(wiring.Component):
         reg = rec.fields
         # The op's sink runs a step behind its scatter, in the other ACC buffer (module docstring).
         self.lag = lag = Signal()
-        if p.acc_buffers > 1:
+        if p.acc_buffers > 1 and p.sink_tail:  # a register, decoded with the kinds (off the sink's frame paths)
+            with m.If(rec.decode):
+                m.d.sync += lag.eq(((reg.src == Src.SYN) | (reg.src == Src.TDEC))
+                                   & ((reg.sink == Sink.DIF) | (reg.sink == Sink.STORE)))
+        elif p.acc_buffers > 1:
             m.d.comb += lag.eq((rec.src.syn | rec.src.tdec) & (rec.sink.dif | rec.sink.store))
         late = Signal(frame_layout(p))  # the frame of the step before: the lagging sink's
         self.sink_busy = sink_busy = Signal()

@@ -99,12 +99,15 @@ class SinkArray(PhaseUnit):
         with m.FSM(name="sink"):
             # With the stage more, the shift amount is a register of the sink's own, loaded while idle.
             shift = Signal.like(f.shift, name="shift") if extra else f.shift
+            # With a tail, whether the pass integrates (reads ACC) is a register of the sink's own too.
+            integrating = Signal(name="integrating") if p.sink_tail else None
             idle_state(m, self.ctl, "SINK", walk.restart() + w2.idle() + wd.idle() + ad.idle()
-                       + ([shift.eq(f.shift)] if extra else []) + ([wo.eq(0)] if tiles else []))
+                       + ([shift.eq(f.shift)] if extra else []) + ([wo.eq(0)] if tiles else [])
+                       + ([integrating.eq(fr.integrate)] if p.sink_tail else []))
             with m.State("SINK"):
                 if p.sink_tail:  # a fire-only pass reads no ACC: it may run beside the next op's ACC users,
                     m.d.comb += [self.cur.addr.eq(fr.cur + wo), self.mem.addr.eq(wi)]
-                    with m.If(fr.integrate):  # whose addresses are ORed with this one
+                    with m.If(integrating):  # whose addresses are ORed with this one
                         m.d.comb += self.acc.addr.eq(acc_addr(p, wi, fr.bank))
                 else:
                     m.d.comb += [self.acc.addr.eq(acc_addr(p, wi, fr.bank)), self.cur.addr.eq(fr.cur + wo),
