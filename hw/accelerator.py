@@ -114,7 +114,10 @@ class Accelerator(wiring.Component):
                                 registered_write=True),
             "cnt": BankedMemory(P * W["cnt"], D["cnt"], readers=3, writers=3, transparent=True, registered_write=True),
             "img": BankedMemory(W["pixel"], D["img"]),
-            "acc": (AccBuffers(P * W["acc"], D["acc"], buffers=p.acc_buffers, readers=3, writers=3, transparent=True)
+            # ACC's users 2 (the logits' reads, the bias pass's writes) work in buffer 0 only: the
+            # head and an op's first frame keep buffer 0.
+            "acc": (AccBuffers(P * W["acc"], D["acc"], buffers=p.acc_buffers, readers=3, writers=3, transparent=True,
+                               first_only=(2,))
                     if p.acc_buffers > 1 else BankedMemory(P * W["acc"], D["acc"], readers=3, writers=3, transparent=True)),
             "weight": WeightBuffer(P * W["weight"], D["weight"], single_port="weight" in sp, resident=p.resident),
             "op": BankedMemory(8, p.op_slots * op_bytes(p)),

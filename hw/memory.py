@@ -198,13 +198,17 @@ class AccBuffers(wiring.Component):
     so a write issued before the buffers swap still lands in its own. Ports as
     :class:`BankedMemory`'s (``read[i]``, ``write[i]``, the same latencies); a user's port reaches
     the buffer its address names and is zero at the others, and a read's ``data`` and ``q`` come
-    from the buffer its address named (the buffer bit delayed with the read)."""
+    from the buffer its address named (the buffer bit delayed with the read). The ports numbered in
+    ``first_only`` (read and write) belong to a user of buffer 0 only (the bias pass, the logits):
+    they reach buffer 0 whatever their buffer bit, with no select, and the other buffers' ports
+    lack them (one user fewer ORed into their addresses: that route was the ULX3S's critical path)."""
 
     def __init__(self, width: int, depth: int, *, buffers: int = 2, readers: int = 1, writers: int = 1,
-                 transparent=False):
+                 transparent=False, first_only=()):
         self.width, self.depth, self.buffers = width, depth, buffers
         self.k = max(1, (depth - 1).bit_length())
         self.port_depth = buffers << self.k
+        self.first_only = frozenset(first_only)
         self._kw = dict(readers=readers, writers=writers, transparent=transparent)
         self.transparent, self.registered_write, self.single_port = transparent, False, False
         super().__init__({"read": In(ReadPort(self.port_depth, width)).array(readers),
@@ -217,13 +221,23 @@ class AccBuffers(wiring.Component):
         self.ram = self.memories[0]  # read-only, for tests: buffer 0
         for b, mem in enumerate(self.memories):
             m.submodules[f"buffer{b}"] = mem
-            for r, port in zip(self.read, mem.read):
-                m.d.comb += port.addr.eq(Mux(r.addr[k:] == b, r.addr[:k], 0))
-            for w, port in zip(self.write, mem.write):
+            for i, (r, port) in enumerate(zip(self.read, mem.read)):
+                if i in self.first_only:  # buffer 0's user only: no select, and none at the others
+                    m.d.comb += port.addr.eq(r.addr[:k] if b == 0 else 0)
+                else:
+                    m.d.comb += port.addr.eq(Mux(r.addr[k:] == b, r.addr[:k], 0))
+            for i, (w, port) in enumerate(zip(self.write, mem.write)):
+                if i in self.first_only:
+                    if b == 0:
+                        m.d.comb += [port.addr.eq(w.addr[:k]), port.data.eq(w.data), port.en.eq(w.en)]
+                    continue
                 on = w.addr[k:] == b
                 m.d.comb += [port.addr.eq(Mux(on, w.addr[:k], 0)), port.data.eq(Mux(on, w.data, 0)),
                              port.en.eq(w.en & on)]
         for i, r in enumerate(self.read):
+            if i in self.first_only:
+                m.d.comb += [r.data.eq(self.memories[0].read[i].data), r.q.eq(self.memories[0].read[i].q)]
+                continue
             sel = [r.addr[k:]]  # the buffer of the read issued DATA_LATENCY / Q_LATENCY cycles ago
             for n in range(Q_LATENCY):
                 sel.append(Signal.like(sel[0], name=f"sel{i}_{n + 1}"))

@@ -320,13 +320,15 @@ class Scatter(PhaseUnit):
         early = bool(depth)
         ev_E, was_last = (Signal.like(words.E, name="ev_E"), Signal(name="was_last")) if early else (words.E, words.last)
 
+        chain_ready = Signal(name="chain_ready") if early else None  # single & ~was_last & ~TDEC
+
         def start_event(x, bit, following, is_last):
             """``bit`` of word mask ``x`` is the current event; ``following`` the one after it."""
             lane = bit[:max(1, (P - 1).bit_length())] if P > 1 else 0
             m.d.sync += [mask.eq(x), evb.eq(bit), nxt.eq(following), single.eq(is_last)]
             m.d.comb += [taps.start.eq(1), taps.row.eq(Mux(f.img, Bb[0], Array(Bb)[lane]))]
             if early:
-                m.d.sync += ev_E.eq(words.E)
+                m.d.sync += [ev_E.eq(words.E), chain_ready.eq(is_last & ~words.last & ~f.tdec)]
                 with m.If(is_last):  # the word's last event: the walk moves on now
                     advance()
                     m.d.sync += was_last.eq(words.last)
@@ -382,23 +384,30 @@ class Scatter(PhaseUnit):
                              acc.event.prev.eq(Array(lanes_of(aprev, CW, P, sign=False))[lane]),
                              acc.event.lanes.eq(Mux(taps.k0_last, f.last_lanes, P))]
                 with m.If(taps.done):  # this event is done: the next one in the word, or the next word
-                    with m.If(single):
-                        if not early:
+                    if early:
+                        # A non-empty word next, not TDEC: taken now, its first event started (the
+                        # queue has it: words are taken at most one a cycle, and each one's read was
+                        # issued ``fill`` takes, so at least ``fill`` cycles, before). Tested first,
+                        # from one register and the head's flag: the queue's pop is a short path.
+                        with m.If(chain_ready & ~head.zero):
+                            take(head)
+                            start_event(head.mask, head.low, head.low2, head.single)
+                        with m.Elif(single):
+                            with m.If(was_last):
+                                m.next = "DRAIN"
+                            with m.Else():  # the next word: queued
+                                m.next = "SCAN_LATCH"
+                        with m.Else():
+                            self._next_event(m, mask, evb, nxt, mw, start_event)
+                    else:
+                        with m.If(single):
                             advance()
-                        with m.If(was_last):
-                            m.next = "DRAIN"
-                        if early:  # a non-empty word next, not TDEC: taken now, its first event started
-                            # (the queue has it: words are taken at most one a cycle, and each
-                            # one's read was issued ``fill`` takes, so at least ``fill`` cycles, before)
-                            with m.Elif(~f.tdec & ~head.zero):
-                                take(head)
-                                start_event(head.mask, head.low, head.low2, head.single)
-                        with m.Else():  # the next word: queued, or read again
-                            m.next = "SCAN_LATCH" if depth else "SCAN_RD"
-                    with m.Else():
-                        rest, rest2 = Signal(mw), Signal(mw)  # the mask without this event, and the next
-                        m.d.comb += [rest.eq(_without(mask, evb)), rest2.eq(_without(rest, nxt))]
-                        start_event(rest, nxt, lowest(m, rest2), rest2 == 0)
+                            with m.If(was_last):
+                                m.next = "DRAIN"
+                            with m.Else():  # the next word: queued, or read again
+                                m.next = "SCAN_LATCH" if depth else "SCAN_RD"
+                        with m.Else():
+                            self._next_event(m, mask, evb, nxt, mw, start_event)
             drain = ["DRAIN"] + [f"DRAIN{i}" for i in range(1, SCAN_DRAIN)]
             for state, then in zip(drain, drain[1:]):
                 with m.State(state):
@@ -409,6 +418,13 @@ class Scatter(PhaseUnit):
         m.d.comb += [words.restart.eq(fsm.ongoing("IDLE")), taps.restart.eq(fsm.ongoing("IDLE"))]
         one_hot_in_synthesis(fsm)  # a state is one flip-flop: none decoded on the event paths
         return m
+
+    @staticmethod
+    def _next_event(m, mask, evb, nxt, mw, start_event):
+        """The word's next event: the mask without this one, its lowest bit, and the one after."""
+        rest, rest2 = Signal(mw), Signal(mw)  # the mask without this event, and the next
+        m.d.comb += [rest.eq(_without(mask, evb)), rest2.eq(_without(rest, nxt))]
+        start_event(rest, nxt, lowest(m, rest2), rest2 == 0)
 
 
 def _without(x, bit):

@@ -29,9 +29,9 @@ def product_memory(name, lanes, key):
 def check_memory(mem: BankedMemory | AccBuffers, *, transparent: bool, user: int = -1) -> list[str]:
     """Exercise ``mem`` through its read/write ports number ``user``; return the failures. ACC's
     buffers are one memory of their words side by side (word ``i`` at the port's address of
-    buffer ``i // depth``)."""
+    buffer ``i // depth``); a user of buffer 0 only (``AccBuffers.first_only``) is exercised there."""
     buffers = getattr(mem, "buffers", 1)
-    n = buffers * mem.depth
+    n = (1 if user % len(mem.read) in getattr(mem, "first_only", ()) else buffers) * mem.depth
     rng = np.random.default_rng(mem.depth)
     words = [int(v) for v in rng.integers(0, 1 << mem.width, size=n, dtype=np.uint64)] \
         if mem.width < 64 else [int(rng.integers(0, 1 << 62)) for _ in range(n)]
@@ -173,6 +173,31 @@ def test_acc_buffers_serve_two_users_at_once():
             one = mem.memories[b]
             if ctx.get(one.banks[3 // one.banks[0].depth].data[3 % one.banks[0].depth]) != want:
                 fails.append(f"word 3 of buffer {b} after the writes")
+
+    simulate(mem, bench)
+    assert fails == []
+
+
+def test_acc_buffer_0s_own_user_reaches_buffer_0_only():
+    """ACC's user 2 (the bias pass's writes, the logits' reads) works in buffer 0 only: its port is
+    not among buffer 1's (one user fewer ORed there), so even a write naming buffer 1 lands in
+    buffer 0 and buffer 1 keeps its word."""
+    mem = product_memory("digits", 8, "acc")
+    assert mem.first_only == {2}
+    fails = []
+
+    async def bench(ctx):
+        w = mem.write[2]
+        for port, v in ((w.addr, 1 << mem.k | 5), (w.data, 0x5A5), (w.en, 1)):
+            ctx.set(port, v)
+        await ctx.tick()
+        ctx.set(w.en, 0)
+        await ctx.tick()
+        for b, want in ((0, 0x5A5), (1, 0)):
+            one = mem.memories[b]
+            bd = one.banks[0].depth
+            if ctx.get(one.banks[5 // bd].data[5 % bd]) != want:
+                fails.append(f"word 5 of buffer {b}")
 
     simulate(mem, bench)
     assert fails == []
