@@ -54,7 +54,8 @@ from .sequencer_counters import PerfCounters
 from .sequencer_op import OpRegister
 from .sequencer_steps import StepCounter
 
-__all__ = ["Sequencer", "DBG_LATENCY", "TAIL_FREE", "cycles", "fetch_cycles", "lags", "sink_passes", "steps", "tail_cycles", "tails"]
+__all__ = ["Sequencer", "DBG_LATENCY", "TAIL_FREE", "cycles", "fetch_cycles", "lags", "sink_passes", "steps",
+           "tail_cycles", "tails"]
 
 DBG_LATENCY = DATA_LATENCY  # the debug port reads SPK's unregistered output
 
@@ -218,7 +219,8 @@ class Sequencer(wiring.Component):
         tail_frame = Signal(frame_layout(p))  # fire-only: no current, no ACC; fire
         left = Signal(range(max(p.T, 2)))  # passes after the running one
         gap, go_on = Signal(), Signal()  # NEXT's and FRAME's cycles between two passes
-        m.d.comb += [tail_frame.fire.eq(1), tail_frame.out.eq(tail_out), self.sink.frame.eq(Mux(self.tail, tail_frame, sink_frame)),
+        m.d.comb += [tail_frame.fire.eq(1), tail_frame.out.eq(tail_out),
+                     self.sink.frame.eq(Mux(self.tail, tail_frame, sink_frame)),
                      self.sink.op.eq(Mux(self.tail, held, reg.sink_fields))]
         strobes = _TailStrobes()
         # Hand over at the first fire-only frame of a DIF op: step T + 1's own, or the lagging
@@ -226,7 +228,8 @@ class Sequencer(wiring.Component):
         # delay there is none.
         m.d.comb += [strobes.go.eq(rec.sink.dif & ~frame.first & ~sink_frame.integrate
                                    & (self.lag | ~steps.over)),
-                     strobes.hold.eq(self.tail & ~(frame.first & Cat(rec.src[s.name.lower()] for s in TAIL_FREE).any())),
+                     strobes.hold.eq(self.tail & ~(frame.first
+                                                   & Cat(rec.src[s.name.lower()] for s in TAIL_FREE).any())),
                      strobes.start.eq(go_on)]
         # Until a tail starts its registers follow the op (so that ``load``, which comes late in
         # FRAME, sets only ``tail``): in the cycle FRAME hands the first pass over they take it.
