@@ -285,13 +285,7 @@ class Scatter(PhaseUnit):
         m.submodules.accumulate = acc = LaneAccumulate(p, mw)
         depth = skid(p)
         if depth:
-            # The word taken is the queue's head; every stream read's word joins the queue when
-            # its scan is done (``arrive``: the read's flag, SCAN_FILL cycles on).
-            m.submodules.skid = queue = WordSkid(word_layout(p, mw), depth)
-            issued = Signal()  # a stream read issued this cycle
-            flags = [Signal(name=f"issued{i}") for i in range(1, scan_fill(p) + 1)]
-            m.d.sync += [flags[0].eq(issued)] + [flags[i].eq(flags[i - 1]) for i in range(1, scan_fill(p))]
-            m.d.comb += [queue.word.eq(scan.word), queue.arrive.eq(flags[-1])]
+            queue, issued, flags = self._word_queue(m, scan, depth)
             head, have = queue.head, queue.have
         else:
             head, have = scan.word, 1
@@ -392,22 +386,15 @@ class Scatter(PhaseUnit):
                         with m.If(chain_ready & ~head.zero):
                             take(head)
                             start_event(head.mask, head.low, head.low2, head.single)
-                        with m.Elif(single):
-                            with m.If(was_last):
-                                m.next = "DRAIN"
-                            with m.Else():  # the next word: queued
-                                m.next = "SCAN_LATCH"
-                        with m.Else():
-                            self._next_event(m, mask, evb, nxt, mw, start_event)
-                    else:
-                        with m.If(single):
+                    with (m.Elif if early else m.If)(single):
+                        if not early:  # (else the walk moved on when this event started)
                             advance()
-                            with m.If(was_last):
-                                m.next = "DRAIN"
-                            with m.Else():  # the next word: queued, or read again
-                                m.next = "SCAN_LATCH" if depth else "SCAN_RD"
-                        with m.Else():
-                            self._next_event(m, mask, evb, nxt, mw, start_event)
+                        with m.If(was_last):
+                            m.next = "DRAIN"
+                        with m.Else():  # the next word: queued, or read again
+                            m.next = "SCAN_LATCH" if depth else "SCAN_RD"
+                    with m.Else():
+                        self._next_event(m, mask, evb, nxt, mw, start_event)
             drain = ["DRAIN"] + [f"DRAIN{i}" for i in range(1, SCAN_DRAIN)]
             for state, then in zip(drain, drain[1:]):
                 with m.State(state):
@@ -418,6 +405,18 @@ class Scatter(PhaseUnit):
         m.d.comb += [words.restart.eq(fsm.ongoing("IDLE")), taps.restart.eq(fsm.ongoing("IDLE"))]
         one_hot_in_synthesis(fsm)  # a state is one flip-flop: none decoded on the event paths
         return m
+
+    def _word_queue(self, m, scan, depth):
+        """The word queue: the word taken is its head; every stream read's word joins it when its
+        scan is done (``arrive``: the read's flag, ``scan_fill`` cycles on). Returns the queue,
+        ``issued`` (a stream read issued this cycle) and the reads' flags in flight."""
+        p = self.program
+        m.submodules.skid = queue = WordSkid(word_layout(p, self.mwidth), depth)
+        issued = Signal()  # a stream read issued this cycle
+        flags = [Signal(name=f"issued{i}") for i in range(1, scan_fill(p) + 1)]
+        m.d.sync += [flags[0].eq(issued)] + [flags[i].eq(flags[i - 1]) for i in range(1, scan_fill(p))]
+        m.d.comb += [queue.word.eq(scan.word), queue.arrive.eq(flags[-1])]
+        return queue, issued, flags
 
     @staticmethod
     def _next_event(m, mask, evb, nxt, mw, start_event):
