@@ -108,7 +108,7 @@ class Accelerator(wiring.Component):
         P, W, D, sp = p.lanes, p.widths, p.depths, p.single_port
 
         return {
-            "spk": BankedMemory(P, D["spk"], readers=4, writers=3, registered_write=True),
+            "spk": BankedMemory(P, D["spk"], readers=4 + p.pool_counts, writers=3, registered_write=True),
             "cur": BankedMemory(P * W["cur"], D["cur"], single_port="cur" in sp, registered_write="cur" in sp),
             "mem": BankedMemory(P * W["mem"], D["mem"], single_port="mem" in sp, transparent="mem" not in sp,
                                 registered_write=True),
@@ -169,6 +169,7 @@ class Accelerator(wiring.Component):
         # Memory ports, one per user.
         for port, (name, i) in (
                 (seq.spk, ("spk", 0)), (scatter.spk, ("spk", 1)), (cum.spk, ("spk", 2)), (tr.spk, ("spk", 3)),
+                *([(pool.spk, ("spk", 4))] if p.pool_counts else []),  # a max-pool that counts its input
                 (scatter.cnt, ("cnt", 0)), (pool.cnt, ("cnt", 1)), (cum.cnt, ("cnt", 2)), (scatter.img, ("img", 0)),
                 (scatter.acc, ("acc", 0)), (sink.acc, ("acc", 1)), (logits.acc, ("acc", 2)),
                 (bias.bias, ("bias", 0)), (sink.cur, ("cur", 0)),

@@ -1,8 +1,9 @@
 """Cumulative spike counts: ``C(t) = C(t−1) + s(t)`` for every neuron of a spike frame, kept in CNT.
 
 The TDEC ops need them (``Bcum(t)`` of the matmul's ``b`` operand: :func:`csdformer.sim.golden.tdec_matmul`,
-before the scatter of frame ``t``), and so does the TDEC max-pool (``C(t)`` of its input:
-:func:`csdformer.sim.golden.tdec_maxpool`, before its output pass). One word a cycle; the data three
+before the scatter of frame ``t``), and so does the TDEC max-pool where the units are compact
+(``C(t)`` of its input: :func:`csdformer.sim.golden.tdec_maxpool`, before its output pass; elsewhere
+it counts its input itself, :attr:`~csdformer.hw.program.Program.pool_counts`). One word a cycle; the data three
 cycles after the read; ``C(0) = 0`` (the first frame adds to nothing). Cycles: :func:`cycles`.
 """
 
@@ -29,7 +30,7 @@ def cycles(op, program) -> int:
 
 
 class Cumulate(PhaseUnit):
-    """Ports: ``ctl``; ``spk`` (the frame: at ``frame.b`` for TDEC, ``frame.src`` for max-pool),
+    """Ports: ``ctl``; ``spk`` (the frame: at ``frame.b`` for TDEC, ``frame.src`` for a compact max-pool),
     ``cnt`` / ``cnt_w``."""
 
     def __init__(self, program):

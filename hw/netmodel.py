@@ -278,7 +278,7 @@ def op_costs(program: Program, delay: int) -> list[dict]:
             per_event, per_live_word = op.f["fanout"], scatter.restart(op, program)
             per_chained = scatter.chain(op, program)
             front += bias.cycles(op, program)
-        if op.src in (Src.TDEC, Src.MAXPOOL):
+        if op.src is Src.TDEC or (op.src is Src.MAXPOOL and not program.pool_counts):
             fixed += cumulate.cycles(op, program)
         if op.src is Src.MAXPOOL:
             fixed += maxpool.cycles(op, program)

@@ -23,10 +23,15 @@ Ops (``Op.src`` / ``Op.sink``):
 - ``tdec``: TDEC matmul row scatter: every element of ``a`` with ``Acum(t) > 0`` adds
   ``a(t)·Bcum(t)[k,:] + Acum(t−1)·b(t)[k,:]`` to its output row.
 - ``cur``: no scatter; the sink reads a stored current.
-- ``maxpool`` / ``transpose``: spike-to-spike ops with their own passes.
+- ``maxpool`` / ``transpose``: spike-to-spike ops with their own passes (the max-pool counting its
+  input itself).
 
 Sinks: ``dif`` (integrate ACC << shift and/or a stored current, fire, reset; ``T + D`` steps),
 ``store`` (CUR ← ACC [+ stored current]: a residual add), ``logits`` (ACC sums all frames).
+Where the units are not compact (:attr:`Program.store_dif`) a store is fused with the DIF layer
+that reads the stored current (the quantizer after a residual add): one ``dif`` op whose sink
+also stores (``store``), writing CUR ``sto`` words from the stored input's, in the same passes,
+so no op reads the current back.
 """
 
 from __future__ import annotations
@@ -144,7 +149,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "maxpool": ("out_words", "k_m1", "taps", "cum", "prev", "e_j0", "e_j1", "e_j2", "fa_j0", "fa_j1",
                 "n0_m1", "n1_m1"),
     "transpose": ("rows", "groups", "row_groups", "row_groups_m1", "in_step", "out_step"),
-    "sink": ("dif", "use_acc", "use_cur", "shift", "prm_base", "prm_scalar", "words", "groups_m1", "skip"),
+    "sink": ("dif", "use_acc", "use_cur", "shift", "prm_base", "prm_scalar", "words", "groups_m1", "skip",
+             "store", "sto"),
 }
 SOURCE_GROUP = {Src.SYN: "scatter", Src.IMG: "scatter", Src.TDEC: "scatter", Src.MAXPOOL: "maxpool",
                 Src.TRANSPOSE: "transpose"}
@@ -240,7 +246,24 @@ class Program:
         stage (:func:`csdformer.hw.sink.acc_stage`) and the model loader's state encoding (one-hot
         only where not compact: its state decode was a ULX3S critical path; on the iCEBreaker the
         extra flip-flops left nextpnr no legal placement)."""
-        return bool({"cur", "mem"} & set(self.single_port))
+        return _compact(self.single_port)
+
+    @property
+    def pool_counts(self) -> bool:
+        """Whether the max-pool counts its input itself (:mod:`csdformer.hw.maxpool`: ``K·K`` cycles
+        an output word, no cumulative-count pass before it, no stored previous maxes; its windows
+        may not overlap) rather than after :mod:`csdformer.hw.cumulate`'s pass (``K·K + 1``): where
+        the units are not compact (its SPK read port and count writes; the iCEBreaker's logic cells
+        are nearly all used: with it, 5,133 of 5,280 and 28.2 MHz). Decided by the memories, as
+        :attr:`store_dif` is."""
+        return not self.compact
+
+    @property
+    def store_dif(self) -> bool:
+        """Whether a store is fused with the DIF layer that reads its current (module docstring):
+        where the units are not compact (the sink's second CUR write cursor; the iCEBreaker's
+        logic cells are nearly all used). Decided by the memories, as :attr:`sink_tail` is."""
+        return not self.compact
 
     @property
     def sink_gap(self) -> int:
@@ -357,14 +380,16 @@ class Program:
                 "row_groups_m1": f["row_groups"] - 1, "in_step": f["tr_in_step"], "out_step": f["tr_out_step"]}}
         if op.src is Src.TDEC:
             out["cumulate"] = {"use_b": 1, "base": f["bcum"], "words": f["b_wpf"]}
-        elif op.src is Src.MAXPOOL:
+        elif op.src is Src.MAXPOOL and not self.pool_counts:
             out["cumulate"] = {"use_b": 0, "base": f["cum"], "words": f["in_words"]}
         if op.sink in (Sink.DIF, Sink.STORE):
             out["sink"] = op.sink
             out["sink_fields"] = {"dif": int(op.sink is Sink.DIF), "use_acc": f["use_acc"], "use_cur": f["use_cur"],
                                   "shift": f["shift"], "prm_base": f.get("prm_base", 0),
                                   "prm_scalar": f.get("prm_scalar", 0), "words": f["sink_words"],
-                                  "groups_m1": f["sink_groups"] - 1, "skip": f.get("skip", 0)}
+                                  "groups_m1": f["sink_groups"] - 1, "skip": f.get("skip", 0),
+                                  "store": int("sto_base" in f),
+                                  "sto": f["sto_base"] - f["cur_base"] if "sto_base" in f else 0}
         return out
 
     def field_values(self) -> dict[tuple[str, str], list[int]]:
@@ -389,8 +414,8 @@ class Program:
         def shape(group, k):
             vs = values.get((group, k), [0])
             lo, hi = min(vs), max(vs)
-            if (group, k) == ("sink", "skip") and hi == 0:
-                return unsigned(0)  # no output tiles: the sink is built without their address
+            if (group, k) in (("sink", "skip"), ("sink", "store"), ("sink", "sto"), ("maxpool", "prev")) and lo == hi == 0:
+                return unsigned(0)  # no output tiles, no fused store, no stored maxes: built without them
             return signed(signed_bits(lo, hi)) if lo < 0 else unsigned(max(1, unsigned_bits(hi)))
 
         return [(g, k, data.ArrayLayout(shape(g, k), self.lanes) if k == "bmul" else shape(g, k))
@@ -425,9 +450,19 @@ class Program:
             raise HwParamError(f"op {op.name!r}: {e}") from None
 
 
+def _compact(single_port) -> bool:
+    """:attr:`Program.compact` of a program with these single-port memories."""
+    return bool({"cur", "mem"} & set(single_port))
+
+
 class _Compiler:
-    def __init__(self, a: Artifact, lanes: int, weight_depth: int | None = None, acc_depth: int | None = None):
+    def __init__(self, a: Artifact, lanes: int, weight_depth: int | None = None, acc_depth: int | None = None,
+                 compact: bool = True):
         self.a, self.P, self.T = a, lanes, a.T
+        # Not compact: each store fused with the DIF layer reading it (Program.store_dif), the
+        # max-pool counting its input itself (Program.pool_counts)
+        self.store_dif = self.pool_counts = not compact
+        self.stored_with: dict[str, str] = {}  # DIF layer → the stored tensor whose op fires it
         self.weight_depth = weight_depth  # the weight buffer's words: larger blocks are tiled
         self.acc_depth = acc_depth  # ACC's and MEM's words: larger currents are tiled
         self.bias_base_of: dict[str, int] = {}  # layer → its first bias row
@@ -538,32 +573,58 @@ class _Compiler:
         if k in SYNAPTIC + ("tdec_matmul",):
             if layer.name in self.fused_into:
                 return  # emitted with its consumer
-            self.emit_producer(layer, sink=Sink.LOGITS if k == "head" else Sink.STORE, out=layer.name, cur_a=None)
+            if k == "head":
+                self.emit_producer(layer, sink=Sink.LOGITS, out=layer.name, cur_a=None)
+            else:
+                self.emit_store(layer, layer.name, cur_a=None)
         elif k == "dif":
             src = layer.inputs[0]
+            if layer.name in self.stored_with:
+                return  # emitted with the store of its current (emit_store)
             if self.fused_into.get(src) == layer.name:
                 self.emit_producer(self.by_name[src], sink=Sink.DIF, out=layer.name, cur_a=None, dif=layer)
             else:
                 op = Op(layer.name, Src.CUR, Sink.DIF, (layer.name,))
                 self.sink_fields(op, self.tensors[layer.name], dif=layer, cur_a=self.resolve(src), use_acc=False)
                 self.ops.append(op)
-            for user in self.consumers.get(layer.name, []):
-                if user.kind == "tdec_matmul" and user.attrs["operands"] == "q_kT" and user.inputs[1] == layer.name:
-                    self.emit_transpose(layer.name)
-                    break
+            self.emit_transposes(layer)
         elif k == "add":
             prod = next(s for s in layer.inputs if self.fused_into.get(s) == layer.name)
             other = self.resolve(next(s for s in layer.inputs if s != prod) if layer.inputs[0] != layer.inputs[1] else prod)
-            self.emit_producer(self.by_name[prod], sink=Sink.STORE, out=layer.name, cur_a=other)
+            self.emit_store(self.by_name[prod], layer.name, cur_a=other)
         elif k == "maxpool":
             self.emit_maxpool(layer)
 
+    def emit_transposes(self, dif: Layer) -> None:
+        """The transposed copy of a DIF layer that is the ``k`` operand of ``q·kᵀ``, after its op."""
+        for user in self.consumers.get(dif.name, []):
+            if user.kind == "tdec_matmul" and user.attrs["operands"] == "q_kT" and user.inputs[1] == dif.name:
+                self.emit_transpose(dif.name)
+                break
+
+    def emit_store(self, layer: Layer, out: str, *, cur_a: str | None) -> None:
+        """The op(s) storing synaptic layer ``layer``'s current (``+ cur_a``: a residual add) as
+        tensor ``out``; with :attr:`store_dif`, fused with the first DIF layer that reads ``out``
+        (a ``dif`` op whose sink also stores: module docstring)."""
+        q = next((u for u in self.users(out) if u.kind == "dif" and self.resolve(u.inputs[0]) == out), None)
+        if not self.store_dif or q is None:
+            self.emit_producer(layer, sink=Sink.STORE, out=out, cur_a=cur_a)
+            return
+        self.stored_with[q.name] = out
+        self.emit_producer(layer, sink=Sink.DIF, out=q.name, cur_a=cur_a, dif=q, store=out)
+        self.emit_transposes(q)
+
     # ---- producers (scatter sources) -------------------------------------------------------
-    def emit_producer(self, layer: Layer, *, sink: Sink, out: str, cur_a: str | None, dif: Layer | None = None) -> None:
+    def emit_producer(self, layer: Layer, *, sink: Sink, out: str, cur_a: str | None, dif: Layer | None = None,
+                      store: str | None = None) -> None:
+        """The op(s) of synaptic layer ``layer`` into tensor ``out`` through ``sink`` (``cur_a``: a
+        stored current added; ``dif``: the DIF layer; ``store``: the tensor a DIF op also stores its
+        current to, :meth:`emit_store`)."""
         P = self.P
         for tile in self.tiles(layer, sink, self.tensors[out].rows if sink is not Sink.LOGITS else 1):
+            covers = [layer.name] + [n for n in (store, out) if n is not None and n != layer.name]
             op = Op(out, {"encode_conv": Src.IMG, "tdec_matmul": Src.TDEC}.get(layer.kind, Src.SYN), sink,
-                    tuple([layer.name] + ([out] if out != layer.name else [])), tile=tile)
+                    tuple(covers), tile=tile)
             f = op.f
             if layer.kind == "tdec_matmul":
                 acc_rows, acc_cols = self.tdec_fields(op, layer)
@@ -575,8 +636,9 @@ class _Compiler:
             if sink is Sink.LOGITS:
                 f["num_classes"] = acc_cols
             if sink is Sink.DIF:
-                self.sink_fields(op, self.tensors[out], dif=dif, cur_a=None, use_acc=True,
-                                 shift=layer.attrs.get("shift", 0) if layer.kind == "tdec_matmul" else 0)
+                self.sink_fields(op, self.tensors[out], dif=dif, cur_a=cur_a, use_acc=True,
+                                 shift=layer.attrs.get("shift", 0) if layer.kind == "tdec_matmul" else 0,
+                                 store=store)
             elif sink is Sink.STORE:
                 self.sink_fields(op, self.tensors[out], dif=None, cur_a=cur_a, use_acc=True)
             self.ops.append(op)
@@ -756,18 +818,25 @@ class _Compiler:
 
     # ---- sinks -------------------------------------------------------------------------------
     def sink_fields(self, op: Op, out: Tensor, *, dif: Layer | None, cur_a: str | None, use_acc: bool,
-                    shift: int = 0) -> None:
+                    shift: int = 0, store: str | None = None) -> None:
         f = op.f
         f["use_acc"] = int(use_acc)
         f["shift"] = shift
+        for name in (cur_a, store):
+            if name is not None and (self.tensors[name].memory != "cur" or self.tensors[name].words != out.words):
+                raise HwParamError(f"layer {op.name!r}: stored tensor {name!r} does not match its output layout")
         if cur_a is not None:
             ct = self.tensors[cur_a]
-            if ct.memory != "cur" or ct.words != out.words:
-                raise HwParamError(f"layer {op.name!r}: stored input {cur_a!r} does not match its output layout")
             f["use_cur"], f["cur_base"], f["cur_wpf"] = 1, ct.base, ct.words
             op.refs["cur_base"] = ct.name
+        elif store is not None:  # the frame's CUR address moves with the stored output (read, not used)
+            f["use_cur"], f["cur_base"], f["cur_wpf"] = 0, 0, self.tensors[store].words
+            op.refs["cur_base"] = store
         else:
             f["use_cur"], f["cur_base"], f["cur_wpf"] = 0, 0, 0
+        if store is not None:  # written at the frame's CUR address + ``sto`` (Program.fields)
+            f["sto_base"] = 0
+            op.refs["sto_base"] = store
         f["out_base"], f["out_wpf"] = out.base, out.words
         op.refs["out_base"] = out.name
         # A tile walks its own groups of each row (compact in ACC and MEM) and skips the others'
@@ -823,9 +892,13 @@ class _Compiler:
         f = op.f
         if (hin - K) % s or (win - K) % s:
             raise self.err(layer, "the pooling windows must tile the input exactly")
+        if s < K and self.pool_counts:  # it updates its input's counts in place, each once a step (hw/maxpool.py)
+            raise self.err(layer, f"stride {s} is less than the kernel {K}: overlapping max-pool windows are "
+                                  "not supported")
         f.update(src_base=src.base, src_wpf=src.words, in_words=src.words, out_base=dst.base, out_wpf=dst.words,
-                 K=K, taps=K * K, n2=hout, n1=wout, n0=g, sink_words=dst.words, cum=0, prev=src.words,
-                 cnt_words=src.words + dst.words)
+                 K=K, taps=K * K, n2=hout, n1=wout, n0=g, sink_words=dst.words, cum=0,
+                 # compact: the previous step's maxes after the counts
+                 prev=0 if self.pool_counts else src.words, cnt_words=src.words + (0 if self.pool_counts else dst.words))
         op.refs.update(src_base=src.name, out_base=dst.name)
         # Output word (oy, ox, g) → its first tap's input word (oy·s·Win + ox·s)·G + g; taps (ky, kx)
         # add (ky·Win + kx)·G.
@@ -842,7 +915,7 @@ def _allocate(c: "_Compiler", keep_spikes: bool) -> None:
     made, last = {}, {}
     for i, op in enumerate(ops):
         for key, name in op.refs.items():
-            if key == "out_base":
+            if key in ("out_base", "sto_base"):
                 made.setdefault(name, i)
             else:
                 last[name] = i
@@ -868,7 +941,8 @@ def _allocate(c: "_Compiler", keep_spikes: bool) -> None:
     for op in ops:
         for key, name in op.refs.items():
             # A tile's output (and stored input) starts at its first lane group.
-            op.f[key] = c.tensors[name].base + (op.tile.first if op.tile and key in ("out_base", "cur_base") else 0)
+            op.f[key] = c.tensors[name].base + (op.tile.first if op.tile and key in ("out_base", "cur_base", "sto_base")
+                                                else 0)
     c.spk_top, c.cur_top = top["spk"], top["cur"]
 
 
@@ -919,7 +993,7 @@ def compile_program(artifact: Artifact, lanes: int = 8, *, target: str = "unlimi
     for layer in artifact.layers:
         if layer.kind not in SYNAPTIC + ("dif", "maxpool", "flatten", "add", "tdec_matmul"):
             raise HwParamError(f"layer {layer.name!r} ({layer.kind}): unknown layer kind for the accelerator")
-    c = _Compiler(artifact, lanes, weight_depth, acc_depth)
+    c = _Compiler(artifact, lanes, weight_depth, acc_depth, compact=_compact(single_port))
     c.run()
     # A block no tiling fits: refused below, after the memory check (with a fabric, its own check
     # names the buffer that is too small).

@@ -297,7 +297,12 @@ class Scatter(PhaseUnit):
         connect(m, acc.acc_w, flipped(self.acc_w))
         m.submodules.words = words = WordWalk(p, self.layout)
         m.submodules.taps = taps = TapWalk(p, self.layout)
-        m.d.comb += [words.op.eq(f), taps.op.eq(f), taps.y.eq(words.c2), taps.x.eq(words.c1)]
+        m.d.comb += [words.op.eq(f), taps.op.eq(f)]
+        if p.compact:  # the word's position; the event's start adds the padding
+            m.d.comb += [taps.y.eq(words.c2), taps.x.eq(words.c1)]
+        else:  # its first tap's output row and column, and whether each is outside, kept by the walk
+            m.d.comb += [taps.y.eq(words.ys), taps.x.eq(words.xs), taps.y_out.eq(words.y_out),
+                         taps.x_out.eq(words.x_out)]
         wi, Bb = words.wi, words.Bb
         ri = Signal.like(wi)  # the next word to read
         mask, nxt, single = Signal(mw), Signal(range(mw)), Signal()
@@ -315,11 +320,20 @@ class Scatter(PhaseUnit):
         ev_E, was_last = (Signal.like(words.E, name="ev_E"), Signal(name="was_last")) if early else (words.E, words.last)
 
         chain_ready = Signal(name="chain_ready") if early else None  # single & ~was_last & ~TDEC
+        # With the queue, whether the event after this one is its word's last, kept when this one
+        # starts (its mask without it has at most one bit left), so that the next event's start
+        # moves the walk from a register, not through the mask's decode (a ULX3S critical path:
+        # the mask, this event's bit and the next's → ``== 0`` → the walk's enables, 93.3 MHz).
+        single2 = Signal(name="single2") if early else None
 
         def start_event(x, bit, following, is_last):
             """``bit`` of word mask ``x`` is the current event; ``following`` the one after it."""
             lane = bit[:max(1, (P - 1).bit_length())] if P > 1 else 0
             m.d.sync += [mask.eq(x), evb.eq(bit), nxt.eq(following), single.eq(is_last)]
+            if early:
+                left = Signal(mw, name="left")  # the mask without this event
+                m.d.comb += left.eq(_without(x, bit))
+                m.d.sync += single2.eq((left & (left - 1)) == 0)
             m.d.comb += [taps.start.eq(1), taps.row.eq(Mux(f.img, Bb[0], Array(Bb)[lane]))]
             if early:
                 m.d.sync += [ev_E.eq(words.E), chain_ready.eq(is_last & ~words.last & ~f.tdec)]
@@ -394,7 +408,7 @@ class Scatter(PhaseUnit):
                         with m.Else():  # the next word: queued, or read again
                             m.next = "SCAN_LATCH" if depth else "SCAN_RD"
                     with m.Else():
-                        self._next_event(m, mask, evb, nxt, mw, start_event)
+                        self._next_event(m, mask, evb, nxt, mw, start_event, single2)
             drain = ["DRAIN"] + [f"DRAIN{i}" for i in range(1, SCAN_DRAIN)]
             for state, then in zip(drain, drain[1:]):
                 with m.State(state):
@@ -419,11 +433,13 @@ class Scatter(PhaseUnit):
         return queue, issued, flags
 
     @staticmethod
-    def _next_event(m, mask, evb, nxt, mw, start_event):
-        """The word's next event: the mask without this one, its lowest bit, and the one after."""
+    def _next_event(m, mask, evb, nxt, mw, start_event, single2=None):
+        """The word's next event: the mask without this one, its lowest bit, and the one after;
+        whether it is the word's last from ``single2`` where there is one (kept when this event
+        started), else decoded here."""
         rest, rest2 = Signal(mw), Signal(mw)  # the mask without this event, and the next
         m.d.comb += [rest.eq(_without(mask, evb)), rest2.eq(_without(rest, nxt))]
-        start_event(rest, nxt, lowest(m, rest2), rest2 == 0)
+        start_event(rest, nxt, lowest(m, rest2), rest2 == 0 if single2 is None else single2)
 
 
 def _without(x, bit):

@@ -50,16 +50,23 @@ class WordWalk(wiring.Component):
     position (``c0`` fastest, then ``c1``, ``c2``: the op's input layout) and the addresses that
     step with it: ``E``, its first output word in ACC, and ``Bb[b]``, lane ``b``'s weight row
     (``Bb[0] + bmul[b]``: starting an event is a mux, not an addition). ``restart``: the frame's
-    first word, from the fields of ``op``; ``step``: the next word."""
+    first word, from the fields of ``op``; ``step``: the next word.
+
+    Where the units are not compact it also keeps the position's first tap's output row and column
+    (``ys = c2 + pad``, ``xs = c1 + pad``) and whether each is outside the output (``y_out``,
+    ``x_out``: a conv's border, ``check``), so that an event's start (:class:`TapWalk`) takes them
+    from registers (an addition and a compare there were a ULX3S critical path, 95.9 MHz)."""
 
     def __init__(self, program, layout):
         A, P = addr_shape(program), program.lanes
         nb, nw = _counter_width(layout), _width(layout, "words_m1")
+        self.compact = program.compact
+        pos = {} if self.compact else {"ys": Out(_position_shape(layout)), "xs": Out(_position_shape(layout)),
+                                       "y_out": Out(1), "x_out": Out(1)}
         super().__init__({"op": In(layout), "restart": In(1), "step": In(1), "last": Out(1),
                           "wi": Out(max(nw, 3) + 1), "c1": Out(nb), "c2": Out(nw + 1), "E": Out(A),
-                          "Bb": Out(data.ArrayLayout(A, P))})
+                          "Bb": Out(data.ArrayLayout(A, P)), **pos})
         self.nb, self.P = nb, P
-        self.compact = program.compact
 
     def elaborate(self, platform):
         m = Module()
@@ -70,9 +77,19 @@ class WordWalk(wiring.Component):
         def set_b(value_of):
             return [Bb[0].eq(value_of(Bb[0], 0))] + [Bb[b].eq(value_of(Bb[b], f.bmul[b])) for b in range(1, self.P)]
 
+        if self.compact:
+            row = col = first_col = next_row = []
+        else:  # the first tap's output row and column, and whether each is outside
+            ys, xs = self.ys, self.xs
+            row = [ys.eq(ys + 1), self.y_out.eq(f.check & (ys + 1 >= f.hout))]  # the next row
+            col = [xs.eq(xs + 1), self.x_out.eq(f.check & (xs + 1 >= f.wout))]  # the next column
+            first_col = [xs.eq(f.pad), self.x_out.eq(f.check & (f.pad >= f.wout))]
+            next_row = first_col + row
         with m.If(self.restart):
             m.d.sync += c0.restart() + c1.restart() + [self.wi.eq(0), self.c2.eq(0), E.eq(f.e_base)] + \
                 set_b(lambda _, o: f.b_base + o)
+            if not self.compact:
+                m.d.sync += first_col + [self.ys.eq(f.pad), self.y_out.eq(f.check & (f.pad >= f.hout))]
         with m.Elif(self.step):
             m.d.sync += self.wi.eq(self.wi + 1)
             move = _Move(m, self.compact, (E, f.e_j0, f.e_j1, f.e_j2),
@@ -80,9 +97,9 @@ class WordWalk(wiring.Component):
             with m.If(~c0.last):
                 m.d.sync += c0.step() + move.by(0)
             with m.Elif(~c1.last):
-                m.d.sync += c0.restart() + c1.step() + move.by(1)
+                m.d.sync += c0.restart() + c1.step() + move.by(1) + col
             with m.Else():
-                m.d.sync += c0.restart() + c1.restart() + [self.c2.eq(self.c2 + 1)] + move.by(2)
+                m.d.sync += c0.restart() + c1.restart() + [self.c2.eq(self.c2 + 1)] + move.by(2) + next_row
         return m
 
 
@@ -90,7 +107,8 @@ class TapWalk(wiring.Component):
     """An event's fan-out, one lane word a cycle: the tap (``k0`` fastest, then ``k1``, ``k2``),
     ``FA``, the output word's offset from the input word's ``E``, and ``RO``, the weight row.
     ``restart``: no event (every tap counter at 0); ``start``: an event at input position ``(y,
-    x)`` whose first row is ``row``; ``step``: the next tap, or after the last (``done``) back to
+    x)`` whose first row is ``row`` (not compact: ``y``, ``x`` are already ``y + pad``, ``x + pad``,
+    with ``y_out``, ``x_out``, from :class:`WordWalk`); ``step``: the next tap, or after the last (``done``) back to
     the first. ``k0_last``: the tap's lane word is the last of its output row.
 
     Taps outside the output (a conv's border, ``check``): ``row_out`` / ``col_out`` say that the
@@ -105,8 +123,9 @@ class TapWalk(wiring.Component):
     def __init__(self, program, layout):
         A, nb = addr_shape(program), _counter_width(layout)
         P = _position_shape(layout)
+        pos = {} if program.compact else {"y_out": In(1), "x_out": In(1)}  # (WordWalk's)
         super().__init__({"op": In(layout), "restart": In(1), "start": In(1), "row": In(A), "step": In(1),
-                          "y": In(P), "x": In(P),
+                          "y": In(P), "x": In(P), **pos,
                           "FA": Out(A), "RO": Out(A), "k1": Out(nb), "k2": Out(nb), "k0_last": Out(1),
                           "row_out": Out(1), "col_out": Out(1), "done": Out(1)})
         self.nb, self.P = nb, P
@@ -170,8 +189,11 @@ class TapWalk(wiring.Component):
             with m.Else():  # the column's last lane word
                 leave_column(J1, J2)
         with m.If(self.start):  # the event's first tap: every counter at 0
-            y0, xs = self.y + f.pad, self.x + f.pad
-            r, c = outside(y0, f.hout), outside(xs, f.wout)
+            if self.compact:  # the position (y, x) of the word
+                y0, xs = self.y + f.pad, self.x + f.pad
+                r, c = outside(y0, f.hout), outside(xs, f.wout)
+            else:  # its first tap's output row and column (y + pad, x + pad) and their flags
+                y0, xs, r, c = self.y, self.x, self.y_out, self.x_out
             m.d.sync += [RO.eq(self.row), oy.eq(y0), self.row_out.eq(r), ox.eq(xs), x0.eq(xs), self.col_out.eq(c),
                          ends(f.f2_m1 == 0, r, L1r, c, L0r)]
         return m

@@ -5,7 +5,8 @@ the op's buffer slot (op index mod 2) holds its record (:mod:`csdformer.hw.loade
 ``OP_FETCH`` copies its op word from the staging RAM into the op register (a byte a cycle),
 ``OP_DECODE`` decodes its kinds, ``OP_SETUP`` sets the frame bases (and starts the bias pass, ``ACC ← bias``, for a scatter op), then per step
 ``t = 1 .. T (+ D)``: ``FRAME`` dispatches the step's phases (scatter then sink, TDEC's cumulative
-counts first; or the sink alone; cumulative counts then max-pool; transpose), waits for each, and ``NEXT`` moves the frame on. After the head's steps it
+counts first; or the sink alone; the max-pool, after the cumulative counts of its input where the
+units are compact; transpose), waits for each, and ``NEXT`` moves the frame on. After the head's steps it
 starts the logits unit.
 
 With two ACC buffers (:attr:`~csdformer.hw.program.Program.acc_buffers`) the sink of an op that
@@ -311,12 +312,18 @@ class Sequencer(wiring.Component):
                 _start(m, self.sink, "WAIT_LAST_SINK")
             with m.Else():
                 m.next = "OP_END"
-        with m.Elif((src.tdec & frame.integrate) | src.maxpool):
+        counts = src.tdec & frame.integrate
+        if not self.program.pool_counts:  # the max-pool after the cumulative counts of its input
+            counts = counts | src.maxpool
+        with m.Elif(counts):
             _start(m, self.cumulate, "WAIT_CUMULATE")
             m.d.comb += self.sink.start.eq(beside)
         with m.Elif((src.syn & frame.integrate) | (src.img & frame.first)):
             _start(m, self.scatter, "WAIT_SCATTER")
             m.d.comb += self.sink.start.eq(beside)
+        if self.program.pool_counts:  # it counts them itself
+            with m.Elif(src.maxpool):
+                _start(m, self.maxpool, "WAIT_MAXPOOL")
         with m.Elif(src.transpose):
             _start(m, self.transpose, "WAIT_TRANSPOSE")
         with m.Elif(sink.logits):
@@ -345,10 +352,13 @@ class Sequencer(wiring.Component):
                 m.next = "FRAME"
         with m.State("WAIT_CUMULATE"):
             with m.If(self.cumulate.done):
-                with m.If(src.maxpool):
-                    _start(m, self.maxpool, "WAIT_MAXPOOL")
-                with m.Else():
+                if self.program.pool_counts:
                     _start(m, self.scatter, "WAIT_SCATTER")
+                else:
+                    with m.If(src.maxpool):
+                        _start(m, self.maxpool, "WAIT_MAXPOOL")
+                    with m.Else():
+                        _start(m, self.scatter, "WAIT_SCATTER")
         with m.State("WAIT_SCATTER"):
             with m.If(self.scatter.done):
                 with m.If(sink.logits):

@@ -4,15 +4,19 @@ Per step ``t`` the sink walks the op's output words. For a **DIF** op it integra
 current ``I`` (``ACC << shift`` and/or a stored current; none in the fire-only steps ``t > T``),
 fires where ``t > D`` and ``v ≥ θ``, resets by subtraction and writes the spike word of frame
 ``t − D`` (:func:`csdformer.sim.golden.dif`: charge, fire, reset). For a **store** op it writes
-``ACC (+ a stored current)`` to CUR (:func:`csdformer.sim.golden.add`). ACC is cleared behind it.
+``ACC (+ a stored current)`` to CUR (:func:`csdformer.sim.golden.add`). A DIF op fused with a store
+(``store``, :attr:`~csdformer.hw.program.Program.store_dif`) does both in its integrating steps:
+it writes its current to CUR, ``sto`` words from the stored input's frame, and charges its neurons
+with it. ACC is cleared behind it.
 
 Two arithmetic stages (for clock speed): first ``I``, ``v`` and ``v − θ``; then ``v + I`` and
 ``v − θ + I`` side by side, whose sign is the fire decision. At full rate one stage more comes
-first (:func:`acc_stage`): ``ACC << shift`` and CUR's word are registered, ``v`` and ``v − θ``
-computed beside them, and ``I`` is their sum, from those registers (ACC's registered output and
-the shift amount sit far from the sink's lanes on a large part: their routes, the ``<< shift``
-multiplexers and the adder were one path, 98 MHz at 16 lanes on the ULX3S; the shift amount
-alone, feeding the adder through the multiplexers, 101 MHz). Frame flags travel down the
+first (:func:`acc_stage`): ``ACC << 4·⌊shift / 4⌋`` and CUR's word are registered, ``v`` and
+``v − θ`` computed beside them, and ``I`` is the first shifted on by ``shift mod 4``, plus the
+second, from those registers and the sink's own copy of the shift amount (ACC's registered output
+sits far from the sink's lanes on a large part: its route, the ``<< shift`` multiplexers and the
+adder were one path, 98 MHz at 16 lanes on the ULX3S; its route and the whole shift, 98.1 MHz;
+the route, then the whole shift and the adder, 93.2 MHz, session 13). Frame flags travel down the
 pipeline with their word; the write addresses are counted where the writes are
 (:class:`~csdformer.hw.phase.WriteCursor`). With single-port CUR and MEM (``Program.sink_gap == 2``) a
 word is issued every other cycle: reads and registered writes then fall on cycles of different
@@ -83,6 +87,8 @@ class SinkArray(PhaseUnit):
         # With a tail (Program.sink_tail) the op's fields come through the sequencer's tail
         # multiplexer: the ones the late stages use (ACC's clear, DIF or store) travel with the word.
         late_fields = {"clear": 1, "dif": 1} if p.sink_tail else {}
+        fused = len(f.store) > 0  # a DIF op may also store its current (Program.store_dif)
+        late_fields.update({"store": 1} if fused else {})
         q = issue_pipe(m, data.StructLayout({"valid": 1, "first": 1, "fire": 1, "integrate": 1, "row_end": 1,
                                              **late_fields}), D, "q")
         issued = Signal()
@@ -95,6 +101,11 @@ class SinkArray(PhaseUnit):
         wd = WriteCursor(m, f"w{D}", len(wi), 0, issue=issued, write=q[D].valid)
         ad = WriteCursor(m, f"a{D}", A, fr.out, issue=issued, write=q[D].valid,
                          skip=Mux(q[D].row_end, f.skip, 0) if tiles else 0)
+        # A fused store's CUR address: the stored input's frame moved on by ``sto`` (a DIF op's
+        # ``out`` is its spikes').
+        sd = WriteCursor(m, f"s{D}", A, fr.cur + f.sto,
+                         issue=issued, write=q[D].valid,
+                         skip=Mux(q[D].row_end, f.skip, 0) if tiles else 0) if fused else None
         m.d.comb += [self.threshold.addr.eq(walk.rom), self.v0.addr.eq(walk.rom)]
         with m.FSM(name="sink"):
             # With the stage more, the shift amount is a register of the sink's own, loaded while idle.
@@ -102,6 +113,7 @@ class SinkArray(PhaseUnit):
             # With a tail, whether the pass integrates (reads ACC) is a register of the sink's own too.
             integrating = Signal(name="integrating") if p.sink_tail else None
             idle_state(m, self.ctl, "SINK", walk.restart() + w2.idle() + wd.idle() + ad.idle()
+                       + (sd.idle() if fused else [])
                        + ([shift.eq(f.shift)] if extra else []) + ([wo.eq(0)] if tiles else [])
                        + ([integrating.eq(fr.integrate)] if p.sink_tail else []))
             with m.State("SINK"):
@@ -120,6 +132,8 @@ class SinkArray(PhaseUnit):
                                  q[1].integrate.eq(fr.integrate), q[1].row_end.eq(walk.row_end)] + walk.step()
                     if p.sink_tail:  # a fire-only pass neither reads nor clears ACC
                         m.d.sync += [q[1].clear.eq(fr.integrate & f.use_acc), q[1].dif.eq(f.dif)]
+                    if fused:  # nor stores
+                        m.d.sync += q[1].store.eq(fr.integrate & f.store)
                     if tiles:
                         m.d.sync += wo.eq(wo + 1 + Mux(walk.row_end, f.skip, 0))
                     if p.sink_gap == 2:
@@ -142,13 +156,15 @@ class SinkArray(PhaseUnit):
         else:
             with m.If(q[2].valid):  # ACC is cleared behind the sink (after its read)
                 m.d.comb += [self.acc_w.addr.eq(w2.value), self.acc_w.data.eq(0), self.acc_w.en.eq(f.use_acc)]
-        self._neurons(m, q[3], q[D], wd.value, ad.value, extra, shift, q[D].dif if p.sink_tail else f.dif)
+        self._neurons(m, q[3], q[D], wd.value, ad.value, sd.value if fused else None, extra, shift,
+                      q[D].dif if p.sink_tail else f.dif)
         return m
 
-    def _neurons(self, m, q3, q4, w4, a4, extra, shift, dif):
-        """Stage q3: ``I``, ``v`` and ``v − θ`` (with ``extra``: ``ACC << shift``, CUR, ``v`` and
-        ``v − θ``; then ``I``, their sum); the last stage ``q4``: fire or not, the new
-        potential, writes (MEM at word ``w4``, SPK or CUR at ``a4``). ``shift``: the op's ACC
+    def _neurons(self, m, q3, q4, w4, a4, s4, extra, shift, dif):
+        """Stage q3: ``I``, ``v`` and ``v − θ`` (with ``extra``: ACC half shifted, CUR, ``v`` and
+        ``v − θ``; then ``I``, the rest of the shift and the sum); the last stage ``q4``: fire or not, the new
+        potential, writes (MEM at word ``w4``, SPK or CUR at ``a4``; a fused store's CUR at ``s4``,
+        None where there is none). ``shift``: the op's ACC
         shift (held while the pass and its pipeline run: loaded while idle, from the op register,
         which changes only in the sequencer's next op fetch); ``dif``: the word's op is DIF (else a
         store)."""
@@ -165,9 +181,11 @@ class SinkArray(PhaseUnit):
             if extra:
                 a, c = Signal(signed(SW), name=f"acc{i}"), Signal(signed(W["cur"]), name=f"cur{i}")
                 vb1, vth1 = Signal(signed(SW), name=f"vb1_{i}"), Signal(signed(SW), name=f"vth1_{i}")
-                m.d.sync += [a.eq(Mux(q3.integrate & f.use_acc, acc[i] << shift, 0)),
+                # ``<< shift`` in two halves, one a stage: by its high bits on the way in (after ACC's
+                # long route), by its low two beside the adder
+                m.d.sync += [a.eq(Mux(q3.integrate & f.use_acc, acc[i] << (shift[2:] << 2), 0)),
                              c.eq(Mux(q3.integrate & f.use_cur, cur[i], 0)), vb1.eq(base), vth1.eq(base - th[i])]
-                m.d.sync += [current.eq(a + c), v.eq(vb1), vth.eq(vth1)]
+                m.d.sync += [current.eq((a << shift[:2]) + c), v.eq(vb1), vth.eq(vth1)]
             else:
                 m.d.sync += [current.eq(Mux(q3.integrate, Mux(f.use_acc, acc[i] << f.shift, 0) + Mux(f.use_cur, cur[i], 0), 0)),
                              v.eq(base), vth.eq(base - th[i])]
@@ -187,5 +205,8 @@ class SinkArray(PhaseUnit):
                 with m.If(q4.fire):
                     m.d.comb += [self.spk_w.addr.eq(a4), self.spk_w.data.eq(Cat(*fire)), self.spk_w.en.eq(1)]
                     m.d.sync += self.fired.eq(Cat(*fire))
+                if s4 is not None:
+                    with m.If(q4.store):
+                        m.d.comb += [self.cur_w.addr.eq(s4), self.cur_w.data.eq(Cat(*stored)), self.cur_w.en.eq(1)]
             with m.Else():
                 m.d.comb += [self.cur_w.addr.eq(a4), self.cur_w.data.eq(Cat(*stored)), self.cur_w.en.eq(1)]

@@ -77,6 +77,7 @@ def _broken(art, fn):
     ("bounds", "the mem width would be .* bits; the accelerator's limit is 32"),
     ("memory", "memory: .* kbit needed, target ecp5-25f has"),
     ("stride", "stride 2 is not supported"),
+    ("pool-overlap", r"'stages.2.pool' \(maxpool\): stride 1 is less than the kernel 2: overlapping max-pool windows"),
 ])
 def test_unbuildable_artifacts_fail_before_any_verilog(digits, tmp_path, case, match):
     lanes, target, art = 8, "unlimited", digits
@@ -94,6 +95,8 @@ def test_unbuildable_artifacts_fail_before_any_verilog(digits, tmp_path, case, m
     elif case == "stride":
         # the first grid conv after the encoding layer (found by kind, not by index: the tokenizer's depth varies)
         art = _broken(digits, lambda a: next(la for la in a.layers if la.kind == "conv").attrs.update(stride=2))
+    elif case == "pool-overlap":  # the max-pool updates its input's counts in place, once a step
+        art = _broken(digits, lambda a: a.layer("stages.2.pool").attrs.update(stride=1))
     with pytest.raises(HwParamError, match=match):
         compile_program(art, lanes, target=target)
 

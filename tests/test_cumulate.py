@@ -12,12 +12,13 @@ from csdformer.hw.program import Src
 from csdformer.sim import golden
 from csdformer.sim.benchlib.phase_rig import Flip, PhaseRig, case, compare, op_named
 
-CASES = [("digits", 8, "stages.2.pool"), ("digits", 8, "blocks.0.attn.quant_attn"),
+# (the max-pool's input: compact only, Program.pool_counts; elsewhere the max-pool counts it itself)
+CASES = [("digits", 8, "stages.2.pool", ("cur", "mem")), ("digits", 8, "blocks.0.attn.quant_attn"),
          ("digits", 1, "blocks.0.attn.quant_out"), ("fashion_mnist", 16, "blocks.1.attn.quant_attn")]
 
 
-def run_cumulate(name, lanes, op_name, flip=None):
-    c = case(name, lanes)
+def run_cumulate(name, lanes, op_name, single_port=(), flip=None):
+    c = case(name, lanes, single_port)
     program = c.program
     op = op_named(program, op_name)
     t_in = program.tensors[op.refs["b_spk" if op.src is Src.TDEC else "src_base"]]

@@ -41,7 +41,7 @@ def arts():
 
 # A weight buffer, ACC and MEM smaller than the largest blocks and currents, as on the ULX3S: the
 # design runs output tiles (hw/program.Tile) at 4 lanes: the encoding conv in 2, the MLP's hidden
-# DIF layer in 4, the RPE conv with its residual add in 8, ...
+# DIF layer in 4, the RPE conv with its residual add (and the DIF after it) in 8, ...
 LANES, WEIGHT_DEPTH, ACC_DEPTH = 4, 300, 64
 
 
@@ -56,8 +56,8 @@ def progs(arts):
 def test_two_seeds_compile_into_one_design(progs):
     pa, pb = progs
     tiles = {op.name: op.tile.count for op in pa.ops if op.tile}
-    assert {n: tiles[n] for n in ("stages.1.quant", "blocks.0.mlp.quant2", "rpe_add")} == {
-        "stages.1.quant": 2, "blocks.0.mlp.quant2": 4, "rpe_add": 8}
+    assert {n: tiles[n] for n in ("stages.1.quant", "blocks.0.mlp.quant2", "blocks.0.attn.quant_in")} == {
+        "stages.1.quant": 2, "blocks.0.mlp.quant2": 4, "blocks.0.attn.quant_in": 8}
     assert [op.label for op in pb.ops] == [op.label for op in pa.ops]
     assert max(len(op.weights) for op in pa.ops if op.weights is not None) <= WEIGHT_DEPTH
     # the tiled ops' currents within ACC_DEPTH; ACC and MEM as deep as the untiled ops need

@@ -28,7 +28,7 @@ CASES = [  # artifact, lanes, op
     ("digits", 8, "blocks.0.attn.quant_q"),  # linear
     ("digits", 8, "blocks.0.attn.quant_attn"),  # TDEC q·kᵀ (the transposed copy of k)
     ("digits", 8, "head"),  # head: ACC sums every frame
-    ("digits", 1, "rpe_add"),  # conv over tokens
+    ("digits", 1, "blocks.0.attn.quant_in"),  # conv over tokens (the RPE conv, its residual add and DIF in one op)
     ("digits", 8, "stages.2.quant"),  # conv of spikes, two lane words a tap: its border taps skipped
     ("digits", 1, "blocks.0.attn.quant_out"),  # TDEC attn·v
     ("fashion_mnist", 16, "blocks.0.attn.quant_k"),

@@ -25,9 +25,9 @@ STUB = {"bias": 3, "cumulate": 7, "scatter": 4, "sink": 2, "maxpool": 5, "transp
 
 def schedule(program, delay):
     """The program schedule: ``(phase, op, step)`` in the order the phases must start: the bias
-    pass before a scatter op's frames; per step the cumulative counts (TDEC's ``b``, the max-pool's
-    input) before the scatter or max-pool, the scatter before the sink, or the sink or the
-    transposer alone; the logits after the head's steps. An op whose sink lags
+    pass before a scatter op's frames; per step the cumulative counts (TDEC's ``b``; a compact
+    max-pool's input, ``Program.pool_counts``) before the scatter or max-pool, the scatter before
+    the sink, or the sink, the max-pool or the transposer alone; the logits after the head's steps. An op whose sink lags
     (:func:`sequencer.lags`) starts the sink of step ``t − 1`` with step ``t``'s first phase (listed
     after it: phases that start in one cycle are ordered as :data:`RANK` says), the sink of the
     step before alone in a fire-only step, and its last sink after its last step. With a tail
@@ -39,7 +39,8 @@ def schedule(program, delay):
         out += [("bias", op, 1)] if op.src in SCATTER_SRC else []
         n = sequencer.steps(op, program, delay)
         for t in range(1, n + 1):
-            cum = [("cumulate", op, t)] if op.src in (Src.TDEC, Src.MAXPOOL) else []
+            counted = op.src is Src.TDEC or (op.src is Src.MAXPOOL and not program.pool_counts)
+            cum = [("cumulate", op, t)] if counted else []
             if (op.src in (Src.SYN, Src.TDEC) and t <= program.T) or (op.src is Src.IMG and t == 1):
                 if lag:
                     before = [("sink", op, t - 1)] if t > 1 else []

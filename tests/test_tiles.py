@@ -40,7 +40,9 @@ def test_tiles_cut_the_block_by_output_groups_within_the_buffer(pair):
             assert len(op.weights if op.weights is not None else []) <= 300
             continue
         seen.setdefault(op.name, []).append(op)
-    assert sorted(seen) == ["blocks.0.mlp.quant2", "blocks.0.mlp_add", "rpe_add", "stages.2"]
+    # (stores fused with the DIF reading them, Program.store_dif: rpe_add → quant_in, mlp_add → head_quant,
+    # stages.2 → rpe_quant)
+    assert sorted(seen) == ["blocks.0.attn.quant_in", "blocks.0.mlp.quant2", "head_quant", "rpe_quant"]
     P = tiled.lanes
     for name, tiles in seen.items():
         full = by_name[name]
@@ -62,10 +64,12 @@ def test_tiles_cut_the_block_by_output_groups_within_the_buffer(pair):
             assert f["fanout"] == full.f["fanout"] // G * n
             if full.sink is Sink.DIF and not full.f["prm_scalar"]:
                 assert f["prm_base"] == full.f["prm_base"] + g0
-            if full.f["use_cur"]:
+            if full.f["use_cur"] or "sto_base" in full.f:
                 assert f["cur_base"] == full.f["cur_base"] + g0
+            if "sto_base" in full.f:
+                assert f["sto_base"] == full.f["sto_base"] + g0
     labels = [op.label for op in tiled.ops]
-    assert len(set(labels)) == len(labels) and "rpe_add[3/8]" in labels
+    assert len(set(labels)) == len(labels) and "blocks.0.attn.quant_in[3/8]" in labels
     assert tiled.depths["weight"] <= 300 < whole.depths["weight"]
     assert tiled.depths["mem"] <= whole.depths["mem"] and tiled.depths["acc"] <= whole.depths["acc"]
     assert np.array_equal(tiled.biases, whole.biases) and np.array_equal(tiled.thresholds, whole.thresholds)
@@ -77,7 +81,8 @@ def test_the_cycle_model_counts_the_same_sops_and_spikes(pair, art):
     gw, gt = golden_reference(whole, x, art.delay), golden_reference(tiled, x, art.delay)
     for mw, mt in zip(gw["models"], gt["models"]):
         assert (mt.sops, mt.spikes) == (mw.sops, mw.spikes)
-        assert sum(v for k, v in mt.sops_per_op.items() if k.startswith("rpe_add[")) == mw.sops_per_op["rpe_add"]
+        assert sum(v for k, v in mt.sops_per_op.items() if k.startswith("blocks.0.attn.quant_in[")) \
+            == mw.sops_per_op["blocks.0.attn.quant_in"]
         assert mt.cycles > mw.cycles  # each tile scans the input again
 
 
