@@ -14,7 +14,8 @@ from csdformer.sim import golden
 from csdformer.sim.benchlib.phase_rig import Flip, PhaseRig, acc_tensor, case, compare, op_named
 from csdformer.sim.runner import synaptic_args
 
-CASES = [("digits", 8, "stages.1.quant"), ("digits", 8, "head"), ("digits", 1, "rpe_add"),
+# (the RPE conv's op: with its residual add and the DIF after it, Program.store_dif)
+CASES = [("digits", 8, "stages.1.quant"), ("digits", 8, "head"), ("digits", 1, "blocks.0.attn.quant_in"),
          ("fashion_mnist", 16, "blocks.0.mlp.quant2")]
 
 
@@ -45,5 +46,5 @@ def test_bias_matches_golden(case_):
 
 
 def test_bias_corrupted_rtl_fails():
-    with pytest.raises(AssertionError, match=r"rpe_add \(ACC\): 1 of \d+ differ; first at .*\(word 7 of the frame, lane 0"):
-        run_bias("digits", 1, "rpe_add", flip=Flip("acc_w", n=7, bit=0))
+    with pytest.raises(AssertionError, match=r"quant_in \(ACC\): 1 of \d+ differ; first at .*\(word 7 of the frame, lane 0"):
+        run_bias("digits", 1, "blocks.0.attn.quant_in", flip=Flip("acc_w", n=7, bit=0))

@@ -418,7 +418,7 @@ def test_build_reports_a_model_too_large_for_the_board_before_synthesis(tmp_path
     (err,) = report["errors"]
     # The weights stream from flash; the two slots of the weight buffer hold its largest op twice,
     # ACC's two buffers its largest current twice.
-    assert err.startswith("the accelerator's on-chip memory: 5284 kbit needed, target ecp5-25f has 1008 kbit")
+    assert err.startswith("the accelerator's on-chip memory: 5266 kbit needed, target ecp5-25f has 1008 kbit")
     assert "weight 2304 kbit" in err and "acc 1029 kbit" in err
     assert "does NOT fit" in (tmp_path / "report.md").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "report.md", "resources.png"]
