@@ -117,8 +117,10 @@ class TapWalk(wiring.Component):
     ``fw_c``; from the last column to the next row ``fa_cr``, ``fw_cr``) in one cycle instead of
     walking its lane words. A tap row or column is always entered at its first lane word, where
     the skip is decided. ``oy``, ``ox`` and the two flags are registers, set for the tap being
-    entered (a decrement, a compare), so no compare sits before the step's adders. The fan-out's
-    cycles per position: :func:`csdformer.hw.scatter.tap_cycles`."""
+    entered, so no compare sits before the step's adders; the next row's or column's flag
+    compares ``oy`` / ``ox`` itself (``oy − 1 < 0`` as ``oy ≤ 0``), not the decremented value (the
+    subtraction before the compares was a ULX3S critical path, 93.7 MHz). The fan-out's cycles
+    per position: :func:`csdformer.hw.scatter.tap_cycles`."""
 
     def __init__(self, program, layout):
         A, nb = addr_shape(program), _counter_width(layout)
@@ -141,6 +143,9 @@ class TapWalk(wiring.Component):
         def outside(v, n):
             return f.check & ((v < 0) | (v >= n))
 
+        def outside_after(v, n):  # outside(v - 1, n), compared on v: no subtraction before the compares
+            return f.check & ((v <= 0) | (v > n))
+
         # ``done`` is a register, set for the tap being entered: the event ends at this tap's step
         # when it is on the last tap row and the row is outside, or on the last column and the
         # column is outside, or on the last lane word (so no compare or mux of flags sits before
@@ -151,16 +156,16 @@ class TapWalk(wiring.Component):
         L0r, L1r = f.f0_m1 == 0, f.f1_m1 == 0  # the last flags of a restarted k0, k1
         L0s, L1s, L2s = (k.value + 1 == k.limit for k in (k0, k1, k2))  # of a stepped one
 
-        def to_row(v):  # enter tap row v (and its first column)
-            r, c = outside(v, f.hout), outside(x0, f.wout)
-            return [oy.eq(v), self.row_out.eq(r), ox.eq(x0), self.col_out.eq(c), ends(L2s, r, L1r, c, L0r)]
+        def to_row():  # enter the next tap row, oy − 1 (and its first column)
+            r, c = outside_after(oy, f.hout), outside(x0, f.wout)
+            return [oy.eq(oy - 1), self.row_out.eq(r), ox.eq(x0), self.col_out.eq(c), ends(L2s, r, L1r, c, L0r)]
 
-        def to_col(v):  # the next column of this row (inside)
-            c = outside(v, f.wout)
-            return [ox.eq(v), self.col_out.eq(c), ends(k2.last, 0, L1s, c, L0r)]
+        def to_col():  # the next column of this row, ox − 1 (inside)
+            c = outside_after(ox, f.wout)
+            return [ox.eq(ox - 1), self.col_out.eq(c), ends(k2.last, 0, L1s, c, L0r)]
 
         first = k0.restart() + k1.restart() + k2.restart() + [FA.eq(0)]
-        next_row = k0.restart() + k1.restart() + k2.step() + to_row(oy - 1)
+        next_row = k0.restart() + k1.restart() + k2.step() + to_row()
         # The skips (rare: a conv's border) share one adder a walk; the steps have their own.
         move = _Move(m, self.compact, (FA, f.fa_j0, f.fa_j1, f.fa_j2, f.fa_r, f.fa_c, f.fa_cr),
                      (RO, f.fw_j0, f.fw_j1, f.fw_j2, f.fw_r, f.fw_c, f.fw_cr), shared=3)
@@ -168,7 +173,7 @@ class TapWalk(wiring.Component):
         def leave_column(to_next_col, to_next_row):
             """From a column's first or last lane word: the next column, else the next row, else done."""
             with m.If(~k1.last):
-                m.d.sync += k0.restart() + k1.step() + to_col(ox - 1) + move.by(to_next_col)
+                m.d.sync += k0.restart() + k1.step() + to_col() + move.by(to_next_col)
             with m.Elif(~k2.last):
                 m.d.sync += next_row + move.by(to_next_row)
             with m.Else():
