@@ -39,8 +39,8 @@ from ..hw.common import HwParamError
 from ..progress import heartbeat
 from .critical_path import critical_paths
 from .programming import APT_DFU_UTIL, DFU_SUFFIX_SKIPPED
-from .report import (MULTIPLIER_CELLS, BuildReport, clock_rows, netlist_cells, parse_log_utilization,
-                     parse_utilization, resource_rows)
+from .report import (MULTIPLIER_CELLS, SEED_MARGIN_PCT, BuildReport, clock_rows, netlist_cells,
+                     parse_log_utilization, parse_utilization, resource_rows)
 from .soc import BoardTop
 from .targets import get_board
 
@@ -85,43 +85,131 @@ def _say(progress: bool, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def _run_stages(out: Path, name: str, tag: str, report: BuildReport, progress: bool) -> None:
-    """Run the rendered command lines in ``out``; record stage times and failures in ``report``."""
+def _run_stages(out: Path, name: str, tag: str, report: BuildReport, progress: bool, seeds: int = 1) -> None:
+    """Run the rendered command lines in ``out``; record stage times and failures in ``report``.
+    nextpnr runs up to ``seeds`` times (:func:`_place`)."""
     commands = json.loads((out / f"build_{name}.json").read_text())["commands"]
     for cmd in commands:
         argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
         tool, stage = argv[0], _stage_name(argv[0])
-        exe = find_tool(tool)
-        if exe is None:
-            if tool in _OPTIONAL_TOOLS:
-                report.notes.append(DFU_SUFFIX_SKIPPED + f" (install it: {APT_DFU_UTIL}; or run that step "
-                                    "under 'Programming the board' below)" if tool == "dfu-suffix" else
-                                    f"{tool} not installed: step skipped")
-                continue
-            report.errors.append(f"{tool} not found (pip install yowasp-{tool}, or set {tool.upper()})")
+        if stage == "nextpnr":
+            if not _place(out, name, tag, report, progress, argv, seeds):
+                return
+            continue
+        if tool in _OPTIONAL_TOOLS and find_tool(tool) is None:
+            report.notes.append(DFU_SUFFIX_SKIPPED + f" (install it: {APT_DFU_UTIL}; or run that step "
+                                "under 'Programming the board' below)" if tool == "dfu-suffix" else
+                                f"{tool} not installed: step skipped")
+            continue
+        rc = _run_tool(out, name, tag, report, progress, argv)
+        if rc is None:
             return
-        _say(progress, f"[{tag}] {stage} ...")
-        t0 = time.monotonic()
-        # A line every 30 s while the tool's log grows (quoting its newest line), none while it is
-        # silent: a line is a sign of progress (csdformer flow stops a build only after none for long).
-        # yosys -q and nextpnr --quiet write their progress only to their own log (-l / --log).
-        logf = out / f"{name}.{stage}.out"
-        beat = heartbeat(f"[{tag}] {stage}", announce=False, watch=out / _tool_log(argv, logf.name)) \
-            if progress else nullcontext()
-        with open(logf, "w") as log, beat:
-            rc = subprocess.run([exe, *argv[1:]], cwd=out, stdout=log, stderr=subprocess.STDOUT).returncode
-        report.stages[stage] = report.stages.get(stage, 0.0) + time.monotonic() - t0
-        _say(progress, f"[{tag}] {stage} {'done' if rc == 0 else 'FAILED'} in {report.stages[stage]:.1f} s")
         if stage == "yosys" and rc == 0 and not (out / f"{name}.json").exists():
             report.errors.append(f"yosys wrote no netlist; see {out / f'{name}.rpt'} (a YoWASP tool cannot reach "
                                  "absolute paths under /tmp, its own temporary folder)")
             return
         if rc != 0:
-            if stage != "nextpnr":  # nextpnr failures are explained from its log by the caller
-                report.errors.append(f"{stage} failed (exit {rc}); see {out / f'{name}.{stage}.out'}")
-            else:
-                report.errors.append(f"nextpnr failed (exit {rc}): {_log_errors(out / f'{name}.tim')}")
+            report.errors.append(f"{stage} failed (exit {rc}); see {out / f'{name}.{stage}.out'}")
             return
+
+
+def _run_tool(out: Path, name: str, tag: str, report: BuildReport, progress: bool, argv: list[str],
+              label: str | None = None) -> int | None:
+    """Run one tool command line in ``out`` (its output in ``<name>.<stage>.out``, a heartbeat while
+    its log grows); the exit code, or ``None`` (and an error in ``report``) when it is not installed."""
+    tool, stage = argv[0], _stage_name(argv[0])
+    exe = find_tool(tool)
+    if exe is None:
+        report.errors.append(f"{tool} not found (pip install yowasp-{tool}, or set {tool.upper()})")
+        return None
+    label = label or stage
+    _say(progress, f"[{tag}] {label} ...")
+    t0 = time.monotonic()
+    # A line every 30 s while the tool's log grows (quoting its newest line), none while it is
+    # silent: a line is a sign of progress (csdformer flow stops a build only after none for long).
+    # yosys -q and nextpnr --quiet write their progress only to their own log (-l / --log).
+    logf = out / f"{name}.{stage}.out"
+    beat = heartbeat(f"[{tag}] {label}", announce=False, watch=out / _tool_log(argv, logf.name)) \
+        if progress else nullcontext()
+    with open(logf, "w") as log, beat:
+        rc = subprocess.run([exe, *argv[1:]], cwd=out, stdout=log, stderr=subprocess.STDOUT).returncode
+    report.stages[stage] = report.stages.get(stage, 0.0) + time.monotonic() - t0
+    _say(progress, f"[{tag}] {label} {'done' if rc == 0 else 'FAILED'} in {time.monotonic() - t0:.1f} s")
+    return rc
+
+
+def _with_seed(argv: list[str], seed: int | None) -> list[str]:
+    """nextpnr's command line with ``--seed seed`` in place of any it has (none: nextpnr's own)."""
+    kept, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--seed":
+            skip = True
+        else:
+            kept.append(a)
+    return kept + ([] if seed is None else ["--seed", str(int(seed))])
+
+
+def _given_seed(argv: list[str]) -> int | None:
+    return next((int(v) for a, v in zip(argv, argv[1:]) if a == "--seed"), None)
+
+
+def _placement_files(argv: list[str], name: str) -> list[str]:
+    """What one nextpnr run writes: the files its command line names, and the stage's output."""
+    named = [v for a, v in zip(argv, argv[1:]) if a in ("--asc", "--textcfg", "--report", "--log", "--write")]
+    return named + [f"{name}.nextpnr.out"]
+
+
+def _placement(out: Path, name: str, seed: int | None) -> dict:
+    """One nextpnr run's clocks from its ``--report``: ``{"seed", "clocks": {clock: [target, achieved]},
+    "met", "worst"}`` (``worst``: the lowest achieved / target, 0 without a timing result)."""
+    pnr = out / f"{name}.pnr.json"
+    clocks = clock_rows(json.loads(pnr.read_text())) if pnr.exists() else []
+    worst = min((c.achieved_mhz / c.target_mhz for c in clocks), default=0.0)
+    return {"seed": seed, "clocks": {c.name: [c.target_mhz, c.achieved_mhz] for c in clocks},
+            "met": bool(clocks) and all(c.met for c in clocks), "worst": worst}
+
+
+def _place(out: Path, name: str, tag: str, report: BuildReport, progress: bool, argv: list[str],
+           seeds: int) -> bool:
+    """Place and route with nextpnr, up to ``seeds`` times: while the clock is missed by less than
+    :data:`SEED_MARGIN_PCT` (placement alone moves Fmax by about that much on these designs; a
+    larger miss needs a design change, not another seed), again with the next seed. The best
+    placement's files are kept. Each run is in ``report.placements``. False when nextpnr failed."""
+    first = _given_seed(argv)
+    best_dir = out / f"{name}.best-placement"
+    shutil.rmtree(best_dir, ignore_errors=True)
+    files, best = _placement_files(argv, name), None
+    for k in range(max(1, int(seeds))):
+        seed = first if k == 0 else (first or 1) + k
+        run = _with_seed(argv, seed)
+        label = "nextpnr" if k == 0 else f"nextpnr (seed {seed}, placement {k + 1} of at most {seeds})"
+        rc = _run_tool(out, name, tag, report, progress, run, label)
+        if rc is None:
+            return False
+        if rc != 0:
+            report.errors.append(f"nextpnr failed (exit {rc}): {_log_errors(out / f'{name}.tim')}")
+            return False
+        placed = _placement(out, name, seed)
+        report.placements.append({k: v for k, v in placed.items() if k != "worst"})
+        if best is None or placed["worst"] > best["worst"]:
+            best = placed
+            if seeds > 1:
+                shutil.rmtree(best_dir, ignore_errors=True)
+                best_dir.mkdir()
+                for f in files:
+                    if (out / f).exists():
+                        shutil.copy2(out / f, best_dir / f)
+        if placed["met"] or placed["worst"] < 1 - SEED_MARGIN_PCT / 100:
+            break
+    if best is not placed:  # an earlier placement was better: its files back
+        for f in files:
+            if (best_dir / f).exists():
+                shutil.copy2(best_dir / f, out / f)
+        _say(progress, f"[{tag}] nextpnr: kept the placement of seed {best['seed']}")
+    shutil.rmtree(best_dir, ignore_errors=True)
+    return True
 
 
 def _log_errors(log: Path) -> str:
@@ -179,7 +267,7 @@ def render(top, board, *, name: str = "top", threads: int = 1, seed: int | None 
 
 
 def build(top, board, out_dir, *, freq_mhz=None, name: str = "top", threads: int = 1, seed: int | None = None,
-          progress: bool = True, plan=None) -> BuildReport:
+          seeds: int = 1, progress: bool = True, plan=None) -> BuildReport:
     """Build ``top`` for ``board`` in ``out_dir`` and return (and write) its :class:`BuildReport`.
 
     Parameters
@@ -194,6 +282,10 @@ def build(top, board, out_dir, *, freq_mhz=None, name: str = "top", threads: int
         Requested ``sync`` frequency, for the report; must match a :class:`BoardTop`'s.
     threads, seed : int
         nextpnr ``--threads`` / ``--seed``.
+    seeds : int
+        Placements at most: while the clock is missed by less than :data:`SEED_MARGIN_PCT`,
+        nextpnr places again with the next seed (``seed`` + 1, ...; after its own default, 2, ...)
+        and the best placement is kept (``report.placements``: each one's seed and clocks).
     progress : bool
         Print each stage and its time on stderr.
     plan : BuildPlan, optional
@@ -224,7 +316,7 @@ def build(top, board, out_dir, *, freq_mhz=None, name: str = "top", threads: int
         plan = render(top, board, name=name, threads=threads, seed=seed)
     plan.extract(out)
     report.stages["elaborate"] = time.monotonic() - t0
-    _run_stages(out, name, tag, report, progress)
+    _run_stages(out, name, tag, report, progress, seeds)
     _collect(out, name, board.family, report)
     report.seconds = time.monotonic() - t0
     report.write(out)

@@ -29,7 +29,7 @@ from ..hw.flash_image import build_image, parse_header
 from ..hw.program import compile_program
 from .build import build, render
 from .cache import BitstreamCache
-from .report import BuildReport
+from .report import SEED_MARGIN_PCT, BuildReport
 from .soc import DEFAULT_BAUD, BoardTop, uart_divisor
 from .targets import BOARDS, get_board
 from .throughput import estimate
@@ -39,6 +39,7 @@ __all__ = ["add_build_parser", "build_command", "core_provider", "memory_check",
 
 CORE_PROVIDER = "csdformer.boards.soc:accelerator_core"
 CORE_PROVIDER_ENV = "CSDFORMER_CORE_PROVIDER"
+DEFAULT_SEEDS = 3  # placements at most (--seeds): these designs sit within a few % of their clocks
 
 
 def core_provider():
@@ -138,6 +139,9 @@ def add_build_parser(subparsers):
     b.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART baud rate (default {DEFAULT_BAUD})")
     b.add_argument("--seed", type=int, help="nextpnr's placement seed (default: its own); another seed places "
                    "the design differently, when routing does not converge or the clock is missed by a little")
+    b.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, metavar="N",
+                   help=f"placements at most (default {DEFAULT_SEEDS}): while the clock is missed by less than "
+                        f"{SEED_MARGIN_PCT:g} %%, nextpnr places again with the next seed; the best is kept")
     b.add_argument("--cache", metavar="DIR", help="bitstream cache (default $CSDFORMER_CACHE/bitstreams or "
                    "~/.cache/csdformer/bitstreams): an artifact that fits a cached design reuses its bitstream")
     b.add_argument("--no-cache", action="store_true", help="neither reuse nor store a bitstream")
@@ -148,6 +152,7 @@ def add_build_parser(subparsers):
 def build_command(args) -> int:
     board = get_board(args.board)
     lanes = board.lanes if args.lanes is None else check_int("lanes", args.lanes, lo=1)
+    seeds = check_int("seeds", getattr(args, "seeds", DEFAULT_SEEDS), lo=1)
     path = resolve_artifact(args.artifact)
     artifact = load(path)
     provider = core_provider()
@@ -165,7 +170,7 @@ def build_command(args) -> int:
         if hit is not None:
             report = _reused(hit, out)
         else:
-            report = build(top, board, out, plan=plan)
+            report = build(top, board, out, plan=plan, seeds=seeds)
             if cache is not None and report.ok:
                 cache.store(board.name, plan.digest().hex(), Path(report.bitstream), report.to_dict(),
                             program.fabric)

@@ -489,3 +489,75 @@ def test_build_stage_relays_the_tools_own_log(tmp_path, monkeypatch, capsys):
     beats = [ln for ln in err if ln.startswith("[build t] nextpnr: still running")]
     assert beats and all("(Info: at iteration #" in ln for ln in beats), err
     assert not report.errors and (tmp_path / "top.nextpnr.out").read_text() == ""
+
+
+_FAKE_NEXTPNR = """#!/usr/bin/env python3
+import json, os, sys
+a = sys.argv
+arg = lambda f: a[a.index(f) + 1]
+seed = arg('--seed') if '--seed' in a else 'none'
+mhz = json.loads(os.environ['FAKE_FMAX'])[seed]
+with open(arg('--log'), 'w') as f:
+    f.write(f'Info: placed with seed {seed}\\n')
+with open(arg('--report'), 'w') as f:
+    json.dump({'fmax': {'$glbnet$clk': {'achieved': mhz, 'constraint': 100.0}}}, f)
+with open(arg('--textcfg'), 'w') as f:
+    f.write(f'placement of seed {seed}')
+"""
+
+
+@pytest.mark.parametrize("fmax, seeds, given, tried, kept", [
+    ({"none": 95.0, "2": 101.0}, 3, None, [None, 2], 1),  # 5 % short: placed again, met
+    ({"none": 95.0, "2": 93.0, "3": 94.0}, 3, None, [None, 2, 3], 0),  # never met: the best (the first) kept
+    ({"none": 80.0}, 3, None, [None], 0),  # 20 % short: a design change, not a seed, is needed
+    ({"none": 95.0}, 1, None, [None], 0),  # --seeds 1: one placement
+    ({"5": 99.0, "6": 96.0, "7": 100.0}, 3, 5, [5, 6, 7], 2),  # --seed 5: then 6, 7
+    ({"none": 100.5}, 3, None, [None], 0),  # met at once
+])
+def test_build_places_again_while_the_clock_is_missed_by_a_little(fmax, seeds, given, tried, kept, tmp_path,
+                                                                   monkeypatch, capsys):
+    """``--seeds N``: while every clock is within SEED_MARGIN_PCT (10 %) of its target and one is
+    missed, nextpnr places again with the next seed; the best placement's files (the config that
+    is packed, the report the clocks are read from, the log) are the build's. nextpnr here is a
+    stand-in whose Fmax depends on its seed."""
+    from csdformer.boards import build as B
+    tool = tmp_path / "fake-nextpnr"
+    tool.write_text(_FAKE_NEXTPNR)
+    tool.chmod(0o755)
+    monkeypatch.setenv("NEXTPNR_ECP5", str(tool))
+    monkeypatch.setenv("FAKE_FMAX", json.dumps(fmax))
+    cmd = ["nextpnr-ecp5", "--quiet", "--report", "top.pnr.json", "--log", "top.tim", "--json", "top.json",
+           "--textcfg", "top.config"] + ([] if given is None else ["--seed", str(given)])
+    (tmp_path / "build_top.json").write_text(json.dumps({"commands": [cmd]}))
+    report = BuildReport(board="ulx3s-85f", device="LFE5U-85F", family="ecp5")
+    B._run_stages(tmp_path, "top", "build t", report, False, seeds)
+    assert not report.errors
+    assert [p["seed"] for p in report.placements] == tried
+    want = {"none" if s is None else str(s): fmax["none" if s is None else str(s)] for s in tried}
+    assert [p["clocks"] for p in report.placements] == [{"clk": [100.0, m]} for m in want.values()]
+    assert [p["met"] for p in report.placements] == [m >= 100.0 for m in want.values()]
+    best = "none" if tried[kept] is None else str(tried[kept])
+    assert (tmp_path / "top.config").read_text() == f"placement of seed {best}"
+    assert clock_rows(json.loads((tmp_path / "top.pnr.json").read_text()))[0].achieved_mhz == fmax[best]
+    assert (tmp_path / "top.tim").read_text() == f"Info: placed with seed {best}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["fake-nextpnr", "build_top.json", "top.pnr.json", "top.tim", "top.config", "top.nextpnr.out"])
+    report.clocks = clock_rows(json.loads((tmp_path / "top.pnr.json").read_text()))
+    text = report.to_markdown()
+    if len(tried) > 1:
+        line = next(ln for ln in text.splitlines() if ln.startswith("Placements (nextpnr seeds"))
+        assert line.endswith("; ".join(f"{'its own' if s is None else s}: {fmax[k]:.1f} MHz"
+                                       + (" (" + ", ".join(["met"] * (fmax[k] >= 100) + ["kept"] * (i == kept)) + ")"
+                                          if fmax[k] >= 100 or i == kept else "")
+                                       for i, (s, k) in enumerate(zip(tried, want))))
+    else:
+        assert "Placements (nextpnr seeds" not in text
+
+
+def test_build_refuses_no_placement(tmp_path):
+    """``--seeds 0`` is refused in one line before anything is written."""
+    out = tmp_path / "out"
+    args = _parse(["build", "digits", "--board", "icebreaker", "--seeds", "0", "-o", str(out)])
+    with pytest.raises(CsdformerError, match=r"^seeds: must be >= 1, got 0$"):
+        args.fn(args)
+    assert not out.exists()
