@@ -255,7 +255,8 @@ class BuildReport:
         for i, p in enumerate(self.placements):
             mhz = ", ".join(f"{a:.1f} MHz" for _, a in p["clocks"].values()) or "no timing result"
             tags = ["met"] * p["met"] + ["kept"] * (i == best)
-            parts.append(f"{'its own' if p['seed'] is None else p['seed']}: {mhz}" + (f" ({', '.join(tags)})" if tags else ""))
+            seed = "its own" if p["seed"] is None else p["seed"]
+            parts.append(f"{seed}: {mhz}" + (f" ({', '.join(tags)})" if tags else ""))
         return f"Placements (nextpnr seeds, tried in turn while the clock was missed by less than " \
                f"{SEED_MARGIN_PCT:g} %): " + "; ".join(parts)
 
