@@ -176,11 +176,12 @@ def _place(out: Path, name: str, tag: str, report: BuildReport, progress: bool, 
     """Place and route with nextpnr, up to ``seeds`` times: while the clock is missed by less than
     :data:`SEED_MARGIN_PCT` (placement alone moves Fmax by about that much on these designs; a
     larger miss needs a design change, not another seed), again with the next seed. The best
-    placement's files are kept. Each run is in ``report.placements``. False when nextpnr failed."""
+    placement's files are kept (also when a later run fails: a note says so). Each run is in
+    ``report.placements``. False when nextpnr failed and there is no placement."""
     first = _given_seed(argv)
     best_dir = out / f"{name}.best-placement"
     shutil.rmtree(best_dir, ignore_errors=True)
-    files, best = _placement_files(argv, name), None
+    files, best, placed = _placement_files(argv, name), None, None
     for k in range(max(1, int(seeds))):
         seed = first if k == 0 else (first or 1) + k
         run = _with_seed(argv, seed)
@@ -188,11 +189,17 @@ def _place(out: Path, name: str, tag: str, report: BuildReport, progress: bool, 
         rc = _run_tool(out, name, tag, report, progress, run, label)
         if rc is None:
             return False
-        if rc != 0:
+        if rc != 0 and best is None:
             report.errors.append(f"nextpnr failed (exit {rc}): {_log_errors(out / f'{name}.tim')}")
             return False
+        if rc != 0:
+            report.notes.append(f"nextpnr with seed {seed} failed (exit {rc}: {_log_errors(out / f'{name}.tim')}); "
+                                f"the placement of seed {best['seed'] or '(its own)'} "
+                                "is kept")
+            placed = None
+            break
         placed = _placement(out, name, seed)
-        report.placements.append({k: v for k, v in placed.items() if k != "worst"})
+        report.placements.append({key: v for key, v in placed.items() if key != "worst"})
         if best is None or placed["worst"] > best["worst"]:
             best = placed
             if seeds > 1:
@@ -207,7 +214,7 @@ def _place(out: Path, name: str, tag: str, report: BuildReport, progress: bool, 
         for f in files:
             if (best_dir / f).exists():
                 shutil.copy2(best_dir / f, out / f)
-        _say(progress, f"[{tag}] nextpnr: kept the placement of seed {best['seed']}")
+        _say(progress, f"[{tag}] nextpnr: kept the placement of seed {best['seed'] or '(its own)'}")
     shutil.rmtree(best_dir, ignore_errors=True)
     return True
 

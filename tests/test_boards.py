@@ -498,7 +498,9 @@ arg = lambda f: a[a.index(f) + 1]
 seed = arg('--seed') if '--seed' in a else 'none'
 mhz = json.loads(os.environ['FAKE_FMAX'])[seed]
 with open(arg('--log'), 'w') as f:
-    f.write(f'Info: placed with seed {seed}\\n')
+    f.write(f'Info: placed with seed {seed}\\n' if mhz else 'ERROR: Failed to route\\n')
+if mhz is None:
+    sys.exit(1)
 with open(arg('--report'), 'w') as f:
     json.dump({'fmax': {'$glbnet$clk': {'achieved': mhz, 'constraint': 100.0}}}, f)
 with open(arg('--textcfg'), 'w') as f:
@@ -513,6 +515,7 @@ with open(arg('--textcfg'), 'w') as f:
     ({"none": 95.0}, 1, None, [None], 0),  # --seeds 1: one placement
     ({"5": 99.0, "6": 96.0, "7": 100.0}, 3, 5, [5, 6, 7], 2),  # --seed 5: then 6, 7
     ({"none": 100.5}, 3, None, [None], 0),  # met at once
+    ({"none": 95.0, "2": None}, 3, None, [None], 0),  # the second run fails: the first placement kept
 ])
 def test_build_places_again_while_the_clock_is_missed_by_a_little(fmax, seeds, given, tried, kept, tmp_path,
                                                                    monkeypatch, capsys):
@@ -532,6 +535,9 @@ def test_build_places_again_while_the_clock_is_missed_by_a_little(fmax, seeds, g
     report = BuildReport(board="ulx3s-85f", device="LFE5U-85F", family="ecp5")
     B._run_stages(tmp_path, "top", "build t", report, False, seeds)
     assert not report.errors
+    failed = [s for s, m in fmax.items() if m is None]
+    assert report.notes == [f"nextpnr with seed {s} failed (exit 1: ERROR: Failed to route); the placement of seed "
+                            f"(its own) is kept" for s in failed]
     assert [p["seed"] for p in report.placements] == tried
     want = {"none" if s is None else str(s): fmax["none" if s is None else str(s)] for s in tried}
     assert [p["clocks"] for p in report.placements] == [{"clk": [100.0, m]} for m in want.values()]
