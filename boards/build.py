@@ -151,6 +151,10 @@ def _with_seed(argv: list[str], seed: int | None) -> list[str]:
     return kept + ([] if seed is None else ["--seed", str(int(seed))])
 
 
+def _seed_text(seed: int | None) -> str:
+    return "(its own)" if seed is None else str(seed)
+
+
 def _given_seed(argv: list[str]) -> int | None:
     return next((int(v) for a, v in zip(argv, argv[1:]) if a == "--seed"), None)
 
@@ -183,7 +187,7 @@ def _place(out: Path, name: str, tag: str, report: BuildReport, progress: bool, 
     shutil.rmtree(best_dir, ignore_errors=True)
     files, best, placed = _placement_files(argv, name), None, None
     for k in range(max(1, int(seeds))):
-        seed = first if k == 0 else (first or 1) + k
+        seed = first if k == 0 else (1 if first is None else first) + k
         run = _with_seed(argv, seed)
         label = "nextpnr" if k == 0 else f"nextpnr (seed {seed}, placement {k + 1} of at most {seeds})"
         rc = _run_tool(out, name, tag, report, progress, run, label)
@@ -194,7 +198,7 @@ def _place(out: Path, name: str, tag: str, report: BuildReport, progress: bool, 
             return False
         if rc != 0:
             report.notes.append(f"nextpnr with seed {seed} failed (exit {rc}: {_log_errors(out / f'{name}.tim')}); "
-                                f"the placement of seed {best['seed'] or '(its own)'} "
+                                f"the placement of seed {_seed_text(best['seed'])} "
                                 "is kept")
             placed = None
             break
@@ -214,7 +218,7 @@ def _place(out: Path, name: str, tag: str, report: BuildReport, progress: bool, 
         for f in files:
             if (best_dir / f).exists():
                 shutil.copy2(best_dir / f, out / f)
-        _say(progress, f"[{tag}] nextpnr: kept the placement of seed {best['seed'] or '(its own)'}")
+        _say(progress, f"[{tag}] nextpnr: kept the placement of seed {_seed_text(best['seed'])}")
     shutil.rmtree(best_dir, ignore_errors=True)
     return True
 
