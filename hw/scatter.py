@@ -135,9 +135,7 @@ class ScanStages(wiring.Component):
     """A word's events, from its registered read (cycle c + 3) in two registered stages: the mask
     (spikes, pixel bits, or TDEC's ``Acum(t) > 0``), then whether it is
     empty, its first event, the one after it and whether that is the last (``word``, c + 5:
-    :func:`word_layout`). ``relay``: registers between the two stages (a long route); the mask
-    without its lowest bit, ``wm & (wm − 1)``, is formed before them (after them, its carry chain
-    and the priority encoder of the second event were a ULX3S critical path, 100.1 MHz)."""
+    :func:`word_layout`). ``relay``: registers between the two stages (a long route, no logic)."""
 
     def __init__(self, program, mwidth: int, relay: int = 0):
         P, CW = program.lanes, program.widths["cnt"]
@@ -162,10 +160,10 @@ class ScanStages(wiring.Component):
             m.d.comb += word.eq(self.spk_q)
         wm, aprev, abits = Signal.like(word, name="wm"), Signal.like(a_prev, name="aprev"), Signal(self.P, name="abits")
         m.d.sync += [wm.eq(word), aprev.eq(a_prev), abits.eq(self.spk_q)]
-        rest = Signal.like(wm, name="rest")  # the mask without its lowest bit: before the relay, where there is one
-        m.d.comb += rest.eq(wm & (wm - 1))
         for i in range(self.relay):
-            wm, rest, aprev, abits = (self._relay(m, v, i) for v in (wm, rest, aprev, abits))
+            wm, aprev, abits = (self._relay(m, v, i) for v in (wm, aprev, abits))
+        rest = Signal.like(wm)
+        m.d.comb += rest.eq(wm & (wm - 1))
         w = self.word
         m.d.sync += [w.low2.eq(lowest(m, rest)), w.single.eq(rest == 0), w.mask.eq(wm), w.zero.eq(wm == 0),
                      w.low.eq(lowest(m, wm)), w.aprev.eq(aprev), w.abits.eq(abits)]
@@ -281,11 +279,16 @@ class Scatter(PhaseUnit):
 
     def elaborate(self, platform):
         m = Module()
-        p, f, fr = self.program, self.ctl.op, self.ctl.frame
-        m.submodules.scan = scan = ScanStages(p, self.mwidth, relay=scan_fill(p) - SCAN_FILL)
-        m.submodules.accumulate = acc = LaneAccumulate(p, self.mwidth)
+        p, P, f, fr = self.program, self.program.lanes, self.ctl.op, self.ctl.frame
+        CW, mw = p.widths["cnt"], self.mwidth
+        m.submodules.scan = scan = ScanStages(p, mw, relay=scan_fill(p) - SCAN_FILL)
+        m.submodules.accumulate = acc = LaneAccumulate(p, mw)
         depth = skid(p)
-        queue, issued, flags = self._word_queue(m, scan, depth) if depth else (None, None, [])
+        if depth:
+            queue, issued, flags = self._word_queue(m, scan, depth)
+            head, have = queue.head, queue.have
+        else:
+            head, have = scan.word, 1
         m.d.comb += [scan.img.eq(f.img), scan.tdec.eq(f.tdec), scan.first.eq(fr.first), scan.spk_q.eq(self.spk.q),
                      scan.img_q.eq(self.img.q), scan.cnt_q.eq(self.cnt.q), acc.img.eq(f.img), acc.tdec.eq(f.tdec),
                      acc.w_q.eq(self.weight.q), acc.spk_q.eq(self.spk.q), acc.cnt_q.eq(self.cnt.q),
@@ -300,68 +303,112 @@ class Scatter(PhaseUnit):
         else:  # its first tap's output row and column, and whether each is outside, kept by the walk
             m.d.comb += [taps.y.eq(words.ys), taps.x.eq(words.xs), taps.y_out.eq(words.y_out),
                          taps.x_out.eq(words.x_out)]
-        fsm = self._control(m, _Events(self, m, words, taps, queue, issued), scan, acc, queue, flags)
-        m.d.comb += [words.restart.eq(fsm.ongoing("IDLE")), taps.restart.eq(fsm.ongoing("IDLE"))]
-        one_hot_in_synthesis(fsm)  # a state is one flip-flop: none decoded on the event paths
-        return m
+        wi, Bb = words.wi, words.Bb
+        ri = Signal.like(wi)  # the next word to read
+        mask, nxt, single = Signal(mw), Signal(range(mw)), Signal()
+        evb = Signal(range(mw))  # the event being fanned out, the lowest set bit of mask
+        abits, aprev = Signal(P), Signal(P * CW)
 
-    def _control(self, m, ev, scan, acc, queue, flags):
-        """The engine's FSM: the stream's fill, a word taken (empty: the next; else its first
-        event), each event's fan-out to its end, then the next event, the next word or the drain.
-        Returns the FSM."""
-        p, P, f, fr = self.program, self.program.lanes, self.ctl.op, self.ctl.frame
-        words, taps = ev.words, ev.taps
-        head, have = (queue.head, queue.have) if queue is not None else (scan.word, 1)
+        def advance():
+            m.d.comb += words.step.eq(1)
+
+        # With the queue the word walk moves on when a word's last event starts (``early``), so that
+        # the next word's position is there when that event ends and the engine takes the next
+        # word in that cycle (chain); the event's ACC base ``ev_E`` and whether its word was the
+        # frame's last (``was_last``) are kept in registers.
+        early = bool(depth)
+        ev_E, was_last = (Signal.like(words.E, name="ev_E"), Signal(name="was_last")) if early else (words.E, words.last)
+
+        chain_ready = Signal(name="chain_ready") if early else None  # single & ~was_last & ~TDEC
+        # With the queue, whether the event after this one is its word's last, kept when this one
+        # starts (its mask without it has at most one bit left), so that the next event's start
+        # moves the walk from a register, not through the mask's decode (a ULX3S critical path:
+        # the mask, this event's bit and the next's → ``== 0`` → the walk's enables, 93.3 MHz).
+        single2 = Signal(name="single2") if early else None
+
+        def start_event(x, bit, following, is_last):
+            """``bit`` of word mask ``x`` is the current event; ``following`` the one after it."""
+            lane = bit[:max(1, (P - 1).bit_length())] if P > 1 else 0
+            m.d.sync += [mask.eq(x), evb.eq(bit), nxt.eq(following), single.eq(is_last)]
+            if early:
+                left = Signal(mw, name="left")  # the mask without this event
+                m.d.comb += left.eq(_without(x, bit))
+                m.d.sync += single2.eq((left & (left - 1)) == 0)
+            m.d.comb += [taps.start.eq(1), taps.row.eq(Mux(f.img, Bb[0], Array(Bb)[lane]))]
+            if early:
+                m.d.sync += [ev_E.eq(words.E), chain_ready.eq(is_last & ~words.last & ~f.tdec)]
+                with m.If(is_last):  # the word's last event: the walk moves on now
+                    advance()
+                    m.d.sync += was_last.eq(words.last)
+
+        def take(word):
+            """Take the queue's head ``word``: the next read issued (a read for every word taken)
+            and, for TDEC, ``Acum(t)`` written back and the word's counts kept."""
+            stream(ri)
+            if depth:
+                m.d.comb += queue.take.eq(1)
+            with m.If(f.tdec):  # events: Acum(t) > 0; Acum(t) is written back now
+                m.d.comb += [self.cnt_w.addr.eq(f.acum + wi), self.cnt_w.en.eq(1),
+                             self.cnt_w.data.eq(cumulate(word.aprev, word.abits, CW, P))]
+                m.d.sync += [abits.eq(word.abits), aprev.eq(word.aprev)]
+
+        def stream(index):
+            """Issue the read of input word ``index`` (spikes, pixel, Acum) and step the stream."""
+            m.d.comb += [self.spk.addr.eq(fr.src + index), self.img.addr.eq(index), self.cnt.addr.eq(f.acum + index)]
+            m.d.sync += ri.eq(index + 1)
+            if depth:
+                m.d.comb += issued.eq(1)
+
         with m.FSM(name="scatter") as fsm:
             idle_state(m, self.ctl, "SCAN_RD")
             states = ["SCAN_RD"] + [f"SCAN_WAIT{i}" for i in range(1, fill(p))] + ["SCAN_LATCH"]
             for i, (state, then) in enumerate(zip(states, states[1:])):
                 with m.State(state):
-                    ev.stream(words.wi if i == 0 else ev.ri)
-                    if i == 0 and queue is not None:  # a new frame: no word queued, none of the last frame's in flight
+                    stream(wi if i == 0 else ri)
+                    if i == 0 and depth:  # a new frame: no word queued, none of the last frame's in flight
                         m.d.comb += queue.flush.eq(1)
                         m.d.sync += [flag.eq(0) for flag in flags[1:]]
                     m.next = then
             with m.State("SCAN_LATCH"):
                 with m.If(have):  # always, after the fill: a read was issued for every word taken
-                    ev.take(head)
+                    take(head)
                     with m.If(head.zero):
-                        ev.advance()
+                        advance()
                         with m.If(words.last):
                             m.next = "DRAIN"
                     with m.Else():
-                        ev.start_event(head.mask, head.low, head.low2, head.single)
+                        start_event(head.mask, head.low, head.low2, head.single)
                         m.next = "FANOUT"
             with m.State("FANOUT"):
                 # A tap outside the output (a conv's border) is skipped, with its row or column.
                 inside = ~taps.row_out & ~taps.col_out
-                lane = ev.evb[:max(1, (P - 1).bit_length())] if P > 1 else 0
+                lane = evb[:max(1, (P - 1).bit_length())] if P > 1 else 0
                 RO = taps.RO
                 m.d.comb += [self.weight.addr.eq(RO), self.spk.addr.eq(fr.b + RO), self.cnt.addr.eq(f.bcum + RO),
                              taps.step.eq(1)]
-                m.d.comb += [acc.event.valid.eq(inside), acc.event.addr.eq(acc_addr(p, ev.ev_E + taps.FA, fr.bank)),
-                             acc.event.shift.eq(ev.evb),
-                             acc.event.a.eq(Array(ev.abits[i] for i in range(P))[lane]),
-                             acc.event.prev.eq(Array(lanes_of(ev.aprev, p.widths["cnt"], P, sign=False))[lane]),
+                m.d.comb += [acc.event.valid.eq(inside), acc.event.addr.eq(acc_addr(p, ev_E + taps.FA, fr.bank)),
+                             acc.event.shift.eq(evb),
+                             acc.event.a.eq(Array(abits[i] for i in range(P))[lane]),
+                             acc.event.prev.eq(Array(lanes_of(aprev, CW, P, sign=False))[lane]),
                              acc.event.lanes.eq(Mux(taps.k0_last, f.last_lanes, P))]
                 with m.If(taps.done):  # this event is done: the next one in the word, or the next word
-                    if ev.early:
+                    if early:
                         # A non-empty word next, not TDEC: taken now, its first event started (the
                         # queue has it: words are taken at most one a cycle, and each one's read was
                         # issued ``fill`` takes, so at least ``fill`` cycles, before). Tested first,
                         # from one register and the head's flag: the queue's pop is a short path.
-                        with m.If(ev.chain_ready & ~head.zero):
-                            ev.take(head)
-                            ev.start_event(head.mask, head.low, head.low2, head.single)
-                    with (m.Elif if ev.early else m.If)(ev.single):
-                        if not ev.early:  # (else the walk moved on when this event started)
-                            ev.advance()
-                        with m.If(ev.was_last):
+                        with m.If(chain_ready & ~head.zero):
+                            take(head)
+                            start_event(head.mask, head.low, head.low2, head.single)
+                    with (m.Elif if early else m.If)(single):
+                        if not early:  # (else the walk moved on when this event started)
+                            advance()
+                        with m.If(was_last):
                             m.next = "DRAIN"
                         with m.Else():  # the next word: queued, or read again
-                            m.next = "SCAN_LATCH" if queue is not None else "SCAN_RD"
+                            m.next = "SCAN_LATCH" if depth else "SCAN_RD"
                     with m.Else():
-                        ev.next_event()
+                        self._next_event(m, mask, evb, nxt, mw, start_event, single2)
             drain = ["DRAIN"] + [f"DRAIN{i}" for i in range(1, SCAN_DRAIN)]
             for state, then in zip(drain, drain[1:]):
                 with m.State(state):
@@ -369,7 +416,9 @@ class Scatter(PhaseUnit):
             with m.State(drain[-1]):
                 m.d.comb += self.ctl.done.eq(1)
                 m.next = "IDLE"
-        return fsm
+        m.d.comb += [words.restart.eq(fsm.ongoing("IDLE")), taps.restart.eq(fsm.ongoing("IDLE"))]
+        one_hot_in_synthesis(fsm)  # a state is one flip-flop: none decoded on the event paths
+        return m
 
     def _word_queue(self, m, scan, depth):
         """The word queue: the word taken is its head; every stream read's word joins it when its
@@ -383,85 +432,14 @@ class Scatter(PhaseUnit):
         m.d.comb += [queue.word.eq(scan.word), queue.arrive.eq(flags[-1])]
         return queue, issued, flags
 
-
-class _Events:
-    """The scatter's event state on module ``m`` and the FSM's actions on it: the word being fanned
-    out (``mask``), its event (bit ``evb``), the next (``nxt``), whether that one is its last
-    (``single``); the next word to read (``ri``); TDEC's counts of the word (``abits``, ``aprev``).
-
-    With the queue (``early``) the word walk moves on when a word's last event starts, so that the
-    next word's position is there when that event ends and the engine takes the next word in that
-    cycle (chain); the event's ACC base ``ev_E`` and whether its word was the frame's last
-    (``was_last``) are kept in registers, as is whether the event after this one is its word's
-    last (``single2``, kept when this one starts: its mask without it has at most one bit left),
-    so that the next event's start moves the walk from a register, not through the mask's decode
-    (a ULX3S critical path: the mask, this event's bit and the next's → ``== 0`` → the walk's
-    enables, 93.3 MHz)."""
-
-    def __init__(self, unit, m, words, taps, queue, issued):
-        p = unit.program
-        self.unit, self.m, self.words, self.taps, self.queue, self.issued = unit, m, words, taps, queue, issued
-        self.P, self.CW, self.mw = p.lanes, p.widths["cnt"], unit.mwidth
-        self.f, self.fr = unit.ctl.op, unit.ctl.frame
-        mw = self.mw
-        self.ri = Signal.like(words.wi, name="ri")  # the next word to read
-        self.mask, self.nxt, self.single = Signal(mw, name="mask"), Signal(range(mw), name="nxt"), Signal(name="single")
-        self.evb = Signal(range(mw), name="evb")  # the event being fanned out, the lowest set bit of mask
-        self.abits, self.aprev = Signal(self.P, name="abits"), Signal(self.P * self.CW, name="aprev")
-        self.early = early = queue is not None
-        self.ev_E, self.was_last = ((Signal.like(words.E, name="ev_E"), Signal(name="was_last")) if early
-                                    else (words.E, words.last))
-        self.chain_ready = Signal(name="chain_ready") if early else None  # single & ~was_last & ~TDEC
-        self.single2 = Signal(name="single2") if early else None
-
-    def advance(self):
-        """The word walk's step to the next word."""
-        self.m.d.comb += self.words.step.eq(1)
-
-    def start_event(self, x, bit, following, is_last):
-        """``bit`` of word mask ``x`` is the current event; ``following`` the one after it."""
-        m, P, f, words = self.m, self.P, self.f, self.words
-        lane = bit[:max(1, (P - 1).bit_length())] if P > 1 else 0
-        m.d.sync += [self.mask.eq(x), self.evb.eq(bit), self.nxt.eq(following), self.single.eq(is_last)]
-        if self.early:
-            left = Signal(self.mw, name="left")  # the mask without this event
-            m.d.comb += left.eq(_without(x, bit))
-            m.d.sync += self.single2.eq((left & (left - 1)) == 0)
-        m.d.comb += [self.taps.start.eq(1), self.taps.row.eq(Mux(f.img, words.Bb[0], Array(words.Bb)[lane]))]
-        if self.early:
-            m.d.sync += [self.ev_E.eq(words.E), self.chain_ready.eq(is_last & ~words.last & ~f.tdec)]
-            with m.If(is_last):  # the word's last event: the walk moves on now
-                self.advance()
-                m.d.sync += self.was_last.eq(words.last)
-
-    def take(self, word):
-        """Take the queue's head ``word``: the next read issued (a read for every word taken)
-        and, for TDEC, ``Acum(t)`` written back and the word's counts kept."""
-        m, f, u = self.m, self.f, self.unit
-        self.stream(self.ri)
-        if self.queue is not None:
-            m.d.comb += self.queue.take.eq(1)
-        with m.If(f.tdec):  # events: Acum(t) > 0; Acum(t) is written back now
-            m.d.comb += [u.cnt_w.addr.eq(f.acum + self.words.wi), u.cnt_w.en.eq(1),
-                         u.cnt_w.data.eq(cumulate(word.aprev, word.abits, self.CW, self.P))]
-            m.d.sync += [self.abits.eq(word.abits), self.aprev.eq(word.aprev)]
-
-    def stream(self, index):
-        """Issue the read of input word ``index`` (spikes, pixel, Acum) and step the stream."""
-        m, u, f = self.m, self.unit, self.f
-        m.d.comb += [u.spk.addr.eq(self.fr.src + index), u.img.addr.eq(index), u.cnt.addr.eq(f.acum + index)]
-        m.d.sync += self.ri.eq(index + 1)
-        if self.queue is not None:
-            m.d.comb += self.issued.eq(1)
-
-    def next_event(self):
+    @staticmethod
+    def _next_event(m, mask, evb, nxt, mw, start_event, single2=None):
         """The word's next event: the mask without this one, its lowest bit, and the one after;
         whether it is the word's last from ``single2`` where there is one (kept when this event
         started), else decoded here."""
-        m, mw = self.m, self.mw
-        rest, rest2 = Signal(mw, name="rest"), Signal(mw, name="rest2")  # the mask without this event, and the next
-        m.d.comb += [rest.eq(_without(self.mask, self.evb)), rest2.eq(_without(rest, self.nxt))]
-        self.start_event(rest, self.nxt, lowest(m, rest2), rest2 == 0 if self.single2 is None else self.single2)
+        rest, rest2 = Signal(mw), Signal(mw)  # the mask without this event, and the next
+        m.d.comb += [rest.eq(_without(mask, evb)), rest2.eq(_without(rest, nxt))]
+        start_event(rest, nxt, lowest(m, rest2), rest2 == 0 if single2 is None else single2)
 
 
 def _without(x, bit):
