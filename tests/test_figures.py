@@ -131,7 +131,7 @@ def test_macs_sops_energy_and_gsops_by_hand():
 LUTS = 1234
 
 
-def _stand_in_synthesis(top, board, out, plan=None):
+def _stand_in_synthesis(top, board, out, plan=None, seeds=1):
     """Stands in for ``build``: the report of the saved iCE40 nextpnr run, with LUTS LUT4s."""
     pnr = json.loads((FIXTURES / "nextpnr_ice40_echo_30mhz.json").read_text())
     Path(out).mkdir(parents=True, exist_ok=True)
