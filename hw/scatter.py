@@ -279,16 +279,11 @@ class Scatter(PhaseUnit):
 
     def elaborate(self, platform):
         m = Module()
-        p, P, f, fr = self.program, self.program.lanes, self.ctl.op, self.ctl.frame
-        CW, mw = p.widths["cnt"], self.mwidth
-        m.submodules.scan = scan = ScanStages(p, mw, relay=scan_fill(p) - SCAN_FILL)
-        m.submodules.accumulate = acc = LaneAccumulate(p, mw)
+        p, f, fr = self.program, self.ctl.op, self.ctl.frame
+        m.submodules.scan = scan = ScanStages(p, self.mwidth, relay=scan_fill(p) - SCAN_FILL)
+        m.submodules.accumulate = acc = LaneAccumulate(p, self.mwidth)
         depth = skid(p)
-        if depth:
-            queue, issued, flags = self._word_queue(m, scan, depth)
-            head, have = queue.head, queue.have
-        else:
-            head, have = scan.word, 1
+        queue, issued, flags = self._word_queue(m, scan, depth) if depth else (None, None, [])
         m.d.comb += [scan.img.eq(f.img), scan.tdec.eq(f.tdec), scan.first.eq(fr.first), scan.spk_q.eq(self.spk.q),
                      scan.img_q.eq(self.img.q), scan.cnt_q.eq(self.cnt.q), acc.img.eq(f.img), acc.tdec.eq(f.tdec),
                      acc.w_q.eq(self.weight.q), acc.spk_q.eq(self.spk.q), acc.cnt_q.eq(self.cnt.q),
@@ -303,112 +298,68 @@ class Scatter(PhaseUnit):
         else:  # its first tap's output row and column, and whether each is outside, kept by the walk
             m.d.comb += [taps.y.eq(words.ys), taps.x.eq(words.xs), taps.y_out.eq(words.y_out),
                          taps.x_out.eq(words.x_out)]
-        wi, Bb = words.wi, words.Bb
-        ri = Signal.like(wi)  # the next word to read
-        mask, nxt, single = Signal(mw), Signal(range(mw)), Signal()
-        evb = Signal(range(mw))  # the event being fanned out, the lowest set bit of mask
-        abits, aprev = Signal(P), Signal(P * CW)
+        fsm = self._control(m, _Events(self, m, words, taps, queue, issued), scan, acc, queue, flags)
+        m.d.comb += [words.restart.eq(fsm.ongoing("IDLE")), taps.restart.eq(fsm.ongoing("IDLE"))]
+        one_hot_in_synthesis(fsm)  # a state is one flip-flop: none decoded on the event paths
+        return m
 
-        def advance():
-            m.d.comb += words.step.eq(1)
-
-        # With the queue the word walk moves on when a word's last event starts (``early``), so that
-        # the next word's position is there when that event ends and the engine takes the next
-        # word in that cycle (chain); the event's ACC base ``ev_E`` and whether its word was the
-        # frame's last (``was_last``) are kept in registers.
-        early = bool(depth)
-        ev_E, was_last = (Signal.like(words.E, name="ev_E"), Signal(name="was_last")) if early else (words.E, words.last)
-
-        chain_ready = Signal(name="chain_ready") if early else None  # single & ~was_last & ~TDEC
-        # With the queue, whether the event after this one is its word's last, kept when this one
-        # starts (its mask without it has at most one bit left), so that the next event's start
-        # moves the walk from a register, not through the mask's decode (a ULX3S critical path:
-        # the mask, this event's bit and the next's → ``== 0`` → the walk's enables, 93.3 MHz).
-        single2 = Signal(name="single2") if early else None
-
-        def start_event(x, bit, following, is_last):
-            """``bit`` of word mask ``x`` is the current event; ``following`` the one after it."""
-            lane = bit[:max(1, (P - 1).bit_length())] if P > 1 else 0
-            m.d.sync += [mask.eq(x), evb.eq(bit), nxt.eq(following), single.eq(is_last)]
-            if early:
-                left = Signal(mw, name="left")  # the mask without this event
-                m.d.comb += left.eq(_without(x, bit))
-                m.d.sync += single2.eq((left & (left - 1)) == 0)
-            m.d.comb += [taps.start.eq(1), taps.row.eq(Mux(f.img, Bb[0], Array(Bb)[lane]))]
-            if early:
-                m.d.sync += [ev_E.eq(words.E), chain_ready.eq(is_last & ~words.last & ~f.tdec)]
-                with m.If(is_last):  # the word's last event: the walk moves on now
-                    advance()
-                    m.d.sync += was_last.eq(words.last)
-
-        def take(word):
-            """Take the queue's head ``word``: the next read issued (a read for every word taken)
-            and, for TDEC, ``Acum(t)`` written back and the word's counts kept."""
-            stream(ri)
-            if depth:
-                m.d.comb += queue.take.eq(1)
-            with m.If(f.tdec):  # events: Acum(t) > 0; Acum(t) is written back now
-                m.d.comb += [self.cnt_w.addr.eq(f.acum + wi), self.cnt_w.en.eq(1),
-                             self.cnt_w.data.eq(cumulate(word.aprev, word.abits, CW, P))]
-                m.d.sync += [abits.eq(word.abits), aprev.eq(word.aprev)]
-
-        def stream(index):
-            """Issue the read of input word ``index`` (spikes, pixel, Acum) and step the stream."""
-            m.d.comb += [self.spk.addr.eq(fr.src + index), self.img.addr.eq(index), self.cnt.addr.eq(f.acum + index)]
-            m.d.sync += ri.eq(index + 1)
-            if depth:
-                m.d.comb += issued.eq(1)
-
+    def _control(self, m, ev, scan, acc, queue, flags):
+        """The engine's FSM: the stream's fill, a word taken (empty: the next; else its first
+        event), each event's fan-out to its end, then the next event, the next word or the drain.
+        Returns the FSM."""
+        p, P, f, fr = self.program, self.program.lanes, self.ctl.op, self.ctl.frame
+        words, taps = ev.words, ev.taps
+        head, have = (queue.head, queue.have) if queue is not None else (scan.word, 1)
         with m.FSM(name="scatter") as fsm:
             idle_state(m, self.ctl, "SCAN_RD")
             states = ["SCAN_RD"] + [f"SCAN_WAIT{i}" for i in range(1, fill(p))] + ["SCAN_LATCH"]
             for i, (state, then) in enumerate(zip(states, states[1:])):
                 with m.State(state):
-                    stream(wi if i == 0 else ri)
-                    if i == 0 and depth:  # a new frame: no word queued, none of the last frame's in flight
+                    ev.stream(words.wi if i == 0 else ev.ri)
+                    if i == 0 and queue is not None:  # a new frame: no word queued, none of the last frame's in flight
                         m.d.comb += queue.flush.eq(1)
                         m.d.sync += [flag.eq(0) for flag in flags[1:]]
                     m.next = then
             with m.State("SCAN_LATCH"):
                 with m.If(have):  # always, after the fill: a read was issued for every word taken
-                    take(head)
+                    ev.take(head)
                     with m.If(head.zero):
-                        advance()
+                        ev.advance()
                         with m.If(words.last):
                             m.next = "DRAIN"
                     with m.Else():
-                        start_event(head.mask, head.low, head.low2, head.single)
+                        ev.start_event(head.mask, head.low, head.low2, head.single)
                         m.next = "FANOUT"
             with m.State("FANOUT"):
                 # A tap outside the output (a conv's border) is skipped, with its row or column.
                 inside = ~taps.row_out & ~taps.col_out
-                lane = evb[:max(1, (P - 1).bit_length())] if P > 1 else 0
+                lane = ev.evb[:max(1, (P - 1).bit_length())] if P > 1 else 0
                 RO = taps.RO
                 m.d.comb += [self.weight.addr.eq(RO), self.spk.addr.eq(fr.b + RO), self.cnt.addr.eq(f.bcum + RO),
                              taps.step.eq(1)]
-                m.d.comb += [acc.event.valid.eq(inside), acc.event.addr.eq(acc_addr(p, ev_E + taps.FA, fr.bank)),
-                             acc.event.shift.eq(evb),
-                             acc.event.a.eq(Array(abits[i] for i in range(P))[lane]),
-                             acc.event.prev.eq(Array(lanes_of(aprev, CW, P, sign=False))[lane]),
+                m.d.comb += [acc.event.valid.eq(inside), acc.event.addr.eq(acc_addr(p, ev.ev_E + taps.FA, fr.bank)),
+                             acc.event.shift.eq(ev.evb),
+                             acc.event.a.eq(Array(ev.abits[i] for i in range(P))[lane]),
+                             acc.event.prev.eq(Array(lanes_of(ev.aprev, p.widths["cnt"], P, sign=False))[lane]),
                              acc.event.lanes.eq(Mux(taps.k0_last, f.last_lanes, P))]
                 with m.If(taps.done):  # this event is done: the next one in the word, or the next word
-                    if early:
+                    if ev.early:
                         # A non-empty word next, not TDEC: taken now, its first event started (the
                         # queue has it: words are taken at most one a cycle, and each one's read was
                         # issued ``fill`` takes, so at least ``fill`` cycles, before). Tested first,
                         # from one register and the head's flag: the queue's pop is a short path.
-                        with m.If(chain_ready & ~head.zero):
-                            take(head)
-                            start_event(head.mask, head.low, head.low2, head.single)
-                    with (m.Elif if early else m.If)(single):
-                        if not early:  # (else the walk moved on when this event started)
-                            advance()
-                        with m.If(was_last):
+                        with m.If(ev.chain_ready & ~head.zero):
+                            ev.take(head)
+                            ev.start_event(head.mask, head.low, head.low2, head.single)
+                    with (m.Elif if ev.early else m.If)(ev.single):
+                        if not ev.early:  # (else the walk moved on when this event started)
+                            ev.advance()
+                        with m.If(ev.was_last):
                             m.next = "DRAIN"
                         with m.Else():  # the next word: queued, or read again
-                            m.next = "SCAN_LATCH" if depth else "SCAN_RD"
+                            m.next = "SCAN_LATCH" if queue is not None else "SCAN_RD"
                     with m.Else():
-                        self._next_event(m, mask, evb, nxt, mw, start_event, single2)
+                        ev.next_event()
             drain = ["DRAIN"] + [f"DRAIN{i}" for i in range(1, SCAN_DRAIN)]
             for state, then in zip(drain, drain[1:]):
                 with m.State(state):
@@ -416,9 +367,7 @@ class Scatter(PhaseUnit):
             with m.State(drain[-1]):
                 m.d.comb += self.ctl.done.eq(1)
                 m.next = "IDLE"
-        m.d.comb += [words.restart.eq(fsm.ongoing("IDLE")), taps.restart.eq(fsm.ongoing("IDLE"))]
-        one_hot_in_synthesis(fsm)  # a state is one flip-flop: none decoded on the event paths
-        return m
+        return fsm
 
     def _word_queue(self, m, scan, depth):
         """The word queue: the word taken is its head; every stream read's word joins it when its
@@ -432,14 +381,86 @@ class Scatter(PhaseUnit):
         m.d.comb += [queue.word.eq(scan.word), queue.arrive.eq(flags[-1])]
         return queue, issued, flags
 
-    @staticmethod
-    def _next_event(m, mask, evb, nxt, mw, start_event, single2=None):
+
+class _Events:
+    """The scatter's event state on module ``m`` and the FSM's actions on it: the word being fanned
+    out (``mask``), its event (bit ``evb``), the next (``nxt``), whether that one is its last
+    (``single``); the next word to read (``ri``); TDEC's counts of the word (``abits``, ``aprev``).
+
+    With the queue (``early``) the word walk moves on when a word's last event starts, so that the
+    next word's position is there when that event ends and the engine takes the next word in that
+    cycle (chain); the event's ACC base ``ev_E`` and whether its word was the frame's last
+    (``was_last``) are kept in registers, as is whether the event after this one is its word's
+    last (``single2``, kept when this one starts: its mask without it has at most one bit left),
+    so that the next event's start moves the walk from a register, not through the mask's decode
+    (a ULX3S critical path: the mask, this event's bit and the next's → ``== 0`` → the walk's
+    enables, 93.3 MHz)."""
+
+    def __init__(self, unit, m, words, taps, queue, issued):
+        p = unit.program
+        self.unit, self.m, self.words, self.taps, self.queue, self.issued = unit, m, words, taps, queue, issued
+        self.P, self.CW, self.mw = p.lanes, p.widths["cnt"], unit.mwidth
+        self.f, self.fr = unit.ctl.op, unit.ctl.frame
+        mw = self.mw
+        self.ri = Signal.like(words.wi, name="ri")  # the next word to read
+        # (unnamed, as before: a new name in the RTL places the ULX3S and iCEBreaker builds anew)
+        self.mask, self.nxt, self.single = Signal(mw), Signal(range(mw)), Signal()
+        self.evb = Signal(range(mw), name="evb")  # the event being fanned out, the lowest set bit of mask
+        self.abits, self.aprev = Signal(self.P), Signal(self.P * self.CW)
+        self.early = early = queue is not None
+        self.ev_E, self.was_last = ((Signal.like(words.E, name="ev_E"), Signal(name="was_last")) if early
+                                    else (words.E, words.last))
+        self.chain_ready = Signal(name="chain_ready") if early else None  # single & ~was_last & ~TDEC
+        self.single2 = Signal(name="single2") if early else None
+
+    def advance(self):
+        """The word walk's step to the next word."""
+        self.m.d.comb += self.words.step.eq(1)
+
+    def start_event(self, x, bit, following, is_last):
+        """``bit`` of word mask ``x`` is the current event; ``following`` the one after it."""
+        m, P, f, words = self.m, self.P, self.f, self.words
+        lane = bit[:max(1, (P - 1).bit_length())] if P > 1 else 0
+        m.d.sync += [self.mask.eq(x), self.evb.eq(bit), self.nxt.eq(following), self.single.eq(is_last)]
+        if self.early:
+            left = Signal(self.mw, name="left")  # the mask without this event
+            m.d.comb += left.eq(_without(x, bit))
+            m.d.sync += self.single2.eq((left & (left - 1)) == 0)
+        m.d.comb += [self.taps.start.eq(1), self.taps.row.eq(Mux(f.img, words.Bb[0], Array(words.Bb)[lane]))]
+        if self.early:
+            m.d.sync += [self.ev_E.eq(words.E), self.chain_ready.eq(is_last & ~words.last & ~f.tdec)]
+            with m.If(is_last):  # the word's last event: the walk moves on now
+                self.advance()
+                m.d.sync += self.was_last.eq(words.last)
+
+    def take(self, word):
+        """Take the queue's head ``word``: the next read issued (a read for every word taken)
+        and, for TDEC, ``Acum(t)`` written back and the word's counts kept."""
+        m, f, u = self.m, self.f, self.unit
+        self.stream(self.ri)
+        if self.queue is not None:
+            m.d.comb += self.queue.take.eq(1)
+        with m.If(f.tdec):  # events: Acum(t) > 0; Acum(t) is written back now
+            m.d.comb += [u.cnt_w.addr.eq(f.acum + self.words.wi), u.cnt_w.en.eq(1),
+                         u.cnt_w.data.eq(cumulate(word.aprev, word.abits, self.CW, self.P))]
+            m.d.sync += [self.abits.eq(word.abits), self.aprev.eq(word.aprev)]
+
+    def stream(self, index):
+        """Issue the read of input word ``index`` (spikes, pixel, Acum) and step the stream."""
+        m, u, f = self.m, self.unit, self.f
+        m.d.comb += [u.spk.addr.eq(self.fr.src + index), u.img.addr.eq(index), u.cnt.addr.eq(f.acum + index)]
+        m.d.sync += self.ri.eq(index + 1)
+        if self.queue is not None:
+            m.d.comb += self.issued.eq(1)
+
+    def next_event(self):
         """The word's next event: the mask without this one, its lowest bit, and the one after;
         whether it is the word's last from ``single2`` where there is one (kept when this event
         started), else decoded here."""
+        m, mw = self.m, self.mw
         rest, rest2 = Signal(mw), Signal(mw)  # the mask without this event, and the next
-        m.d.comb += [rest.eq(_without(mask, evb)), rest2.eq(_without(rest, nxt))]
-        start_event(rest, nxt, lowest(m, rest2), rest2 == 0 if single2 is None else single2)
+        m.d.comb += [rest.eq(_without(self.mask, self.evb)), rest2.eq(_without(rest, self.nxt))]
+        self.start_event(rest, self.nxt, lowest(m, rest2), rest2 == 0 if self.single2 is None else self.single2)
 
 
 def _without(x, bit):
