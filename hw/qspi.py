@@ -89,13 +89,16 @@ class CommandSequence(wiring.Component):
         The :class:`~csdformer.hw.qspi_io.SckShifter`.
     clear : Out(1)
         A read starts: the bytes in progress are dropped.
+    pending : Out(1)
+        A ``cmd`` was taken last cycle and starts its read now (with ``clear``): no byte is handed
+        out in this cycle.
     """
 
     def __init__(self, *, opcode: int, lines: int, quad_enable: bool, gap_cycles: int, t_res_cycles: int):
         self._opcode, self._lines, self._quad_enable = opcode, lines, quad_enable
         self._gap, self._t_res = gap_cycles, t_res_cycles
         super().__init__({"cmd": In(stream.Signature(ADDR_BITS)), "spi": Out(ShiftControl(CMD_BITS)),
-                          "clear": Out(1)})
+                          "clear": Out(1), "pending": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -104,11 +107,18 @@ class CommandSequence(wiring.Component):
         addr = Signal(ADDR_BITS)
         ph = _CommandPhases(m, self.spi, wait)
 
-        def accept():  # a read (re)starts at ``cmd``, in any state after the reset commands
-            with m.If(cmd.valid):
+        # A ``cmd`` is registered (``pending``, ``addr``) and acted on the next cycle, so the
+        # user's logic behind ``cmd.valid`` ends at two registers, not in this FSM and the SCK and
+        # CS registers after it (the model loader's op count → ``cmd.valid`` → the deselect →
+        # SCK was the OrangeCrab's critical path, 133 MHz).
+        with m.If(cmd.valid & cmd.ready):
+            m.d.sync += addr.eq(cmd.payload)
+        m.d.sync += self.pending.eq(cmd.valid & cmd.ready)
+
+        def accept():  # a read (re)starts at the registered ``cmd``, in any state after the reset commands
+            with m.If(self.pending):
                 ph.deselect(gap)
                 m.d.comb += self.clear.eq(1)
-                m.d.sync += addr.eq(cmd.payload)
                 m.next = "GAP"
 
         with m.FSM(init="BOOT") as fsm:
@@ -215,7 +225,7 @@ class QspiFlashReader(wiring.Component):
     bus : In(WeightStream())
         ``cmd``: start a read at this byte address (ends the read in progress; accepted once
         :attr:`init_cycles` have passed; a ``data`` beat in the handshake's cycle belongs to the old
-        read); ``data``: the bytes from there on. While ``data`` is not taken SCK stops low (CS
+        read, none comes in the cycle after); ``data``: the bytes from there on. While ``data`` is not taken SCK stops low (CS
         stays selected) and resumes later; nothing is lost.
     pins : Out(QspiPins())
         The flash.
@@ -254,11 +264,12 @@ class QspiFlashReader(wiring.Component):
     @property
     def timing(self) -> StreamTiming:
         """Exact for an always-ready user: after the ``cmd`` handshake, ``gap_cycles`` with CS
-        deselected, then 32 + 8 + ``8 / lines`` SCK periods (command and address, dummy, the first
-        byte) of 2·divisor cycles each, then two cycles (input register, ``data`` register); one
-        byte every ``8 / lines`` SCK periods after that."""
+        deselected (after the cycle that registers the ``cmd``), then 32 + 8 + ``8 / lines`` SCK
+        periods (command and address, dummy, the first byte) of 2·divisor cycles each, then two
+        cycles (input register, ``data`` register); one byte every ``8 / lines`` SCK periods after
+        that."""
         d, n = self.divisor, self.clocks_per_byte
-        return StreamTiming(f"qspi-x{self.lines}-d{d}", self.gap_cycles + 2 * d * (CMD_BITS + DUMMY_CLOCKS + n) + 2,
+        return StreamTiming(f"qspi-x{self.lines}-d{d}", 1 + self.gap_cycles + 2 * d * (CMD_BITS + DUMMY_CLOCKS + n) + 2,
                             2 * d * n)
 
     @property
@@ -281,7 +292,11 @@ class QspiFlashReader(wiring.Component):
         m.submodules.collector = inp = ByteCollector(lines=self.lines)  # IO in, bytes out
         wiring.connect(m, wiring.flipped(self.bus.cmd), cmds.cmd)
         wiring.connect(m, cmds.spi, out.ctl)
-        wiring.connect(m, inp.data, wiring.flipped(self.bus.data))
+        # The cycle a registered cmd starts its read, the old read's byte (dropped by ``clear``)
+        # is not handed out.
+        data = self.bus.data
+        m.d.comb += [data.payload.eq(inp.data.payload), data.valid.eq(inp.data.valid & ~cmds.pending),
+                     inp.data.ready.eq(data.ready & ~cmds.pending)]
         m.d.comb += [out.room.eq(inp.room), inp.capture.eq(out.fall), inp.clear.eq(cmds.clear),
                      inp.io_i.eq(self.pins.io_i), self.pins.sck.eq(out.sck), self.pins.cs.eq(out.cs),
                      self.pins.io_o.eq(out.io_o), self.pins.io_oe.eq(out.io_oe)]

@@ -156,10 +156,10 @@ def test_timing_formulas():
     r = inspected(reader(4, 2))
     g = r.gap_cycles
     assert g == 5  # ceil(50 ns * 100 MHz)
-    assert (r.timing.latency, r.timing.byte_cycles) == (g + 2 * 2 * (32 + 8 + 2) + 2, 8)
+    assert (r.timing.latency, r.timing.byte_cycles) == (1 + g + 2 * 2 * (32 + 8 + 2) + 2, 8)
     assert r.init_cycles == 3 * g + 64 * 2 + T_RES
     r1 = inspected(reader(1, 3))
-    assert (r1.timing.latency, r1.timing.byte_cycles) == (g + 2 * 3 * (32 + 8 + 8) + 2, 48)
+    assert (r1.timing.latency, r1.timing.byte_cycles) == (1 + g + 2 * 3 * (32 + 8 + 8) + 2, 48)
     assert r1.init_cycles == g + 16 * 3 + T_RES
     assert inspected(QspiFlashReader(clock_hz=12e6)).t_res_cycles == 36  # 3 µs at 12 MHz
 
