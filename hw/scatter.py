@@ -135,7 +135,8 @@ class ScanStages(wiring.Component):
     """A word's events, from its registered read (cycle c + 3) in two registered stages: the mask
     (spikes, pixel bits, or TDEC's ``Acum(t) > 0``), then whether it is
     empty, its first event, the one after it and whether that is the last (``word``, c + 5:
-    :func:`word_layout`). ``relay``: registers between the two stages (a long route, no logic)."""
+    :func:`word_layout`). ``relay``: registers between the two stages (a long route), which carry
+    the mask and the mask without its lowest bit (``wm & (wm − 1)``, formed before them)."""
 
     def __init__(self, program, mwidth: int, relay: int = 0):
         P, CW = program.lanes, program.widths["cnt"]
@@ -160,10 +161,11 @@ class ScanStages(wiring.Component):
             m.d.comb += word.eq(self.spk_q)
         wm, aprev, abits = Signal.like(word, name="wm"), Signal.like(a_prev, name="aprev"), Signal(self.P, name="abits")
         m.d.sync += [wm.eq(word), aprev.eq(a_prev), abits.eq(self.spk_q)]
-        for i in range(self.relay):
-            wm, aprev, abits = (self._relay(m, v, i) for v in (wm, aprev, abits))
-        rest = Signal.like(wm)
+        rest = Signal.like(wm, name="rest")  # the mask without its lowest bit
         m.d.comb += rest.eq(wm & (wm - 1))
+        for i in range(self.relay):  # (with a relay, ``rest`` is formed before it: the subtraction
+            # and the priority encoder after it were a ULX3S critical path in one cycle)
+            wm, rest, aprev, abits = (self._relay(m, v, i) for v in (wm, rest, aprev, abits))
         w = self.word
         m.d.sync += [w.low2.eq(lowest(m, rest)), w.single.eq(rest == 0), w.mask.eq(wm), w.zero.eq(wm == 0),
                      w.low.eq(lowest(m, wm)), w.aprev.eq(aprev), w.abits.eq(abits)]
