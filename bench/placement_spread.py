@@ -24,7 +24,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from csdformer.boards.build import find_tool
+from csdformer.boards.build import find_tool, with_seed
 from csdformer.boards.critical_path import critical_paths
 from csdformer.boards.report import clock_rows
 
@@ -43,18 +43,6 @@ def nextpnr_command(build_dir: Path) -> list[str]:
     raise SystemExit(f"{plans[0]}: no nextpnr command")
 
 
-def _with_seed(argv: list[str], seed: int | None) -> list[str]:
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--seed":
-            skip = True
-        else:
-            out.append(a)
-    return out + ([] if seed is None else ["--seed", str(seed)])
-
-
 def place(build_dir: Path, argv: list[str], seed: int | None) -> dict:
     """One placement of the build's netlist with ``seed`` (None: nextpnr's own) in its own folder:
     ``{"seed", "ok", "clocks": {name: [target, achieved]}, "worst_mhz", "path"}``."""
@@ -68,7 +56,7 @@ def place(build_dir: Path, argv: list[str], seed: int | None) -> dict:
     if exe is None:
         raise SystemExit(f"{argv[0]} not found (pip install yowasp-{argv[0]})")
     with open(run / "nextpnr.out", "w") as log:
-        rc = subprocess.run([exe, *_with_seed(argv, seed)[1:]], cwd=run, stdout=log, stderr=subprocess.STDOUT).returncode
+        rc = subprocess.run([exe, *with_seed(argv, seed)[1:]], cwd=run, stdout=log, stderr=subprocess.STDOUT).returncode
     report = next((v for f, v in zip(argv, argv[1:]) if f == "--report"), None)
     data = json.loads((run / report).read_text()) if report and (run / report).exists() else {}
     clocks = clock_rows(data)

@@ -138,7 +138,7 @@ def _run_tool(out: Path, name: str, tag: str, report: BuildReport, progress: boo
     return rc
 
 
-def _with_seed(argv: list[str], seed: int | None) -> list[str]:
+def with_seed(argv: list[str], seed: int | None) -> list[str]:
     """nextpnr's command line with ``--seed seed`` in place of any it has (none: nextpnr's own)."""
     kept, skip = [], False
     for a in argv:
@@ -188,7 +188,7 @@ def _place(out: Path, name: str, tag: str, report: BuildReport, progress: bool, 
     files, best, placed = _placement_files(argv, name), None, None
     for k in range(max(1, int(seeds))):
         seed = first if k == 0 else (1 if first is None else first) + k
-        run = _with_seed(argv, seed)
+        run = with_seed(argv, seed)
         label = "nextpnr" if k == 0 else f"nextpnr (seed {seed}, placement {k + 1} of at most {seeds})"
         rc = _run_tool(out, name, tag, report, progress, run, label)
         if rc is None:
