@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -37,7 +38,7 @@ def nextpnr_command(build_dir: Path) -> list[str]:
     if not plans:
         raise SystemExit(f"{build_dir}: no build_*.json (not a csdformer build folder)")
     for cmd in json.loads(plans[0].read_text())["commands"]:
-        argv = cmd.split() if isinstance(cmd, str) else list(cmd)
+        argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)  # (as boards.build reads it)
         if argv[0].startswith("nextpnr"):
             return argv
     raise SystemExit(f"{plans[0]}: no nextpnr command")
