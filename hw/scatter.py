@@ -117,12 +117,14 @@ def tap_cycles(op, program) -> np.ndarray:
 
 def word_layout(program, mwidth: int) -> data.StructLayout:
     """One scanned input word (:class:`ScanStages`' output, a :class:`WordSkid` entry): its event
-    mask, whether it is empty, its first event, the one after it, whether that is the last; for
+    mask, whether it is empty, its first event, the one after it, whether that is the last
+    (``single``), whether the word has at most two events (``pair``: after its first starts, the
+    next is the last or there is none); for
     TDEC ``Acum(t − 1)`` and ``a(t)`` (``Acum(t)`` is their :func:`cumulate`, formed where it is
     written back, so the queue holds one count a lane, not two)."""
     P, CW = program.lanes, program.widths["cnt"]
     return data.StructLayout({"mask": mwidth, "zero": 1, "low": range(mwidth), "low2": range(mwidth), "single": 1,
-                              "aprev": P * CW, "abits": P})
+                              "pair": 1, "aprev": P * CW, "abits": P})
 
 
 def event_layout(program, mwidth: int) -> data.StructLayout:
@@ -167,8 +169,8 @@ class ScanStages(wiring.Component):
             # and the priority encoder after it were a ULX3S critical path in one cycle)
             wm, rest, aprev, abits = (self._relay(m, v, i) for v in (wm, rest, aprev, abits))
         w = self.word
-        m.d.sync += [w.low2.eq(lowest(m, rest)), w.single.eq(rest == 0), w.mask.eq(wm), w.zero.eq(wm == 0),
-                     w.low.eq(lowest(m, wm)), w.aprev.eq(aprev), w.abits.eq(abits)]
+        m.d.sync += [w.low2.eq(lowest(m, rest)), w.single.eq(rest == 0), w.pair.eq((rest & (rest - 1)) == 0),
+                     w.mask.eq(wm), w.zero.eq(wm == 0), w.low.eq(lowest(m, wm)), w.aprev.eq(aprev), w.abits.eq(abits)]
         return m
 
 
@@ -330,7 +332,7 @@ class Scatter(PhaseUnit):
                         with m.If(words.last):
                             m.next = "DRAIN"
                     with m.Else():
-                        ev.start_event(head.mask, head.low, head.low2, head.single)
+                        ev.start_event(head.mask, head.low, head.low2, head.single, head.pair)
                         m.next = "FANOUT"
             with m.State("FANOUT"):
                 # A tap outside the output (a conv's border) is skipped, with its row or column.
@@ -352,7 +354,7 @@ class Scatter(PhaseUnit):
                         # from one register and the head's flag: the queue's pop is a short path.
                         with m.If(ev.chain_ready & ~head.zero):
                             ev.take(head)
-                            ev.start_event(head.mask, head.low, head.low2, head.single)
+                            ev.start_event(head.mask, head.low, head.low2, head.single, head.pair)
                     with (m.Elif if ev.early else m.If)(ev.single):
                         if not ev.early:  # (else the walk moved on when this event started)
                             ev.advance()
@@ -419,15 +421,17 @@ class _Events:
         """The word walk's step to the next word."""
         self.m.d.comb += self.words.step.eq(1)
 
-    def start_event(self, x, bit, following, is_last):
-        """``bit`` of word mask ``x`` is the current event; ``following`` the one after it."""
+    def start_event(self, x, bit, following, is_last, pair):
+        """``bit`` of word mask ``x`` is the current event; ``following`` the one after it;
+        ``is_last``: there is none; ``pair``: it is the last or there is none (``x`` has at most
+        two events left), formed beside the FSM's choice of which event starts, which only selects
+        it (from the control, a subtraction after that choice was a ULX3S critical path, 90.6 MHz:
+        the tap walk's ``done`` → ``chain_ready``'s branch → the mask → ``single2``)."""
         m, P, f, words = self.m, self.P, self.f, self.words
         lane = bit[:max(1, (P - 1).bit_length())] if P > 1 else 0
         m.d.sync += [self.mask.eq(x), self.evb.eq(bit), self.nxt.eq(following), self.single.eq(is_last)]
         if self.early:
-            left = Signal(self.mw, name="left")  # the mask without this event
-            m.d.comb += left.eq(_without(x, bit))
-            m.d.sync += self.single2.eq((left & (left - 1)) == 0)
+            m.d.sync += self.single2.eq(pair)
         m.d.comb += [self.taps.start.eq(1), self.taps.row.eq(Mux(f.img, words.Bb[0], Array(words.Bb)[lane]))]
         if self.early:
             m.d.sync += [self.ev_E.eq(words.E), self.chain_ready.eq(is_last & ~words.last & ~f.tdec)]
@@ -462,7 +466,10 @@ class _Events:
         m, mw = self.m, self.mw
         rest, rest2 = Signal(mw), Signal(mw)  # the mask without this event, and the next
         m.d.comb += [rest.eq(_without(self.mask, self.evb)), rest2.eq(_without(rest, self.nxt))]
-        self.start_event(rest, self.nxt, lowest(m, rest2), rest2 == 0 if self.single2 is None else self.single2)
+        if self.single2 is None:
+            self.start_event(rest, self.nxt, lowest(m, rest2), rest2 == 0, None)
+        else:  # from the registers alone: ``rest`` without ``nxt`` has at most one bit
+            self.start_event(rest, self.nxt, lowest(m, rest2), self.single2, (rest2 & (rest2 - 1)) == 0)
 
 
 def _without(x, bit):
