@@ -7,7 +7,8 @@ time, keep going far enough to report a design that does not fit, and resolve ea
 ``yowasp-`` build. Options added to Amaranth's templates:
 
 - ``nextpnr_opts``: ``--threads N --report <name>.pnr.json --timing-allow-fail`` (timing is
-  judged from the report, so a slow design still gets a report, and a bitstream marked failed);
+  judged from the report, so a slow design still gets a report, and a bitstream marked failed)
+  and the board's ``place_opts`` (:data:`~csdformer.boards.targets.ECP5_PLACE`);
 - ``synth_opts``: the board's (``-dsp`` on iCE40 so multipliers go to SB_MAC16);
 - ``script_after_read``: :data:`HIDE_BRACKETED` (yosys' ABC9 names a mapped bit ``wire[i]``, which
   collides with Amaranth's alias wires of array views, also named ``wire[i]``).
@@ -269,6 +270,8 @@ def render(top, board, *, name: str = "top", threads: int = 1, seed: int | None 
     cache (:mod:`csdformer.boards.cache`)."""
     board = get_board(board)
     opts = [f"--threads {int(threads)}", f"--report {name}.pnr.json", "--timing-allow-fail"]
+    if board.place_opts:
+        opts.append(board.place_opts)
     if seed is not None:
         opts.append(f"--seed {int(seed)}")
     overrides = {"nextpnr_opts": " ".join(opts), "script_after_read": HIDE_BRACKETED}

@@ -22,7 +22,7 @@ from ..hw.common import HwParamError
 from .clocking import DEFAULT_TOLERANCE, Ecp5ClockGen, Ice40ClockGen, ecp5_pll, ice40_pll
 from .programming import PROGRAMMING, Programming
 
-__all__ = ["Resources", "Board", "BOARDS", "get_board", "ORANGECRAB_UART"]
+__all__ = ["Resources", "Board", "BOARDS", "get_board", "ORANGECRAB_UART", "ECP5_PLACE"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,13 @@ class Resources:
 
 ORANGECRAB_UART = UARTResource(0, rx="0", tx="1", conn=("io", 0),
                                attrs=Attrs(IO_TYPE="LVCMOS33", PULLMODE="UP"))
+
+#: nextpnr's options on the ECP5 boards: the heap placer weighs timing 4x its default (10). The
+#: accelerator fills a tenth of the ULX3S's 85F and its block RAMs lie across the die, so the
+#: placer's wire length pulls control logic far from where it is used: at the default weight
+#: the digits build's critical paths were 7-9 ns of routing (92.1 / 92.0 / 97.6 MHz over three
+#: seeds, session 17), at 40 the same netlist placed at 108.1 and 103.0 MHz.
+ECP5_PLACE = "--placer-heap-timingweight 40"
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,9 @@ class Board:
         Resources added to the platform (OrangeCrab's UART).
     synth_opts : str
         Extra ``synth_*`` options (``-dsp`` maps multipliers to iCE40 SB_MAC16).
+    place_opts : str
+        Extra nextpnr options (:data:`ECP5_PLACE`: the heap placer's timing weight on the ECP5
+        boards).
     notes : str
         Pins and quirks, for the report and ``--help``.
     memory_target : str
@@ -115,6 +125,7 @@ class Board:
     uart: tuple = ("uart", 0)
     extra_resources: tuple = ()
     synth_opts: str = ""
+    place_opts: str = ""
     notes: str = ""
     memory_target: str = "unlimited"
     single_port: tuple = ()  # accelerator memories built single-port (the iCE40UP5K's SPRAM)
@@ -184,7 +195,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         resources=Resources(lut=83640, ff=83640, bram=208, spram=0, dsp=156),
         freq_mhz=100.0, goal_mhz=125.0, lanes=16,
         leds={"heartbeat": ("led", 0), "busy": ("led", 1), "error": ("led", 2)},
-        reset=("button_pwr", 0), memory_target="ecp5-85f",
+        reset=("button_pwr", 0), memory_target="ecp5-85f", place_opts=ECP5_PLACE,
         # The LFE5U-85F bitstream (about 2.3 MB uncompressed) sits at 0: 3 MiB leaves room for it
         # to grow a little. Single-line reads: amaranth-boards declares WP#/HOLD# as outputs only.
         flash_bytes=16 << 20, model_offset=0x300000, flash_quad=False, flash_parts=("IS25LP128F", "W25Q128JV"),
@@ -206,6 +217,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         freq_mhz=100.0, goal_mhz=125.0, lanes=8,
         leds={"heartbeat": ("rgb_led", 0, "g"), "busy": ("rgb_led", 0, "b"), "error": ("rgb_led", 0, "r")},
         reset=("button", 0), extra_resources=(ORANGECRAB_UART,), memory_target="ecp5-25f",
+        place_opts=ECP5_PLACE,
         # The DFU bootloader sits at 0, the user bitstream at 0x80000 (LFE5U-25F, about 0.6 MB
         # uncompressed, so it reaches past 0x100000); 2 MiB is the first round boundary clear of both.
         flash_bytes=16 << 20, model_offset=0x200000, flash_quad=True, flash_parts=("W25Q128JVEIM",),

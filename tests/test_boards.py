@@ -26,7 +26,7 @@ from csdformer.boards.clocking import ecp5_pll, ice40_pll
 from csdformer.boards.report import (BuildReport, clock_rows, parse_log_utilization, parse_utilization,
                                      resource_rows)
 from csdformer.boards.soc import BoardTop, check_core, uart_divisor
-from csdformer.boards.targets import BOARDS, get_board
+from csdformer.boards.targets import BOARDS, ECP5_PLACE, get_board
 from csdformer.hw.common import HwParamError
 from echo_core import EchoCore, echo_core
 
@@ -447,6 +447,19 @@ def test_build_seed_reaches_nextpnr():
     script = next(v for k, v in seeded.files.items() if k.endswith(".sh"))
     assert "--seed 3" in script and "--seed" not in next(v for k, v in plain.files.items() if k.endswith(".sh"))
     assert seeded.digest() != plain.digest()
+
+
+def test_ecp5_builds_place_with_the_boards_timing_weight():
+    """The ECP5 boards' nextpnr command carries :data:`ECP5_PLACE` (the heap placer's timing weight)
+    exactly once; the iCEBreaker's has no placer option."""
+    for board in BOARDS.values():
+        cmd = next(c for c in json.loads(render(_ArrayReg(), board.name).files["build_top.json"])["commands"]
+                   if c[0].startswith("nextpnr"))
+        line = " ".join(cmd)
+        if board.family == "ecp5":
+            assert line.count(ECP5_PLACE) == 1 and "--placer-heap-timingweight 40" in line
+        else:
+            assert "--placer" not in line
 
 
 def test_synthesis_hides_array_element_names(tmp_path):
