@@ -169,7 +169,7 @@ class ScanStages(wiring.Component):
             # and the priority encoder after it were a ULX3S critical path in one cycle)
             wm, rest, aprev, abits = (self._relay(m, v, i) for v in (wm, rest, aprev, abits))
         w = self.word
-        m.d.sync += [w.low2.eq(lowest(m, rest)), w.single.eq(rest == 0), w.pair.eq((rest & (rest - 1)) == 0),
+        m.d.sync += [w.low2.eq(lowest(m, rest)), w.single.eq(rest == 0), w.pair.eq(_at_most_one(rest)),
                      w.mask.eq(wm), w.zero.eq(wm == 0), w.low.eq(lowest(m, wm)), w.aprev.eq(aprev), w.abits.eq(abits)]
         return m
 
@@ -469,7 +469,12 @@ class _Events:
         if self.single2 is None:
             self.start_event(rest, self.nxt, lowest(m, rest2), rest2 == 0, None)
         else:  # from the registers alone: ``rest`` without ``nxt`` has at most one bit
-            self.start_event(rest, self.nxt, lowest(m, rest2), self.single2, (rest2 & (rest2 - 1)) == 0)
+            self.start_event(rest, self.nxt, lowest(m, rest2), self.single2, _at_most_one(rest2))
+
+
+def _at_most_one(x):
+    """Whether ``x`` has at most one bit set (``x & (x − 1)`` clears its lowest)."""
+    return (x & (x - 1)) == 0
 
 
 def _without(x, bit):
