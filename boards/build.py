@@ -11,7 +11,9 @@ time, keep going far enough to report a design that does not fit, and resolve ea
   and the board's ``place_opts`` (:data:`~csdformer.boards.targets.ECP5_PLACE`);
 - ``synth_opts``: the board's (``-dsp`` on iCE40 so multipliers go to SB_MAC16);
 - ``script_after_read``: :data:`HIDE_BRACKETED` (yosys' ABC9 names a mapped bit ``wire[i]``, which
-  collides with Amaranth's alias wires of array views, also named ``wire[i]``).
+  collides with Amaranth's alias wires of array views, also named ``wire[i]``) and
+  :data:`~csdformer.hw.memory.COLLISION_ANY` (a block RAM read that meets a write of its word
+  is undefined: no collision logic).
 
 A tool is taken from its Amaranth variable (``YOSYS``, ``NEXTPNR_ICE40``, ``ICEPACK``,
 ``NEXTPNR_ECP5``, ``ECPPACK``) if set, else ``yowasp-<tool>``, else ``<tool>`` on PATH. The
@@ -37,6 +39,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from ..hw.common import HwParamError
+from ..hw.memory import COLLISION_ANY
 from ..progress import heartbeat
 from .critical_path import critical_paths
 from .programming import APT_DFU_UTIL, DFU_SUFFIX_SKIPPED
@@ -274,7 +277,7 @@ def render(top, board, *, name: str = "top", threads: int = 1, seed: int | None 
         opts.append(board.place_opts)
     if seed is not None:
         opts.append(f"--seed {int(seed)}")
-    overrides = {"nextpnr_opts": " ".join(opts), "script_after_read": HIDE_BRACKETED}
+    overrides = {"nextpnr_opts": " ".join(opts), "script_after_read": f"{HIDE_BRACKETED}\n{COLLISION_ANY}"}
     if board.synth_opts:
         overrides["synth_opts"] = board.synth_opts
     return board.platform().build(top, name=name, do_build=False, **overrides)

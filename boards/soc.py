@@ -63,14 +63,15 @@ def accelerator_core(program, divisor: int, *, board, clock_hz: float) -> wiring
     memories, spike tensors sharing memory by liveness, into its fabric), which reads the model
     from the board's flash at :attr:`~csdformer.boards.targets.Board.model_offset` (quad reads
     where the board wires IO2/IO3). ``divisor`` is the UART's clock cycles per bit
-    (:func:`uart_divisor`). ``csdformer build`` finds this function through
+    (:func:`uart_divisor`). Its memories leave out the simulation's collision poison: the build
+    makes a colliding read undefined instead (:data:`csdformer.hw.memory.COLLISION_ANY`). ``csdformer build`` finds this function through
     :data:`csdformer.boards.cli_build.CORE_PROVIDER`.
     """
     from ..hw.device import FlashDevice
 
     return FlashDevice(program, divisor=divisor, timeout=LINK_TIMEOUT_BYTES * 10 * divisor, clock_hz=clock_hz,
                        base=board.model_offset, flash_divisor=flash_divisor(clock_hz),
-                       lines=4 if board.flash_quad else 1)
+                       lines=4 if board.flash_quad else 1, poison=False)
 
 
 def check_core(core) -> wiring.Component:

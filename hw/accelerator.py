@@ -74,10 +74,16 @@ class Accelerator(wiring.Component):
     hold their records, or, resident, every record is in: an image started now waits for no
     weights), ``error`` (the image's header
     is not for this fabric).
+
+    ``poison`` (simulation, the default): a memory read that meets a write of its word returns the
+    word inverted (:class:`~csdformer.hw.memory.BankedMemory`), so the verification shows whether
+    any phase unit uses such a read; a board build leaves it out and lets Yosys make that read
+    undefined (:data:`~csdformer.hw.memory.COLLISION_ANY`).
     """
 
-    def __init__(self, program: Program, *, base: int = 0):
+    def __init__(self, program: Program, *, base: int = 0, poison: bool = True):
         self.program = p = program
+        self.poison = poison
         self.lanes, self.T = p.lanes, p.T
         self.pixel_bits, self.n_pixels, self.num_classes = p.pixel_bits, p.n_pixels, p.num_classes
         self.logit_width = p.widths["acc"]
@@ -106,24 +112,28 @@ class Accelerator(wiring.Component):
         """The shared memories, with one port per user (see the module docstring)."""
         p = self.program
         P, W, D, sp = p.lanes, p.widths, p.depths, p.single_port
+        poison = self.poison
 
         return {
-            "spk": BankedMemory(P, D["spk"], readers=4 + p.pool_counts, writers=3, registered_write=True),
-            "cur": BankedMemory(P * W["cur"], D["cur"], single_port="cur" in sp, registered_write="cur" in sp),
+            "spk": BankedMemory(P, D["spk"], readers=4 + p.pool_counts, writers=3, registered_write=True,
+                                poison=poison),
+            "cur": BankedMemory(P * W["cur"], D["cur"], single_port="cur" in sp, registered_write="cur" in sp,
+                                poison=poison),
             "mem": BankedMemory(P * W["mem"], D["mem"], single_port="mem" in sp, transparent="mem" not in sp,
-                                registered_write=True),
+                                registered_write=True, poison=poison),
             "cnt": BankedMemory(P * W["cnt"], D["cnt"], readers=3, writers=3, transparent=True, registered_write=True),
-            "img": BankedMemory(W["pixel"], D["img"]),
+            "img": BankedMemory(W["pixel"], D["img"], poison=poison),
             # ACC's users 2 (the logits' reads, the bias pass's writes) work in buffer 0 only: the
             # head and an op's first frame keep buffer 0.
             "acc": (AccBuffers(P * W["acc"], D["acc"], buffers=p.acc_buffers, readers=3, writers=3, transparent=True,
                                first_only=(2,))
                     if p.acc_buffers > 1 else BankedMemory(P * W["acc"], D["acc"], readers=3, writers=3, transparent=True)),
-            "weight": WeightBuffer(P * W["weight"], D["weight"], single_port="weight" in sp, resident=p.resident),
-            "op": BankedMemory(8, p.op_slots * op_bytes(p)),
-            "bias": BankedMemory(P * W["bias"], D["bias"]),
-            "threshold": BankedMemory(P * W["threshold"], D["param"]),
-            "v0": BankedMemory(P * W["v0"], D["param"]),
+            "weight": WeightBuffer(P * W["weight"], D["weight"], single_port="weight" in sp, resident=p.resident,
+                                   poison=poison),
+            "op": BankedMemory(8, p.op_slots * op_bytes(p), poison=poison),
+            "bias": BankedMemory(P * W["bias"], D["bias"], poison=poison),
+            "threshold": BankedMemory(P * W["threshold"], D["param"], poison=poison),
+            "v0": BankedMemory(P * W["v0"], D["param"], poison=poison),
         }
 
     def elaborate(self, platform):

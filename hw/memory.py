@@ -21,6 +21,13 @@ A write lands on the bank its address names; with ``registered_write`` it is app
 later (for write data that comes out of adders). ``transparent`` makes a read see a write to the
 same word in the cycle the RAM reads it.
 
+A read of a memory that is not transparent never needs the word written in the cycle the RAM
+reads it (a collision): no phase unit reads a word while another writes it. So the board builds
+declare such a read's value undefined (:data:`COLLISION_ANY`, a Yosys pass on the banks), which
+spares the logic Yosys adds to make a block RAM read the old word (on the OrangeCrab 610 LUTs and
+631 flip-flops). ``poison`` (the default, for simulation) checks the claim: a colliding read
+returns the word inverted, so that a phase unit that uses it breaks the bit-exact verification.
+
 ``single_port`` builds one single-port RAM (the iCE40UP5K's 256-kbit SPRAMs, 16 bits wide, 16384
 deep): read and write share the address, a write wins the cycle and the read output holds its
 last word (the SPRAM's behaviour, modelled exactly off iCE40, so simulation sees what the chip
@@ -40,12 +47,18 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["ReadPort", "WritePort", "BankedMemory", "AccBuffers", "SinglePortRam", "WeightBuffer", "tile_depth", "SPRAM_DEPTH", "SPRAM_WIDTH",
+__all__ = ["ReadPort", "WritePort", "BankedMemory", "COLLISION_ANY", "AccBuffers", "SinglePortRam", "WeightBuffer", "tile_depth", "SPRAM_DEPTH", "SPRAM_WIDTH",
            "DATA_LATENCY", "Q_LATENCY"]
 
 SPRAM_DEPTH, SPRAM_WIDTH = 16384, 16  # one SB_SPRAM256KA
 DATA_LATENCY = 2  # cycles from a read's address to ``data``
 Q_LATENCY = 3  # cycles from a read's address to ``q``
+
+# The Yosys command that gives each bank's read port that is not transparent an undefined value
+# on a collision (``$memrd_v2``'s ``COLLISION_X_MASK``; Amaranth cannot say it): a board build
+# runs it after reading the design. It selects by the banks' memory name (``bank<b>``), so the
+# other memories (the link's, a FIFO's) keep their read-old-word behaviour.
+COLLISION_ANY = r"setparam -set COLLISION_X_MASK 1'1 t:$memrd_v2 r:TRANSPARENCY_MASK=1'0 %i r:MEMID=\\bank* %i"
 
 
 class ReadPort(wiring.Signature):
@@ -121,16 +134,19 @@ class BankedMemory(wiring.Component):
     """One logical memory of ``depth`` words of ``width`` bits, split into tile-deep banks.
 
     Ports: ``read[i]`` (:class:`ReadPort`, one per user; ``data`` is absent on a single-port RAM:
-    zero), ``write[i]`` (:class:`WritePort`; a ROM has none). ``init`` fills it (ROMs).
+    zero), ``write[i]`` (:class:`WritePort`; a ROM has none). ``init`` fills it (ROMs). ``poison``:
+    a read that is not transparent returns its word inverted when the RAM writes that word in the
+    cycle it reads it (see the module docstring); without it, the old word (a board build then
+    makes that value undefined: :data:`COLLISION_ANY`).
     """
 
     def __init__(self, width: int, depth: int, *, readers: int = 1, writers: int = 1, init=(), rom=False,
-                 transparent=False, registered_write=False, single_port=False):
+                 transparent=False, registered_write=False, single_port=False, poison=True):
         self.init = list(init)
         if single_port and (rom or transparent or self.init):
             raise ValueError("a single-port RAM has no initial contents and no transparency")
         self.width, self.depth, self.rom, self.transparent = width, depth, rom, transparent
-        self.registered_write, self.single_port = registered_write, single_port
+        self.registered_write, self.single_port, self.poison = registered_write, single_port, poison
         members = {"read": In(ReadPort(depth, width)).array(readers)}
         if not rom:
             members["write"] = In(WritePort(depth, width)).array(writers)
@@ -176,8 +192,14 @@ class BankedMemory(wiring.Component):
                 m.d.comb += [wp.addr.eq(wa[:lo]), wp.data.eq(wd), wp.en.eq(we & ((wa[lo:] == b) if nb > 1 else 1))]
                 rp = mem.read_port(transparent_for=(wp,) if self.transparent else ())
             m.d.comb += rp.addr.eq(ra[:lo])
-            outs.append(rp.data)
-            regs.append(self._register(m, rp.data))
+            out = rp.data
+            if self.poison and not self.rom and not self.transparent:
+                collided = Signal(name=f"collided{b}")  # the RAM wrote the word it read, this edge
+                m.d.sync += collided.eq(wp.en & (wp.addr == rp.addr))
+                out = Signal(self.width, name=f"poisoned{b}")
+                m.d.comb += out.eq(rp.data ^ collided.replicate(self.width))
+            outs.append(out)
+            regs.append(self._register(m, out))
         data, q = Signal(self.width, name="rdata"), Signal(self.width, name="rq")
         m.d.comb += [data.eq(Array(outs)[sel2] if nb > 1 else outs[0]), q.eq(Array(regs)[sel3] if nb > 1 else regs[0])]
         m.d.comb += [port.eq(v) for r in self.read for port, v in ((r.data, data), (r.q, q))]
@@ -254,12 +276,15 @@ class WeightBuffer(wiring.Component):
     With ``single_port`` each slot is its own single-port RAM (the iCE40UP5K's SPRAM), both behind
     one pair of address registers: the slots are never read and written at once, since the loader
     only fills a free slot. With ``resident`` it is one memory of ``depth`` words holding every
-    op's weights (the slots are ignored: each op's block has its own addresses)."""
+    op's weights (the slots are ignored: each op's block has its own addresses). ``poison``: as
+    :class:`BankedMemory`'s."""
 
-    def __init__(self, width: int, depth: int, *, single_port: bool = False, resident: bool = False):
+    def __init__(self, width: int, depth: int, *, single_port: bool = False, resident: bool = False,
+                 poison: bool = True):
         if single_port and resident:
             raise ValueError("resident weights are one memory, not two single-port slots")
         self.width, self.depth, self.single_port, self.resident = width, depth, single_port, resident
+        self.poison = poison
         super().__init__({"read": In(ReadPort(depth, width)), "slot": In(1),
                           "write": In(WritePort(depth, width)), "w_slot": In(1)})
 
@@ -267,7 +292,7 @@ class WeightBuffer(wiring.Component):
         m = Module()
         if not self.single_port:
             slots = 1 if self.resident else 2
-            m.submodules.ram = ram = BankedMemory(self.width, slots * self.depth)
+            m.submodules.ram = ram = BankedMemory(self.width, slots * self.depth, poison=self.poison)
             self.ram = ram  # read-only, for tests: slot 0 from word 0, slot 1 from word ``depth``
             m.d.comb += [ram.read[0].addr.eq(self.read.addr + (Mux(self.slot, self.depth, 0) if slots > 1 else 0)),
                          self.read.data.eq(ram.read[0].data), self.read.q.eq(ram.read[0].q),

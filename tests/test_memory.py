@@ -1,8 +1,10 @@
 """BankedMemory (hw/memory.py), as the accelerator builds its memories (``Accelerator.memories``):
 read latencies (``data`` two cycles after the address, ``q`` three: ``DATA_LATENCY``,
 ``Q_LATENCY``), streamed reads across banks, registered writes (a cycle later), transparency (a
-read sees the write the RAM does in the cycle it reads), every user's port ORed (the others idle
-at zero). A variant built with the other transparency must fail. (The single-port RAM has its own
+read sees the write the RAM does in the cycle it reads), the collision poison of a memory that is
+not transparent (that read returns its word inverted; without poison, the old word), every
+user's port ORed (the others idle at zero). A variant built with the other transparency must
+fail; the board builds' Yosys command marks exactly the banks that are not transparent. (The single-port RAM has its own
 tests: tests/test_accel_single_port.py.)"""
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def product_memory(name, lanes, key):
     return mems[key]
 
 
-def check_memory(mem: BankedMemory | AccBuffers, *, transparent: bool, user: int = -1) -> list[str]:
+def check_memory(mem: BankedMemory | AccBuffers, *, transparent: bool, user: int = -1, poison=None) -> list[str]:
     """Exercise ``mem`` through its read/write ports number ``user``; return the failures. ACC's
     buffers are one memory of their words side by side (word ``i`` at the port's address of
     buffer ``i // depth``); a user of buffer 0 only (``AccBuffers.first_only``) is exercised there."""
@@ -95,7 +97,9 @@ def check_memory(mem: BankedMemory | AccBuffers, *, transparent: bool, user: int
         await ctx.tick()
         drive(ctx)
         d, = (await ctx.tick().sample(rd.data))[2:]
-        expect(f"read of word {b} in the cycle its write reaches the RAM", d, nv if transparent else words[b])
+        poison_ = getattr(mem, "poison", False) if poison is None else poison  # what the test expects
+        poisoned = words[b] ^ ((1 << mem.width) - 1) if poison_ else words[b]
+        expect(f"read of word {b} in the cycle its write reaches the RAM", d, nv if transparent else poisoned)
 
     simulate(mem, bench)
     return fails
@@ -105,6 +109,20 @@ def check_memory(mem: BankedMemory | AccBuffers, *, transparent: bool, user: int
 def test_banked_memory_latencies_writes_transparency(case_):
     mem = product_memory(*case_)
     assert check_memory(mem, transparent=mem.transparent, user=0) == []
+
+
+def test_a_colliding_read_is_poisoned_and_without_poison_old():
+    """SPK (not transparent): the read that meets its word's write returns the word inverted by
+    default, and the old word when built without poison (as a board builds it)."""
+    mem = product_memory("digits", 8, "spk")
+    assert not mem.transparent and mem.poison
+    assert check_memory(mem, transparent=False, user=0) == []
+    mem._MustUse__silence = True  # its parameters only
+    plain = BankedMemory(mem.width, mem.depth, readers=len(mem.read), writers=len(mem.write),
+                         registered_write=mem.registered_write, poison=False)
+    assert check_memory(plain, transparent=False, user=0) == []
+    fails = check_memory(plain, transparent=False, user=0, poison=True)  # expected, and absent
+    assert len(fails) == 1 and "in the cycle its write reaches the RAM" in fails[0]
 
 
 def test_every_users_port_is_ored():
