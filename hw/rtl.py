@@ -56,7 +56,10 @@ def describe(acc: Accelerator, delay: int) -> dict:
                        "pixel_bits": p.pixel_bits, "n_pixels": p.n_pixels, "num_classes": p.num_classes},
         "ports": ports,
         "memories": {"depths": d["depths"], "bits": d["memory_bits"],
-                     "flash_image": "model.bin", "fabric_id": f"{p.fabric.fabric_id:08x}"},
+                     "flash_image": "model.bin", "fabric_id": f"{p.fabric.fabric_id:08x}",
+                     "collisions": "a read of a memory that is not transparent, in the cycle its word is written, "
+                                   "is never used (verified): synthesis may make it undefined "
+                                   "(Yosys: COLLISION_X_MASK on the bank<b> read ports)"},
         "tensors": d["tensors"],
         "ops": [dict(o, **c) for o, c in zip(d["ops"], costs)],
         "cycle_model": {
@@ -78,7 +81,9 @@ def write_rtl(program: Program, out_dir, *, force: bool = False, delay: int | No
     if out.exists() and not force:
         raise HwParamError(f"{out}: already exists (use --force to replace it)")
     delay = program.artifact.delay if delay is None else delay
-    acc = Accelerator(program)
+    # Without the simulation's collision poison: the verification (poisoned) shows that no read that
+    # meets a write of its word is used, so a user's synthesis may leave it undefined.
+    acc = Accelerator(program, poison=False)
     text = verilog_text(acc, TOP)  # elaborate fully before touching the disk
     desc = describe(acc, delay)
     with replacing_folder(out) as tmp:
