@@ -21,12 +21,13 @@ A write lands on the bank its address names; with ``registered_write`` it is app
 later (for write data that comes out of adders). ``transparent`` makes a read see a write to the
 same word in the cycle the RAM reads it.
 
-A read of a memory that is not transparent never needs the word written in the cycle the RAM
-reads it (a collision): no phase unit reads a word while another writes it. So the board builds
-declare such a read's value undefined (:data:`COLLISION_ANY`, a Yosys pass on the banks), which
-spares the logic Yosys adds to make a block RAM read the old word (on the OrangeCrab 610 LUTs and
-631 flip-flops). ``poison`` (the default, for simulation) checks the claim: a colliding read
-returns the word inverted, so that a phase unit that uses it breaks the bit-exact verification.
+A read of a memory that is not transparent never needs the word written in the cycle the RAM reads
+it (a collision): no phase unit reads a word while another writes it. So the board builds declare
+such a read's value undefined (:data:`COLLISION_ANY`, a Yosys pass on the banks), which spares the
+logic Yosys adds to make a block RAM read the old word (the OrangeCrab's digits build: 1,018 LUTs
+and 646 flip-flops fewer). ``poison`` (the default, for simulation) checks the claim: a colliding
+read returns the word inverted, so that a phase unit that uses it breaks the bit-exact
+verification.
 
 ``single_port`` builds one single-port RAM (the iCE40UP5K's 256-kbit SPRAMs, 16 bits wide, 16384
 deep): read and write share the address, a write wins the cycle and the read output holds its
