@@ -63,7 +63,9 @@ class PhaseUnit(wiring.Component):
 
 class PhaseControl(wiring.Signature):
     """The sequencer's port to one phase unit (seen from the sequencer): ``start``, ``done``,
-    ``frame``, and ``op`` (the unit's field group) where the unit has one; ``extra`` members
+    ``frame``, and ``op`` (the unit's field group) where the unit has one: it holds from a cycle
+    before ``start`` until ``done`` (the sequencer's record, written before its OP_DECODE, so a unit
+    may read a registered copy: :class:`~csdformer.hw.scatter.Scatter`); ``extra`` members
     (``name: (flow, shape)``) for a unit's own commands and strobes."""
 
     def __init__(self, program, op: data.Layout | None = None, extra: dict | None = None):

@@ -296,7 +296,10 @@ class Scatter(PhaseUnit):
         connect(m, acc.acc_w, flipped(self.acc_w))
         m.submodules.words = words = WordWalk(p, self.layout)
         m.submodules.taps = taps = TapWalk(p, self.layout)
-        m.d.comb += [words.op.eq(f), taps.op.eq(f)]
+        if p.compact:
+            m.d.comb += [words.op.eq(f), taps.op.eq(f)]
+        else:  # the walks read their own copy of the op's fields, a cycle behind the sequencer's record
+            m.d.comb += [words.op.eq(self._op_copy(m, f)), taps.op.eq(words.op)]
         if p.compact:  # the word's position; the event's start adds the padding
             m.d.comb += [taps.y.eq(words.c2), taps.x.eq(words.c1)]
         else:  # its first tap's output row and column, and whether each is outside, kept by the walk
@@ -306,6 +309,18 @@ class Scatter(PhaseUnit):
         m.d.comb += [words.restart.eq(fsm.ongoing("IDLE")), taps.restart.eq(fsm.ongoing("IDLE"))]
         one_hot_in_synthesis(fsm)  # a state is one flip-flop: none decoded on the event paths
         return m
+
+    @staticmethod
+    def _op_copy(m, f):
+        """The op's fields, registered beside the walks. The record is written in the sequencer's
+        OP_FETCH and holds until the next op's fetch, which comes after this op's scatter is done;
+        the scatter starts at least two cycles after the fetch (OP_DECODE, OP_SETUP), so the copy is
+        the record whenever a walk reads it. The route from the record across the die to the walks'
+        compares was the critical path of the ULX3S and of the iCEBreaker (``sequencer.record.raw``
+        → ``check`` → ``x_out`` → ``taps.done``)."""
+        copy = Signal.like(f, name="op_copy")
+        m.d.sync += copy.eq(f)
+        return copy
 
     def _control(self, m, ev, scan, acc, queue, flags):
         """The engine's FSM: the stream's fill, a word taken (empty: the next; else its first

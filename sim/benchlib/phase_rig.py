@@ -267,13 +267,15 @@ class PhaseRig:
         test runs every frame in one buffer, which the rig loads and reads back; the buffers'
         alternation is the sequencer's, tests/test_sequencer.py) and ``extra`` control members
         (``cmd=...``), pulse ``start`` of ``unit`` (default: the unit under test; else one of the
-        ``helpers``); return its cycles until ``done``, inclusive. One
+        ``helpers``), ``op`` a cycle before ``start`` as the sequencer does; return its cycles until
+        ``done``, inclusive. One
         more cycle passes after ``done`` (the sequencer's ``NEXT``) before this returns."""
         ctl = (unit or self.unit).ctl
         if op is not None and op is not self._model_op:
             self.load_model(ctx, op)
         if op is not None and "op" in ctl.signature.members:
             ctx.set(ctl.op, self.op_const(op, ctl))
+            await ctx.tick()  # the sequencer's record is in a cycle before any start (PhaseControl)
         if t is not None:
             ctx.set(ctl.frame, dict(frame(self.program, op, t, delay), bank=bank))
         for k, v in extra.items():
