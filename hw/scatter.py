@@ -302,9 +302,8 @@ class Scatter(PhaseUnit):
             m.d.comb += [words.op.eq(self._op_copy(m, f)), taps.op.eq(words.op)]
         if p.compact:  # the word's position; the event's start adds the padding
             m.d.comb += [taps.y.eq(words.c2), taps.x.eq(words.c1)]
-        else:  # its first tap's output row and column, and whether each is outside, kept by the walk
-            m.d.comb += [taps.y.eq(words.ys), taps.x.eq(words.xs), taps.y_out.eq(words.y_out),
-                         taps.x_out.eq(words.x_out)]
+        else:  # each tap row's and column's border flag, kept by the word walk
+            m.d.comb += [taps.ym.eq(words.ym), taps.xm.eq(words.xm)]
         fsm = self._control(m, _Events(self, m, words, taps, queue, issued), scan, acc, queue, flags)
         m.d.comb += [words.restart.eq(fsm.ongoing("IDLE")), taps.restart.eq(fsm.ongoing("IDLE"))]
         one_hot_in_synthesis(fsm)  # a state is one flip-flop: none decoded on the event paths
@@ -368,7 +367,7 @@ class Scatter(PhaseUnit):
                         # issued ``fill`` takes, so at least ``fill`` cycles, before). Tested first,
                         # from one register and the head's flag: the queue's pop is a short path.
                         with m.If(ev.chain_ready & ~head.zero):
-                            ev.take(head)
+                            ev.take(head, tdec=False)  # (chain_ready: not TDEC)
                             ev.start_event(head.mask, head.low, head.low2, head.single, head.pair)
                     with (m.Elif if ev.early else m.If)(ev.single):
                         if not ev.early:  # (else the walk moved on when this event started)
@@ -454,13 +453,17 @@ class _Events:
                 self.advance()
                 m.d.sync += self.was_last.eq(words.last)
 
-    def take(self, word):
+    def take(self, word, tdec: bool = True):
         """Take the queue's head ``word``: the next read issued (a read for every word taken)
-        and, for TDEC, ``Acum(t)`` written back and the word's counts kept."""
+        and, for TDEC, ``Acum(t)`` written back and the word's counts kept. ``tdec=False``: where
+        the op is never TDEC (a chained word), so that CNT's write port does not wait on the
+        choice (the fan-out's ``done`` → CNT's write data was a ULX3S critical path, 105.5 MHz)."""
         m, f, u = self.m, self.f, self.unit
         self.stream(self.ri)
         if self.queue is not None:
             m.d.comb += self.queue.take.eq(1)
+        if not tdec:
+            return
         with m.If(f.tdec):  # events: Acum(t) > 0; Acum(t) is written back now
             m.d.comb += [u.cnt_w.addr.eq(f.acum + self.words.wi), u.cnt_w.en.eq(1),
                          u.cnt_w.data.eq(cumulate(word.aprev, word.abits, self.CW, self.P))]

@@ -18,7 +18,7 @@ from amaranth.sim import Simulator
 from csdformer import artifact as A
 from csdformer.hw.program import Src, compile_program
 from csdformer.hw.scatter import tap_cycles
-from csdformer.hw.scatter_walk import TapWalk
+from csdformer.hw.scatter_walk import TapWalk, WordWalk
 
 CONFIGS = {"ecp5": (8, ()), "compact": (1, ("cur", "weight"))}
 OPS = ["stages.1.quant", "stages.2.quant", "blocks.0.attn.quant_q"]
@@ -30,6 +30,11 @@ def _inside(f, y: int, x: int) -> int:
     rows = sum(0 <= y + pad - k < f["hout"] for k in range(K))
     cols = sum(0 <= x + pad - k < f["wout"] for k in range(K))
     return rows * cols * f["f0"]
+
+
+def _flags(f, c: int, size: str, K: int) -> int:
+    """Bit ``k``: tap ``k``'s output row (column) ``c + pad − k`` is outside the output."""
+    return sum(1 << k for k in range(K) if f["check"] and not 0 <= c + f["pad"] - k < f[size])
 
 
 def _walk(program, op):
@@ -52,11 +57,9 @@ def _walk(program, op):
                 if program.compact:  # the word's position
                     ctx.set(taps.y, y)
                     ctx.set(taps.x, x)
-                else:  # its first tap's output row and column, and their flags (WordWalk's)
-                    ctx.set(taps.y, y + f["pad"])
-                    ctx.set(taps.x, x + f["pad"])
-                    ctx.set(taps.y_out, f["check"] and y + f["pad"] >= f["hout"])
-                    ctx.set(taps.x_out, f["check"] and x + f["pad"] >= f["wout"])
+                else:  # each tap row's and column's border flag (WordWalk's, tested below)
+                    ctx.set(taps.ym, _flags(f, y, "hout", taps.K))
+                    ctx.set(taps.xm, _flags(f, x, "wout", taps.K))
                 ctx.set(taps.start, 1)
                 await ctx.tick()
                 ctx.set(taps.start, 0)
@@ -96,3 +99,40 @@ def test_tap_walk_matches_the_model(config, op_name):
     assert np.array_equal(words, inside), f"{op.name}: lane words\n{words}\nexpected\n{inside}"
     if f["pad"]:  # the border's positions issue fewer words than the middle's
         assert inside.min() < inside.max()
+
+
+@pytest.mark.parametrize("op_name", OPS)
+def test_word_walk_keeps_each_taps_border_flags(op_name):
+    """Not compact, the word walk keeps each tap row's and column's border flag of the word's
+    position (``ym``, ``xm``): at every word of the frame they equal the compares they replace."""
+    program = compile_program(A.load(A.resolve_artifact("digits")), 8)
+    op = next(o for o in program.ops if o.name == op_name and o.src in (Src.SYN, Src.IMG))
+    layout = program.layout["source"].shape["scatter"].shape
+    m = Module()
+    m.submodules.words = words = WordWalk(program, layout)
+    f = op.f
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(words.op, data.Const(program.layout, program.encode(op)).source.scatter)
+        ctx.set(words.restart, 1)
+        await ctx.tick()
+        ctx.set(words.restart, 0)
+        ctx.set(words.step, 1)
+        for y in range(f["n2"]):
+            for x in range(f["n1"]):
+                for _ in range(f["n0"]):
+                    seen.append((y, x, ctx.get(words.ym), ctx.get(words.xm)))
+                    await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len(seen) == f["words"]
+    K = words.K
+    bad = [(y, x, ym, xm) for y, x, ym, xm in seen
+           if (ym, xm) != (_flags(f, y, "hout", K), _flags(f, x, "wout", K))]
+    assert not bad, f"{op.name}: (y, x, ym, xm) wrong at {bad[:4]}"
+    if f["pad"]:  # the border's flags are set somewhere, and not everywhere
+        assert any(ym or xm for _, _, ym, xm in seen) and not all(ym or xm for _, _, ym, xm in seen)
