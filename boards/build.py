@@ -13,7 +13,10 @@ time, keep going far enough to report a design that does not fit, and resolve ea
 - ``script_after_read``: :data:`HIDE_BRACKETED` (yosys' ABC9 names a mapped bit ``wire[i]``, which
   collides with Amaranth's alias wires of array views, also named ``wire[i]``) and
   :data:`~csdformer.hw.memory.COLLISION_ANY` (a block RAM read that meets a write of its word
-  is undefined: no collision logic).
+  is undefined: no collision logic);
+- ``script_after_synth`` (ECP5): a comment naming the pass that runs on the netlist between
+  yosys and nextpnr, :mod:`csdformer.boards.outreg` (each bank register moved into its block RAM
+  as the RAM's output register), so that a change to it names a new design in the bitstream cache.
 
 A tool is taken from its Amaranth variable (``YOSYS``, ``NEXTPNR_ICE40``, ``ICEPACK``,
 ``NEXTPNR_ECP5``, ``ECPPACK``) if set, else ``yowasp-<tool>``, else ``<tool>`` on PATH. The
@@ -42,6 +45,7 @@ from ..hw.common import HwParamError
 from ..hw.memory import COLLISION_ANY
 from ..progress import heartbeat
 from .critical_path import critical_paths
+from .outreg import absorb_file
 from .programming import APT_DFU_UTIL, DFU_SUFFIX_SKIPPED
 from .report import (MULTIPLIER_CELLS, SEED_MARGIN_PCT, BuildReport, clock_rows, netlist_cells,
                      parse_log_utilization, parse_utilization, resource_rows)
@@ -112,6 +116,8 @@ def _run_stages(out: Path, name: str, tag: str, report: BuildReport, progress: b
             report.errors.append(f"yosys wrote no netlist; see {out / f'{name}.rpt'} (a YoWASP tool cannot reach "
                                  "absolute paths under /tmp, its own temporary folder)")
             return
+        if stage == "yosys" and rc == 0 and report.family == "ecp5":
+            report.notes.append(absorb_file(out / f"{name}.json").line())
         if rc != 0:
             report.errors.append(f"{stage} failed (exit {rc}); see {out / f'{name}.{stage}.out'}")
             return
@@ -266,6 +272,10 @@ def _collect(out: Path, name: str, family: str, report: BuildReport) -> None:
 # logic, so their names are made private before synthesis; every bit keeps its main wire's name.
 HIDE_BRACKETED = "rename -hide w:*[[]*"
 
+# The ECP5 script's last line: the netlist pass that follows yosys (:func:`_run_stages`), named in
+# the rendered design so that the bitstream cache tells builds with and without it apart.
+OUTREG_NOTE = "# then csdformer.boards.outreg on the netlist: bank registers into their block RAMs (OUTREG, v1)"
+
 
 def render(top, board, *, name: str = "top", threads: int = 1, seed: int | None = None):
     """Amaranth's build plan of ``top`` for ``board`` (elaborated; RTLIL, constraints, tool
@@ -278,6 +288,8 @@ def render(top, board, *, name: str = "top", threads: int = 1, seed: int | None 
     if seed is not None:
         opts.append(f"--seed {int(seed)}")
     overrides = {"nextpnr_opts": " ".join(opts), "script_after_read": f"{HIDE_BRACKETED}\n{COLLISION_ANY}"}
+    if board.family == "ecp5":
+        overrides["script_after_synth"] = OUTREG_NOTE
     if board.synth_opts:
         overrides["synth_opts"] = board.synth_opts
     return board.platform().build(top, name=name, do_build=False, **overrides)

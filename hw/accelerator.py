@@ -113,6 +113,10 @@ class Accelerator(wiring.Component):
         p = self.program
         P, W, D, sp = p.lanes, p.widths, p.depths, p.single_port
         poison = self.poison
+        # Transparency after the bank registers, so that an ECP5 build moves them into the block RAMs
+        # (boards/outreg); compact (the iCE40: no output register, its logic cells nearly all used)
+        # the RAM's own.
+        own = {"poison": poison, "outreg": not p.compact}
 
         return {
             "spk": BankedMemory(P, D["spk"], readers=4 + p.pool_counts, writers=3, registered_write=True,
@@ -120,14 +124,16 @@ class Accelerator(wiring.Component):
             "cur": BankedMemory(P * W["cur"], D["cur"], single_port="cur" in sp, registered_write="cur" in sp,
                                 poison=poison),
             "mem": BankedMemory(P * W["mem"], D["mem"], single_port="mem" in sp, transparent="mem" not in sp,
-                                registered_write=True, poison=poison),
-            "cnt": BankedMemory(P * W["cnt"], D["cnt"], readers=3, writers=3, transparent=True, registered_write=True),
+                                registered_write=True, **own),
+            "cnt": BankedMemory(P * W["cnt"], D["cnt"], readers=3, writers=3, transparent=True, registered_write=True,
+                                **own),
             "img": BankedMemory(W["pixel"], D["img"], poison=poison),
             # ACC's users 2 (the logits' reads, the bias pass's writes) work in buffer 0 only: the
             # head and an op's first frame keep buffer 0.
             "acc": (AccBuffers(P * W["acc"], D["acc"], buffers=p.acc_buffers, readers=3, writers=3, transparent=True,
-                               first_only=(2,))
-                    if p.acc_buffers > 1 else BankedMemory(P * W["acc"], D["acc"], readers=3, writers=3, transparent=True)),
+                               first_only=(2,), **own)
+                    if p.acc_buffers > 1 else BankedMemory(P * W["acc"], D["acc"], readers=3, writers=3, transparent=True,
+                                                           **own)),
             "weight": WeightBuffer(P * W["weight"], D["weight"], single_port="weight" in sp, resident=p.resident,
                                    poison=poison),
             "op": BankedMemory(8, p.op_slots * op_bytes(p), poison=poison),

@@ -19,7 +19,14 @@ the verification catches two users in one cycle.
 
 A write lands on the bank its address names; with ``registered_write`` it is applied a cycle
 later (for write data that comes out of adders). ``transparent`` makes a read see a write to the
-same word in the cycle the RAM reads it.
+same word in the cycle the RAM reads it: not the RAM's own transparency (Yosys builds that as a
+multiplexer between the block RAM's output and its register) but the memory's: whether the write
+met the read is registered beside it, and the written word joins the bank registers as one more
+input of the select. So every bank's register takes the RAM's output and nothing else, and is
+reset-less: a board build moves it into the block RAM (the DP16KD's output register,
+:mod:`csdformer.boards.outreg`), whose output is then fast (about 1 ns instead of 4 to 6). Without
+``outreg`` (the iCE40, whose block RAM has no output register: its logic cells are what count) the
+read port is the RAM's own transparent one.
 
 A read of a memory that is not transparent never needs the word written in the cycle the RAM reads
 it (a collision): no phase unit reads a word while another writes it. So the board builds declare
@@ -138,16 +145,18 @@ class BankedMemory(wiring.Component):
     zero), ``write[i]`` (:class:`WritePort`; a ROM has none). ``init`` fills it (ROMs). ``poison``:
     a read that is not transparent returns its word inverted when the RAM writes that word in the
     cycle it reads it (see the module docstring); without it, the old word (a board build then
-    makes that value undefined: :data:`COLLISION_ANY`).
+    makes that value undefined: :data:`COLLISION_ANY`). ``outreg``: a transparent memory's
+    transparency is its own, after the bank registers (module docstring), else the RAM's.
     """
 
     def __init__(self, width: int, depth: int, *, readers: int = 1, writers: int = 1, init=(), rom=False,
-                 transparent=False, registered_write=False, single_port=False, poison=True):
+                 transparent=False, registered_write=False, single_port=False, poison=True, outreg=True):
         self.init = list(init)
         if single_port and (rom or transparent or self.init):
             raise ValueError("a single-port RAM has no initial contents and no transparency")
         self.width, self.depth, self.rom, self.transparent = width, depth, rom, transparent
         self.registered_write, self.single_port, self.poison = registered_write, single_port, poison
+        self.own_transparency = transparent and outreg
         members = {"read": In(ReadPort(depth, width)).array(readers)}
         if not rom:
             members["write"] = In(WritePort(depth, width)).array(writers)
@@ -179,7 +188,13 @@ class BankedMemory(wiring.Component):
         lo = max(1, (bd - 1).bit_length())
         sel2 = Signal(range(nb), name="sel2")
         m.d.sync += sel2.eq(ra[lo:] if nb > 1 else 0)
-        sel3 = self._register(m, sel2)
+        if self.own_transparency:  # the write that meets the read (c + 1), and its word, beside the RAM's read
+            hit2, wd2 = Signal(name="hit2"), Signal(self.width, name="wdata2")
+            m.d.sync += [hit2.eq(we & (wa == ra)), wd2.eq(wd)]
+            sel3 = Signal(range(nb + 1), name="sel3")  # bank nb: the word written
+            m.d.sync += sel3.eq(Mux(hit2, nb, sel2))
+        else:
+            sel3 = self._register(m, sel2)
         outs, regs = [], []
         for b in range(nb):
             mem = Memory(shape=unsigned(self.width), depth=min(bd, self.depth - b * bd),
@@ -191,24 +206,28 @@ class BankedMemory(wiring.Component):
             else:
                 wp = mem.write_port()
                 m.d.comb += [wp.addr.eq(wa[:lo]), wp.data.eq(wd), wp.en.eq(we & ((wa[lo:] == b) if nb > 1 else 1))]
-                rp = mem.read_port(transparent_for=(wp,) if self.transparent else ())
+                rp = mem.read_port(transparent_for=(wp,) if self.transparent and not self.own_transparency else ())
             m.d.comb += rp.addr.eq(ra[:lo])
             out = rp.data
-            if self.poison and not self.rom and not self.transparent:
+            if self.poison and not self.rom and (self.own_transparency or not self.transparent):
                 collided = Signal(name=f"collided{b}")  # the RAM wrote the word it read, this edge
                 m.d.sync += collided.eq(wp.en & (wp.addr == rp.addr))
                 out = Signal(self.width, name=f"poisoned{b}")
                 m.d.comb += out.eq(rp.data ^ collided.replicate(self.width))
             outs.append(out)
-            regs.append(self._register(m, out))
+            regs.append(self._register(m, out, reset_less=True))
         data, q = Signal(self.width, name="rdata"), Signal(self.width, name="rq")
-        m.d.comb += [data.eq(Array(outs)[sel2] if nb > 1 else outs[0]), q.eq(Array(regs)[sel3] if nb > 1 else regs[0])]
+        bank_data = Array(outs)[sel2] if nb > 1 else outs[0]
+        if self.own_transparency:
+            m.d.comb += [data.eq(Mux(hit2, wd2, bank_data)), q.eq(Array(regs + [self._register(m, wd2)])[sel3])]
+        else:
+            m.d.comb += [data.eq(bank_data), q.eq(Array(regs)[sel3] if nb > 1 else regs[0])]
         m.d.comb += [port.eq(v) for r in self.read for port, v in ((r.data, data), (r.q, q))]
         return m
 
     @staticmethod
-    def _register(m, v):
-        r = Signal.like(v, name=(v.name or "v") + "_r")
+    def _register(m, v, reset_less=False):
+        r = Signal.like(v, name=(v.name or "v") + "_r", reset_less=reset_less)
         m.d.sync += r.eq(v)
         return r
 
@@ -224,15 +243,16 @@ class AccBuffers(wiring.Component):
     from the buffer its address named (the buffer bit delayed with the read). The ports numbered in
     ``first_only`` (read and write) belong to a user of buffer 0 only (the bias pass, the logits):
     they reach buffer 0 whatever their buffer bit, with no select, and the other buffers' ports
-    lack them (one user fewer ORed into their addresses: that route was the ULX3S's critical path)."""
+    lack them (one user fewer ORed into their addresses: that route was the ULX3S's critical path).
+    ``poison``, ``outreg``: as :class:`BankedMemory`'s."""
 
     def __init__(self, width: int, depth: int, *, buffers: int = 2, readers: int = 1, writers: int = 1,
-                 transparent=False, first_only=()):
+                 transparent=False, first_only=(), poison=True, outreg=True):
         self.width, self.depth, self.buffers = width, depth, buffers
         self.k = max(1, (depth - 1).bit_length())
         self.port_depth = buffers << self.k
         self.first_only = frozenset(first_only)
-        self._kw = dict(readers=readers, writers=writers, transparent=transparent)
+        self._kw = dict(readers=readers, writers=writers, transparent=transparent, poison=poison, outreg=outreg)
         self.transparent, self.registered_write, self.single_port = transparent, False, False
         super().__init__({"read": In(ReadPort(self.port_depth, width)).array(readers),
                           "write": In(WritePort(self.port_depth, width)).array(writers)})

@@ -510,9 +510,9 @@ class _Memories(wiring.Component):
 
 def test_board_builds_make_a_colliding_read_undefined(tmp_path):
     """Every board's yosys script runs :data:`COLLISION_ANY` before synthesis; it marks the read
-    ports of the banks that are not transparent, and no other (a transparent bank, a ROM, a memory
-    that is not a bank keep theirs), so Yosys adds no collision logic where the simulation's poison
-    checks that none is needed (tests/test_memory.py)."""
+    ports of the banks (a transparent bank's too: its transparency is its own logic, after the bank
+    register), and no other (a ROM, a memory that is not a bank keep theirs), so Yosys adds no
+    collision logic where the simulation's poison checks that none is needed (tests/test_memory.py)."""
     from csdformer.hw.memory import COLLISION_ANY
     yosys, plans = _yosys_and_plans(_Memories)
     for plan in plans:
@@ -525,7 +525,7 @@ def test_board_builds_make_a_colliding_read_undefined(tmp_path):
                    cwd=tmp_path, check=True, capture_output=True)
     marked = {n: (tmp_path / f"{n}.txt").read_text().split() for n in ("before", "after", "all")}
     assert marked["before"] == [] and len(marked["all"]) == 6
-    assert sorted(c.split("/")[0].rsplit(".", 1)[1] for c in marked["after"]) == ["img", "spk", "spk"]
+    assert sorted(c.split("/")[0].rsplit(".", 1)[1] for c in marked["after"]) == ["acc", "img", "spk", "spk"]
 
 
 def test_build_stage_relays_the_tools_own_log(tmp_path, monkeypatch, capsys):

@@ -125,6 +125,20 @@ def test_a_colliding_read_is_poisoned_and_without_poison_old():
     assert len(fails) == 1 and "in the cycle its write reaches the RAM" in fails[0]
 
 
+@pytest.mark.parametrize("outreg", [True, False], ids=["own", "ram"])
+def test_transparency_after_the_bank_registers_or_the_rams(outreg):
+    """A transparent memory's transparency is its own, after the bank registers (the ECP5 builds:
+    each bank register then moves into its block RAM), or the RAM's (``outreg=False``, the
+    iCE40): the same reads, poisoned or not."""
+    mem = product_memory("digits", 8, "mem")
+    mem._MustUse__silence = True  # its parameters only
+    for poison in (True, False):
+        other = BankedMemory(mem.width, mem.depth, readers=len(mem.read), writers=len(mem.write), transparent=True,
+                             registered_write=mem.registered_write, poison=poison, outreg=outreg)
+        assert other.own_transparency == outreg
+        assert check_memory(other, transparent=True, user=0) == []
+
+
 def test_every_users_port_is_ored():
     mem = product_memory("digits", 8, "acc")
     assert len(mem.read) == 3 and len(mem.write) >= 2
@@ -219,3 +233,27 @@ def test_acc_buffer_0s_own_user_reaches_buffer_0_only():
 
     simulate(mem, bench)
     assert fails == []
+
+
+def test_a_board_builds_memories_without_poison():
+    """``Accelerator(poison=False)`` (a board's core, ``csdformer rtl``) builds every memory without
+    the poison, ACC's buffers and the transparent memories too: a poisoned read is logic between a
+    block RAM and its register, which keeps the RAM's output register out (boards/outreg)."""
+    from csdformer import artifact as A
+    from csdformer.hw.accelerator import Accelerator
+    from csdformer.hw.program import compile_program
+
+    for lanes, single_port in ((16, ()), (1, ("cur", "weight"))):
+        program = compile_program(A.load(A.resolve_artifact("digits")), lanes, single_port=single_port)
+        for poison in (False, True):
+            accel = Accelerator(program, poison=poison)
+            mems = accel.memories()
+            for x in (accel, *mems.values()):
+                x._MustUse__silence = True  # made to read their parameters, not built
+            flags = {name: (m._kw["poison"] if isinstance(m, AccBuffers) else m.poison) for name, m in mems.items()}
+            assert flags == {name: poison for name in mems}, (lanes, poison, flags)
+            # transparency after the bank registers where a build can use the RAMs' output registers
+            own = {name for name, m in mems.items()
+                   if (m._kw["outreg"] and m._kw["transparent"] if isinstance(m, AccBuffers)
+                       else getattr(m, "own_transparency", False))}
+            assert own == (set() if program.compact else {"acc", "cnt", "mem"}), (lanes, own)
