@@ -14,9 +14,10 @@ time, keep going far enough to report a design that does not fit, and resolve ea
   collides with Amaranth's alias wires of array views, also named ``wire[i]``) and
   :data:`~csdformer.hw.memory.COLLISION_ANY` (a block RAM read that meets a write of its word
   is undefined: no collision logic);
-- ``script_after_synth`` (ECP5): a comment naming the pass that runs on the netlist between
-  yosys and nextpnr, :mod:`csdformer.boards.outreg` (each bank register moved into its block RAM
-  as the RAM's output register), so that a change to it names a new design in the bitstream cache.
+- ``script_after_synth`` (a board with :attr:`~csdformer.boards.targets.Board.outreg`): a comment
+  naming the pass that then runs on the netlist between yosys and nextpnr,
+  :mod:`csdformer.boards.outreg` (each bank register moved into its block RAM as the RAM's output
+  register), so that a change to it names a new design in the bitstream cache.
 
 A tool is taken from its Amaranth variable (``YOSYS``, ``NEXTPNR_ICE40``, ``ICEPACK``,
 ``NEXTPNR_ECP5``, ``ECPPACK``) if set, else ``yowasp-<tool>``, else ``<tool>`` on PATH. The
@@ -93,9 +94,11 @@ def _say(progress: bool, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def _run_stages(out: Path, name: str, tag: str, report: BuildReport, progress: bool, seeds: int = 1) -> None:
+def _run_stages(out: Path, name: str, tag: str, report: BuildReport, progress: bool, seeds: int = 1,
+                outreg: bool = False) -> None:
     """Run the rendered command lines in ``out``; record stage times and failures in ``report``.
-    nextpnr runs up to ``seeds`` times (:func:`_place`)."""
+    nextpnr runs up to ``seeds`` times (:func:`_place`); ``outreg``: the netlist pass
+    :mod:`csdformer.boards.outreg` runs after yosys."""
     commands = json.loads((out / f"build_{name}.json").read_text())["commands"]
     for cmd in commands:
         argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
@@ -116,7 +119,7 @@ def _run_stages(out: Path, name: str, tag: str, report: BuildReport, progress: b
             report.errors.append(f"yosys wrote no netlist; see {out / f'{name}.rpt'} (a YoWASP tool cannot reach "
                                  "absolute paths under /tmp, its own temporary folder)")
             return
-        if stage == "yosys" and rc == 0 and report.family == "ecp5":
+        if stage == "yosys" and rc == 0 and outreg:
             report.notes.append(absorb_file(out / f"{name}.json").line())
         if rc != 0:
             report.errors.append(f"{stage} failed (exit {rc}); see {out / f'{name}.{stage}.out'}")
@@ -288,7 +291,7 @@ def render(top, board, *, name: str = "top", threads: int = 1, seed: int | None 
     if seed is not None:
         opts.append(f"--seed {int(seed)}")
     overrides = {"nextpnr_opts": " ".join(opts), "script_after_read": f"{HIDE_BRACKETED}\n{COLLISION_ANY}"}
-    if board.family == "ecp5":
+    if board.outreg:
         overrides["script_after_synth"] = OUTREG_NOTE
     if board.synth_opts:
         overrides["synth_opts"] = board.synth_opts
@@ -345,7 +348,7 @@ def build(top, board, out_dir, *, freq_mhz=None, name: str = "top", threads: int
         plan = render(top, board, name=name, threads=threads, seed=seed)
     plan.extract(out)
     report.stages["elaborate"] = time.monotonic() - t0
-    _run_stages(out, name, tag, report, progress, seeds)
+    _run_stages(out, name, tag, report, progress, seeds, outreg=board.outreg)
     _collect(out, name, board.family, report)
     report.seconds = time.monotonic() - t0
     report.write(out)

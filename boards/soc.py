@@ -64,14 +64,16 @@ def accelerator_core(program, divisor: int, *, board, clock_hz: float) -> wiring
     from the board's flash at :attr:`~csdformer.boards.targets.Board.model_offset` (quad reads
     where the board wires IO2/IO3). ``divisor`` is the UART's clock cycles per bit
     (:func:`uart_divisor`). Its memories leave out the simulation's collision poison: the build
-    makes a colliding read undefined instead (:data:`csdformer.hw.memory.COLLISION_ANY`). ``csdformer build`` finds this function through
+    makes a colliding read undefined instead (:data:`csdformer.hw.memory.COLLISION_ANY`); its
+    transparent memories are built for the block RAMs' output registers where the board says so
+    (:attr:`~csdformer.boards.targets.Board.outreg`). ``csdformer build`` finds this function through
     :data:`csdformer.boards.cli_build.CORE_PROVIDER`.
     """
     from ..hw.device import FlashDevice
 
     return FlashDevice(program, divisor=divisor, timeout=LINK_TIMEOUT_BYTES * 10 * divisor, clock_hz=clock_hz,
                        base=board.model_offset, flash_divisor=flash_divisor(clock_hz),
-                       lines=4 if board.flash_quad else 1, poison=False)
+                       lines=4 if board.flash_quad else 1, poison=False, outreg=board.outreg)
 
 
 def check_core(core) -> wiring.Component:

@@ -104,6 +104,11 @@ class Board:
     acc_depth : int or None
         Words of ACC and MEM the board's builds are limited to: a synaptic op with a larger current
         is split into output tiles; None: as large as the model's largest current.
+    outreg : bool
+        Build every block RAM's bank register as the RAM's output register (the ECP5's DP16KD:
+        ``Accelerator(outreg=True)`` and :mod:`csdformer.boards.outreg` on the netlist). No board
+        sets it: with it the OrangeCrab's digits build placed at a median 153.7 MHz over five
+        seeds (156.2 without) and the ULX3S's missed 100 MHz at three (docs/results.md, session 19).
     resident_kbit : int
         A model whose weights take at most this many kbit of block RAM holds them all on chip
         (``compile_program(resident=True)``): the loader reads them once after reset instead of for
@@ -136,6 +141,7 @@ class Board:
     weight_depth: int | None = None
     acc_depth: int | None = None
     resident_kbit: int = 0
+    outreg: bool = False
 
     @property
     def programming(self) -> Programming:

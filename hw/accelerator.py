@@ -78,12 +78,16 @@ class Accelerator(wiring.Component):
     ``poison`` (simulation, the default): a memory read that meets a write of its word returns the
     word inverted (:class:`~csdformer.hw.memory.BankedMemory`), so the verification shows whether
     any phase unit uses such a read; a board build leaves it out and lets Yosys make that read
-    undefined (:data:`~csdformer.hw.memory.COLLISION_ANY`).
+    undefined (:data:`~csdformer.hw.memory.COLLISION_ANY`). ``outreg``: the transparent
+    memories' transparency after their bank registers, so that an ECP5 build can move every bank
+    register into its block RAM (:mod:`csdformer.boards.outreg`); not where the units are compact
+    (the iCE40: no output register). Off by default: on the boards' builds it did not raise the
+    clock (docs/results.md, session 19).
     """
 
-    def __init__(self, program: Program, *, base: int = 0, poison: bool = True):
+    def __init__(self, program: Program, *, base: int = 0, poison: bool = True, outreg: bool = False):
         self.program = p = program
-        self.poison = poison
+        self.poison, self.outreg = poison, outreg
         self.lanes, self.T = p.lanes, p.T
         self.pixel_bits, self.n_pixels, self.num_classes = p.pixel_bits, p.n_pixels, p.num_classes
         self.logit_width = p.widths["acc"]
@@ -113,10 +117,7 @@ class Accelerator(wiring.Component):
         p = self.program
         P, W, D, sp = p.lanes, p.widths, p.depths, p.single_port
         poison = self.poison
-        # Transparency after the bank registers, so that an ECP5 build moves them into the block RAMs
-        # (boards/outreg); compact (the iCE40: no output register, its logic cells nearly all used)
-        # the RAM's own.
-        own = {"poison": poison, "outreg": not p.compact}
+        own = {"poison": poison, "outreg": self.outreg and not p.compact}  # (the class docstring)
 
         return {
             "spk": BankedMemory(P, D["spk"], readers=4 + p.pool_counts, writers=3, registered_write=True,

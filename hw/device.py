@@ -23,7 +23,7 @@ class FlashDevice(wiring.Component):
 
     Ports: ``rx``, ``tx`` (UART pins), ``busy``, ``error`` (a link error, or a flash image that is
     not for this fabric), ``flash`` (:class:`QspiPins`). ``divisor``/``timeout``: the link's;
-    ``clock_hz``, ``flash_divisor``, ``lines``: the reader's; ``poison``: the accelerator's."""
+    ``clock_hz``, ``flash_divisor``, ``lines``: the reader's; ``poison``, ``outreg``: the accelerator's."""
 
     rx: In(1, init=1)
     tx: Out(1, init=1)
@@ -32,8 +32,8 @@ class FlashDevice(wiring.Component):
     flash: Out(QspiPins())
 
     def __init__(self, program, *, divisor: int, timeout: int, clock_hz: float, base: int = 0,
-                 flash_divisor: int = 1, lines: int = 4, poison: bool = True):
-        self.accelerator = Accelerator(program, base=base, poison=poison)
+                 flash_divisor: int = 1, lines: int = 4, poison: bool = True, outreg: bool = False):
+        self.accelerator = Accelerator(program, base=base, poison=poison, outreg=outreg)
         self.reader = QspiFlashReader(clock_hz=clock_hz, divisor=flash_divisor, lines=lines)
         self.soc = LinkSoC(self.accelerator, divisor=divisor, timeout=timeout)
         super().__init__()

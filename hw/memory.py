@@ -19,14 +19,13 @@ the verification catches two users in one cycle.
 
 A write lands on the bank its address names; with ``registered_write`` it is applied a cycle
 later (for write data that comes out of adders). ``transparent`` makes a read see a write to the
-same word in the cycle the RAM reads it: not the RAM's own transparency (Yosys builds that as a
-multiplexer between the block RAM's output and its register) but the memory's: whether the write
-met the read is registered beside it, and the written word joins the bank registers as one more
-input of the select. So every bank's register takes the RAM's output and nothing else, and is
-reset-less: a board build moves it into the block RAM (the DP16KD's output register,
-:mod:`csdformer.boards.outreg`), whose output is then fast (about 1 ns instead of 4 to 6). Without
-``outreg`` (the iCE40, whose block RAM has no output register: its logic cells are what count) the
-read port is the RAM's own transparent one.
+same word in the cycle the RAM reads it: the RAM's own transparency (Yosys builds it as a
+multiplexer between the block RAM's output and the bank register), or with ``outreg`` the memory's:
+whether the write met the read is registered beside it, and the written word joins the bank
+registers as one more input of the select. Every bank's register is reset-less, and with
+``outreg`` it takes the RAM's output and nothing else, so that a build can move it into the block
+RAM (the DP16KD's output register, :mod:`csdformer.boards.outreg`), whose output then comes about
+1 ns after the edge instead of 4 to 6 (no board does yet: :attr:`csdformer.boards.targets.Board.outreg`).
 
 A read of a memory that is not transparent never needs the word written in the cycle the RAM reads
 it (a collision): no phase unit reads a word while another writes it. So the board builds declare
@@ -150,7 +149,7 @@ class BankedMemory(wiring.Component):
     """
 
     def __init__(self, width: int, depth: int, *, readers: int = 1, writers: int = 1, init=(), rom=False,
-                 transparent=False, registered_write=False, single_port=False, poison=True, outreg=True):
+                 transparent=False, registered_write=False, single_port=False, poison=True, outreg=False):
         self.init = list(init)
         if single_port and (rom or transparent or self.init):
             raise ValueError("a single-port RAM has no initial contents and no transparency")
@@ -247,7 +246,7 @@ class AccBuffers(wiring.Component):
     ``poison``, ``outreg``: as :class:`BankedMemory`'s."""
 
     def __init__(self, width: int, depth: int, *, buffers: int = 2, readers: int = 1, writers: int = 1,
-                 transparent=False, first_only=(), poison=True, outreg=True):
+                 transparent=False, first_only=(), poison=True, outreg=False):
         self.width, self.depth, self.buffers = width, depth, buffers
         self.k = max(1, (depth - 1).bit_length())
         self.port_depth = buffers << self.k

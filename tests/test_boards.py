@@ -490,7 +490,7 @@ def test_synthesis_hides_array_element_names(tmp_path):
 
 class _Memories(wiring.Component):
     """Each kind of memory a board design holds: banks of two memories that are not transparent
-    (2 and 1 banks), a transparent one, a ROM, and a memory of Amaranth's own (as the link's)."""
+    (2 and 1 banks), a transparent one (through the RAM, and after its register), a ROM, and a memory of Amaranth's own (as the link's)."""
     q: Out(8)
 
     def elaborate(self, platform):
@@ -500,19 +500,22 @@ class _Memories(wiring.Component):
         m.submodules.spk = BankedMemory(1, 32768, poison=False)  # two banks of 16384 bits
         m.submodules.img = BankedMemory(8, 64, poison=False)
         m.submodules.acc = BankedMemory(8, 64, transparent=True)
+        m.submodules.own = BankedMemory(8, 64, transparent=True, outreg=True)
         m.submodules.rom = BankedMemory(8, 64, rom=True, init=range(64))
         m.submodules.image_mem = mem = Memory(shape=8, depth=64, init=[])
         wp, rp = mem.write_port(), mem.read_port()
         m.d.comb += [wp.en.eq(self.q[0]), self.q.eq(rp.data ^ m.submodules.spk.read[0].q ^ m.submodules.img.read[0].q
-                                                   ^ m.submodules.acc.read[0].q ^ m.submodules.rom.read[0].q)]
+                                                   ^ m.submodules.acc.read[0].q ^ m.submodules.rom.read[0].q
+                                                   ^ m.submodules.own.read[0].q)]
         return m
 
 
 def test_board_builds_make_a_colliding_read_undefined(tmp_path):
     """Every board's yosys script runs :data:`COLLISION_ANY` before synthesis; it marks the read
-    ports of the banks (a transparent bank's too: its transparency is its own logic, after the bank
-    register), and no other (a ROM, a memory that is not a bank keep theirs), so Yosys adds no
-    collision logic where the simulation's poison checks that none is needed (tests/test_memory.py)."""
+    ports of the banks that are not transparent through the RAM, and no other (a transparent bank,
+    a ROM, a memory that is not a bank keep theirs), so Yosys adds no collision logic where the
+    simulation's poison checks that none is needed (tests/test_memory.py). A bank transparent after
+    its register (``outreg``) is marked too: its transparency is its own logic."""
     from csdformer.hw.memory import COLLISION_ANY
     yosys, plans = _yosys_and_plans(_Memories)
     for plan in plans:
@@ -524,8 +527,8 @@ def test_board_builds_make_a_colliding_read_undefined(tmp_path):
                                        f"{listed.format('after')}; tee -o all.txt select -list t:$memrd_v2"],
                    cwd=tmp_path, check=True, capture_output=True)
     marked = {n: (tmp_path / f"{n}.txt").read_text().split() for n in ("before", "after", "all")}
-    assert marked["before"] == [] and len(marked["all"]) == 6
-    assert sorted(c.split("/")[0].rsplit(".", 1)[1] for c in marked["after"]) == ["acc", "img", "spk", "spk"]
+    assert marked["before"] == [] and len(marked["all"]) == 7
+    assert sorted(c.split("/")[0].rsplit(".", 1)[1] for c in marked["after"]) == ["img", "own", "spk", "spk"]
 
 
 def test_build_stage_relays_the_tools_own_log(tmp_path, monkeypatch, capsys):

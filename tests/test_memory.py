@@ -246,14 +246,15 @@ def test_a_board_builds_memories_without_poison():
     for lanes, single_port in ((16, ()), (1, ("cur", "weight"))):
         program = compile_program(A.load(A.resolve_artifact("digits")), lanes, single_port=single_port)
         for poison in (False, True):
-            accel = Accelerator(program, poison=poison)
-            mems = accel.memories()
-            for x in (accel, *mems.values()):
-                x._MustUse__silence = True  # made to read their parameters, not built
-            flags = {name: (m._kw["poison"] if isinstance(m, AccBuffers) else m.poison) for name, m in mems.items()}
-            assert flags == {name: poison for name in mems}, (lanes, poison, flags)
-            # transparency after the bank registers where a build can use the RAMs' output registers
-            own = {name for name, m in mems.items()
-                   if (m._kw["outreg"] and m._kw["transparent"] if isinstance(m, AccBuffers)
-                       else getattr(m, "own_transparency", False))}
-            assert own == (set() if program.compact else {"acc", "cnt", "mem"}), (lanes, own)
+            for outreg in (False, True):
+                accel = Accelerator(program, poison=poison, outreg=outreg)
+                mems = accel.memories()
+                for x in (accel, *mems.values()):
+                    x._MustUse__silence = True  # made to read their parameters, not built
+                flags = {name: (m._kw["poison"] if isinstance(m, AccBuffers) else m.poison) for name, m in mems.items()}
+                assert flags == {name: poison for name in mems}, (lanes, poison, flags)
+                # transparency after the bank registers where a build uses the RAMs' output registers
+                own = {name for name, m in mems.items()
+                       if (m._kw["outreg"] and m._kw["transparent"] if isinstance(m, AccBuffers)
+                           else getattr(m, "own_transparency", False))}
+                assert own == ({"acc", "cnt", "mem"} if outreg and not program.compact else set()), (lanes, own)

