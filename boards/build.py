@@ -275,8 +275,9 @@ def _collect(out: Path, name: str, family: str, report: BuildReport) -> None:
 # logic, so their names are made private before synthesis; every bit keeps its main wire's name.
 HIDE_BRACKETED = "rename -hide w:*[[]*"
 
-# The ECP5 script's last line: the netlist pass that follows yosys (:func:`_run_stages`), named in
-# the rendered design so that the bitstream cache tells builds with and without it apart.
+# The yosys script's last line on a board with ``outreg``: the netlist pass that follows yosys
+# (:func:`_run_stages`), named in the rendered design so that the bitstream cache tells builds with
+# and without it apart.
 OUTREG_NOTE = "# then csdformer.boards.outreg on the netlist: bank registers into their block RAMs (OUTREG, v1)"
 
 

@@ -185,6 +185,7 @@ class BankedMemory(wiring.Component):
         bd = min(tile_depth(self.width, self.depth), 1 << max(0, (self.depth - 1).bit_length()))
         nb = -(-self.depth // bd)
         lo = max(1, (bd - 1).bit_length())
+        ram_transparent = self.transparent and not self.own_transparency  # the RAM's read port's own
         sel2 = Signal(range(nb), name="sel2")
         m.d.sync += sel2.eq(ra[lo:] if nb > 1 else 0)
         if self.own_transparency:  # the write that meets the read (c + 1), and its word, beside the RAM's read
@@ -205,10 +206,10 @@ class BankedMemory(wiring.Component):
             else:
                 wp = mem.write_port()
                 m.d.comb += [wp.addr.eq(wa[:lo]), wp.data.eq(wd), wp.en.eq(we & ((wa[lo:] == b) if nb > 1 else 1))]
-                rp = mem.read_port(transparent_for=(wp,) if self.transparent and not self.own_transparency else ())
+                rp = mem.read_port(transparent_for=(wp,) if ram_transparent else ())
             m.d.comb += rp.addr.eq(ra[:lo])
             out = rp.data
-            if self.poison and not self.rom and (self.own_transparency or not self.transparent):
+            if self.poison and not self.rom and not ram_transparent:
                 collided = Signal(name=f"collided{b}")  # the RAM wrote the word it read, this edge
                 m.d.sync += collided.eq(wp.en & (wp.addr == rp.addr))
                 out = Signal(self.width, name=f"poisoned{b}")
