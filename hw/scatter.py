@@ -300,10 +300,7 @@ class Scatter(PhaseUnit):
             m.d.comb += [words.op.eq(f), taps.op.eq(f)]
         else:  # the walks read their own copy of the op's fields, a cycle behind the sequencer's record
             m.d.comb += [words.op.eq(self._op_copy(m, f)), taps.op.eq(words.op)]
-        if p.compact:  # the word's position; the event's start adds the padding
-            m.d.comb += [taps.y.eq(words.c2), taps.x.eq(words.c1)]
-        else:  # each tap row's and column's border flag, kept by the word walk
-            m.d.comb += [taps.ym.eq(words.ym), taps.xm.eq(words.xm)]
+        m.d.comb += [taps.ym.eq(words.ym), taps.xm.eq(words.xm)]  # each tap row's and column's border flag
         fsm = self._control(m, _Events(self, m, words, taps, queue, issued), scan, acc, queue, flags)
         m.d.comb += [words.restart.eq(fsm.ongoing("IDLE")), taps.restart.eq(fsm.ongoing("IDLE"))]
         one_hot_in_synthesis(fsm)  # a state is one flip-flop: none decoded on the event paths

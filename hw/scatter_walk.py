@@ -57,23 +57,25 @@ class WordWalk(wiring.Component):
     (``Bb[0] + bmul[b]``: starting an event is a mux, not an addition). ``restart``: the frame's
     first word, from the fields of ``op``; ``step``: the next word.
 
-    Where the units are not compact it also keeps, for each tap row ``k`` of the position, whether
+    It also keeps, for each tap row ``k`` of the position, whether
     its output row ``c2 + pad − k`` is outside the output (``ym``: a conv's border, ``check``), and
     for each tap column whether its output column ``c1 + pad − k`` is (``xm``), so that an event's
     fan-out (:class:`TapWalk`) takes its border flags from registers: no compare on its walk (a
     compare of the tap's column there was the OrangeCrab's critical path, 157.9 MHz; before, the
     first tap's addition and compare at the event's start, a ULX3S one, 95.9 MHz). A step to the
     next column shifts ``xm`` by one (tap ``k`` of the new column is tap ``k − 1`` of the old) and
-    compares only its first tap's column; the next row likewise ``ym``."""
+    compares only its first tap's column; the next row likewise ``ym``. The compact build (the
+    iCEBreaker) does so too: its walk's compares were its critical path (``check`` → the tap
+    column's compare → ``done``, 32.2 MHz), and the flags take fewer logic cells than the
+    position registers and compares they replace (session 20: 36.0 MHz, 53 cells fewer)."""
 
     def __init__(self, program, layout):
         A, P = addr_shape(program), program.lanes
         nb, nw = _counter_width(layout), _width(layout, "words_m1")
         self.compact = program.compact
-        pos = {} if self.compact else {"ym": Out(taps(layout)), "xm": Out(taps(layout))}
         super().__init__({"op": In(layout), "restart": In(1), "step": In(1), "last": Out(1),
                           "wi": Out(max(nw, 3) + 1), "c1": Out(nb), "c2": Out(nw + 1), "E": Out(A),
-                          "Bb": Out(data.ArrayLayout(A, P)), **pos})
+                          "Bb": Out(data.ArrayLayout(A, P)), "ym": Out(taps(layout)), "xm": Out(taps(layout))})
         self.nb, self.P, self.K = nb, P, taps(layout)
         self.pshape = _position_shape(layout)
 
@@ -86,25 +88,22 @@ class WordWalk(wiring.Component):
         def set_b(value_of):
             return [Bb[0].eq(value_of(Bb[0], 0))] + [Bb[b].eq(value_of(Bb[b], f.bmul[b])) for b in range(1, self.P)]
 
-        if self.compact:
-            row = col = first_col = next_row = []
-        else:  # the first tap's output row and column (ys, xs), each tap's border flag
-            ys, xs = Signal(self.pshape, name="ys"), Signal(self.pshape, name="xs")
-            ym, xm = self.ym, self.xm
+        # the first tap's output row and column (ys, xs), each tap's border flag
+        ys, xs = Signal(self.pshape, name="ys"), Signal(self.pshape, name="xs")
+        ym, xm = self.ym, self.xm
 
-            def first(n):  # tap k of the first row or column (c + pad = pad) outside
-                return Cat(*[f.check & ((f.pad < k) | (f.pad >= n + k)) for k in range(self.K)])
+        def first(n):  # tap k of the first row or column (c + pad = pad) outside
+            return Cat(*[f.check & ((f.pad < k) | (f.pad >= n + k)) for k in range(self.K)])
 
-            # the next row / column: its first tap compared (ys + 1 >= 0), the others shifted in
-            row = [ys.eq(ys + 1), ym.eq(Cat(f.check & (ys + 1 >= f.hout), ym[:-1]))]
-            col = [xs.eq(xs + 1), xm.eq(Cat(f.check & (xs + 1 >= f.wout), xm[:-1]))]
-            first_col = [xs.eq(f.pad), xm.eq(first(f.wout))]
-            next_row = first_col + row
+        # the next row / column: its first tap compared (ys + 1 >= 0), the others shifted in
+        row = [ys.eq(ys + 1), ym.eq(Cat(f.check & (ys + 1 >= f.hout), ym[:-1]))]
+        col = [xs.eq(xs + 1), xm.eq(Cat(f.check & (xs + 1 >= f.wout), xm[:-1]))]
+        first_col = [xs.eq(f.pad), xm.eq(first(f.wout))]
+        next_row = first_col + row
         with m.If(self.restart):
             m.d.sync += c0.restart() + c1.restart() + [self.wi.eq(0), self.c2.eq(0), E.eq(f.e_base)] + \
                 set_b(lambda _, o: f.b_base + o)
-            if not self.compact:
-                m.d.sync += first_col + [ys.eq(f.pad), ym.eq(first(f.hout))]
+            m.d.sync += first_col + [ys.eq(f.pad), ym.eq(first(f.hout))]
         with m.Elif(self.step):
             m.d.sync += self.wi.eq(self.wi + 1)
             move = _Move(m, self.compact, (E, f.e_j0, f.e_j1, f.e_j2),
@@ -121,9 +120,9 @@ class WordWalk(wiring.Component):
 class TapWalk(wiring.Component):
     """An event's fan-out, one lane word a cycle: the tap (``k0`` fastest, then ``k1``, ``k2``),
     ``FA``, the output word's offset from the input word's ``E``, and ``RO``, the weight row.
-    ``restart``: no event (every tap counter at 0); ``start``: an event at input position ``(y,
-    x)`` whose first row is ``row`` (not compact: instead of ``y``, ``x`` each tap row's and
-    column's border flag, ``ym``, ``xm``, from :class:`WordWalk`); ``step``: the next tap, or after
+    ``restart``: no event (every tap counter at 0); ``start``: an event whose first row is ``row``,
+    with each tap row's and column's border flag at its position (``ym``, ``xm``, from
+    :class:`WordWalk`); ``step``: the next tap, or after
     the last (``done``) back to the first. ``k0_last``: the tap's lane word is the last of its
     output row.
 
@@ -132,41 +131,30 @@ class TapWalk(wiring.Component):
     there skips the whole tap row (from its first tap: ``fa_r``, ``fw_r``) or tap column (``fa_c``,
     ``fw_c``; from the last column to the next row ``fa_cr``, ``fw_cr``) in one cycle instead of
     walking its lane words. A tap row or column is always entered at its first lane word, where
-    the skip is decided. The two flags are registers, set for the tap being entered, so no compare
-    sits before the step's adders. Compact, the walk keeps ``oy``, ``ox`` and the next row's or
-    column's flag compares ``oy`` / ``ox`` itself (``oy − 1 < 0`` as ``oy ≤ 0``), not the
-    decremented value (the subtraction before the compares was a ULX3S critical path, 93.7 MHz);
-    not compact, it keeps the event's flags (``rm``: the rows from this one on, ``cm``: the columns
-    of this row from this one on, ``xm0``: every column's) and shifts them, so the next flag is a
-    register's bit (the compare of ``ox`` into ``done`` was the OrangeCrab's critical path, 157.9
-    MHz). The fan-out's cycles per position: :func:`csdformer.hw.scatter.tap_cycles`."""
+    the skip is decided. The two flags are registers' bits, set for the tap being entered, so no
+    compare sits before the step's adders: the walk keeps the event's flags (``rm``: the rows from
+    this one on, ``cm``: the columns of this row from this one on, ``xm0``: every column's) and
+    shifts them, so the next flag is a register's bit (the compare of ``ox`` into ``done`` was the
+    OrangeCrab's critical path, 157.9 MHz, and the iCEBreaker's, 32.2 MHz). The fan-out's cycles
+    per position: :func:`csdformer.hw.scatter.tap_cycles`."""
 
     def __init__(self, program, layout):
-        A, nb = addr_shape(program), _counter_width(layout)
-        P, K = _position_shape(layout), taps(layout)
-        pos = {"y": In(P), "x": In(P)} if program.compact else {"ym": In(K), "xm": In(K)}  # (WordWalk's)
-        super().__init__({"op": In(layout), "restart": In(1), "start": In(1), "row": In(A), "step": In(1), **pos,
+        A, nb, K = addr_shape(program), _counter_width(layout), taps(layout)
+        super().__init__({"op": In(layout), "restart": In(1), "start": In(1), "row": In(A), "step": In(1),
+                          "ym": In(K), "xm": In(K),  # (WordWalk's)
                           "FA": Out(A), "RO": Out(A), "k1": Out(nb), "k2": Out(nb), "k0_last": Out(1),
                           "row_out": Out(1), "col_out": Out(1), "done": Out(1)})
-        self.nb, self.P, self.K = nb, P, K
+        self.nb, self.K = nb, K
         self.compact = program.compact
 
     def elaborate(self, platform):
         m = Module()
         f, FA, RO = self.op, self.FA, self.RO
         k0, k1, k2 = (Counter(n, self.nb, limit) for n, limit in (("k0", f.f0_m1), ("k1", f.f1_m1), ("k2", f.f2_m1)))
-        if self.compact:
-            oy, ox, x0 = (Signal(self.P, name=n) for n in ("oy", "ox", "x0"))  # x0: ox of a row's first column
-        else:  # the border flags of the rows from this one, this row's columns from this one, every column
-            rm, cm, xm0 = (Signal(self.K, name=n) for n in ("rm", "cm", "xm0"))
-            m.d.comb += [self.row_out.eq(rm[0]), self.col_out.eq(cm[0])]
+        # the border flags of the rows from this one, this row's columns from this one, every column
+        rm, cm, xm0 = (Signal(self.K, name=n) for n in ("rm", "cm", "xm0"))
+        m.d.comb += [self.row_out.eq(rm[0]), self.col_out.eq(cm[0])]
         m.d.comb += [self.k1.eq(k1.value), self.k2.eq(k2.value), self.k0_last.eq(k0.last)]
-
-        def outside(v, n):
-            return f.check & ((v < 0) | (v >= n))
-
-        def outside_after(v, n):  # outside(v - 1, n), compared on v: no subtraction before the compares
-            return f.check & ((v <= 0) | (v > n))
 
         # ``done`` is a register, set for the tap being entered: the event ends at this tap's step
         # when it is on the last tap row and the row is outside, or on the last column and the
@@ -197,17 +185,11 @@ class TapWalk(wiring.Component):
         L0r, L1r = f.f0_m1 == 0, f.f1_m1 == 0  # the last flags of a restarted k0, k1
         L0s, L1s, L2s = (k.value + 1 == k.limit for k in (k0, k1, k2))  # of a stepped one
 
-        def to_row():  # enter the next tap row, oy − 1 (and its first column)
-            if not self.compact:
-                return [rm.eq(rm[1:]), cm.eq(xm0), ends(L2s, rm[1], L1r, xm0[0], L0r)]
-            r, c = outside_after(oy, f.hout), outside(x0, f.wout)
-            return [oy.eq(oy - 1), self.row_out.eq(r), ox.eq(x0), self.col_out.eq(c), ends(L2s, r, L1r, c, L0r)]
+        def to_row():  # enter the next tap row (and its first column)
+            return [rm.eq(rm[1:]), cm.eq(xm0), ends(L2s, rm[1], L1r, xm0[0], L0r)]
 
-        def to_col():  # the next column of this row, ox − 1 (inside)
-            if not self.compact:
-                return [cm.eq(cm[1:]), ends(k2.last, 0, L1s, cm[1], L0r)]
-            c = outside_after(ox, f.wout)
-            return [ox.eq(ox - 1), self.col_out.eq(c), ends(k2.last, 0, L1s, c, L0r)]
+        def to_col():  # the next column of this row (inside)
+            return [cm.eq(cm[1:]), ends(k2.last, 0, L1s, cm[1], L0r)]
 
         first = k0.restart() + k1.restart() + k2.restart() + [FA.eq(0)]
         next_row = k0.restart() + k1.restart() + k2.step() + to_row()
@@ -247,15 +229,11 @@ class TapWalk(wiring.Component):
             with m.If(self.restart):
                 m.d.sync += first
         with m.If(self.start):  # the event's first tap: every counter at 0
-            m.d.sync += RO.eq(self.row)
-            if self.compact:  # the position (y, x) of the word
-                y0, xs = self.y + f.pad, self.x + f.pad
-                r, c = outside(y0, f.hout), outside(xs, f.wout)
-                m.d.sync += [oy.eq(y0), self.row_out.eq(r), ox.eq(xs), x0.eq(xs), self.col_out.eq(c),
-                             ends(f.f2_m1 == 0, r, L1r, c, L0r)]
-            else:  # its taps' border flags
-                r, c = self.ym[0], self.xm[0]
-                m.d.sync += [rm.eq(self.ym), cm.eq(self.xm), xm0.eq(self.xm)]
+            # its taps' border flags
+            r, c = self.ym[0], self.xm[0]
+            m.d.sync += [RO.eq(self.row), rm.eq(self.ym), cm.eq(self.xm), xm0.eq(self.xm)]
+            if self.compact:
+                m.d.sync += ends(f.f2_m1 == 0, r, L1r, c, L0r)
         if not self.compact:
             done_start = Signal(name="done_start")  # from registers only
             m.d.comb += done_start.eq(ends_value(f.f2_m1 == 0, r, L1r, c, L0r))

@@ -54,12 +54,9 @@ def _walk(program, op):
         ctx.set(taps.restart, 0)
         for y in range(n2):
             for x in range(n1):
-                if program.compact:  # the word's position
-                    ctx.set(taps.y, y)
-                    ctx.set(taps.x, x)
-                else:  # each tap row's and column's border flag (WordWalk's, tested below)
-                    ctx.set(taps.ym, _flags(f, y, "hout", taps.K))
-                    ctx.set(taps.xm, _flags(f, x, "wout", taps.K))
+                # each tap row's and column's border flag (WordWalk's, tested below)
+                ctx.set(taps.ym, _flags(f, y, "hout", taps.K))
+                ctx.set(taps.xm, _flags(f, x, "wout", taps.K))
                 ctx.set(taps.start, 1)
                 await ctx.tick()
                 ctx.set(taps.start, 0)
@@ -101,11 +98,13 @@ def test_tap_walk_matches_the_model(config, op_name):
         assert inside.min() < inside.max()
 
 
+@pytest.mark.parametrize("config", list(CONFIGS))
 @pytest.mark.parametrize("op_name", OPS)
-def test_word_walk_keeps_each_taps_border_flags(op_name):
-    """Not compact, the word walk keeps each tap row's and column's border flag of the word's
-    position (``ym``, ``xm``): at every word of the frame they equal the compares they replace."""
-    program = compile_program(A.load(A.resolve_artifact("digits")), 8)
+def test_word_walk_keeps_each_taps_border_flags(config, op_name):
+    """The word walk keeps each tap row's and column's border flag of the word's position (``ym``,
+    ``xm``), compact or not: at every word of the frame they equal the compares they replace."""
+    lanes, single_port = CONFIGS[config]
+    program = compile_program(A.load(A.resolve_artifact("digits")), lanes, single_port=single_port)
     op = next(o for o in program.ops if o.name == op_name and o.src in (Src.SYN, Src.IMG))
     layout = program.layout["source"].shape["scatter"].shape
     m = Module()
