@@ -228,14 +228,14 @@ class TapWalk(wiring.Component):
         if not self.compact:
             with m.If(self.restart):
                 m.d.sync += first
-        with m.If(self.start):  # the event's first tap: every counter at 0
-            # its taps' border flags
-            r, c = self.ym[0], self.xm[0]
+        # the event's first tap: every counter at 0, its taps' border flags; whether it ends there
+        starts_done = ends_value(f.f2_m1 == 0, self.ym[0], L1r, self.xm[0], L0r)
+        with m.If(self.start):
             m.d.sync += [RO.eq(self.row), rm.eq(self.ym), cm.eq(self.xm), xm0.eq(self.xm)]
             if self.compact:
-                m.d.sync += ends(f.f2_m1 == 0, r, L1r, c, L0r)
+                m.d.sync += self.done.eq(starts_done)
         if not self.compact:
             done_start = Signal(name="done_start")  # from registers only
-            m.d.comb += done_start.eq(ends_value(f.f2_m1 == 0, r, L1r, c, L0r))
+            m.d.comb += done_start.eq(starts_done)
             m.d.sync += self.done.eq(Mux(self.start, done_start, nd))
         return m

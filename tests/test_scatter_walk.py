@@ -4,8 +4,9 @@ input position, stepped as the scatter's fan-out steps it (a step a cycle until 
 cycles must equal ``scatter.tap_cycles`` at that position (the cycle model's count, written from
 the kernel, the padding and the output's size), and the lane words it issues (a step whose tap is
 inside the output) must be the taps inside the output times the output groups of a tap. A border
-flag compared one off (``oy <= 0`` as ``oy < 0``) changes both at the top row: the whole-machine
-tests and tests/test_scatter.py do not see every such case (stop 25's note)."""
+flag compared one off (the word walk's ``ys + 1 >= hout`` as ``> hout``) changes both at the
+border: the whole-machine tests and tests/test_scatter.py do not see every such case (stop 25's
+note)."""
 
 from __future__ import annotations
 
