@@ -4,8 +4,11 @@ tokens (:func:`csdformer.sim.golden.logits`); the logits leave one a beat, then 
 
 Per ACC word: its read (``OUT_RD``), three cycles to ACC's registered output (no block-RAM output
 feeds logic: the 100 MHz ECP5 builds need that), then its lanes leave from a shift register (no
-lane multiplexer). Cycles: :func:`cycles` (until the last logit; the prediction
-waits for its consumer).
+lane multiplexer). Each logit sent is the next cycle's candidate, compared with the best so far
+there (the compare's carry chain does not meet the consumer's ``ready``, which came from across
+the chip: the iCEBreaker's critical path); so the prediction is valid one cycle after the last
+logit's, once the last candidate is in. Cycles: :func:`cycles` (until the last logit; the
+prediction waits for its consumer).
 """
 
 from __future__ import annotations
@@ -50,6 +53,11 @@ class Logits(PhaseUnit):
         cls = Signal(range(nc + 1))
         best, best_i = Signal(signed(W)), Signal(range(max(nc, 2)))
         word = Signal(P * W)
+        # The logit sent last cycle (``cand_v``), taken unconditionally: only ``cand_v`` sees ``ready``.
+        cand, cand_i, cand_v = Signal(signed(W)), Signal.like(best_i), Signal()
+        m.d.sync += [cand.eq(word[:W].as_signed()), cand_i.eq(cls), cand_v.eq(0)]
+        with m.If(cand_v & ((cand_i == 0) | (cand > best))):  # lowest index wins ties
+            m.d.sync += [best.eq(cand), best_i.eq(cand_i)]
         with m.FSM(name="logits"):
             idle_state(m, self.ctl, "OUT_RD", [wi.eq(0)])
             with m.State("OUT_RD"):
@@ -66,9 +74,7 @@ class Logits(PhaseUnit):
                 val = word[:W].as_signed()
                 m.d.comb += [self.logits.valid.eq(1), self.logits.payload.eq(val)]
                 with m.If(self.logits.ready):
-                    with m.If((cls == 0) | (val > best)):  # lowest index wins ties
-                        m.d.sync += [best.eq(val), best_i.eq(cls)]
-                    m.d.sync += [cls.eq(cls + 1), lane.eq(lane + 1), word.eq(word >> W)]
+                    m.d.sync += [cand_v.eq(1), cls.eq(cls + 1), lane.eq(lane + 1), word.eq(word >> W)]
                     with m.If(cls == nc - 1):
                         m.d.comb += self.ctl.last.eq(1)
                         m.d.sync += cls.eq(0)
@@ -76,9 +82,9 @@ class Logits(PhaseUnit):
                     with m.Elif(lane == P - 1):
                         m.d.sync += wi.eq(wi + 1)
                         m.next = "OUT_RD"
-            with m.State("PRED"):
-                m.d.comb += [self.prediction.valid.eq(1), self.prediction.payload.eq(best_i)]
-                with m.If(self.prediction.ready):
+            with m.State("PRED"):  # the last logit's candidate is compared in its first cycle
+                m.d.comb += [self.prediction.valid.eq(~cand_v), self.prediction.payload.eq(best_i)]
+                with m.If(self.prediction.ready & ~cand_v):
                     m.d.comb += self.ctl.done.eq(1)
                     m.next = "IDLE"
         return m

@@ -1,7 +1,8 @@
 """The logits unit (hw/logits.py) against its golden slice, ``golden.logits`` (the head's current
 summed over the frames, which ACC holds after the head's steps) and ``golden.argmax`` (the lowest
 index wins ties), on the product's memories (sim/benchlib/phase_rig.py): every logit beat and the
-prediction bit-exact, cycles to the last logit equal to ``logits.cycles``; a flipped bit of one
+prediction bit-exact, cycles to the last logit equal to ``logits.cycles``, the prediction the
+cycle after the next; a flipped bit of one
 ACC read must fail."""
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def run_logits(name, lanes, tie, flip=None):
     compare(f"{name}@{lanes} prediction", np.array(preds), np.array([golden.argmax(want)]))
     n, end = measured  # the phase's cycles; the clock after its done and one more
     first = end - 1 - n  # the clock in the unit's first cycle
-    assert len(last) == 1 and last[0] - first + 1 == logits.cycles(program) and n == logits.cycles(program) + 1
+    # The prediction (and done) two cycles after the last logit: the last candidate is compared first.
+    assert len(last) == 1 and last[0] - first + 1 == logits.cycles(program) and n == logits.cycles(program) + 2
 
 
 @pytest.mark.parametrize("case_", CASES, ids=["digits@8", "digits@1", "fashion_mnist@16", "tie"])
