@@ -74,7 +74,7 @@ class WordWalk(wiring.Component):
         nb, nw = _counter_width(layout), _width(layout, "words_m1")
         self.compact = program.compact
         super().__init__({"op": In(layout), "restart": In(1), "step": In(1), "last": Out(1),
-                          "wi": Out(max(nw, 3) + 1), "c1": Out(nb), "c2": Out(nw + 1), "E": Out(A),
+                          "wi": Out(max(nw, 3) + 1), "c2": Out(nw + 1), "E": Out(A),
                           "Bb": Out(data.ArrayLayout(A, P)), "ym": Out(taps(layout)), "xm": Out(taps(layout))})
         self.nb, self.P, self.K = nb, P, taps(layout)
         self.pshape = _position_shape(layout)
@@ -83,7 +83,7 @@ class WordWalk(wiring.Component):
         m = Module()
         f, Bb, E = self.op, self.Bb, self.E
         c0, c1 = Counter("c0", self.nb, f.n0_m1), Counter("c1", self.nb, f.n1_m1)
-        m.d.comb += [self.c1.eq(c1.value), self.last.eq(self.wi == f.words_m1)]
+        m.d.comb += self.last.eq(self.wi == f.words_m1)
 
         def set_b(value_of):
             return [Bb[0].eq(value_of(Bb[0], 0))] + [Bb[b].eq(value_of(Bb[b], f.bmul[b])) for b in range(1, self.P)]
@@ -142,7 +142,7 @@ class TapWalk(wiring.Component):
         A, nb, K = addr_shape(program), _counter_width(layout), taps(layout)
         super().__init__({"op": In(layout), "restart": In(1), "start": In(1), "row": In(A), "step": In(1),
                           "ym": In(K), "xm": In(K),  # (WordWalk's)
-                          "FA": Out(A), "RO": Out(A), "k1": Out(nb), "k2": Out(nb), "k0_last": Out(1),
+                          "FA": Out(A), "RO": Out(A), "k0_last": Out(1),
                           "row_out": Out(1), "col_out": Out(1), "done": Out(1)})
         self.nb, self.K = nb, K
         self.compact = program.compact
@@ -154,7 +154,7 @@ class TapWalk(wiring.Component):
         # the border flags of the rows from this one, this row's columns from this one, every column
         rm, cm, xm0 = (Signal(self.K, name=n) for n in ("rm", "cm", "xm0"))
         m.d.comb += [self.row_out.eq(rm[0]), self.col_out.eq(cm[0])]
-        m.d.comb += [self.k1.eq(k1.value), self.k2.eq(k2.value), self.k0_last.eq(k0.last)]
+        m.d.comb += self.k0_last.eq(k0.last)
 
         # ``done`` is a register, set for the tap being entered: the event ends at this tap's step
         # when it is on the last tap row and the row is outside, or on the last column and the
@@ -183,7 +183,7 @@ class TapWalk(wiring.Component):
                     m.d.sync += s
 
         L0r, L1r = f.f0_m1 == 0, f.f1_m1 == 0  # the last flags of a restarted k0, k1
-        L0s, L1s, L2s = (k.value + 1 == k.limit for k in (k0, k1, k2))  # of a stepped one
+        L0s, L1s, L2s = (k.next_last for k in (k0, k1, k2))  # of a stepped one
 
         def to_row():  # enter the next tap row (and its first column)
             return [rm.eq(rm[1:]), cm.eq(xm0), ends(L2s, rm[1], L1r, xm0[0], L0r)]
