@@ -297,6 +297,7 @@ int main(int argc, char** argv) {
                 }
                 advance();
             }
+            if (!top->P_PRED_VALID) advance();  // the last logit's compare takes a cycle
             if (!top->P_PRED_VALID) throw std::string("no prediction after the logits");
             pred[i] = top->P_PRED_PAYLOAD;
             cyc[i] = top->cycles;
