@@ -1,0 +1,190 @@
+"""The SDRAM weight stream (hw/sdram.py) against the timing-checking SDRAM model
+(sim/sdram_model.py), in Amaranth's simulator: the flash image copied after reset (as long as its
+header says, clamped), then reads at odd and even addresses across row ends and refreshes, each
+byte equal to the image's and handed out exactly ``latency + i`` cycles after the ``cmd``, with the
+model reporting no violation; a controller built for a faster part than the model's must be
+caught."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import struct
+
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib.wiring import connect
+from amaranth.sim import Simulator
+
+from csdformer.hw.sdram import AS4C32M16SB, SdramCmd, SdramStream
+from csdformer.hw.weightstream import RomStream
+from csdformer.sim.sdram_model import SdramModel, Violation
+
+CLOCK = 100e6
+# The chip's own timing, but a 2 µs power-up wait (simulation time); and a page of 16 words, so
+# that short reads cross row ends (the controller keeps one row open).
+FAST_INIT = dataclasses.replace(AS4C32M16SB, t_init=2e3)
+SMALL_PAGE = dataclasses.replace(FAST_INIT, name="small page", cols=16, rows=8192 * 64)
+
+
+def image_of(n: int, length: int | None = None, seed: int = 1) -> bytes:
+    """``n`` random bytes whose header (bytes 16-19) says ``length`` (default ``n``)."""
+    body = bytearray(random.Random(seed).randbytes(n))
+    body[16:20] = struct.pack("<I", n if length is None else length)
+    return bytes(body)
+
+
+def rig(image: bytes, *, part=SMALL_PAGE, model_part=None, max_bytes=1 << 24, words=1 << 14, clock_hz=CLOCK):
+    m = Module()
+    m.submodules.rom = rom = RomStream(image, byte_cycles=3)  # a slow source, as the flash is
+    m.submodules.sdram = sdram = SdramStream(clock_hz=clock_hz, part=part, max_bytes=max_bytes)
+    m.submodules.model = model = SdramModel(words=words, clock_hz=clock_hz, part=model_part or part)
+    connect(m, sdram.source, rom.bus)
+    connect(m, sdram.pins, model.pins)
+    return m, sdram, model
+
+
+async def copied(ctx, sdram, model, limit=200_000):
+    n = 0
+    while not ctx.get(sdram.bus.cmd.ready):
+        await ctx.tick()
+        n += 1
+        assert not ctx.get(model.error), f"model: {ctx.get(model.violation)} during the copy"
+        assert n < limit, "the copy did not end"
+    return n
+
+
+async def read(ctx, sdram, addr: int, n: int) -> list[tuple[int, int]]:
+    """(cycle after the handshake, byte) of ``n`` bytes from ``addr``, the user always ready."""
+    bus = sdram.bus
+    ctx.set(bus.data.ready, 1)
+    ctx.set(bus.cmd.payload, addr)
+    ctx.set(bus.cmd.valid, 1)
+    await ctx.tick()  # the handshake (ready is high while serving)
+    ctx.set(bus.cmd.valid, 0)
+    got, cycle = [], 0
+    while len(got) < n:
+        cycle += 1
+        valid, byte = ctx.get(bus.data.valid), ctx.get(bus.data.payload)
+        if valid:
+            got.append((cycle, byte))
+        await ctx.tick()
+        assert cycle < sdram.latency + 4 * n + 100, f"read at {addr}: {len(got)} of {n} bytes"
+    return got
+
+
+def test_copy_then_reads_exact_in_time_and_data():
+    img = image_of(1500)
+    m, sdram, model = rig(img)
+    rng = random.Random(7)
+    reads = [(addr, n, rng.randrange(0, 900)) for addr, n in
+             [(0, 64), (1, 40), (31, 5), (30, 70), (1499 - 10, 11), (rng.randrange(1400) | 1, 100)]
+             + [(rng.randrange(1400), rng.randrange(1, 100)) for _ in range(12)]]
+
+    async def bench(ctx):
+        await copied(ctx, sdram, model)
+        for addr, n, idle in reads:
+            for _ in range(idle):  # refreshes fall at every phase of a read
+                await ctx.tick()
+            got = await read(ctx, sdram, addr, n)
+            assert [c for c, _ in got] == [sdram.latency + i for i in range(n)], f"read at {addr}: timing"
+            assert bytes(b for _, b in got) == img[addr:addr + n], f"read at {addr}: data"
+            assert not ctx.get(model.error), f"model: {ctx.get(model.violation)} after the read at {addr}"
+        # a read that runs for several refresh periods (7.8 µs each) and many rows
+        got = await read(ctx, sdram, 2, 1498)
+        assert [c for c, _ in got] == [sdram.latency + i for i in range(1498)]
+        assert bytes(b for _, b in got) == img[2:]
+        assert not ctx.get(model.error), f"model: {ctx.get(model.violation)}"
+
+    sim = Simulator(m)
+    sim.add_clock(1 / CLOCK)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.parametrize("clock_hz", [100e6, 50e6], ids=["100MHz", "50MHz"])
+def test_the_worst_starts_a_young_row_a_refresh_and_a_row_end(clock_hz):
+    """The worst starts: a read begun 0 to 6 cycles after another one that opened a row elsewhere
+    (a young row: it may not close before its least open time), from the last word of a row (a row
+    change at once), each at every cycle from 4 before to 26 after a refresh falls due: its first
+    byte exactly ``latency`` cycles on, then one a cycle, no violation. The real part's page (1,024
+    words). (At 100 MHz a latency one cycle less passes too; two less fails.)"""
+    img = image_of(6200)
+    m, sdram, model = rig(img, part=FAST_INIT, clock_hz=clock_hz)
+    bus = sdram.bus
+
+    async def to_refresh(ctx):  # on until a REFRESH is on the pins: 3 cycles after it fell due
+        n = 0
+        while ctx.get(sdram.pins.cmd) != SdramCmd.REFRESH:
+            await ctx.tick()
+            n += 1
+        return n
+
+    async def bench(ctx):
+        await copied(ctx, sdram, model)
+        for d in range(-26, 5):
+            for k in range(7):
+                await to_refresh(ctx)
+                await ctx.tick()
+                for _ in range(sdram.t.refi - 3 + d - k - 2):  # the other read's handshake ...
+                    await ctx.tick()
+                ctx.set(bus.cmd.payload, 4100 + 2 * k)  # ... another row (bank 2)
+                ctx.set(bus.cmd.valid, 1)
+                await ctx.tick()
+                ctx.set(bus.cmd.valid, 0)
+                for _ in range(k):
+                    await ctx.tick()
+                addr = 2046 + k % 2  # the last word of bank 0's row 0; its handshake d cycles from the due
+                got = await read(ctx, sdram, addr, 24)
+                where = f"{d} cycles from the refresh, {k} after the other read"
+                assert [c for c, _ in got] == [sdram.latency + i for i in range(24)], f"{where}: timing"
+                assert bytes(b for _, b in got) == img[addr:addr + 24], f"{where}: data"
+        assert not ctx.get(model.error), f"model: {ctx.get(model.violation)}"
+
+    sim = Simulator(m)
+    sim.add_clock(1 / clock_hz)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.parametrize("length,copied_bytes", [(40, 40), (1 << 30, 256)], ids=["short", "clamped"])
+def test_copy_takes_the_header_length_clamped(length, copied_bytes):
+    img = image_of(600, length=length)
+    m, sdram, model = rig(img, max_bytes=256)
+
+    async def bench(ctx):
+        await copied(ctx, sdram, model)
+        got = await read(ctx, sdram, 0, 600)
+        data = bytes(b for _, b in got)
+        assert data[:copied_bytes] == img[:copied_bytes]
+        assert data[copied_bytes:] == bytes(600 - copied_bytes), "bytes past the copy are the SDRAM's zeros"
+
+    sim = Simulator(m)
+    sim.add_clock(1 / CLOCK)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.parametrize("change,violation", [
+    ({"t_rcd": 8}, Violation.T_RCD), ({"t_rp": 8}, Violation.T_RP), ({"t_rfc": 30}, Violation.T_RFC),
+    ({"t_ras": 20, "t_rc": 20}, Violation.T_RAS), ({"t_refi": 64e6 / 8192 * 3}, Violation.REFRESH_LATE),
+    ({"cl": 2}, Violation.MODE), ({"t_init": 1e3}, Violation.INIT)])
+def test_model_catches_a_controller_built_for_another_part(change, violation):
+    m, sdram, model = rig(image_of(1500), part=dataclasses.replace(SMALL_PAGE, **change), model_part=SMALL_PAGE)
+
+    async def bench(ctx):
+        rng = random.Random(3)
+        ctx.set(sdram.bus.data.ready, 1)
+        for i in range(30_000):
+            if ctx.get(model.error):
+                break
+            # once serving, a read of another place every few cycles: rows open and close often
+            ctx.set(sdram.bus.cmd.valid, i % 4 == 0)
+            ctx.set(sdram.bus.cmd.payload, rng.randrange(1400))
+            await ctx.tick()
+        assert ctx.get(model.error) and ctx.get(model.violation) == violation
+
+    sim = Simulator(m)
+    sim.add_clock(1 / CLOCK)
+    sim.add_testbench(bench)
+    sim.run()
