@@ -40,7 +40,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--delay", type=int)
     ap.add_argument("--single-port", default="", help="memories built single-port, e.g. cur,weight (iCEBreaker)")
-    ap.add_argument("--backend", default="rom", choices=("rom", "flash"), help="where the model is read from")
+    ap.add_argument("--backend", default="rom", choices=("rom", "flash", "sdram"),
+                    help="where the model is read from (sdram: copied there from the flash after reset)")
     ap.add_argument("--clock-mhz", type=float, default=50.0, help="the clock the QSPI reader is built for "
                     "(30: the iCEBreaker's)")
     ap.add_argument("--weight-depth", type=int, help="weight buffer words (larger ops run as output tiles)")
@@ -58,7 +59,7 @@ def main(argv=None) -> int:
         args.lanes = args.lanes if "--lanes" in (argv or sys.argv) else str(board.lanes)
         args.single_port = ",".join(board.single_port)
         args.weight_depth, args.lines = board.weight_depth, 4 if board.flash_quad else 1
-        args.clock_mhz, args.backend = board.freq_mhz, "flash"
+        args.clock_mhz, args.backend = board.freq_mhz, "flash" if args.backend == "rom" else args.backend
     single_port = tuple(v for v in args.single_port.split(",") if v)
     art = A.load(resolve_artifact(args.artifact))
     delay = art.delay if args.delay is None else args.delay

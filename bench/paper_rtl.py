@@ -21,7 +21,9 @@ it: its lanes (unless ``--lanes``), its weight buffer and ACC/MEM depths (``weig
 ``acc_depth``: blocks that do not fit run as output tiles) and single-port memories; and the weight
 stream with its QSPI flash reader's timing (:class:`~csdformer.hw.qspi.QspiFlashReader` at the
 board's clock, its data lines, SCK = clock / 2: the ULX3S 85F's is single-line at 100 MHz, a byte
-every 16 cycles), which the cycle model takes too; ``--rom``: RomStream's timing instead. E.g.
+every 16 cycles), which the cycle model takes too; ``--rom``: RomStream's timing instead;
+``--sdram``: the SDRAM stream's (:class:`~csdformer.hw.sdram.SdramStream`: the model copied into
+the ULX3S's SDRAM after reset, then a byte a cycle). E.g.
 ``python bench/paper_rtl.py --artifact fashion_mnist --board ulx3s-85f --images 20`` (about 11 M
 cycles an image).
 
@@ -73,6 +75,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lanes", type=int, help="default 16, or the board's")
     ap.add_argument("--board", help="a board's configuration and its flash reader's timing (verilator engine)")
     ap.add_argument("--rom", action="store_true", help="with --board: RomStream's timing, not the flash reader's")
+    ap.add_argument("--sdram", action="store_true", help="with --board: the SDRAM stream's timing (hw/sdram.py: "
+                    "the model copied from flash into the ULX3S's SDRAM after reset), not the flash reader's")
     ap.add_argument("--images", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--delay", type=int)
@@ -100,7 +104,12 @@ def main(argv=None) -> int:
         prog = compile_program(art, args.lanes, single_port=board.single_port, weight_depth=board.weight_depth,
                                acc_depth=board.acc_depth)
         where = f"{board.name} (weight depth {board.weight_depth}, acc depth {board.acc_depth})"
-        if not args.rom:
+        if args.sdram:
+            stream = VB.sdram_stream(clock_hz=board.freq_mhz * 1e6)
+            t = stream.timing
+            where += (f"; weight stream: the SDRAM's timing ({t.name}: first byte {t.latency} cycles after the "
+                      f"command, then one every {t.byte_cycles})")
+        elif not args.rom:
             stream = VB.qspi_stream(clock_hz=board.freq_mhz * 1e6, lines=4 if board.flash_quad else 1)
             t = stream.timing
             where += (f"; weight stream: its flash reader's timing ({t.name}: first byte {t.latency} cycles after the "

@@ -225,6 +225,19 @@ def qspi_stream(*, clock_hz: float, divisor: int = 1, lines: int = 4):
     return QspiFlashReader(clock_hz=clock_hz, divisor=divisor, lines=lines)
 
 
+def sdram_stream(*, clock_hz: float):
+    """A :class:`~csdformer.hw.sdram.SdramStream` as the bench's weight stream (its ``timing``:
+    a byte a cycle from a fixed latency; never elaborated), e.g. the ULX3S 85F's at 100 MHz. Its
+    copy from flash after reset is not modelled here (the bench starts an image once the loader has
+    its records in); ``tests/test_sdram.py`` and the ``sdram`` backend of
+    :class:`csdformer.sim.testbed.Testbed` run the controller itself against the SDRAM model."""
+    from ..hw.sdram import SdramStream
+
+    stream = SdramStream(clock_hz=clock_hz)
+    stream._MustUse__silence = True  # its timing only
+    return stream
+
+
 def rom_timing():
     """The default timing of the bench's weight stream: RomStream's (``byte_cycles=1``),
     ``StreamTiming("rom", 2, 1)``, which the cycle model takes."""

@@ -126,26 +126,34 @@ def test_fashion_mnist_4_384_one_image_bit_exact():
 
 
 @pytest.mark.slow
-def test_fashion_mnist_one_image_in_the_ulx3s_configuration():
+@pytest.mark.parametrize("memory", ["flash", "sdram"])
+def test_fashion_mnist_one_image_in_the_ulx3s_configuration(memory):
     """The shipped Fashion-MNIST model as the ULX3S 85F runs it (issue 12): the board's 16 lanes,
     weight buffer and ACC depth (blocks that do not fit run as output tiles), the model streamed
-    with the board's QSPI reader's timing (one data line, 100 MHz: a byte every 16 cycles). One test
-    image bit-exact in every spike layer, the logits and class equal, the cycle counter equal to
-    the cycle model, most of it waiting for weights (about 35 s here; ``bench/paper_rtl.py
-    --artifact fashion_mnist --board ulx3s-85f --images 20`` runs twenty)."""
+    with the board's QSPI reader's timing (one data line, 100 MHz: a byte every 16 cycles), or with
+    the SDRAM stream's (hw/sdram.py: a byte a cycle once the model is copied there). One test image
+    bit-exact in every spike layer, the logits and class equal, the cycle counter equal to the cycle
+    model; from flash most of it waits for weights, from SDRAM few (about 35 s here, the second
+    reuses the first's simulator; ``bench/paper_rtl.py --artifact fashion_mnist --board ulx3s-85f
+    [--sdram] --images 20`` runs twenty)."""
     from csdformer.boards.targets import get_board
+    from csdformer.sim.verilator_bus import sdram_stream
     board = get_board("ulx3s-85f")
     art = A.load(resolve_artifact("fashion_mnist"))
     p = compile_program(art, board.lanes, single_port=board.single_port, weight_depth=board.weight_depth,
                         acc_depth=board.acc_depth)
     assert any(op.tile is not None for op in p.ops)  # (the board's buffers: some blocks run as tiles)
     idx, x = select_images(art, 1, seed=0)
-    rep = verify_cxx(p, idx, x, delay=art.delay,
-                     stream=qspi_stream(clock_hz=board.freq_mhz * 1e6, lines=4 if board.flash_quad else 1))
+    stream = (qspi_stream(clock_hz=board.freq_mhz * 1e6, lines=4 if board.flash_quad else 1) if memory == "flash"
+              else sdram_stream(clock_hz=board.freq_mhz * 1e6))
+    rep = verify_cxx(p, idx, x, delay=art.delay, stream=stream)
     assert rep.summary() == "1 passed, 0 failed", rep.checks[0].line()
     c, m = rep.checks[0], rep.golden["models"][0]
     assert c.cycles == c.model_cycles and c.sops == m.sops and c.spikes == m.spikes
-    assert m.wait_cycles > c.cycles // 2  # the flash bounds it: the weights stream at 1/16 byte a cycle
+    if memory == "flash":
+        assert m.wait_cycles > c.cycles // 2  # the flash bounds it: the weights stream at 1/16 byte a cycle
+    else:
+        assert m.wait_cycles < c.cycles // 10 and m.bound == "compute"  # a byte a cycle: the lanes bound it
 
 
 def _stream(spec: dict):

@@ -5,8 +5,11 @@ reader (issue 12: the memory model in the loop) and at D = 0 from the on-chip ba
 class, every spike layer's counts and frames bit-exact; the hardware's cycle, SOP and spike
 counters equal the cycle model, waits for weights included. Also with resident weights (every
 record read once after reset, as the ULX3S and OrangeCrab builds hold digits), through the flash
-model: no image waits. The judging is shown to catch a perturbation of any single layer, and a
-corrupted RTL.
+model: no image waits. And through the SDRAM (the ULX3S's path for a streamed model: the image
+copied from the flash model into the timing-checking SDRAM model after reset, then served from
+there): bit-exact, counters equal to the model, no timing violation; an SDRAM controller built for
+a faster part than the chip fails the run. The judging is shown to catch a perturbation of any
+single layer, and a corrupted RTL.
 """
 
 import copy
@@ -30,8 +33,9 @@ def images(prog):
     return digits_images(prog, N_IMAGES)
 
 
-@pytest.fixture(scope="module", params=[(3, "flash", False), (0, "rom", False), (3, "flash", True)],
-                ids=["D3-flash", "D0-rom", "D3-flash-resident"])
+@pytest.fixture(scope="module", params=[(3, "flash", False), (0, "rom", False), (3, "flash", True),
+                                        (3, "sdram", False)],
+                ids=["D3-flash", "D0-rom", "D3-flash-resident", "D3-sdram"])
 def report(request, prog, images):
     idx, x = images
     delay, backend, resident = request.param
@@ -53,6 +57,8 @@ def test_every_image_bit_exact_with_counters_equal_to_the_model(report):
     assert sops / report.lanes / (cycles - sum(m.wait_cycles for m in models)) >= 0.5
     if report.backend == "rom":  # over all cycles (the waits for the next op's weights cost 15 % here)
         assert report.utilization() >= 0.4
+    if report.backend == "sdram":  # copied from flash into the SDRAM model, then a byte a cycle
+        assert report.utilization() >= 0.45
     if report.resident:  # every weight on chip: no image waits, and the flash costs nothing an image
         assert all(m.wait_cycles == 0 and m.load_cycles == 0 for m in models)
         assert report.utilization() >= 0.5
@@ -120,3 +126,17 @@ def test_cli_verify(capsys):
     out = capsys.readouterr()
     assert out.out.strip().splitlines()[-1] == "3 passed, 0 failed"
     assert "lane utilization" in out.err
+
+
+def test_an_sdram_controller_for_a_faster_part_fails_the_run(prog, images):
+    """The SDRAM model's timing check reaches the verdict: a controller whose ACTIVE-to-READ wait
+    is one cycle (8 ns at 100 MHz; the chip needs 18 ns: two) stops the run at the first image."""
+    import dataclasses
+
+    from csdformer import CsdformerError
+    from csdformer.hw.sdram import AS4C32M16SB
+
+    idx, x = images
+    with pytest.raises(CsdformerError, match="the memory model reports an error"):
+        verify(prog, idx[:1], x[:1], delay=3, backend="sdram", clock_hz=100e6,
+               sdram_part=dataclasses.replace(AS4C32M16SB, t_rcd=8))

@@ -1,7 +1,9 @@
 """cocotb bench of the whole-network accelerator (:mod:`csdformer.hw.accelerator`).
 
 Waits until the model loader has the first ops' records in (``prefetched``), streams each image in (one pixel a cycle), collects the logits, the predicted class and the
-performance counters, then reads back every spike tensor through the debug port. It records what
+performance counters (the prediction may come a cycle after the last logit), then reads back every
+spike tensor through the debug port; a Testbed's ``memory_error`` (the memory model's) fails the
+image. It records what
 the hardware did and leaves the judging to :mod:`csdformer.sim.verify` (golden model, cycle
 model), which also names the first layer that differs.
 
@@ -47,6 +49,7 @@ async def _run(dut, data, meta, now):
     counters = {k: np.zeros(n, dtype=np.int64) for k in ("cycles", "spikes", "sops")}
     spk = np.zeros((n, len(addrs)), dtype=np.uint64)
     progress = os.environ.get("CSDFORMER_BENCH_PROGRESS")  # one line an image, for the runner to show
+    memory_error = getattr(dut, "memory_error", None)  # the bare accelerator (bus benches) has none
     await start(dut)
     dut.logits__ready.value = 1
     dut.prediction__ready.value = 0
@@ -84,6 +87,8 @@ async def _run(dut, data, meta, now):
         dut.prediction__ready.value = 1
         await FallingEdge(dut.clk)
         dut.prediction__ready.value = 0
+        if memory_error is not None:  # (a Testbed's: the memory model's sticky error)
+            assert not _to_int(memory_error.value), f"image {i + 1}: the memory model reports an error"
         dut._log.info(f"image {i + 1}/{n}: class {pred[i]}, {counters['cycles'][i]} cycles")
         if progress:
             with open(progress, "a") as f:
