@@ -27,6 +27,10 @@ in each cycle that the user takes one, so the FIFO, filled during the latency, a
 refresh (once every ``t_refi``) and row change. A refresh is issued every ``t_refi`` cycles
 (7.8 µs), as soon as the open row may be closed.
 
+Its parts: :class:`ImageCopy` (the copy's bytes into words), :class:`ReadOut` (the reads in flight,
+the FIFO, the bytes out at the fixed latency) and, in :class:`SdramStream`, the commands (power-up,
+refresh, one open row, a WRITE of the copy or a READ a cycle).
+
 Pins (:class:`SdramPins`) are registers on both sides: a command decided in cycle ``c`` is on the
 pins in ``c + 1``; the SDRAM registers it at the end of ``c + 1`` and drives the data for its
 edge ``cl`` cycles on; it is registered at that edge, so a READ decided in ``c`` brings its word
@@ -41,7 +45,7 @@ import math
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal
-from amaranth.lib import enum, wiring
+from amaranth.lib import enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
@@ -49,7 +53,8 @@ from .common import HwParamError, check_int, validated
 from .flash_image import HEADER_BYTES
 from .weightstream import ADDR_BITS, StreamTiming, WeightStream
 
-__all__ = ["SdramPart", "SdramCycles", "AS4C32M16SB", "SdramPins", "SdramCmd", "SdramStream", "FIFO_WORDS",
+__all__ = ["SdramPart", "SdramCycles", "AS4C32M16SB", "SdramPins", "SdramCmd", "SdramStream", "ImageCopy", "ReadOut",
+           "FIFO_WORDS",
            "READ_PIPE", "LENGTH_FIELD"]
 
 FIFO_WORDS = 32  # read words buffered between the SDRAM and the byte output
@@ -149,6 +154,85 @@ class Mode(enum.Enum, shape=2):
     SERVE = 2
 
 
+class ImageCopy(wiring.Component):
+    """The copy after reset: one read of ``source`` from ``base``, its bytes paired into words
+    (``word``, to be written at word ``addr``; the even byte low), as many bytes as the image
+    header's length field says (clamped to ``HEADER_BYTES .. max_bytes``), from ``start`` on;
+    ``done`` once the last word is taken."""
+
+    def __init__(self, *, base: int, max_bytes: int):
+        self.base, self.max_bytes = base, max_bytes
+        super().__init__({"source": Out(WeightStream()), "start": In(1), "word": Out(stream.Signature(16)),
+                          "addr": Out(ADDR_BITS - 1, init=base >> 1), "done": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        src, word = self.source, self.word
+        sent = Signal()  # the source's read was started
+        count = Signal(ADDR_BITS + 1)  # bytes taken
+        limit = Signal(ADDR_BITS + 1, init=self.max_bytes)
+        lo, half, length = Signal(8), Signal(), Signal(32)
+        m.d.comb += [src.cmd.payload.eq(self.base), src.cmd.valid.eq(self.start & ~sent)]
+        with m.If(src.cmd.valid & src.cmd.ready):
+            m.d.sync += sent.eq(1)
+        copied = Signal()
+        m.d.comb += [copied.eq((count >= limit) & ~half), self.done.eq(self.start & copied & ~word.valid)]
+        m.d.comb += src.data.ready.eq(self.start & sent & ~word.valid & ~copied)
+        with m.If(word.valid & word.ready):
+            m.d.sync += [word.valid.eq(0), self.addr.eq(self.addr + 1)]
+        with m.If(src.data.valid & src.data.ready):
+            m.d.sync += [count.eq(count + 1), lo.eq(src.data.payload), half.eq(~half)]
+            with m.If(half):
+                m.d.sync += [word.payload.eq(Cat(lo, src.data.payload)), word.valid.eq(1)]
+            for i in range(4):
+                with m.If(count == LENGTH_FIELD + i):
+                    m.d.sync += length[8 * i:8 * i + 8].eq(src.data.payload)
+            with m.If(count == LENGTH_FIELD + 3):
+                n = Cat(length[:24], src.data.payload)
+                m.d.sync += limit.eq(Mux(n < HEADER_BYTES, HEADER_BYTES, Mux(n > self.max_bytes, self.max_bytes, n)))
+        return m
+
+
+class ReadOut(wiring.Component):
+    """The reads' way out: each READ issued (``issue``) brings its word from ``dq`` into the FIFO
+    ``cl + READ_PIPE`` cycles on; ``room`` says the FIFO has a place for every read in flight and
+    one more; ``data`` hands the words out a byte a cycle (the even byte first), the first
+    ``latency`` cycles after ``start`` (a new read: the reads in flight and the FIFO dropped;
+    ``odd``: it starts at a word's second byte), then one every cycle while there are words.
+    ``reading``: a read was started."""
+
+    def __init__(self, *, cl: int, latency: int):
+        self.cl, self.latency = cl, latency
+        super().__init__({"issue": In(1), "dq": In(16), "start": In(1), "odd": In(1), "room": Out(1),
+                          "reading": Out(1), "data": Out(stream.Signature(8))})
+
+    def elaborate(self, platform):
+        m = Module()
+        data = self.data
+        m.submodules.fifo = fifo = ResetInserter(self.start)(SyncFIFO(width=16, depth=FIFO_WORDS))
+        pipe = [Signal(name=f"rd{i}") for i in range(self.cl + READ_PIPE)]  # each READ in flight
+        dq_in = Signal(16)
+        m.d.sync += [dq_in.eq(self.dq), pipe[0].eq(self.issue)] + [pipe[i].eq(pipe[i - 1]) for i in range(1, len(pipe))]
+        m.d.comb += [fifo.w_data.eq(dq_in), fifo.w_en.eq(pipe[-1] & ~self.start),
+                     self.room.eq(fifo.level + len(pipe) + 1 < FIFO_WORDS)]
+        lat = Signal(range(self.latency))
+        ow, left, odd = Signal(16), Signal(range(3)), Signal()  # the word handed out, its bytes left
+        m.d.comb += [data.payload.eq(Mux(left == 1, ow[8:], ow[:8])),
+                     data.valid.eq(self.reading & (lat == 0) & (left != 0))]
+        with m.If(lat != 0):
+            m.d.sync += lat.eq(lat - 1)
+        take = data.valid & data.ready
+        with m.If(((left == 0) | (take & (left == 1))) & fifo.r_rdy):
+            m.d.comb += fifo.r_en.eq(1)
+            m.d.sync += [ow.eq(fifo.r_data), left.eq(Mux(odd, 1, 2)), odd.eq(0)]
+        with m.Elif(take):
+            m.d.sync += left.eq(left - 1)
+        with m.If(self.start):  # last: over the words above
+            m.d.sync += [odd.eq(self.odd), left.eq(0), self.reading.eq(1), lat.eq(self.latency - 1)]
+            m.d.sync += [p.eq(0) for p in pipe]  # the old read's words dropped
+        return m
+
+
 class SdramStream(wiring.Component):
     """The SDRAM behind a :class:`WeightStream` (module docstring).
 
@@ -240,54 +324,15 @@ class SdramStream(wiring.Component):
             with m.Else():
                 m.d.sync += refi.eq(refi - 1)
 
-        # -- the copy: bytes of the source into words --
-        sent = Signal()  # the source's read was started
-        count = Signal(ADDR_BITS + 1)  # bytes taken
-        limit = Signal(ADDR_BITS + 1, init=self.max_bytes)
-        lo, half = Signal(8), Signal()
-        wword, wpend = Signal(16), Signal()  # a word to write
-        waddr = Signal(ADDR_BITS - 1, init=self.copy_base >> 1)
-        m.d.comb += [src.cmd.payload.eq(self.copy_base), src.cmd.valid.eq((mode == Mode.FILL) & ~sent)]
-        with m.If(src.cmd.valid & src.cmd.ready):
-            m.d.sync += sent.eq(1)
-        copied = Signal()
-        m.d.comb += copied.eq((count >= limit) & ~half)
-        m.d.comb += src.data.ready.eq((mode == Mode.FILL) & sent & ~wpend & ~copied)
-        length = Signal(32)
-        with m.If(src.data.valid & src.data.ready):
-            m.d.sync += [count.eq(count + 1), lo.eq(src.data.payload), half.eq(~half)]
-            with m.If(half):
-                m.d.sync += [wword.eq(Cat(lo, src.data.payload)), wpend.eq(1)]
-            for i in range(4):
-                with m.If(count == LENGTH_FIELD + i):
-                    m.d.sync += length[8 * i:8 * i + 8].eq(src.data.payload)
-            with m.If(count == LENGTH_FIELD + 3):
-                n = Cat(length[:24], src.data.payload)
-                m.d.sync += limit.eq(Mux(n < HEADER_BYTES, HEADER_BYTES, Mux(n > self.max_bytes, self.max_bytes, n)))
-
-        # -- the reads: words into the FIFO, bytes out --
-        m.submodules.fifo = fifo = ResetInserter(flush := Signal())(SyncFIFO(width=16, depth=FIFO_WORDS))
-        reading = Signal()
-        raddr = Signal(ADDR_BITS - 1)
-        pipe = [Signal(name=f"rd{i}") for i in range(t.cl + READ_PIPE)]  # each READ in flight
-        dq_in = Signal(16)
-        m.d.sync += [dq_in.eq(pins.dq_i), pipe[0].eq(0)] + [pipe[i].eq(pipe[i - 1]) for i in range(1, len(pipe))]
-        m.d.comb += [fifo.w_data.eq(dq_in), fifo.w_en.eq(pipe[-1] & ~flush)]
-        room = Signal()  # every read in flight finds its place
-        m.d.comb += room.eq(fifo.level + len(pipe) + 1 < FIFO_WORDS)
-
-        lat = Signal(range(self.latency))
-        ow, left, odd = Signal(16), Signal(range(3)), Signal()  # the word handed out, its bytes left
-        m.d.comb += [bus.cmd.ready.eq(mode == Mode.SERVE), bus.data.payload.eq(Mux(left == 1, ow[8:], ow[:8])),
-                     bus.data.valid.eq(reading & (lat == 0) & (left != 0))]
-        with m.If(lat != 0):
-            m.d.sync += lat.eq(lat - 1)
-        take = bus.data.valid & bus.data.ready
-        with m.If(((left == 0) | (take & (left == 1))) & fifo.r_rdy):
-            m.d.comb += fifo.r_en.eq(1)
-            m.d.sync += [ow.eq(fifo.r_data), left.eq(Mux(odd, 1, 2)), odd.eq(0)]
-        with m.Elif(take):
-            m.d.sync += left.eq(left - 1)
+        # -- the copy after reset, the reads' way out --
+        m.submodules.copy = copy = ImageCopy(base=self.copy_base, max_bytes=self.max_bytes)
+        m.submodules.out = out = ReadOut(cl=t.cl, latency=self.latency)
+        wiring.connect(m, wiring.flipped(src), copy.source)
+        wiring.connect(m, out.data, wiring.flipped(bus.data))
+        start = bus.cmd.valid & bus.cmd.ready
+        raddr = Signal(ADDR_BITS - 1)  # the next word to read
+        m.d.comb += [copy.start.eq(mode == Mode.FILL), bus.cmd.ready.eq(mode == Mode.SERVE), out.dq.eq(pins.dq_i),
+                     out.start.eq(start), out.odd.eq(bus.cmd.payload[0])]
 
         # -- the commands --
         with m.If(wait != 0):
@@ -313,17 +358,18 @@ class SdramStream(wiring.Component):
                 m.d.sync += ref_due.eq(0)
         with m.Else():
             # the word to access next: a write of the copy, or a read
-            col, place = word_place(Mux(mode == Mode.FILL, waddr, raddr))
-            want = Mux(mode == Mode.FILL, wpend, reading & room)
-            with m.If((mode == Mode.FILL) & copied & ~wpend):
+            col, place = word_place(Mux(mode == Mode.FILL, copy.addr, raddr))
+            want = Mux(mode == Mode.FILL, copy.word.valid, out.reading & out.room)
+            with m.If(copy.done):
                 m.d.sync += mode.eq(Mode.SERVE)
             with m.Elif(want & opened & (open_at == place)):
                 with m.If(mode == Mode.FILL):
-                    m.d.comb += [cmd.eq(SdramCmd.WRITE), a.eq(col), ba.eq(place[:bb]), dq_o.eq(wword), dq_oe.eq(1)]
-                    m.d.sync += [wpend.eq(0), waddr.eq(waddr + 1), wr_left.eq(t.wr)]
+                    m.d.comb += [cmd.eq(SdramCmd.WRITE), a.eq(col), ba.eq(place[:bb]), dq_o.eq(copy.word.payload),
+                                 dq_oe.eq(1), copy.word.ready.eq(1)]
+                    m.d.sync += wr_left.eq(t.wr)
                 with m.Else():
-                    m.d.comb += [cmd.eq(SdramCmd.READ), a.eq(col), ba.eq(place[:bb])]
-                    m.d.sync += [raddr.eq(raddr + 1), pipe[0].eq(1)]
+                    m.d.comb += [cmd.eq(SdramCmd.READ), a.eq(col), ba.eq(place[:bb]), out.issue.eq(1)]
+                    m.d.sync += raddr.eq(raddr + 1)
             with m.Elif(want & opened):  # another row: close it
                 with m.If((ras_left == 0) & (wr_left == 0)):
                     emit(SdramCmd.PRECHARGE, addr=1 << 10, then=t.rp)
@@ -331,9 +377,6 @@ class SdramStream(wiring.Component):
             with m.Elif(want):
                 emit(SdramCmd.ACTIVE, bank=place[:bb], addr=place[bb:], then=t.rcd)
                 m.d.sync += [opened.eq(1), open_at.eq(place), ras_left.eq(t.ras - 1)]
-        # A new read (last: over the READ's address step, the reads in flight and the byte output above).
-        with m.If(bus.cmd.valid & bus.cmd.ready):
-            m.d.comb += flush.eq(1)
-            m.d.sync += [raddr.eq(bus.cmd.payload[1:]), odd.eq(bus.cmd.payload[0]), left.eq(0), reading.eq(1),
-                         lat.eq(self.latency - 1)] + [p.eq(0) for p in pipe]  # the old read's words dropped
+        with m.If(start):  # a new read (last: over the READ's address step)
+            m.d.sync += raddr.eq(bus.cmd.payload[1:])
         return m
