@@ -50,16 +50,14 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .common import HwParamError, check_int, validated
-from .flash_image import HEADER_BYTES
+from .flash_image import HEADER_BYTES, LENGTH_AT
 from .weightstream import ADDR_BITS, StreamTiming, WeightStream
 
 __all__ = ["SdramPart", "SdramCycles", "AS4C32M16SB", "SdramPins", "SdramCmd", "SdramStream", "ImageCopy", "ReadOut",
-           "FIFO_WORDS",
-           "READ_PIPE", "LENGTH_FIELD"]
+           "FIFO_WORDS", "READ_PIPE"]
 
 FIFO_WORDS = 32  # read words buffered between the SDRAM and the byte output
 READ_PIPE = 2  # cycles of a READ besides the CAS latency: the command register, dq's input register
-LENGTH_FIELD = 16  # the image header's length (u32, little-endian) starts at this byte
 
 
 @dataclass(frozen=True)
@@ -185,9 +183,9 @@ class ImageCopy(wiring.Component):
             with m.If(half):
                 m.d.sync += [word.payload.eq(Cat(lo, src.data.payload)), word.valid.eq(1)]
             for i in range(4):
-                with m.If(count == LENGTH_FIELD + i):
+                with m.If(count == LENGTH_AT + i):
                     m.d.sync += length[8 * i:8 * i + 8].eq(src.data.payload)
-            with m.If(count == LENGTH_FIELD + 3):
+            with m.If(count == LENGTH_AT + 3):
                 n = Cat(length[:24], src.data.payload)
                 m.d.sync += limit.eq(Mux(n < HEADER_BYTES, HEADER_BYTES, Mux(n > self.max_bytes, self.max_bytes, n)))
         return m
