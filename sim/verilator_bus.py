@@ -287,7 +287,7 @@ def verify_cxx(program, indices, images: np.ndarray, *, delay: int, image: bytes
     build; its ``stream`` holds the Verilog's and the build's figures too and the timing's name;
     its ``trace``, with ``trace_cycles``, the bus of the first cycles (:func:`load_trace`)."""
     from .. import CsdformerError
-    from .benchlib.runner import _alive
+    from .benchlib.runner import _alive, build_lock
 
     if not 0 <= delay <= program.T - 1:
         raise CsdformerError(f"--delay: must be in 0..T-1 = 0..{program.T - 1}, got {delay}")
@@ -301,22 +301,25 @@ def verify_cxx(program, indices, images: np.ndarray, *, delay: int, image: bytes
                            trace_cycles=trace_cycles)
     if folder is None:  # the staging folder becomes the key's build folder (or is dropped for it)
         folder = cache_folder(key)
-        if folder.exists():
-            tmp_inputs = tmp
-        else:
-            os.replace(tmp, folder)
-            tmp_inputs = folder
+        tmp_inputs = tmp
+        if not folder.exists():
+            try:
+                os.replace(tmp, folder)
+                tmp_inputs = folder
+            except OSError:  # another process staged the same key first
+                pass
     else:
         tmp_inputs = folder
     stamp, exe = folder / "built.txt", folder / "obj" / "tb"
-    if stamp.exists() and exe.exists() and stamp.read_text().strip() == key:
-        times = {"verilate_s": 0.0, "make_s": 0.0}
-    else:
-        stamp.unlink(missing_ok=True)
-        if progress:
-            print(f"verilator bench: building {folder} (verilate, then make -j {jobs}, {opt})", flush=True)
-        times = build(folder, jobs=jobs)
-        stamp.write_text(key + "\n")
+    with build_lock(folder):  # another process may be building the same key
+        if stamp.exists() and exe.exists() and stamp.read_text().strip() == key:
+            times = {"verilate_s": 0.0, "make_s": 0.0}
+        else:
+            stamp.unlink(missing_ok=True)
+            if progress:
+                print(f"verilator bench: building {folder} (verilate, then make -j {jobs}, {opt})", flush=True)
+            times = build(folder, jobs=jobs)
+            stamp.write_text(key + "\n")
     if progress:
         print(f"verilator bench: build {times['verilate_s']:.0f} + {times['make_s']:.0f} s; running", flush=True)
     # each run in a folder of its own (a cached build may serve several processes at once)

@@ -31,14 +31,14 @@ import shutil
 import sys
 import threading
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
 
 from ...hw.common import FlipOutputBit, to_verilog
 
-__all__ = ["cache_dir", "get_runner", "tool_env", "make_vars", "build", "run_bench", "BenchResult", "Built"]
+__all__ = ["cache_dir", "build_lock", "get_runner", "tool_env", "make_vars", "build", "run_bench", "BenchResult", "Built"]
 
 _REPO = Path(__file__).resolve().parents[2]
 TIMESCALE = ("1ns", "1ps")
@@ -161,22 +161,23 @@ def build(component, name: str, *, sim: str | None = None, corrupt: dict | None 
             (["--trace-fst", "--trace-structs"] if waves else [])
     if sim == "verilator":  # make's variables for Verilator's C++ (see make_vars)
         os.environ["MAKEFLAGS"] = " -- " + " ".join(f"{k}={v}" for k, v in make_vars().items())
-    fresh = sim == "verilator" and not (build_dir / name).exists()
-    if fresh:
-        _reuse_runtime(build_dir)
-    with heartbeat(f"{sim} build of {name}") if progress else nullcontext():
-        runner.build(
-            sources=[vfile],
-            hdl_toplevel=name,
-            build_dir=build_dir,
-            build_args=build_args,
-            timescale=TIMESCALE,
-            always=False,
-            waves=waves,
-            log_file=build_dir / "build.log",
-        )
-    if fresh:
-        _save_runtime(build_dir)
+    with build_lock(build_dir):
+        fresh = sim == "verilator" and not (build_dir / name).exists()
+        if fresh:
+            _reuse_runtime(build_dir)
+        with heartbeat(f"{sim} build of {name}") if progress else nullcontext():
+            runner.build(
+                sources=[vfile],
+                hdl_toplevel=name,
+                build_dir=build_dir,
+                build_args=build_args,
+                timescale=TIMESCALE,
+                always=False,
+                waves=waves,
+                log_file=build_dir / "build.log",
+            )
+        if fresh:
+            _save_runtime(build_dir)
     return Built(sim, build_dir, name, vfile, time.monotonic() - t0)
 
 
@@ -222,6 +223,23 @@ def _save_runtime(build_dir: Path) -> None:
         os.replace(tmp, dst)
     except OSError:  # another process saved it first
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def build_lock(folder: Path):
+    """Hold ``folder``'s build to one process at a time: the cache is shared by every process
+    (the test suite's workers run side by side), and two simulator builds in one folder corrupt
+    each other. Blocks until the other build is done; the lock file sits beside the folder."""
+    import fcntl
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _alive(pid: int) -> bool:
