@@ -76,7 +76,7 @@ class Expect:
 # What each README command's output must show: the README's own words, as regexes and files.
 EXPECT: dict[str, Expect] = {
     'python3 -m pip install -e \'.[all]\'': Expect([r"Successfully installed .*csdformer"]),
-    "PYTHONWARNINGS=error python3 -m pytest -q": Expect([r"\d+ passed"]),
+    "PYTHONWARNINGS=error python3 -m pytest -q -n auto --dist loadfile": Expect([r"\d+ passed"]),
     "csdformer flow": Expect(
         [r"(?i)icebreaker"],
         ["runs/flow-digits/report.md", "runs/flow-digits/report.json", "runs/flow-digits/*.png"]),
@@ -107,7 +107,7 @@ SKIP: dict[str, str] = {
 }
 # Run by default, skipped with --quick (minutes each on 2 cores).
 LONG: dict[str, str] = {
-    "PYTHONWARNINGS=error python3 -m pytest -q": "the full test suite (CI runs it: .ci/run)",
+    "PYTHONWARNINGS=error python3 -m pytest -q -n auto --dist loadfile": "the full test suite (CI runs it: .ci/run)",
     "csdformer flow my.yaml --images 10 --board ulx3s-85f": "training + the ULX3S build (383 s measured)",
     "csdformer build digits --board ulx3s-85f": "the ULX3S build (176 s measured)",
     "python bench/accel_fmax.py --lanes 8": "yosys + nextpnr of the accelerator alone (57 s measured)",

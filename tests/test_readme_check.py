@@ -23,7 +23,7 @@ def test_parser_extracts_the_readme_commands_in_order():
     # the set-up first, in its own section
     assert [c.section.startswith("Set-up") for c in cmds[:2]] == [True, True]
     assert lines[0] == "python3 -m pip install -e '.[all]'"
-    assert lines[1] == "PYTHONWARNINGS=error python3 -m pytest -q"
+    assert lines[1] == "PYTHONWARNINGS=error python3 -m pytest -q -n auto --dist loadfile"
     # trailing comments are dropped from the command and kept as its description
     assert "csdformer flow" in lines and not any("#" in ln for ln in lines)
     train = next(c for c in cmds if c.line.startswith("csdformer train"))
