@@ -7,7 +7,8 @@ board-independent: any :class:`~amaranth.lib.wiring.Component` with
 - ``rx: In(1)``: the UART line from the host, already synchronized to ``sync`` here (idle 1);
 - ``tx: Out(1)``: the UART line to the host (idle 1);
 - optionally ``busy: Out(1)`` and ``error: Out(1)``, shown on LEDs;
-- optionally ``flash: Out(QspiPins())``, connected to the board's flash (:mod:`.flash`).
+- optionally ``flash: Out(QspiPins())``, connected to the board's flash (:mod:`.flash`);
+- optionally ``sdram: Out(SdramPins())``, connected to the board's SDRAM (:mod:`.sdram`).
 
 The core runs in ``sync`` at the PLL's achieved frequency, which the core factory receives.
 
@@ -27,8 +28,10 @@ from amaranth.lib.wiring import In, Out
 from .. import CsdformerError
 from ..hw.common import HwParamError
 from ..hw.qspi import QspiPins
+from ..hw.sdram import SdramPins
 from .clocking import DEFAULT_TOLERANCE
 from .flash import flash_pins
+from .sdram import sdram_pins
 from .targets import get_board
 
 __all__ = ["BoardTop", "check_core", "uart_divisor", "accelerator_core", "DEFAULT_BAUD"]
@@ -66,14 +69,18 @@ def accelerator_core(program, divisor: int, *, board, clock_hz: float) -> wiring
     (:func:`uart_divisor`). Its memories leave out the simulation's collision poison: the build
     makes a colliding read undefined instead (:data:`csdformer.hw.memory.COLLISION_ANY`); its
     transparent memories are built for the block RAMs' output registers where the board says so
-    (:attr:`~csdformer.boards.targets.Board.outreg`). ``csdformer build`` finds this function through
+    (:attr:`~csdformer.boards.targets.Board.outreg`). A program that streams its weights on a board
+    with an SDRAM (:attr:`~csdformer.boards.targets.Board.sdram`, the ULX3S) reads them from there:
+    the model copied from the flash after reset, a byte a cycle (a resident one reads the flash
+    once and needs no SDRAM). ``csdformer build`` finds this function through
     :data:`csdformer.boards.cli_build.CORE_PROVIDER`.
     """
     from ..hw.device import FlashDevice
 
     return FlashDevice(program, divisor=divisor, timeout=LINK_TIMEOUT_BYTES * 10 * divisor, clock_hz=clock_hz,
                        base=board.model_offset, flash_divisor=flash_divisor(clock_hz),
-                       lines=4 if board.flash_quad else 1, poison=False, outreg=board.outreg)
+                       lines=4 if board.flash_quad else 1, poison=False, outreg=board.outreg,
+                       sdram=None if program.resident else board.sdram, flash_bytes=board.flash_bytes)
 
 
 def check_core(core) -> wiring.Component:
@@ -164,6 +171,9 @@ class BoardTop(Elaboratable):
         flash = members["flash"] if "flash" in members else None
         if flash is not None and not flash.is_port and flash.flow == Out and isinstance(flash.signature, QspiPins):
             flash_pins(m, platform, core.flash)
+        sdram = members["sdram"] if "sdram" in members else None
+        if sdram is not None and not sdram.is_port and sdram.flow == Out and isinstance(sdram.signature, SdramPins):
+            sdram_pins(m, platform, core.sdram)
 
         busy = core.busy if "busy" in members else Const(0)
         error = core.error if "error" in members else Const(0)

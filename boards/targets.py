@@ -19,6 +19,7 @@ from amaranth.build import Attrs
 from amaranth_boards.resources import UARTResource
 
 from ..hw.common import HwParamError
+from ..hw.sdram import AS4C32M16SB, SdramPart
 from .clocking import DEFAULT_TOLERANCE, Ecp5ClockGen, Ice40ClockGen, ecp5_pll, ice40_pll
 from .programming import PROGRAMMING, Programming
 
@@ -104,6 +105,10 @@ class Board:
     acc_depth : int or None
         Words of ACC and MEM the board's builds are limited to: a synaptic op with a larger current
         is split into output tiles; None: as large as the model's largest current.
+    sdram : SdramPart or None
+        The SDRAM beside the FPGA (the ULX3S's): a model that streams its weights is copied there
+        from the flash after reset and read a byte a cycle (:func:`csdformer.boards.soc.accelerator_core`);
+        None: streamed from the flash.
     outreg : bool
         Build every block RAM's bank register as the RAM's output register (the ECP5's DP16KD:
         ``Accelerator(outreg=True)`` and :mod:`csdformer.boards.outreg` on the netlist). No board
@@ -141,6 +146,7 @@ class Board:
     weight_depth: int | None = None
     acc_depth: int | None = None
     resident_kbit: int = 0
+    sdram: SdramPart | None = None
     outreg: bool = False
 
     @property
@@ -213,6 +219,9 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         # Up to 1.5 Mbit of weights stay on chip (84 of the 208 block RAMs): digits (186 kbit) does,
         # Fashion-MNIST (4,962 kbit) streams.
         resident_kbit=1536,
+        # 32 MB of SDR SDRAM (AS4C32M16SB-7TCN on the boards we know): a streamed model reads it a
+        # byte a cycle instead of a byte every 16 from the single-line flash.
+        sdram=AS4C32M16SB,
         notes="UART on the FTDI USB port (rx M1, tx L4); PWR button resets; "
               "LED0 heartbeat, LED1 busy, LED2 error.",
     ),

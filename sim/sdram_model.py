@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 from ..hw.common import HwParamError, check_int, validated
 from ..hw.sdram import AS4C32M16SB, SdramCmd, SdramPart, SdramPins
 
-__all__ = ["SdramModel", "Violation"]
+__all__ = ["SdramModel", "Violation", "PinRegisters"]
 
 
 class Violation(enum.Enum, shape=4):
@@ -185,4 +185,28 @@ class SdramModel(wiring.Component):
                 m.d.comb += fault.eq(v)
         with m.If((fault != Violation.NONE) & ~self.error):  # the first violation stays
             m.d.sync += [self.error.eq(1), self.violation.eq(fault)]
+        return m
+
+
+class PinRegisters(wiring.Component):
+    """The board's I/O registers between a controller built with ``io_registers`` and the chip, for
+    simulation: every controller output registered on its way to ``chip``, ``chip.dq_i`` registered
+    on its way back (what :func:`csdformer.boards.sdram.sdram_pins` builds in the FPGA's I/O cells).
+
+    Members
+    -------
+    ctl : In(SdramPins())
+        The controller's side.
+    chip : Out(SdramPins())
+        The chip's side (an :class:`SdramModel`'s ``pins``).
+    """
+
+    def __init__(self, row_bits: int = 13, bank_bits: int = 2):
+        super().__init__({"ctl": In(SdramPins(row_bits, bank_bits)), "chip": Out(SdramPins(row_bits, bank_bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        ctl, chip = self.ctl, self.chip
+        m.d.sync += [getattr(chip, n).eq(getattr(ctl, n)) for n in ("cke", "cmd", "ba", "a", "dqm", "dq_o", "dq_oe")]
+        m.d.sync += ctl.dq_i.eq(chip.dq_i)
         return m

@@ -9,7 +9,9 @@ backend that holds its flash image (:func:`csdformer.hw.flash_image.build_image`
   behavioural JEDEC flash :class:`~csdformer.sim.flash_model.SpiFlashModel`, over QSPI pins;
 - ``"sdram"``: the ULX3S's path for a streamed model, :class:`~csdformer.hw.sdram.SdramStream`
   copying the image from that flash into the timing-checking SDRAM model
-  :class:`~csdformer.sim.sdram_model.SdramModel` after reset and serving the loader from it.
+  :class:`~csdformer.sim.sdram_model.SdramModel` after reset and serving the loader from it; built
+  as the board builds it, its pin registers outside it
+  (:class:`~csdformer.sim.sdram_model.PinRegisters` standing in for the FPGA's I/O cells).
 
 ``memory_error`` is the memory model's sticky error (the flash's line driven from both sides, an
 SDRAM timing violation; 0 for ``"rom"``): the whole-network bench fails an image that sets it.
@@ -65,9 +67,10 @@ class Testbed(wiring.Component):
             self.store = SpiFlashModel(self.flash_image, t_res_cycles=min(16, self.reader.init_cycles))
         if backend == "sdram":
             from ..hw.sdram import SdramStream
-            from .sdram_model import SdramModel
+            from .sdram_model import PinRegisters, SdramModel
 
-            self.sdram = SdramStream(clock_hz=clock_hz, **({"part": sdram_part} if sdram_part else {}))
+            self.sdram = SdramStream(clock_hz=clock_hz, io_registers=True, **({"part": sdram_part} if sdram_part else {}))
+            self.sdram_io = PinRegisters(self.sdram.row_bits, self.sdram.bank_bits)
             words = 1 << max(1, (len(self.flash_image) // 2).bit_length())  # the image's words, and more
             self.sdram_model = SdramModel(words=words, clock_hz=clock_hz)
         members = {k: v for k, v in self.accelerator.signature.members.items() if k != "bus"}
@@ -107,7 +110,9 @@ class Testbed(wiring.Component):
                 m.submodules.sdram_model = model = self.sdram_model
                 connect(m, sdram.source, reader.bus)
                 connect(m, acc.bus, sdram.bus)
-                connect(m, sdram.pins, model.pins)
+                m.submodules.sdram_io = io = self.sdram_io
+                connect(m, sdram.pins, io.ctl)
+                connect(m, io.chip, model.pins)
                 m.d.comb += self.memory_error.eq(store.error | model.error)
         for name in self.signature.members:
             if name == "memory_error":

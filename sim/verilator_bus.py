@@ -227,13 +227,14 @@ def qspi_stream(*, clock_hz: float, divisor: int = 1, lines: int = 4):
 
 def sdram_stream(*, clock_hz: float):
     """A :class:`~csdformer.hw.sdram.SdramStream` as the bench's weight stream (its ``timing``:
-    a byte a cycle from a fixed latency; never elaborated), e.g. the ULX3S 85F's at 100 MHz. Its
+    a byte a cycle from a fixed latency; never elaborated), built as the board builds it (its I/O
+    registers: ``io_registers``), e.g. the ULX3S 85F's at 100 MHz. Its
     copy from flash after reset is not modelled here (the bench starts an image once the loader has
     its records in); ``tests/test_sdram.py`` and the ``sdram`` backend of
     :class:`csdformer.sim.testbed.Testbed` run the controller itself against the SDRAM model."""
     from ..hw.sdram import SdramStream
 
-    stream = SdramStream(clock_hz=clock_hz)
+    stream = SdramStream(clock_hz=clock_hz, io_registers=True)
     stream._MustUse__silence = True  # its timing only
     return stream
 

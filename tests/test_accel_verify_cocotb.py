@@ -130,7 +130,7 @@ def test_cli_verify(capsys):
 
 def test_an_sdram_controller_for_a_faster_part_fails_the_run(prog, images):
     """The SDRAM model's timing check reaches the verdict: a controller whose ACTIVE-to-READ wait
-    is one cycle (8 ns at 100 MHz; the chip needs 18 ns: two) stops the run at the first image."""
+    is one cycle (8 ns at 100 MHz; the chip needs 21 ns: three) stops the run at the first image."""
     import dataclasses
 
     from csdformer import CsdformerError
