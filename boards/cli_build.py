@@ -15,6 +15,8 @@ The core (UART link + whole-network accelerator) is made by the function named i
 
 from __future__ import annotations
 
+import dataclasses
+
 import importlib
 import json
 import os
@@ -145,12 +147,22 @@ def add_build_parser(subparsers):
     b.add_argument("--cache", metavar="DIR", help="bitstream cache (default $CSDFORMER_CACHE/bitstreams or "
                    "~/.cache/csdformer/bitstreams): an artifact that fits a cached design reuses its bitstream")
     b.add_argument("--no-cache", action="store_true", help="neither reuse nor store a bitstream")
+    b.add_argument("--stream", action="store_true", help="stream the weights from memory for every image even "
+                   "where they would fit on chip: the path of models larger than the chip (on the ULX3S through "
+                   "its SDRAM), to bring it up on a board with a small model")
     b.set_defaults(fn=build_command)
     return b
 
 
+def streamed(board):
+    """``board`` with every model's weights streamed (``--stream``): no resident weights."""
+    return dataclasses.replace(get_board(board), resident_kbit=0)
+
+
 def build_command(args) -> int:
     board = get_board(args.board)
+    if getattr(args, "stream", False):
+        board = streamed(board)
     lanes = board.lanes if args.lanes is None else check_int("lanes", args.lanes, lo=1)
     seeds = check_int("seeds", getattr(args, "seeds", DEFAULT_SEEDS), lo=1)
     path = resolve_artifact(args.artifact)

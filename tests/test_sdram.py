@@ -250,20 +250,18 @@ def test_the_ulx3s_sdram_pins_io_registers_and_clock():
 
 
 def test_a_streamed_model_reads_the_ulx3s_sdram_a_resident_one_the_flash():
-    """The real core: the digits model streamed on the ULX3S (its weights not on chip) gets the
-    SDRAM, its cycle model the SDRAM's timing; resident, it reads the flash once and has no SDRAM.
-    A board without an SDRAM streams from its flash."""
-    import dataclasses
-
+    """The real core: the digits model streamed on the ULX3S (``csdformer build --stream``: its
+    weights not on chip) gets the SDRAM, its cycle model the SDRAM's timing; resident (the
+    default: they fit), it reads the flash once and has no SDRAM. A board without an SDRAM streams
+    from its flash."""
     from csdformer.artifact import load
-    from csdformer.boards.cli_build import board_program, resolve_artifact
+    from csdformer.boards.cli_build import board_program, resolve_artifact, streamed
     from csdformer.boards.soc import accelerator_core
     from csdformer.boards.targets import get_board
 
     art = load(resolve_artifact("digits"))
     ulx3s = get_board("ulx3s-85f")
-    for board, want in [(dataclasses.replace(ulx3s, resident_kbit=0), "sdram-cl3"), (ulx3s, "qspi"),
-                        (get_board("orangecrab-25f"), "qspi")]:
+    for board, want in [(streamed(ulx3s), "sdram-cl3"), (ulx3s, "qspi"), (streamed("orangecrab-25f"), "qspi")]:
         program = board_program(art, 8, board)
         core = accelerator_core(program, 868, board=board, clock_hz=100e6)
         for x in (core, core.accelerator, core.reader, core.soc, core.sdram_stream):
@@ -271,7 +269,7 @@ def test_a_streamed_model_reads_the_ulx3s_sdram_a_resident_one_the_flash():
                 x._MustUse__silence = True  # inspected, not built
         assert ("sdram" in core.signature.members) == (want == "sdram-cl3"), board.name
         assert core.timing.name.startswith(want), (board.name, core.timing)
-        assert program.resident == (board.resident_kbit > 0)
+        assert not program.resident if board is not ulx3s else program.resident
         if want == "sdram-cl3":
             assert core.sdram_stream.io_registers and core.sdram_stream.copy_base == board.model_offset
             assert core.timing.latency == 42 and core.timing.byte_cycles == 1  # the -7 grade at 100 MHz
