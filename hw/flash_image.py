@@ -34,7 +34,7 @@ import numpy as np
 from .. import CsdformerError
 from ..artifact.identity import model_id as artifact_model_id
 
-__all__ = ["MAGIC", "VERSION", "HEADER_BYTES", "LENGTH_AT", "COUNT_BYTES", "FlashImageError", "Header", "word_bytes",
+__all__ = ["MAGIC", "VERSION", "HEADER_BYTES", "OPS_AT", "FABRIC_AT", "MODEL_AT", "LENGTH_AT", "COUNT_BYTES", "FlashImageError", "Header", "word_bytes",
            "op_bytes", "table_specs", "records_offset", "build_image", "parse_header", "record_bytes"]
 
 MAGIC = b"CSDF"
@@ -42,7 +42,11 @@ VERSION = 1
 HEADER_BYTES = 32
 COUNT_BYTES = 3  # a record's weight-word count
 _HEADER = struct.Struct("<4sHHIII8s")  # 28 bytes, then the CRC
-LENGTH_AT = struct.calcsize("<4sHHII")  # the header's image length (u32, little-endian) starts here
+# Where the header's fields start (little-endian), from its layout: what the hardware reads.
+OPS_AT = struct.calcsize("<4sH")  # ops (u16), after the magic and the format version
+FABRIC_AT = struct.calcsize("<4sHH")  # fabric id (u32)
+MODEL_AT = struct.calcsize("<4sHHI")  # model id (u32)
+LENGTH_AT = struct.calcsize("<4sHHII")  # the image's length (u32)
 
 
 class FlashImageError(CsdformerError):

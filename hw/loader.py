@@ -24,8 +24,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .common import one_hot_in_synthesis
-from .flash_image import COUNT_BYTES, HEADER_BYTES, MAGIC, VERSION, op_bytes, record_bytes, records_offset, \
-    table_specs, word_bytes
+from .flash_image import COUNT_BYTES, FABRIC_AT, HEADER_BYTES, MAGIC, MODEL_AT, OPS_AT, VERSION, op_bytes, \
+    record_bytes, records_offset, table_specs, word_bytes
 from .loader_places import RecordPlaces
 from .memory import WritePort
 from .weightstream import ADDR_BITS, WeightStream
@@ -130,19 +130,24 @@ class ModelLoader(wiring.Component):
                     m.d.sync += bi.eq(0)
                     m.next = "HEADER"
             with m.State("HEADER"):
-                # Bytes 0-5: magic and version; 6-7: ops; 8-11: fabric id; 12-15: model id.
+                # The magic and version, then the ops, the fabric id, the model id (flash_image's
+                # offsets): the first, and the fabric id where there is one, checked.
                 fab = (p.fabric.fabric_id if p.fabric is not None else 0).to_bytes(4, "little")
-                want = Array(Const(b, 8) for b in list(head) + [0, 0] + list(fab) + [0] * 4)
-                check = (bi < 6) | ((bi >= 8) & (bi < 12)) if p.fabric is not None else bi < 6
+                want = bytearray(MODEL_AT + 4)
+                want[:OPS_AT], want[FABRIC_AT:FABRIC_AT + 4] = head, fab
+                want = Array(Const(b, 8) for b in want)
+                check = bi < OPS_AT
+                if p.fabric is not None:
+                    check |= (bi >= FABRIC_AT) & (bi < FABRIC_AT + 4)
                 with m.If(beat):
                     m.d.sync += bi.eq(bi + 1)
-                    with m.If(check & (byte != want[bi[:4]])):
+                    with m.If(check & (byte != want[bi[:(len(want) - 1).bit_length()]])):
                         m.next = "ERROR"
-                    with m.If(bi == 6):
+                    with m.If(bi == OPS_AT):
                         m.d.sync += n_ops.eq(byte)
-                    with m.If(bi == 7):
+                    with m.If(bi == OPS_AT + 1):
                         m.d.sync += n_ops.eq(Cat(n_ops[:8], byte))
-                    with m.If((bi >= 12) & (bi < 16)):  # the model id, shifted in
+                    with m.If((bi >= MODEL_AT) & (bi < MODEL_AT + 4)):  # the model id, shifted in
                         m.d.sync += mid.eq(Cat(mid[8:], byte))
                     with m.If(bi == HEADER_BYTES - 1):
                         m.d.sync += bi.eq(0)
