@@ -5,8 +5,10 @@ draws ``N`` images (seeded) from the artifact's data set's test split, sends the
 one at a time and reports accuracy, images/s and cycles; ``--check`` also runs the golden model
 (:func:`csdformer.sim.runner.run`) on the same images and reports how many answers agree
 (logits and class), exiting 1 if any differs. The device must report the artifact's shape and model
-id (INFO). A request the link cannot complete (after retries) stops the run: the results so far
-are reported, then the error (one line, exit status 2).
+id (INFO); while it reports none (0: still reading its model after reset, as the ULX3S does while
+it copies a streamed model from flash into its SDRAM: up to about 2 s for a full flash) it is
+asked again for ``--load-wait`` seconds. A request the link cannot complete (after retries) stops
+the run: the results so far are reported, then the error (one line, exit status 2).
 """
 
 from __future__ import annotations
@@ -23,7 +25,23 @@ from ..datasets import load as load_dataset
 from ..sim.runner import predict, run_batches
 from .runtime import Device, RunStopped, run_images
 
-__all__ = ["add_run_parser", "run_command"]
+__all__ = ["add_run_parser", "run_command", "wait_for_model", "LOAD_WAIT_S"]
+
+#: Seconds ``csdformer run`` asks again while the device reports no model: the ULX3S copies a
+#: streamed model from its flash into its SDRAM after reset at 16 cycles a byte (0.1 s for
+#: Fashion-MNIST, about 2.1 s for the 13 MB a flash holds past the model's offset, at 100 MHz).
+LOAD_WAIT_S = 3.0
+POLL_S = 0.1
+
+
+def wait_for_model(dev, info, want: int, wait_s: float):
+    """``info``, or, while it reports model id 0 (none loaded yet) and ``want`` is not 0, the
+    device's INFO asked again every :data:`POLL_S` for up to ``wait_s`` seconds."""
+    deadline = time.monotonic() + wait_s
+    while info.model_id == 0 and want != 0 and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+        info = dev.info()
+    return info
 
 
 def add_run_parser(subparsers) -> argparse.ArgumentParser:
@@ -41,6 +59,9 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--model-id", type=lambda v: int(v, 0), dest="model_id",
                    help="the model id the device must report (default: the artifact's, "
                         "csdformer.artifact.model_id)")
+    r.add_argument("--load-wait", type=float, default=LOAD_WAIT_S, dest="load_wait", metavar="SECONDS",
+                   help=f"while the device reports no model yet (model id 0: it is still reading it after reset), "
+                        f"ask again for this long (default {LOAD_WAIT_S:g})")
     r.add_argument("--check", action="store_true", help="compare every answer with the golden model")
     r.set_defaults(fn=run_command)
     return r
@@ -69,7 +90,8 @@ def check_device(art, info, model_id: int | None) -> str:
                              f"{info.num_classes} classes, T={info.T}; {art.name} has {want[0]}, "
                              f"{want[1]}, T={want[2]}")
     if info.model_id != model_id:
-        what = ("no model is loaded yet (a device that reads its model from flash reports 0 until it has)"
+        what = ("no model is loaded yet (a device that reads its model from flash reports 0 until it has; "
+                "--load-wait asks again for longer)"
                 if info.model_id == 0 else "another model (or other weights) is loaded")
         raise CsdformerError(f"--port: the device reports model id 0x{info.model_id:08x}, {art.name} with "
                              f"{info.lanes} lanes is 0x{model_id:08x}: {what}")
@@ -83,11 +105,13 @@ def run_command(args: argparse.Namespace) -> int:
         raise CsdformerError(f"--delay: must be in 0..T-1 = 0..{art.T - 1}, got {delay}")
     if args.retries < 0:
         raise CsdformerError(f"--retries: must be >= 0, got {args.retries}")
+    if getattr(args, "load_wait", 0) < 0:
+        raise CsdformerError(f"--load-wait: must be >= 0, got {args.load_wait:g}")
     x, y = _pick(art, args.images, args.seed)
     stopped = None
     with Device(args.port, args.baud, timeout=args.timeout, retries=args.retries) as dev:
-        info = dev.info()
         mid = expected_model_id(art) if args.model_id is None else args.model_id
+        info = wait_for_model(dev, dev.info(), mid, getattr(args, "load_wait", LOAD_WAIT_S))
         id_note = check_device(art, info, mid)
         t0 = time.monotonic()
         try:

@@ -250,8 +250,40 @@ def test_run_command_refuses_another_model_id(monkeypatch, art):
         run_command(_args("--images", "2"))
     assert run_command(_args("--images", "2", "--model-id", "0x12345678")) == 0
     model.info = dataclasses.replace(model.info, model_id=0)
-    with pytest.raises(CsdformerError, match=r"reports model id 0x00000000, .*no model is loaded yet"):
-        run_command(_args("--images", "2"))
+    t0 = time.monotonic()
+    with pytest.raises(CsdformerError, match=r"reports model id 0x00000000, .*no model is loaded yet.*--load-wait"):
+        run_command(_args("--images", "2", "--load-wait", "0.3"))
+    assert 0.3 <= time.monotonic() - t0 < 3  # it asked again for 0.3 s, not the default 3
+    with pytest.raises(CsdformerError, match=r"^--load-wait: must be >= 0, got -1$"):
+        run_command(_args("--images", "2", "--load-wait", "-1"))
+
+
+class _Loading(DeviceModel):
+    """A device that reports no model (id 0) for its first ``k`` INFO answers: one still reading its
+    model after reset (the ULX3S copying it into its SDRAM)."""
+
+    def __init__(self, model, k):
+        super().__init__(model.info, model.compute)
+        self.loaded, self.k, self.asked = model.info, k, 0
+        self.info = dataclasses.replace(model.info, model_id=0)
+
+    def _answer(self, mtype, seq, payload):
+        out = super()._answer(mtype, seq, payload)
+        if mtype == P.MsgType.INFO:
+            self.asked += 1
+            if self.asked >= self.k:
+                self.info = self.loaded
+        return out
+
+
+def test_run_command_waits_while_the_device_loads_its_model(monkeypatch, capsys, art):
+    """INFO asked again while the device reports no model: the run starts once it has one (after
+    four answers of 0 here), the model id checked."""
+    model = _Loading(golden_model(art), 4)
+    monkeypatch.setattr(runtime, "open_serial", lambda port, baud: LoopbackSerial(model))
+    assert run_command(_args("--images", "2", "--check")) == 0
+    assert model.asked == 5
+    assert "model id checked" in capsys.readouterr().out
 
 
 def test_run_command_reports_then_fails(monkeypatch, capsys, art):
