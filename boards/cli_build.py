@@ -32,6 +32,7 @@ from ..hw.program import compile_program
 from .build import build, render
 from .cache import BitstreamCache
 from .report import SEED_MARGIN_PCT, BuildReport
+from .sdram import report_note as sdram_note
 from .soc import DEFAULT_BAUD, BoardTop, uart_divisor
 from .targets import BOARDS, get_board
 from .throughput import estimate
@@ -197,6 +198,9 @@ def build_command(args) -> int:
             report.cycles_per_image, report.model_images, report.memory, report.work = speed
         except CsdformerError as e:
             report.notes.append(f"no speed estimate: {e}")
+        note = sdram_note(top.core, len(image), top.sync_hz) if hasattr(top, "sync_hz") else None
+        if note is not None:
+            report.notes.append(note)
         report.write(out)
     print(json.dumps(report.to_dict()) if args.json else report.to_markdown(), end="\n" if args.json else "")
     return 0 if report.ok else 1

@@ -64,3 +64,16 @@ def sdram_pins(m, platform, pins) -> None:
     m.d.comb += [dq.o.eq(pins.dq_o), dq.oe.eq(pins.dq_oe), pins.dq_i.eq(dq.i)]
     m.submodules.sdram_clk = clk = io.DDRBuffer("o", res.clk)
     m.d.comb += [clk.o[0].eq(Const(0)), clk.o[1].eq(Const(1))]  # low, then high: sync inverted
+
+
+def report_note(core, image_bytes: int, clock_hz: float) -> str | None:
+    """The build report's note on a core that reads its weights from the SDRAM (None for one that
+    does not): the copy after reset and how long it takes, and that the pins' timing is arithmetic."""
+    stream = getattr(core, "sdram_stream", None)
+    if stream is None:
+        return None
+    copy_s = (stream.t.init + core.reader.timing.read_cycles(image_bytes)) / clock_hz
+    return (f"weights from the SDRAM ({stream.part.name}): the model is copied there from the flash after reset "
+            f"({image_bytes:,} bytes, about {copy_s * 1e3:.0f} ms at {clock_hz / 1e6:g} MHz; `csdformer run` waits for "
+            f"it), then read a byte a cycle. Its pin timing is datasheet arithmetic (boards/sdram.py): nextpnr does "
+            f"not time paths that leave the chip, and it has not been tried on a board yet")

@@ -256,6 +256,7 @@ def test_a_streamed_model_reads_the_ulx3s_sdram_a_resident_one_the_flash():
     from its flash."""
     from csdformer.artifact import load
     from csdformer.boards.cli_build import board_program, resolve_artifact, streamed
+    from csdformer.boards.sdram import report_note
     from csdformer.boards.soc import accelerator_core
     from csdformer.boards.targets import get_board
 
@@ -273,3 +274,14 @@ def test_a_streamed_model_reads_the_ulx3s_sdram_a_resident_one_the_flash():
         if want == "sdram-cl3":
             assert core.sdram_stream.io_registers and core.sdram_stream.copy_base == board.model_offset
             assert core.timing.latency == 42 and core.timing.byte_cycles == 1  # the -7 grade at 100 MHz
+        # the build report's note: the copy after reset (200 µs of power-up, then the image at the
+        # single-line flash's 16 cycles a byte) and the pins' timing, unmeasured
+        note = report_note(core, 26_339, 100e6)
+        if want == "sdram-cl3":
+            ms = (20_000 + core.reader.timing.latency + 26_338 * 16) / 100e6 * 1e3
+            assert core.reader.timing.byte_cycles == 16 and round(ms) == 4
+            assert note.startswith("weights from the SDRAM (AS4C32M16SB-7): the model is copied there from the flash "
+                                   "after reset (26,339 bytes, about 4 ms at 100 MHz; `csdformer run` waits for it)")
+            assert "not been tried on a board" in note
+        else:
+            assert note is None
