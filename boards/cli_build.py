@@ -16,7 +16,6 @@ The core (UART link + whole-network accelerator) is made by the function named i
 from __future__ import annotations
 
 import dataclasses
-
 import importlib
 import json
 import os

@@ -27,10 +27,11 @@ from amaranth.vendor import LatticeECP5Platform
 
 from ..hw.common import HwParamError
 
-__all__ = ["flash_pins"]
+__all__ = ["flash_pins", "has_resource"]
 
 
-def _has(platform, name) -> bool:
+def has_resource(platform, name) -> bool:
+    """Whether ``platform`` declares resource ``name`` (number 0)."""
     try:
         platform.lookup(name, 0)
     except ResourceError:
@@ -44,10 +45,10 @@ def flash_pins(m, platform, pins, *, lines: int | None = None) -> int:
     given, is what the reader needs: a board that cannot give it is refused with
     :class:`HwParamError`."""
     ecp5 = isinstance(platform, LatticeECP5Platform)
-    if _has(platform, "spi_flash_4x"):
+    if has_resource(platform, "spi_flash_4x"):
         res = platform.request("spi_flash_4x", 0, dir="-")
         wired = 4
-    elif _has(platform, "spi_flash"):
+    elif has_resource(platform, "spi_flash"):
         res = platform.request("spi_flash", 0, dir="-")
         wired = 1
     else:

@@ -31,16 +31,16 @@ from amaranth.hdl import Const
 from amaranth.lib import io
 
 from ..hw.common import HwParamError
-from .flash import _has
+from .flash import has_resource
 
-__all__ = ["sdram_pins"]
+__all__ = ["sdram_pins", "report_note"]
 
 
 def sdram_pins(m, platform, pins) -> None:
     """Connect ``pins`` (a :class:`~csdformer.hw.sdram.SdramPins` interface, controller side, of a
     controller built with ``io_registers``) to the board's ``sdram`` resource in module ``m``:
     I/O registers on every line, the clock inverted through an ``ODDRX1F`` (module docstring)."""
-    if not _has(platform, "sdram"):
+    if not has_resource(platform, "sdram"):
         raise HwParamError(f"sdram: {type(platform).__name__} declares no sdram resource")
     res = platform.request("sdram", 0, dir="-")
     if len(res.a) != len(pins.a) or len(res.ba) != len(pins.ba):

@@ -122,7 +122,6 @@ class ModelLoader(wiring.Component):
                 with m.Else():
                     m.d.sync += bi.eq(bi + 1)
 
-        head = bytearray(MAGIC) + VERSION.to_bytes(2, "little")
         with m.FSM(name="loader") as fsm:
             with m.State("INIT"):
                 m.d.comb += [bus.cmd.valid.eq(1), bus.cmd.payload.eq(self.base)]
@@ -130,28 +129,7 @@ class ModelLoader(wiring.Component):
                     m.d.sync += bi.eq(0)
                     m.next = "HEADER"
             with m.State("HEADER"):
-                # The magic and version, then the ops, the fabric id, the model id (flash_image's
-                # offsets): the first, and the fabric id where there is one, checked.
-                fab = (p.fabric.fabric_id if p.fabric is not None else 0).to_bytes(4, "little")
-                want = bytearray(MODEL_AT + 4)
-                want[:OPS_AT], want[FABRIC_AT:FABRIC_AT + 4] = head, fab
-                want = Array(Const(b, 8) for b in want)
-                check = bi < OPS_AT
-                if p.fabric is not None:
-                    check |= (bi >= FABRIC_AT) & (bi < FABRIC_AT + 4)
-                with m.If(beat):
-                    m.d.sync += bi.eq(bi + 1)
-                    with m.If(check & (byte != want[bi[:(len(want) - 1).bit_length()]])):
-                        m.next = "ERROR"
-                    with m.If(bi == OPS_AT):
-                        m.d.sync += n_ops.eq(byte)
-                    with m.If(bi == OPS_AT + 1):
-                        m.d.sync += n_ops.eq(Cat(n_ops[:8], byte))
-                    with m.If((bi >= MODEL_AT) & (bi < MODEL_AT + 4)):  # the model id, shifted in
-                        m.d.sync += mid.eq(Cat(mid[8:], byte))
-                    with m.If(bi == HEADER_BYTES - 1):
-                        m.d.sync += bi.eq(0)
-                        m.next = "TABLE0"
+                self._header(m, bi, beat, byte, n_ops, mid)
             for t, (name, n, bits) in enumerate(tables):
                 with m.State(f"TABLE{t}"):
                     take_word(t, -(-bits // 8), wi, wi == n - 1, f"TABLE{t + 1}" if t + 1 < len(tables) else "TABLES_DONE")
@@ -164,15 +142,7 @@ class ModelLoader(wiring.Component):
                     m.d.sync += [bi.eq(0), wi.eq(0)]
                     m.next = "COUNT"
             with m.State("COUNT"):
-                with m.If(beat):
-                    m.d.sync += [raddr.eq(raddr + 1), bi.eq(bi + 1)]
-                    for k in range(COUNT_BYTES):
-                        if 8 * k < len(nw):
-                            with m.If(bi == k):
-                                m.d.sync += nw[8 * k:].eq(byte)
-                    with m.If(bi == COUNT_BYTES - 1):
-                        m.d.sync += bi.eq(0)
-                        m.next = "OPWORD"
+                self._count(m, bi, beat, byte, raddr, nw)
             with m.State("OPWORD"):
                 m.d.comb += [self.op_w.addr.eq(places.op_base + bi), self.op_w.data.eq(byte), self.op_w.en.eq(beat)]
                 with m.If(beat):
@@ -199,3 +169,40 @@ class ModelLoader(wiring.Component):
         if not p.compact:  # one flip-flop a state: DONE's pulse is a flip-flop, not a decode that
             one_hot_in_synthesis(fsm)  # the placer puts between its far users (a ULX3S critical path)
         return m
+
+    def _header(self, m, bi, beat, byte, n_ops, mid):
+        """The HEADER state: the magic and version, then the ops, the fabric id, the model id
+        (flash_image's offsets); the first, and the fabric id where there is one, checked."""
+        p = self.program
+        fab = (p.fabric.fabric_id if p.fabric is not None else 0).to_bytes(4, "little")
+        want = bytearray(MODEL_AT + 4)
+        want[:OPS_AT], want[FABRIC_AT:FABRIC_AT + 4] = bytearray(MAGIC) + VERSION.to_bytes(2, "little"), fab
+        want = Array(Const(b, 8) for b in want)
+        check = bi < OPS_AT
+        if p.fabric is not None:
+            check |= (bi >= FABRIC_AT) & (bi < FABRIC_AT + 4)
+        with m.If(beat):
+            m.d.sync += bi.eq(bi + 1)
+            with m.If(check & (byte != want[bi[:(len(want) - 1).bit_length()]])):
+                m.next = "ERROR"
+            with m.If(bi == OPS_AT):
+                m.d.sync += n_ops.eq(byte)
+            with m.If(bi == OPS_AT + 1):
+                m.d.sync += n_ops.eq(Cat(n_ops[:8], byte))
+            with m.If((bi >= MODEL_AT) & (bi < MODEL_AT + 4)):  # the model id, shifted in
+                m.d.sync += mid.eq(Cat(mid[8:], byte))
+            with m.If(bi == HEADER_BYTES - 1):
+                m.d.sync += bi.eq(0)
+                m.next = "TABLE0"
+
+    def _count(self, m, bi, beat, byte, raddr, nw):
+        """The COUNT state: a record's weight-word count (little-endian) into ``nw``."""
+        with m.If(beat):
+            m.d.sync += [raddr.eq(raddr + 1), bi.eq(bi + 1)]
+            for k in range(COUNT_BYTES):
+                if 8 * k < len(nw):
+                    with m.If(bi == k):
+                        m.d.sync += nw[8 * k:].eq(byte)
+            with m.If(bi == COUNT_BYTES - 1):
+                m.d.sync += bi.eq(0)
+                m.next = "OPWORD"
