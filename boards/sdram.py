@@ -22,7 +22,11 @@ tAC 5.4 at CL 3, tOH 2.5 ns) at 100 MHz (T = 10 ns):
   about 7 ns that a round trip of a few ns sits in.
 
 That is arithmetic from the datasheets, not a measurement: the FPGA's own I/O delays and the
-board's traces are what a board confirms (nextpnr does not time paths that leave the chip).
+board's traces are what a board confirms (nextpnr does not time paths that leave the chip). The
+logic of it is simulated at the pins (:mod:`csdformer.sim.benches.sdram_board`: these cells as the
+ECP5 platform makes them, the chip clocked by the clock pin, its output with tAC and tOH): every
+byte right for R from 2.5 to 9.6 ns, wrong outside, and wrong with the clock's phase or the command
+pins' inversion changed.
 """
 
 from __future__ import annotations

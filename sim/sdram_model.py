@@ -70,6 +70,9 @@ class SdramModel(wiring.Component):
     pins : In(SdramPins())
     error : Out(1)
     violation : Out(Violation)
+    drive : Out(1)
+        The chip drives DQ in this cycle (a read's word on ``dq_i``): for a bench that puts the
+        model on a bidirectional pin.
     """
 
     @validated
@@ -81,7 +84,8 @@ class SdramModel(wiring.Component):
         self.init = list(init)
         self.cb, self.bb = (part.cols - 1).bit_length(), (part.banks - 1).bit_length()
         self.rb = (part.rows - 1).bit_length()
-        super().__init__({"pins": In(SdramPins(self.rb, self.bb)), "error": Out(1), "violation": Out(Violation)})
+        super().__init__({"pins": In(SdramPins(self.rb, self.bb)), "error": Out(1), "violation": Out(Violation),
+                          "drive": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -113,7 +117,7 @@ class SdramModel(wiring.Component):
         rvalid = Signal()
         m.d.sync += [rvalid.eq(0)]
         m.d.sync += [cl[0].eq(Cat(rd.data, rvalid))] + [cl[i].eq(cl[i - 1]) for i in range(1, len(cl))]
-        m.d.comb += p.dq_i.eq(Mux(cl[-1][16], cl[-1][:16], 0))
+        m.d.comb += [p.dq_i.eq(Mux(cl[-1][16], cl[-1][:16], 0)), self.drive.eq(cl[-1][16])]
 
         bank = p.ba
         fault = Signal(Violation)
