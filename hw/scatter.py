@@ -116,14 +116,15 @@ def tap_cycles(op, program) -> np.ndarray:
 
 
 def word_layout(program, mwidth: int) -> data.StructLayout:
-    """One scanned input word (:class:`ScanStages`' output, a :class:`WordSkid` entry): its event
-    mask, whether it is empty, its first event, the one after it, whether that is the last
-    (``single``), whether the word has at most two events (``pair``: after its first starts, the
-    next is the last or there is none); for
+    """One scanned input word (:class:`ScanStages`' output, a :class:`WordSkid` entry): whether it
+    is empty, its first event, the one after it, whether that is the last (``single``), whether the
+    word has at most two events (``pair``: after its first starts, the next is the last or there is
+    none), its events after those two (``later``: the mask without its two lowest bits, where the
+    walk through the word's events starts from); for
     TDEC ``Acum(t − 1)`` and ``a(t)`` (``Acum(t)`` is their :func:`cumulate`, formed where it is
     written back, so the queue holds one count a lane, not two)."""
     P, CW = program.lanes, program.widths["cnt"]
-    return data.StructLayout({"mask": mwidth, "zero": 1, "low": range(mwidth), "low2": range(mwidth), "single": 1,
+    return data.StructLayout({"later": mwidth, "zero": 1, "low": range(mwidth), "low2": range(mwidth), "single": 1,
                               "pair": 1, "aprev": P * CW, "abits": P})
 
 
@@ -154,7 +155,7 @@ class ScanStages(wiring.Component):
         a_prev = Signal(self.P * self.CW)
         m.d.comb += a_prev.eq(Mux(self.first, 0, self.cnt_q))
         a_new = cumulate(a_prev, self.spk_q, self.CW, self.P)
-        word = Signal.like(self.word.mask)
+        word = Signal.like(self.word.later)
         with m.If(self.img):
             m.d.comb += word.eq(self.img_q)
         with m.Elif(self.tdec):
@@ -168,9 +169,11 @@ class ScanStages(wiring.Component):
         for i in range(self.relay):  # (with a relay, ``rest`` is formed before it: the subtraction
             # and the priority encoder after it were a ULX3S critical path in one cycle)
             wm, rest, aprev, abits = (self._relay(m, v, i) for v in (wm, rest, aprev, abits))
+        later = Signal.like(wm, name="later")  # ... and without its next (``pair`` is whether it is 0)
+        m.d.comb += later.eq(rest & (rest - 1))
         w = self.word
-        m.d.sync += [w.low2.eq(lowest(m, rest)), w.single.eq(rest == 0), w.pair.eq(_at_most_one(rest)),
-                     w.mask.eq(wm), w.zero.eq(wm == 0), w.low.eq(lowest(m, wm)), w.aprev.eq(aprev), w.abits.eq(abits)]
+        m.d.sync += [w.low2.eq(lowest(m, rest)), w.single.eq(rest == 0), w.pair.eq(later == 0),
+                     w.later.eq(later), w.zero.eq(wm == 0), w.low.eq(lowest(m, wm)), w.aprev.eq(aprev), w.abits.eq(abits)]
         return m
 
 
@@ -343,7 +346,7 @@ class Scatter(PhaseUnit):
                         with m.If(words.last):
                             m.next = "DRAIN"
                     with m.Else():
-                        ev.start_event(head.mask, head.low, head.low2, head.single, head.pair)
+                        ev.start_event(head.later, head.low, head.low2, head.single, head.pair)
                         m.next = "FANOUT"
             with m.State("FANOUT"):
                 # A tap outside the output (a conv's border) is skipped, with its row or column.
@@ -365,7 +368,7 @@ class Scatter(PhaseUnit):
                         # from one register and the head's flag: the queue's pop is a short path.
                         with m.If(ev.chain_ready & ~head.zero):
                             ev.take(head, tdec=False)  # (chain_ready: not TDEC)
-                            ev.start_event(head.mask, head.low, head.low2, head.single, head.pair)
+                            ev.start_event(head.later, head.low, head.low2, head.single, head.pair)
                     with (m.Elif if ev.early else m.If)(ev.single):
                         if not ev.early:  # (else the walk moved on when this event started)
                             ev.advance()
@@ -398,9 +401,12 @@ class Scatter(PhaseUnit):
 
 
 class _Events:
-    """The scatter's event state on module ``m`` and the FSM's actions on it: the word being fanned
-    out (``mask``), its event (bit ``evb``), the next (``nxt``), whether that one is its last
-    (``single``); the next word to read (``ri``); TDEC's counts of the word (``abits``, ``aprev``).
+    """The scatter's event state on module ``m`` and the FSM's actions on it: of the word being
+    fanned out, its event (bit ``evb``), the next (``nxt``), whether that one is its last
+    (``single``), and its events after those two (``later``: the next event's start takes its
+    lowest bit and clears it from a register, not through a decode of ``evb`` and ``nxt`` into the
+    word's mask, which was the ULX3S's critical path at 104.7 MHz: ``evb`` → ``single2``, 12
+    levels); the next word to read (``ri``); TDEC's counts of the word (``abits``, ``aprev``).
 
     With the queue (``early``) the word walk moves on when a word's last event starts, so that the
     next word's position is there when that event ends and the engine takes the next word in that
@@ -419,7 +425,8 @@ class _Events:
         mw = self.mw
         self.ri = Signal.like(words.wi, name="ri")  # the next word to read
         # (unnamed, as before: a new name in the RTL places the ULX3S and iCEBreaker builds anew)
-        self.mask, self.nxt, self.single = Signal(mw), Signal(range(mw)), Signal()
+        self.nxt, self.single = Signal(range(mw)), Signal()
+        self.later = Signal(mw, name="later")
         self.evb = Signal(range(mw), name="evb")  # the event being fanned out, the lowest set bit of mask
         self.abits, self.aprev = Signal(self.P), Signal(self.P * self.CW)
         self.early = early = queue is not None
@@ -432,15 +439,15 @@ class _Events:
         """The word walk's step to the next word."""
         self.m.d.comb += self.words.step.eq(1)
 
-    def start_event(self, x, bit, following, is_last, pair):
-        """``bit`` of word mask ``x`` is the current event; ``following`` the one after it;
-        ``is_last``: there is none; ``pair``: it is the last or there is none (``x`` has at most
-        two events left), formed beside the FSM's choice of which event starts, which only selects
+    def start_event(self, later, bit, following, is_last, pair):
+        """``bit`` is the current event; ``following`` the one after it; ``later`` the word's
+        events after those two; ``is_last``: there is none after ``bit``; ``pair``: ``following``
+        is the last or there is none (``later`` is empty), formed beside the FSM's choice of which event starts, which only selects
         it (from the control, a subtraction after that choice was a ULX3S critical path, 90.6 MHz:
         the tap walk's ``done`` → ``chain_ready``'s branch → the mask → ``single2``)."""
         m, P, f, words = self.m, self.P, self.f, self.words
         lane = bit[:max(1, (P - 1).bit_length())] if P > 1 else 0
-        m.d.sync += [self.mask.eq(x), self.evb.eq(bit), self.nxt.eq(following), self.single.eq(is_last)]
+        m.d.sync += [self.later.eq(later), self.evb.eq(bit), self.nxt.eq(following), self.single.eq(is_last)]
         if self.early:
             m.d.sync += self.single2.eq(pair)
         m.d.comb += [self.taps.start.eq(1), self.taps.row.eq(Mux(f.img, words.Bb[0], Array(words.Bb)[lane]))]
@@ -475,23 +482,11 @@ class _Events:
             m.d.comb += self.issued.eq(1)
 
     def next_event(self):
-        """The word's next event: the mask without this one, its lowest bit, and the one after;
-        whether it is the word's last from ``single2`` where there is one (kept when this event
-        started), else decoded here."""
-        m, mw = self.m, self.mw
-        rest, rest2 = Signal(mw), Signal(mw)  # the mask without this event, and the next
-        m.d.comb += [rest.eq(_without(self.mask, self.evb)), rest2.eq(_without(rest, self.nxt))]
-        if self.single2 is None:
-            self.start_event(rest, self.nxt, lowest(m, rest2), rest2 == 0, None)
-        else:  # from the registers alone: ``rest`` without ``nxt`` has at most one bit
-            self.start_event(rest, self.nxt, lowest(m, rest2), self.single2, _at_most_one(rest2))
-
-
-def _at_most_one(x):
-    """Whether ``x`` has at most one bit set (``x & (x − 1)`` clears its lowest)."""
-    return (x & (x - 1)) == 0
-
-
-def _without(x, bit):
-    """``x`` with bit number ``bit`` cleared."""
-    return x & ~Cat(*[bit == b for b in range(len(x))])
+        """The word's next event, ``nxt``: the one after it is ``later``'s lowest bit, and the
+        events after that ``later`` without it; whether ``nxt`` is the word's last from ``single2``
+        where there is one (kept when this event started), else whether ``later`` is empty."""
+        m, later = self.m, self.later
+        rest = Signal.like(later, name="later_rest")  # ``later`` without its lowest bit
+        m.d.comb += rest.eq(later & (later - 1))
+        is_last = (later == 0) if self.single2 is None else self.single2
+        self.start_event(rest, self.nxt, lowest(m, later), is_last, rest == 0)
