@@ -61,6 +61,7 @@ def main(argv=None) -> int:
         args.weight_depth, args.lines = board.weight_depth, 4 if board.flash_quad else 1
         args.clock_mhz, args.backend = board.freq_mhz, "flash" if args.backend == "rom" else args.backend
     single_port = tuple(v for v in args.single_port.split(",") if v)
+    outreg = bool(args.board) and board.outreg  # the accelerator as the board builds it
     art = A.load(resolve_artifact(args.artifact))
     delay = art.delay if args.delay is None else args.delay
     idx, x = select_images(art, args.images, args.seed)
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
         prog = compile_program(art, lanes, single_port=single_port, resident=resident,
                                weight_depth=None if resident else args.weight_depth)
         t0 = time.time()
-        rep = verify(prog, idx, x, delay=delay, backend=args.backend, clock_hz=args.clock_mhz * 1e6,
+        rep = verify(prog, idx, x, delay=delay, backend=args.backend, clock_hz=args.clock_mhz * 1e6, outreg=outreg,
                      lines=args.lines, progress=True)
         failed += rep.failed
         meas = np.array([c.cycles for c in rep.checks], dtype=float)
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
     wd += ", weights resident" if prog.resident else ""
     fl = f" ({args.lines} line{'s' * (args.lines > 1)}, {args.clock_mhz:g} MHz)" if args.backend == "flash" else ""
     print(f"{art.name}, D={delay}, {len(idx)} test images (seed {args.seed}){sp}{wd}, model from {args.backend}{fl}"
-          + (f", board {args.board}" if args.board else ""))
+          + (f", board {args.board}" if args.board else "") + (", block-RAM output registers" if outreg else ""))
     print(f"{'lanes':>5} {'cycles/img':>11} {'model':>11} {'max dev %':>9} {'SOPs/img':>10} {'util %':>7} "
           f"{'img/s@100MHz':>12}  check")
     for r in rows:

@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     art = A.load(resolve_artifact(args.artifact))
     delay = art.delay if args.delay is None else args.delay
-    stream, where = None, "RomStream timing"
+    stream, where, outreg = None, "RomStream timing", False
     if args.board:
         from csdformer.boards.targets import get_board
 
@@ -104,6 +104,8 @@ def main(argv=None) -> int:
         prog = compile_program(art, args.lanes, single_port=board.single_port, weight_depth=board.weight_depth,
                                acc_depth=board.acc_depth)
         where = f"{board.name} (weight depth {board.weight_depth}, acc depth {board.acc_depth})"
+        outreg = board.outreg  # the accelerator as the board builds it
+        where += ", block-RAM output registers" if outreg else ""
         if args.sdram:
             stream = VB.sdram_stream(clock_hz=board.freq_mhz * 1e6)
             t = stream.timing
@@ -120,7 +122,7 @@ def main(argv=None) -> int:
         args.lanes = args.lanes or 16
         prog = compile_program(art, args.lanes)  # keep_spikes=True: every spike layer read back
         where = "weight stream: RomStream timing"
-    args.stream = stream
+    args.stream, args.outreg = stream, outreg
     image = build_image(prog)
     t_compile = time.time() - t0
     idx, x = select_images(art, args.images, args.seed)
@@ -134,7 +136,8 @@ def main(argv=None) -> int:
     if args.engine == "cocotb":
         rep = verify_bus(prog, idx, x, delay=delay, mode=args.mode, progress=True)
     else:
-        rep = VB.verify_cxx(prog, idx, x, delay=delay, jobs=args.jobs, opt=args.opt, progress=True, stream=stream)
+        rep = VB.verify_cxx(prog, idx, x, delay=delay, jobs=args.jobs, opt=args.opt, progress=True, stream=stream,
+                            outreg=outreg)
     wall = time.time() - t0
     return report(args, art, prog, idx, delay, rep, wall, t_compile)
 
@@ -148,7 +151,7 @@ def _elsewhere(args, prog, idx, x, delay, VB) -> int:
     golden_s = time.time() - t0
     if args.prepare:
         key, fig = VB.prepare(prog, x, delay, golden, args.prepare, indices=idx, opt=args.opt, jobs=args.jobs,
-                              ship_runtime=True, stream=args.stream)
+                              ship_runtime=True, stream=args.stream, outreg=args.outreg)
         print(f"Verilog {fig['verilog_bytes']:,} bytes, {fig['zero_inits_dropped']:,} zero initialisers dropped: "
               f"{fig['verilog_stripped_bytes']:,} bytes ({fig['verilog_s']:.0f} s)", flush=True)
         times = VB.build(args.prepare, steps=("verilate",))

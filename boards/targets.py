@@ -111,9 +111,11 @@ class Board:
         None: streamed from the flash.
     outreg : bool
         Build every block RAM's bank register as the RAM's output register (the ECP5's DP16KD:
-        ``Accelerator(outreg=True)`` and :mod:`csdformer.boards.outreg` on the netlist). No board
-        sets it: with it the OrangeCrab's digits build placed at a median 153.7 MHz over five
-        seeds (156.2 without) and the ULX3S's missed 100 MHz at three (docs/results.md, session 19).
+        ``Accelerator(outreg=True)`` and :mod:`csdformer.boards.outreg` on the netlist). The
+        OrangeCrab sets it since session 23 (its digits build at a median 167.3 MHz over three
+        seeds, 153.7 at its own seed without: once the scatter's event walk no longer limited it,
+        the block RAMs' read did; in session 19, with that walk, it had not helped: 153.7 against
+        156.2; docs/results.md).
     resident_kbit : int
         A model whose weights take at most this many kbit of block RAM holds them all on chip
         (``compile_program(resident=True)``): the loader reads them once after reset instead of for
@@ -232,7 +234,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
         freq_mhz=100.0, goal_mhz=125.0, lanes=8,
         leds={"heartbeat": ("rgb_led", 0, "g"), "busy": ("rgb_led", 0, "b"), "error": ("rgb_led", 0, "r")},
         reset=("button", 0), extra_resources=(ORANGECRAB_UART,), memory_target="ecp5-25f",
-        place_opts=ECP5_PLACE,
+        place_opts=ECP5_PLACE, outreg=True,
         # The DFU bootloader sits at 0, the user bitstream at 0x80000 (LFE5U-25F, about 0.6 MB
         # uncompressed, so it reaches past 0x100000); 2 MiB is the first round boundary clear of both.
         flash_bytes=16 << 20, model_offset=0x200000, flash_quad=True, flash_parts=("W25Q128JVEIM",),

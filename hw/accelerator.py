@@ -81,8 +81,8 @@ class Accelerator(wiring.Component):
     undefined (:data:`~csdformer.hw.memory.COLLISION_ANY`). ``outreg``: the transparent
     memories' transparency after their bank registers, so that an ECP5 build can move every bank
     register into its block RAM (:mod:`csdformer.boards.outreg`); not where the units are compact
-    (the iCE40: no output register). Off by default: on the boards' builds it did not raise the
-    clock (docs/results.md, session 19).
+    (the iCE40: no output register). Off by default; the OrangeCrab's build sets it
+    (:attr:`csdformer.boards.targets.Board.outreg`).
     """
 
     def __init__(self, program: Program, *, base: int = 0, poison: bool = True, outreg: bool = False):

@@ -25,7 +25,7 @@ whether the write met the read is registered beside it, and the written word joi
 registers as one more input of the select. Every bank's register is reset-less, and with
 ``outreg`` it takes the RAM's output and nothing else, so that a build can move it into the block
 RAM (the DP16KD's output register, :mod:`csdformer.boards.outreg`), whose output then comes about
-1 ns after the edge instead of 4 to 6 (no board does yet: :attr:`csdformer.boards.targets.Board.outreg`).
+1 ns after the edge instead of 4 to 6 (the OrangeCrab's build does: :attr:`csdformer.boards.targets.Board.outreg`).
 
 A read of a memory that is not transparent never needs the word written in the cycle the RAM reads
 it (a collision): no phase unit reads a word while another writes it. So the board builds declare

@@ -42,17 +42,19 @@ class Testbed(wiring.Component):
     flash image to hold (default: the program's own); ``divisor``, ``lines``, ``clock_hz``: the QSPI
     reader's (and the SDRAM controller's clock); ``byte_cycles``: the on-chip backend's;
     ``sdram_part``: the part the SDRAM controller is built for (default the ULX3S's; the model is
-    always that part)."""
+    always that part); ``outreg``: the accelerator as a board with block-RAM output registers builds
+    it (:class:`~csdformer.hw.accelerator.Accelerator`'s)."""
 
     __test__ = False  # not a pytest test class
 
     def __init__(self, program, *, backend: str = "rom", image: bytes | None = None, divisor: int = 1,
-                 lines: int = 4, byte_cycles: int = 1, clock_hz: float = 50e6, sdram_part=None):
+                 lines: int = 4, byte_cycles: int = 1, clock_hz: float = 50e6, sdram_part=None,
+                 outreg: bool = False):
         if backend not in BACKENDS:
             raise HwParamError(f"backend: {backend!r}; one of {', '.join(BACKENDS)}")
         self.program = program
         self.flash_image = build_image(program) if image is None else bytes(image)
-        self.accelerator = Accelerator(program)
+        self.accelerator = Accelerator(program, outreg=outreg)
         self.backend = backend
         self.sdram = self.sdram_model = None
         if backend == "rom":

@@ -183,7 +183,7 @@ def cycle_budget(program, golden: dict, n_pixels: int, timing=None) -> int:
 def verify(program, indices, images: np.ndarray, *, delay: int, sim: str | None = None, waves: bool = False,
            corrupt: dict | None = None, progress: bool = False, budget_cycles: int | None = None,
            backend: str = "rom", image: bytes | None = None, clock_hz: float = 50e6,
-           lines: int = 4, sdram_part=None) -> VerifyReport:
+           lines: int = 4, sdram_part=None, outreg: bool = False) -> VerifyReport:
     """Run ``images`` ``(N, C, H, W)`` through the RTL of ``program`` and judge every image.
     ``progress``: plain lines on stderr (the simulator build's start and end, then one per image).
     ``budget_cycles``: the simulation's cycle budget (default :func:`cycle_budget`, from the cycle
@@ -192,14 +192,16 @@ def verify(program, indices, images: np.ndarray, *, delay: int, sim: str | None 
     the flash image it holds (default: ``program``'s own); ``clock_hz``: the clock the QSPI reader
     is built for (its deselect gap and wake-up time); ``lines``: its data lines (4: quad reads, 1:
     single-line, the ULX3S's); ``sdram_part``: the part the SDRAM controller is built for
-    (``backend="sdram"``; default the ULX3S's, which the SDRAM model always is)."""
+    (``backend="sdram"``; default the ULX3S's, which the SDRAM model always is); ``outreg``: the
+    accelerator as a board with block-RAM output registers builds it."""
     from .. import CsdformerError
     from .benchlib.runner import run_bench
     from .testbed import Testbed
 
     if not 0 <= delay <= program.T - 1:
         raise CsdformerError(f"--delay: must be in 0..T-1 = 0..{program.T - 1}, got {delay}")
-    acc = Testbed(program, backend=backend, image=image, clock_hz=clock_hz, lines=lines, sdram_part=sdram_part)
+    acc = Testbed(program, backend=backend, image=image, clock_hz=clock_hz, lines=lines, sdram_part=sdram_part,
+                  outreg=outreg)
     golden = golden_reference(program, images, delay, timing=acc.timing)
     pixels = np.transpose(images, (0, 2, 3, 1)).reshape(len(images), -1)  # (y, x, c) order
     res = run_bench(acc, "csdformer_accel", "csdformer.sim.benches.accelerator",

@@ -74,14 +74,16 @@ def _tool_env() -> Path:
 def prepare(program, images: np.ndarray, delay: int, golden: dict, folder: Path, *, indices=None,
             image: bytes | None = None,
             budget_cycles: int | None = None, heartbeat_cycles: int | None = None, opt: str = OPT,
-            jobs: int = 2, ship_runtime: bool = False, stream=None, trace_cycles: int = 0) -> tuple[str, dict]:
+            jobs: int = 2, ship_runtime: bool = False, stream=None, trace_cycles: int = 0,
+            outreg: bool = False) -> tuple[str, dict]:
     """Write ``folder``: ``design.v`` (the accelerator's Verilog without the zero initialisers),
     ``tb.cpp``, ``flash.bin`` (``image``, default the program's own), ``meta.txt`` (the images
     ``(N, C, H, W)``, their names ``indices`` and what the bench needs; ``golden``: :func:`~csdformer.sim.verify.
     golden_reference`'s, for the cycle budget; ``stream``: the backend whose timing the bench's weight
     stream answers with, default :func:`rom_stream`; ``trace_cycles``: see the module docstring) and
     ``run.sh`` (``sh run.sh verilate|make|run``);
-    ``ship_runtime``: Verilator's ``include/`` too, for a machine without it. Returns the build's
+    ``ship_runtime``: Verilator's ``include/`` too, for a machine without it; ``outreg``: the
+    accelerator as a board with block-RAM output registers builds it. Returns the build's
     key (a hash of the design, the bench and the flags) and figures of the Verilog."""
     from ..hw.accelerator import DBG_LATENCY, Accelerator
     from ..hw.common import verilog_text
@@ -89,7 +91,7 @@ def prepare(program, images: np.ndarray, delay: int, golden: dict, folder: Path,
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    acc = Accelerator(program)
+    acc = Accelerator(program, outreg=outreg)
     stream = rom_stream() if stream is None else stream
     pixels = np.transpose(images, (0, 2, 3, 1)).reshape(len(images), -1).astype(np.int64)  # (y, x, c)
     meta = {"num_classes": program.num_classes, "logit_width": acc.logit_width, "dbg_latency": DBG_LATENCY,
@@ -277,7 +279,7 @@ def cache_folder(key: str) -> Path:
 def verify_cxx(program, indices, images: np.ndarray, *, delay: int, image: bytes | None = None,
                budget_cycles: int | None = None, heartbeat_cycles: int | None = None, jobs: int = 2,
                opt: str = OPT, folder: Path | None = None, progress: bool = False, stream=None,
-               trace_cycles: int = 0) -> BusVerifyReport:
+               trace_cycles: int = 0, outreg: bool = False) -> BusVerifyReport:
     """Run ``images`` ``(N, C, H, W)`` through the bare accelerator of ``program`` in the C++
     bench, its model read from ``image`` (default: the program's own flash image), and judge every
     image as :func:`csdformer.sim.verify_bus.verify_bus` does; ``stream``: the memory backend
@@ -286,7 +288,8 @@ def verify_cxx(program, indices, images: np.ndarray, *, delay: int, image: bytes
     build is cached by the key of :func:`prepare` (``folder``: build and run there instead); the
     timing is an input of the run, not of the build. The report's ``build_s`` is 0 for a cached
     build; its ``stream`` holds the Verilog's and the build's figures too and the timing's name;
-    its ``trace``, with ``trace_cycles``, the bus of the first cycles (:func:`load_trace`)."""
+    its ``trace``, with ``trace_cycles``, the bus of the first cycles (:func:`load_trace`); ``outreg``:
+    as :func:`prepare`'s."""
     from .. import CsdformerError
     from .benchlib.runner import _alive, build_lock
 
@@ -299,7 +302,7 @@ def verify_cxx(program, indices, images: np.ndarray, *, delay: int, image: bytes
     tmp = Path(folder) if folder is not None else cache_folder("staging-" + str(os.getpid()))
     key, figures = prepare(program, images, delay, golden, tmp, indices=indices, image=image, budget_cycles=budget_cycles,
                            heartbeat_cycles=heartbeat_cycles, opt=opt, jobs=jobs, stream=stream,
-                           trace_cycles=trace_cycles)
+                           trace_cycles=trace_cycles, outreg=outreg)
     if folder is None:  # the staging folder becomes the key's build folder (or is dropped for it)
         folder = cache_folder(key)
         tmp_inputs = tmp
