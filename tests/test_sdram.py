@@ -257,6 +257,7 @@ def test_a_streamed_model_reads_the_ulx3s_sdram_a_resident_one_the_flash():
     from csdformer.artifact import load
     from csdformer.boards.cli_build import board_program, resolve_artifact, streamed
     from csdformer.boards.sdram import report_note
+    from csdformer.sim.benches.sdram_board import round_trip_window
     from csdformer.boards.soc import accelerator_core
     from csdformer.boards.targets import get_board
 
@@ -282,6 +283,8 @@ def test_a_streamed_model_reads_the_ulx3s_sdram_a_resident_one_the_flash():
             assert core.reader.timing.byte_cycles == 16 and round(ms) == 4
             assert note.startswith("weights from the SDRAM (AS4C32M16SB-7): the model is copied there from the flash "
                                    "after reset (26,339 bytes, about 4 ms at 100 MHz; `csdformer run` waits for it)")
-            assert "not been tried on a board" in note
+            assert "not been tried on a board" in note and "simulated at the pins" in note
+            lo, hi = round_trip_window()  # the window the note quotes is the bench's
+            assert f"round trip of {lo:g} to {hi:g} ns" in note
         else:
             assert note is None
